@@ -1,0 +1,46 @@
+# pg_distcount: `make demo` and `make test` do all the set-up on a fresh Debian 12 machine.
+#
+#   make demo    install what is missing, build, install, start a local cluster, run the demo
+#   make test    the same set-up, then every test layer; last line: "N passed, N failed"
+#   make stop    stop the demo cluster
+#   make psql    open psql on the demo cluster
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+export PG_CONFIG
+CLUSTER   := tests/tools/cluster.sh
+SUDO_FLAG := $(if $(filter 0,$(shell id -u)),,--sudo)
+
+.PHONY: all demo test stop psql deps install clean
+
+all: install
+
+deps:
+	@tests/tools/install_deps.sh
+
+install: deps
+	@echo "==> building and installing pg_distcount (release build; the first one takes several minutes)"
+	cargo pgrx install --release --pg-config "$(PG_CONFIG)" $(SUDO_FLAG)
+
+demo: install
+	@$(CLUSTER) start demo
+	@eval "$$($(CLUSTER) env demo)"; \
+	  psql -X -q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'distcount_demo'" | grep -q 1 \
+	    || createdb distcount_demo; \
+	  echo "==> running tests/demo.sql"; \
+	  psql -X -q -d distcount_demo -v ON_ERROR_STOP=1 -f tests/demo.sql && \
+	  echo && echo "The demo cluster is running. Connect with:" && \
+	  echo "    psql -h $$PGHOST -p $$PGPORT -U postgres distcount_demo      (or: make psql)" && \
+	  echo "Stop it with:" && echo "    make stop"
+
+psql:
+	@eval "$$($(CLUSTER) env demo)"; psql -X distcount_demo
+
+stop:
+	@$(CLUSTER) stop demo
+
+test: deps
+	@tests/tools/run_all.sh
+
+clean: stop
+	@$(CLUSTER) stop test
+	cargo clean

@@ -1,0 +1,145 @@
+//! Hand-made varlena types: the Rust side of a `CREATE TYPE` that this extension writes itself.
+//!
+//! [`sql_varlena_type!`] declares a Rust handle for one SQL type. A handle points at a
+//! detoasted varlena in the current memory context (arguments) or at a fresh palloc'd one
+//! (results); its payload is the type's own byte format. Stored varlenas are only 4-byte
+//! aligned (or 1-byte with a short header), so formats read their fields byte-wise.
+
+use pgrx::pg_sys;
+
+/// Detoasts (and decompresses) a varlena datum; short-header values may stay in place.
+///
+/// # Safety
+/// `datum` must be a non-null varlena datum.
+pub unsafe fn detoast(datum: pg_sys::Datum) -> *mut pg_sys::varlena {
+    unsafe { pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr()) }
+}
+
+/// The payload of a detoasted varlena, after its header.
+///
+/// # Safety
+/// `ptr` must point at a detoasted varlena that outlives the returned slice.
+pub unsafe fn payload<'a>(ptr: *const pg_sys::varlena) -> &'a [u8] {
+    unsafe {
+        let len = pgrx::varlena::varsize_any_exhdr(ptr);
+        let data = pgrx::varlena::vardata_any(ptr) as *const u8;
+        std::slice::from_raw_parts(data, len)
+    }
+}
+
+/// A new varlena in the current memory context holding `bytes` as its payload.
+pub fn palloc_varlena(bytes: &[u8]) -> *mut pg_sys::varlena {
+    let total = bytes.len() + pg_sys::VARHDRSZ;
+    // PostgreSQL's MaxAllocSize (1 GB - 1), the largest varlena it can palloc.
+    const MAX_ALLOC_SIZE: usize = 0x3fff_ffff;
+    if total > MAX_ALLOC_SIZE {
+        pgrx::error!("value of {} bytes is too large", bytes.len());
+    }
+    unsafe {
+        let ptr = pg_sys::palloc(total) as *mut pg_sys::varlena;
+        pgrx::varlena::set_varsize_4b(ptr, total as i32);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), pgrx::varlena::vardata_4b(ptr) as *mut u8, bytes.len());
+        ptr
+    }
+}
+
+/// The OID of a type of this extension, looked up by its qualified name.
+pub fn type_oid_of(qualified_name: &std::ffi::CStr) -> pg_sys::Oid {
+    unsafe {
+        pgrx::direct_function_call::<pg_sys::Oid>(
+            pg_sys::regtypein,
+            &[pgrx::IntoDatum::into_datum(qualified_name)],
+        )
+        .unwrap_or(pg_sys::InvalidOid)
+    }
+}
+
+/// Declares `pub struct $name`, the Rust handle of the SQL type `distcount.$sql` (created by
+/// the family's hand-written SQL script), usable as a `#[pg_extern(sql = false)]` argument and
+/// result.
+#[macro_export]
+macro_rules! sql_varlena_type {
+    ($(#[$meta:meta])* $name:ident, $sql:literal) => {
+        $(#[$meta])*
+        pub struct $name {
+            ptr: *mut ::pgrx::pg_sys::varlena,
+        }
+
+        impl $name {
+            /// A new value holding `bytes` (already in the type's format) in the current memory context.
+            pub fn from_bytes(bytes: &[u8]) -> Self {
+                Self { ptr: $crate::common::varlena::palloc_varlena(bytes) }
+            }
+
+            /// The value's bytes, in the type's format (not yet validated).
+            pub fn bytes(&self) -> &[u8] {
+                unsafe { $crate::common::varlena::payload(self.ptr) }
+            }
+        }
+
+        impl ::pgrx::datum::FromDatum for $name {
+            unsafe fn from_polymorphic_datum(
+                datum: ::pgrx::pg_sys::Datum,
+                is_null: bool,
+                _typoid: ::pgrx::pg_sys::Oid,
+            ) -> Option<Self> {
+                if is_null || datum.is_null() {
+                    None
+                } else {
+                    Some(Self { ptr: unsafe { $crate::common::varlena::detoast(datum) } })
+                }
+            }
+        }
+
+        impl ::pgrx::datum::IntoDatum for $name {
+            fn into_datum(self) -> Option<::pgrx::pg_sys::Datum> {
+                Some(::pgrx::pg_sys::Datum::from(self.ptr))
+            }
+            fn type_oid() -> ::pgrx::pg_sys::Oid {
+                $crate::common::varlena::type_oid_of(
+                    match ::std::ffi::CStr::from_bytes_with_nul(concat!("distcount.", $sql, "\0").as_bytes()) {
+                        Ok(name) => name,
+                        Err(_) => unreachable!(),
+                    },
+                )
+            }
+        }
+
+        unsafe impl ::pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for $name {
+            const TYPE_IDENT: &'static str = ::pgrx::pgrx_resolved_type!($name);
+            const TYPE_ORIGIN: ::pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+                // "External" to pgrx's SQL generator: the type is declared in our hand-written SQL.
+                ::pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+            const ARGUMENT_SQL: Result<
+                ::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+                ::pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+            > = Ok(::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::As($sql));
+            const RETURN_SQL: Result<
+                ::pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+                ::pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+            > = Ok(::pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
+                ::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::As($sql),
+            ));
+        }
+
+        unsafe impl<'fcx> ::pgrx::callconv::ArgAbi<'fcx> for $name {
+            unsafe fn unbox_arg_unchecked(arg: ::pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                unsafe { arg.unbox_arg_using_from_datum() }
+                    .unwrap_or_else(|| panic!("argument {index} must not be null"))
+            }
+            unsafe fn unbox_nullable_arg(arg: ::pgrx::callconv::Arg<'_, 'fcx>) -> ::pgrx::nullable::Nullable<Self> {
+                unsafe { arg.unbox_arg_using_from_datum() }.into()
+            }
+        }
+
+        unsafe impl ::pgrx::callconv::BoxRet for $name {
+            unsafe fn box_into<'fcx>(
+                self,
+                fcinfo: &mut ::pgrx::callconv::FcInfo<'fcx>,
+            ) -> ::pgrx::datum::Datum<'fcx> {
+                unsafe { fcinfo.return_raw_datum(::pgrx::pg_sys::Datum::from(self.ptr)) }
+            }
+        }
+    };
+}

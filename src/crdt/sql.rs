@@ -1,0 +1,294 @@
+//! SQL binding of the G-Counter and PN-Counter types. The C entry points are declared by hand
+//! in `crdt.sql` (every `#[pg_extern]` here is `sql = false`), so each function's strictness,
+//! volatility, defaults and comment sit in one readable script.
+
+use super::counter::{Counter, GCounter, GSlot, PnCounter, PnSlot, Slot};
+use crate::common::aggregate::{new_state, state_mut};
+use crate::common::error::{Error, ErrorKind};
+use crate::common::report::OrRaise;
+use crate::sql_varlena_type;
+use pgrx::prelude::*;
+use pgrx::{Internal, PgSqlErrorCode};
+use std::ffi::{CStr, CString};
+
+sql_varlena_type!(
+    /// A `distcount.gcounter` datum.
+    GCounterDatum,
+    "gcounter"
+);
+sql_varlena_type!(
+    /// A `distcount.pncounter` datum.
+    PnCounterDatum,
+    "pncounter"
+);
+
+/// Conversions between a counter and its datum handle.
+trait CounterDatum: Sized {
+    type S: Slot;
+    fn from_bytes(bytes: &[u8]) -> Self;
+    fn bytes(&self) -> &[u8];
+
+    /// Decodes a stored value. Stored values were validated on the way in, but a value can
+    /// also arrive from a binary-coercible cast or a damaged page, so the check stays.
+    fn counter(&self) -> Counter<Self::S> {
+        Counter::decode(self.bytes()).or_raise()
+    }
+
+    fn from_counter(counter: &Counter<Self::S>) -> Self {
+        Self::from_bytes(&counter.encode())
+    }
+}
+
+impl CounterDatum for GCounterDatum {
+    type S = GSlot;
+    fn from_bytes(bytes: &[u8]) -> Self {
+        GCounterDatum::from_bytes(bytes)
+    }
+    fn bytes(&self) -> &[u8] {
+        GCounterDatum::bytes(self)
+    }
+}
+
+impl CounterDatum for PnCounterDatum {
+    type S = PnSlot;
+    fn from_bytes(bytes: &[u8]) -> Self {
+        PnCounterDatum::from_bytes(bytes)
+    }
+    fn bytes(&self) -> &[u8] {
+        PnCounterDatum::bytes(self)
+    }
+}
+
+// ---- shared implementations, instantiated for both types by `counter_functions!` -----------
+
+fn text_in<D: CounterDatum>(input: &CStr) -> D {
+    let text = input.to_str().map_err(|_| Error::new(ErrorKind::InvalidText, "input is not valid UTF-8"));
+    D::from_counter(&Counter::<D::S>::parse_text(text.or_raise()).or_raise())
+}
+
+fn text_out<D: CounterDatum>(value: D) -> CString {
+    CString::new(value.counter().to_text()).expect("counter text has no NUL")
+}
+
+/// Binary receive: the whole remaining message is the value's bytes.
+fn binary_recv<D: CounterDatum>(buf: Internal) -> D {
+    let Some(datum) = buf.unwrap() else { error!("receive function called without a buffer") };
+    let info = unsafe { &mut *datum.cast_mut_ptr::<pg_sys::StringInfoData>() };
+    let start = info.cursor as usize;
+    let end = info.len as usize;
+    let bytes = unsafe { std::slice::from_raw_parts((info.data as *const u8).add(start), end - start) };
+    let counter = Counter::<D::S>::decode(bytes).or_raise();
+    info.cursor = info.len;
+    D::from_counter(&counter)
+}
+
+fn from_bytea<D: CounterDatum>(bytes: &[u8]) -> D {
+    D::from_counter(&Counter::<D::S>::decode(bytes).or_raise())
+}
+
+/// Merge; a NULL side counts as empty, so `NULL || c` is `c`. Both NULL give NULL.
+fn merge<D: CounterDatum>(a: Option<D>, b: Option<D>) -> Option<D> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(x), None) | (None, Some(x)) => Some(D::from_counter(&x.counter())),
+        (Some(a), Some(b)) => Some(D::from_counter(&a.counter().merge(&b.counter()).or_raise())),
+    }
+}
+
+fn lattice_le<D: CounterDatum>(a: D, b: D) -> bool {
+    a.counter().le(&b.counter())
+}
+
+fn increment<D: CounterDatum>(
+    counter: Option<D>,
+    by: Option<i64>,
+    node: Option<&str>,
+    add: fn(&mut Counter<D::S>, &str, i64) -> crate::common::error::Result<()>,
+) -> D {
+    let mut state = counter.map(|c| c.counter()).unwrap_or_default();
+    let Some(node) = node else {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "node id must not be NULL",
+            "Set pg_distcount.node_id or pass a node id; distcount.node_id() is the default."
+        );
+    };
+    if let Some(by) = by {
+        add(&mut state, node, by).or_raise();
+    }
+    D::from_counter(&state)
+}
+
+// ---- aggregate support: internal state is a decoded Counter in the aggregate context --------
+
+fn agg_trans<D: CounterDatum>(mut state: Internal, value: Option<D>, fcinfo: pg_sys::FunctionCallInfo) -> Internal
+where
+    D::S: 'static,
+{
+    if !state.initialized() {
+        state = new_state(fcinfo, Counter::<D::S>::new());
+    }
+    if let Some(value) = value {
+        let counter = unsafe { state_mut::<Counter<D::S>>(&mut state) }.expect("state");
+        counter.merge_from(&value.counter()).or_raise();
+    }
+    state
+}
+
+fn agg_combine<D: CounterDatum>(mut a: Internal, mut b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal
+where
+    D::S: 'static,
+{
+    let theirs = unsafe { state_mut::<Counter<D::S>>(&mut b) }.map(|c| c.clone());
+    match (a.initialized(), theirs) {
+        (_, None) => a,
+        // Copy: the second state may live in a shorter-lived context than the aggregate's.
+        (false, Some(theirs)) => new_state(fcinfo, theirs),
+        (true, Some(theirs)) => {
+            unsafe { state_mut::<Counter<D::S>>(&mut a) }.expect("state").merge_from(&theirs).or_raise();
+            a
+        }
+    }
+}
+
+fn agg_serial<D: CounterDatum>(mut state: Internal) -> Vec<u8>
+where
+    D::S: 'static,
+{
+    unsafe { state_mut::<Counter<D::S>>(&mut state) }.map(|c| c.encode()).unwrap_or_else(|| Counter::<D::S>::new().encode())
+}
+
+fn agg_deserial<D: CounterDatum>(bytes: &[u8], fcinfo: pg_sys::FunctionCallInfo) -> Internal
+where
+    D::S: 'static,
+{
+    new_state(fcinfo, Counter::<D::S>::decode(bytes).or_raise())
+}
+
+/// Zero input rows give an empty counter, not NULL.
+fn agg_final<D: CounterDatum>(mut state: Internal) -> D
+where
+    D::S: 'static,
+{
+    match unsafe { state_mut::<Counter<D::S>>(&mut state) } {
+        Some(counter) => D::from_counter(counter),
+        None => D::from_counter(&Counter::new()),
+    }
+}
+
+/// Declares the `#[pg_extern]` entry points that both counter types share.
+macro_rules! counter_functions {
+    ($datum:ty {
+        in: $in_fn:ident, out: $out_fn:ident, recv: $recv_fn:ident, send: $send_fn:ident,
+        from_bytea: $from_bytea_fn:ident, merge: $merge_fn:ident, le: $le_fn:ident, ge: $ge_fn:ident,
+        trans: $trans_fn:ident, combine: $combine_fn:ident, serial: $serial_fn:ident,
+        deserial: $deserial_fn:ident, final: $final_fn:ident $(,)?
+    }) => {
+        #[pg_extern(sql = false)]
+        fn $in_fn(input: &CStr) -> $datum {
+            text_in(input)
+        }
+        #[pg_extern(sql = false)]
+        fn $out_fn(value: $datum) -> CString {
+            text_out(value)
+        }
+        #[pg_extern(sql = false)]
+        fn $recv_fn(buf: Internal) -> $datum {
+            binary_recv(buf)
+        }
+        #[pg_extern(sql = false)]
+        fn $send_fn(value: $datum) -> Vec<u8> {
+            // Validate before sending, so damaged bytes never leave the server as valid data.
+            value.counter().encode()
+        }
+        #[pg_extern(sql = false)]
+        fn $from_bytea_fn(bytes: &[u8]) -> $datum {
+            from_bytea(bytes)
+        }
+        #[pg_extern(sql = false)]
+        fn $merge_fn(a: Option<$datum>, b: Option<$datum>) -> Option<$datum> {
+            merge(a, b)
+        }
+        #[pg_extern(sql = false)]
+        fn $le_fn(a: $datum, b: $datum) -> bool {
+            lattice_le(a, b)
+        }
+        #[pg_extern(sql = false)]
+        fn $ge_fn(a: $datum, b: $datum) -> bool {
+            lattice_le(b, a)
+        }
+        #[pg_extern(sql = false)]
+        fn $trans_fn(state: Internal, value: Option<$datum>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+            agg_trans(state, value, fcinfo)
+        }
+        #[pg_extern(sql = false)]
+        fn $combine_fn(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+            agg_combine::<$datum>(a, b, fcinfo)
+        }
+        #[pg_extern(sql = false)]
+        fn $serial_fn(state: Internal) -> Vec<u8> {
+            agg_serial::<$datum>(state)
+        }
+        #[pg_extern(sql = false)]
+        fn $deserial_fn(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+            agg_deserial::<$datum>(bytes, fcinfo)
+        }
+        #[pg_extern(sql = false)]
+        fn $final_fn(state: Internal) -> $datum {
+            agg_final(state)
+        }
+    };
+}
+
+counter_functions!(GCounterDatum {
+    in: gcounter_in, out: gcounter_out, recv: gcounter_recv, send: gcounter_send,
+    from_bytea: gcounter_from_bytea, merge: gcounter_merge, le: gcounter_le, ge: gcounter_ge,
+    trans: gcounter_merge_trans, combine: gcounter_merge_combine, serial: gcounter_merge_serial,
+    deserial: gcounter_merge_deserial, final: gcounter_merge_final,
+});
+
+counter_functions!(PnCounterDatum {
+    in: pncounter_in, out: pncounter_out, recv: pncounter_recv, send: pncounter_send,
+    from_bytea: pncounter_from_bytea, merge: pncounter_merge, le: pncounter_le, ge: pncounter_ge,
+    trans: pncounter_merge_trans, combine: pncounter_merge_combine, serial: pncounter_merge_serial,
+    deserial: pncounter_merge_deserial, final: pncounter_merge_final,
+});
+
+// ---- functions whose shape differs between the two types ------------------------------------
+
+#[pg_extern(sql = false)]
+fn gcounter_inc(counter: Option<GCounterDatum>, by: Option<i64>, node: Option<&str>) -> GCounterDatum {
+    increment(counter, by, node, GCounter::increment)
+}
+
+#[pg_extern(sql = false)]
+fn pncounter_inc(counter: Option<PnCounterDatum>, by: Option<i64>, node: Option<&str>) -> PnCounterDatum {
+    increment(counter, by, node, PnCounter::increment)
+}
+
+#[pg_extern(sql = false)]
+fn gcounter_value(counter: GCounterDatum) -> i64 {
+    counter.counter().value().or_raise()
+}
+
+#[pg_extern(sql = false)]
+fn pncounter_value(counter: PnCounterDatum) -> i64 {
+    counter.counter().value().or_raise()
+}
+
+#[pg_extern(sql = false)]
+fn gcounter_entries(
+    counter: GCounterDatum,
+) -> TableIterator<'static, (name!(node, String), name!(count, i64))> {
+    let rows: Vec<_> = counter.counter().slots().iter().map(|(node, s)| (node.clone(), s.0)).collect();
+    TableIterator::new(rows)
+}
+
+#[pg_extern(sql = false)]
+fn pncounter_entries(
+    counter: PnCounterDatum,
+) -> TableIterator<'static, (name!(node, String), name!(p, i64), name!(n, i64))> {
+    let rows: Vec<_> = counter.counter().slots().iter().map(|(node, s)| (node.clone(), s.p, s.n)).collect();
+    TableIterator::new(rows)
+}

@@ -1,0 +1,28 @@
+//! pg_distcount: counting at scale inside PostgreSQL.
+//!
+//! One folder per family; inside each, the pure algorithm (no pgrx) is apart from its SQL
+//! binding. Shared pieces live in `common`. Everything is created in schema `distcount`
+//! (fixed by the control file).
+
+use pgrx::prelude::*;
+
+pub mod common;
+pub mod crdt;
+mod settings;
+
+pgrx::pg_module_magic!();
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::register();
+}
+
+/// Hooks for `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

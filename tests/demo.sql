@@ -1,0 +1,39 @@
+-- pg_distcount demo: what `make demo` runs. Every family that exists so far, with real output.
+\pset footer off
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_distcount;
+SET search_path = public, distcount;
+
+\echo
+\echo '== G-Counter: node A increments to 5, B to 3, C to 7; merging by the maximum per node =='
+SELECT gcounter_inc(NULL, 5, 'A') || gcounter_inc(NULL, 3, 'B') || gcounter_inc(NULL, 7, 'C') AS merged,
+       gcounter_value(gcounter_inc(NULL, 5, 'A') || gcounter_inc(NULL, 3, 'B') || gcounter_inc(NULL, 7, 'C')) AS total;
+
+\echo '== A re-delivered or older state changes nothing (merge is idempotent) =='
+SELECT '{"A": 5, "B": 3, "C": 7}'::gcounter || '{"A": 4, "C": 7}' AS after_stale_redelivery;
+
+\echo
+\echo '== PN-Counter: P {A: 10, B: 5, C: 8}, N {A: 2, B: 1, C: 0} =='
+SELECT c AS pncounter, pncounter_value(c) AS value
+FROM (SELECT '{"A": [10, 2], "B": [5, 1], "C": [8, 0]}'::pncounter AS c) s;
+SELECT * FROM pncounter_entries('{"A": [10, 2], "B": [5, 1], "C": [8, 0]}');
+
+\echo
+\echo '== Three regions count likes locally, then merge into one total =='
+DROP TABLE IF EXISTS region_likes;
+CREATE TABLE region_likes (region text PRIMARY KEY, likes pncounter);
+INSERT INTO region_likes VALUES ('tokyo', NULL), ('virginia', NULL), ('frankfurt', NULL);
+-- Each region writes only its own slot: 1,200 likes in Tokyo (and 15 unlikes), 800 in
+-- Virginia, 450 in Frankfurt (and 5 unlikes).
+UPDATE region_likes SET likes = pncounter_inc(likes, 1200, region) WHERE region = 'tokyo';
+UPDATE region_likes SET likes = pncounter_inc(likes, -15, region) WHERE region = 'tokyo';
+UPDATE region_likes SET likes = pncounter_inc(likes, 800, region) WHERE region = 'virginia';
+UPDATE region_likes SET likes = pncounter_inc(likes, 450, region) WHERE region = 'frankfurt';
+UPDATE region_likes SET likes = pncounter_inc(likes, -5, region) WHERE region = 'frankfurt';
+SELECT region, likes, pncounter_value(likes) AS local_value FROM region_likes ORDER BY region;
+SELECT pncounter_merge_agg(likes) AS merged, pncounter_value(pncounter_merge_agg(likes)) AS global_likes
+FROM region_likes;
+
+\echo
+\echo '== The local node id (pg_distcount.node_id, else made at CREATE EXTENSION) =='
+SELECT node_id(), gcounter_inc(NULL) AS incremented_here;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The demo script of `make demo` runs without error and shows the worked examples' totals.
+source "$(dirname "$0")/../tools/integration_lib.sh"
+dropdb --if-exists dc_demo
+createdb dc_demo
+out="$(psql -X -v ON_ERROR_STOP=1 -d dc_demo -f "$(dirname "$0")/../demo.sql")"
+echo "$out"
+check "worked G-Counter example: {A: 5, B: 3, C: 7}, total 15" "yes" \
+    "$(grep -Eq '\{"A": 5, "B": 3, "C": 7\} +\| +15$' <<<"$out" && echo yes || echo no)"
+check "worked PN-Counter example: value 20" "yes" \
+    "$(grep -Eq '\{"A": \[10, 2\], "B": \[5, 1\], "C": \[8, 0\]\} +\| +20$' <<<"$out" && echo yes || echo no)"
+check "three regions merge to 2430 likes" "yes" \
+    "$(grep -Eq '"virginia": \[800, 0\]\} +\| +2430$' <<<"$out" && echo yes || echo no)"
+dropdb dc_demo
+finish

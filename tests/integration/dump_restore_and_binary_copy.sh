@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Counter columns survive binary COPY out and in, and pg_dump/pg_restore, byte for byte;
+# a restored database gets a node id of its own instead of the original's.
+source "$(dirname "$0")/../tools/integration_lib.sh"
+WORK="$(mktemp -d)"
+chmod 777 "$WORK"
+trap 'rm -rf "$WORK"' EXIT
+
+fresh_db dc_source
+sql -d dc_source <<'SQL'
+CREATE TABLE likes (post bigint PRIMARY KEY, g distcount.gcounter, p distcount.pncounter);
+INSERT INTO likes
+SELECT i,
+       distcount.gcounter_inc(distcount.gcounter_inc(NULL, i, 'tokyo'), i * 2, 'virginia'),
+       distcount.pncounter_inc(distcount.pncounter_inc(NULL, i, 'tokyo'), -(i % 5), 'frankfurt')
+FROM generate_series(1, 2000) i;
+-- Some NULLs, an empty counter, a counter at the slot limit and awkward node ids.
+INSERT INTO likes VALUES (-1, NULL, NULL), (-2, '{}', '{}'),
+    (-3, '{"quote\"d": 1, "日本": 2, "tab\t": 3}', '{"x": [1, 2]}');
+INSERT INTO likes
+SELECT -4, distcount.gcounter_merge_agg(distcount.gcounter_inc(NULL, 1, 'n' || i)), NULL
+FROM generate_series(1, 4096) i;
+SQL
+fingerprint="SELECT md5(string_agg(post || ':' || coalesce(g::bytea::text, 'null') || ':' || coalesce(p::bytea::text, 'null'), ',' ORDER BY post)) FROM likes"
+source_print="$(sql -d dc_source -c "$fingerprint")"
+source_node="$(sql -d dc_source -c "SELECT distcount.node_id()")"
+
+# Binary COPY: send/recv round trip.
+sql -d dc_source -c "COPY likes TO '$WORK/likes.bin' WITH (FORMAT binary)"
+sql -d dc_source -c "CREATE TABLE likes_copy (LIKE likes)"
+sql -d dc_source -c "COPY likes_copy FROM '$WORK/likes.bin' WITH (FORMAT binary)"
+check "binary COPY round trip is byte-identical" "0" \
+    "$(sql -d dc_source -c "SELECT count(*) FROM likes l FULL JOIN likes_copy c USING (post)
+                            WHERE l.g::bytea IS DISTINCT FROM c.g::bytea OR l.p::bytea IS DISTINCT FROM c.p::bytea")"
+# Text COPY too.
+sql -d dc_source -c "COPY likes TO '$WORK/likes.txt'"
+sql -d dc_source -c "TRUNCATE likes_copy"
+sql -d dc_source -c "COPY likes_copy FROM '$WORK/likes.txt'"
+check "text COPY round trip is byte-identical" "0" \
+    "$(sql -d dc_source -c "SELECT count(*) FROM likes l FULL JOIN likes_copy c USING (post)
+                            WHERE l.g::bytea IS DISTINCT FROM c.g::bytea OR l.p::bytea IS DISTINCT FROM c.p::bytea")"
+# Forged bytes in a binary COPY stream are refused with the binary-format SQLSTATE.
+python3 - "$WORK/likes.bin" "$WORK/forged.bin" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], 'rb').read())
+i = data.find(b'virginia')          # a node id inside a gcounter
+data[i - 1] = 200                   # its length byte, now out of range
+open(sys.argv[2], 'wb').write(data)
+PY
+forged_error="$(psql -X -tA -v VERBOSITY=verbose -d dc_source \
+    -c "COPY likes_copy FROM '$WORK/forged.bin' WITH (FORMAT binary)" 2>&1 || true)"
+echo "$forged_error" | head -2
+check "forged binary COPY input is refused with 22P03" "ERROR:  22P03: invalid binary data for type gcounter" \
+    "$(echo "$forged_error" | head -1)"
+
+# pg_dump / pg_restore into a fresh database.
+pg_dump -Fc -d dc_source -f "$WORK/source.dump"
+dropdb --if-exists dc_restored
+createdb dc_restored
+pg_restore -d dc_restored "$WORK/source.dump"
+check "pg_dump/pg_restore keeps every counter byte-identical" "$source_print" \
+    "$(sql -d dc_restored -c "$fingerprint")"
+check "values survive the restore" "$(sql -d dc_source -c "SELECT sum(distcount.gcounter_value(g)) FROM likes")" \
+    "$(sql -d dc_restored -c "SELECT sum(distcount.gcounter_value(g)) FROM likes")"
+restored_node="$(sql -d dc_restored -c "SELECT distcount.node_id()")"
+check "the restored database writes under a node id of its own" "different" \
+    "$([ -n "$restored_node" ] && [ "$restored_node" != "$source_node" ] && echo different || echo "same: $restored_node")"
+
+dropdb dc_source
+dropdb dc_restored
+finish

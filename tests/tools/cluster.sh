@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# A local PostgreSQL 15 cluster for the demo and the tests, kept under target/.
+#
+#   cluster.sh start NAME [extra postgresql.conf lines...]   start (initdb first if needed)
+#   cluster.sh stop NAME                                     stop, if running
+#   cluster.sh env NAME                                      print PGHOST/PGPORT/PGUSER exports
+#
+# As root the cluster belongs to the `postgres` user (initdb and pg_ctl refuse root); otherwise
+# to the current user. It listens only on its own socket directory, on a free port.
+set -euo pipefail
+
+PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
+BINDIR="$("$PG_CONFIG" --bindir)"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cmd="$1"; name="$2"; shift 2
+DIR="$ROOT/target/clusters/$name"
+DATA="$DIR/data"
+SOCK="$DIR/socket"
+
+if [ "$(id -u)" = 0 ]; then
+    OWNER=postgres
+    as_owner() { runuser -u postgres -- "$@"; }
+else
+    OWNER="$(id -un)"
+    as_owner() { "$@"; }
+fi
+
+# Free: nothing listens on it over TCP or in /tmp, and no other cluster of ours claims it.
+port_is_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$1" ] &&
+        ! find "$ROOT/target/clusters" -name port -not -path "$DIR/port" -exec cat {} + 2>/dev/null | grep -qx "$1"
+}
+
+running() { [ -f "$DATA/postmaster.pid" ] && as_owner "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
+
+case "$cmd" in
+start)
+    if running; then
+        echo "==> cluster $name already running on port $(cat "$DIR/port")"
+        exit 0
+    fi
+    mkdir -p "$DIR"
+    # The owner must reach the data directory through target/.
+    chmod o+x "$ROOT" "$ROOT/target" "$ROOT/target/clusters" 2>/dev/null || true
+    if [ ! -f "$DATA/PG_VERSION" ]; then
+        echo "==> initdb $DATA (owner $OWNER)"
+        mkdir -p "$DATA" "$SOCK"
+        chown "$OWNER" "$DIR" "$DATA" "$SOCK"
+        as_owner "$BINDIR/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log"
+        {
+            echo "listen_addresses = ''"
+            echo "unix_socket_directories = '$SOCK'"
+            echo "wal_level = logical"
+            echo "max_wal_senders = 10"
+            echo "max_replication_slots = 10"
+            echo "fsync = on"
+            for line in "$@"; do echo "$line"; done
+        } | as_owner tee -a "$DATA/postgresql.conf" >/dev/null
+    fi
+    if [ ! -f "$DIR/port" ] || ! port_is_free "$(cat "$DIR/port")"; then
+        port=55432
+        while ! port_is_free "$port"; do port=$((port + 1)); done
+        echo "$port" >"$DIR/port"
+    fi
+    port="$(cat "$DIR/port")"
+    echo "==> starting cluster $name on port $port (socket $SOCK)"
+    as_owner "$BINDIR/pg_ctl" -D "$DATA" -l "$DIR/server.log" -o "-p $port" -w -t 60 start >/dev/null
+    ;;
+stop)
+    if running; then
+        echo "==> stopping cluster $name"
+        as_owner "$BINDIR/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+    fi
+    ;;
+env)
+    echo "export PGHOST='$SOCK' PGPORT='$(cat "$DIR/port")' PGUSER=postgres PATH='$BINDIR':\"\$PATH\""
+    ;;
+*)
+    echo "usage: $0 start|stop|env NAME" >&2
+    exit 2
+    ;;
+esac

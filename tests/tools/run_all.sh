@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Runs every test layer and ends with one line: "N passed, N failed".
+#   1. pure Rust unit/property tests and #[pg_test]s   (cargo pgrx test)
+#   2. pg_regress golden files                         (tests/pg_regress)
+#   3. integration scripts                             (tests/integration/*.sh)
+# Each layer's full output is kept under target/test-logs/.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
+export PG_CONFIG
+LOGS="$ROOT/target/test-logs"
+mkdir -p "$LOGS"
+passed=0
+failed=0
+failures=()
+
+say() { printf '\n==> %s\n' "$*"; }
+record() { # record NAME STATUS
+    if [ "$2" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+}
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# ---- 1. cargo pgrx test ---------------------------------------------------------------------
+say "layer 1: Rust unit and property tests, and #[pg_test]s (cargo pgrx test pg15)"
+if is_root; then
+    mkdir -p target/pgrx-test && chown postgres target/pgrx-test && chmod o+x "$ROOT" target
+    runas=(--runas postgres --pgdata "$ROOT/target/pgrx-test")
+else
+    runas=()
+fi
+cargo pgrx test pg15 "${runas[@]}" 2>&1 | tee "$LOGS/cargo-pgrx-test.log"
+cargo_status=${PIPESTATUS[0]}
+# Sum "test result: ok. 12 passed; 0 failed; ..." over all test binaries.
+read -r rust_passed rust_failed < <(grep -E '^test result:' "$LOGS/cargo-pgrx-test.log" |
+    sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
+passed=$((passed + rust_passed))
+failed=$((failed + rust_failed))
+if [ "$cargo_status" != 0 ] && [ "$rust_failed" = 0 ]; then
+    record "cargo pgrx test (exit $cargo_status, see $LOGS/cargo-pgrx-test.log)" 1
+elif [ "$rust_failed" != 0 ]; then
+    failures+=("$rust_failed Rust test(s), see $LOGS/cargo-pgrx-test.log")
+fi
+
+# ---- the release build, installed, on a fresh test cluster ---------------------------------
+say "installing the release build (cargo pgrx install --release)"
+sudo_flag=()
+is_root || sudo_flag=(--sudo)
+cargo pgrx install --release --pg-config "$PG_CONFIG" "${sudo_flag[@]}" 2>&1 | tee "$LOGS/install.log"
+if [ "${PIPESTATUS[0]}" != 0 ]; then
+    record "cargo pgrx install" 1
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+tests/tools/cluster.sh stop test >/dev/null 2>&1
+rm -rf target/clusters/test
+tests/tools/cluster.sh start test "max_worker_processes = 16" || { record "start test cluster" 1; echo "$passed passed, $failed failed"; exit 1; }
+eval "$(tests/tools/cluster.sh env test)"
+
+# ---- 2. pg_regress --------------------------------------------------------------------------
+say "layer 2: pg_regress golden files (tests/pg_regress)"
+PG_REGRESS="$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress"
+schedule=(setup $(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//' | grep -vx setup))
+rm -rf target/regress && mkdir -p target/regress
+"$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user=postgres --bindir="$("$PG_CONFIG" --bindir)" \
+    --inputdir=tests/pg_regress --outputdir=target/regress --dbname=distcount_regress \
+    "${schedule[@]}" 2>&1 | tee "$LOGS/pg_regress.log"
+regress_status=${PIPESTATUS[0]}
+before=$failed
+while read -r name status; do
+    record "pg_regress $name" "$([ "$status" = ok ] && echo 0 || echo 1)"
+done < <(sed -nE 's/^(not ok|ok|test)? *[0-9]* *[-+]? *([a-z0-9_]+) +\.\.\. +(ok|FAILED|failed).*/\2 \3/p' "$LOGS/pg_regress.log")
+if [ "$regress_status" != 0 ] && [ "$failed" = "$before" ]; then
+    record "pg_regress (exit $regress_status, see $LOGS/pg_regress.log)" 1
+fi
+if [ -s target/regress/regression.diffs ]; then
+    echo "--- differences (target/regress/regression.diffs) ---"
+    head -100 target/regress/regression.diffs
+fi
+
+# ---- 3. integration -------------------------------------------------------------------------
+for script in tests/integration/*.sh; do
+    name="$(basename "$script" .sh)"
+    say "layer 3: integration $name"
+    if bash "$script" 2>&1 | tee "$LOGS/integration-$name.log"; then
+        record "integration $name" 0
+    else
+        record "integration $name" 1
+    fi
+done
+
+tests/tools/cluster.sh stop test >/dev/null 2>&1
+
+say "summary"
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
