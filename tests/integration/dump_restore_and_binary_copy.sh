@@ -25,20 +25,18 @@ fingerprint="SELECT md5(string_agg(post || ':' || coalesce(g::bytea::text, 'null
 source_print="$(sql -d dc_source -c "$fingerprint")"
 source_node="$(sql -d dc_source -c "SELECT distcount.node_id()")"
 
-# Binary COPY: send/recv round trip.
-sql -d dc_source -c "COPY likes TO '$WORK/likes.bin' WITH (FORMAT binary)"
+# COPY out and back in, in binary (send/recv) and text (out/in) format: byte-identical.
 sql -d dc_source -c "CREATE TABLE likes_copy (LIKE likes)"
-sql -d dc_source -c "COPY likes_copy FROM '$WORK/likes.bin' WITH (FORMAT binary)"
-check "binary COPY round trip is byte-identical" "0" \
-    "$(sql -d dc_source -c "SELECT count(*) FROM likes l FULL JOIN likes_copy c USING (post)
-                            WHERE l.g::bytea IS DISTINCT FROM c.g::bytea OR l.p::bytea IS DISTINCT FROM c.p::bytea")"
-# Text COPY too.
-sql -d dc_source -c "COPY likes TO '$WORK/likes.txt'"
-sql -d dc_source -c "TRUNCATE likes_copy"
-sql -d dc_source -c "COPY likes_copy FROM '$WORK/likes.txt'"
-check "text COPY round trip is byte-identical" "0" \
-    "$(sql -d dc_source -c "SELECT count(*) FROM likes l FULL JOIN likes_copy c USING (post)
-                            WHERE l.g::bytea IS DISTINCT FROM c.g::bytea OR l.p::bytea IS DISTINCT FROM c.p::bytea")"
+copy_round_trip() { # FORMAT FILE
+    sql -d dc_source -c "COPY likes TO '$2' WITH (FORMAT $1)"
+    sql -d dc_source -c "TRUNCATE likes_copy"
+    sql -d dc_source -c "COPY likes_copy FROM '$2' WITH (FORMAT $1)"
+    check "$1 COPY round trip is byte-identical" "0" \
+        "$(sql -d dc_source -c "SELECT count(*) FROM likes l FULL JOIN likes_copy c USING (post)
+                                WHERE l.g::bytea IS DISTINCT FROM c.g::bytea OR l.p::bytea IS DISTINCT FROM c.p::bytea")"
+}
+copy_round_trip binary "$WORK/likes.bin"
+copy_round_trip text "$WORK/likes.txt"
 # Forged bytes in a binary COPY stream are refused with the binary-format SQLSTATE.
 python3 - "$WORK/likes.bin" "$WORK/forged.bin" <<'PY'
 import sys
