@@ -1,8 +1,9 @@
-//! Pieces every family shares. `error` and `text` are pure Rust; `report`, `varlena` and
+//! Pieces every family shares. `error`, `hash` and `text` are pure Rust; `report`, `varlena` and
 //! `aggregate` bind them to PostgreSQL.
 
 pub mod aggregate;
 pub mod error;
+pub mod hash;
 pub mod report;
 pub mod text;
 pub mod varlena;
