@@ -2,6 +2,7 @@
 #
 #   make demo    install what is missing, build, install, start a local cluster, run the demo
 #   make test    the same set-up, then every test layer; last line: "N passed, N failed"
+#   make bench   benchmarks (tests/bench/), each against its anchor, medians and ratios
 #   make stop    stop the demo cluster
 #   make psql    open psql on the demo cluster
 
@@ -10,7 +11,7 @@ export PG_CONFIG
 CLUSTER   := tests/tools/cluster.sh
 SUDO_FLAG := $(if $(filter 0,$(shell id -u)),,--sudo)
 
-.PHONY: all demo test stop psql deps install clean
+.PHONY: all demo test bench stop psql deps install clean
 
 all: install
 
@@ -40,6 +41,9 @@ stop:
 
 test: deps
 	@tests/tools/run_all.sh
+
+bench: install
+	@tests/bench/run.sh
 
 clean: stop
 	@$(CLUSTER) stop test

@@ -48,6 +48,8 @@ pub trait Slot: Copy + Eq + Default + std::fmt::Debug {
     fn decode(bytes: &[u8]) -> std::result::Result<Self, &'static str>;
     fn write_text(&self, out: &mut String);
     fn read_text(reader: &mut TextReader) -> Result<Self>;
+    /// Component-wise sum, `None` on overflow (used to fold a retired node's slot).
+    fn checked_add(self, other: Self) -> Option<Self>;
 }
 
 /// G-Counter slot: the node's increment total.
@@ -105,6 +107,9 @@ impl Slot for GSlot {
     fn read_text(reader: &mut TextReader) -> Result<Self> {
         Ok(GSlot(read_count(reader)?))
     }
+    fn checked_add(self, other: Self) -> Option<Self> {
+        self.0.checked_add(other.0).map(GSlot)
+    }
 }
 
 impl Slot for PnSlot {
@@ -142,6 +147,9 @@ impl Slot for PnSlot {
         let n = read_count(reader)?;
         reader.expect(b']')?;
         Ok(PnSlot { p, n })
+    }
+    fn checked_add(self, other: Self) -> Option<Self> {
+        Some(PnSlot { p: self.p.checked_add(other.p)?, n: self.n.checked_add(other.n)? })
     }
 }
 
@@ -309,6 +317,27 @@ impl<S: Slot> Counter<S> {
             .cloned()
             .collect();
         Counter { slots }
+    }
+
+    /// Folds the slot of `retired` (a node that will never write again) into the slot of
+    /// `into`, keeping the value. Without a `retired` slot the counter is returned unchanged.
+    pub fn fold_slot(&self, retired: &str, into: &str) -> Result<Self> {
+        if retired == into {
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                format!("cannot fold node \"{retired}\" into itself"),
+            ));
+        }
+        validate_node_id(into).map_err(|m| Error::new(ErrorKind::InvalidParameter, m))?;
+        let Ok(index) = self.find(retired) else {
+            return Ok(self.clone());
+        };
+        let mut out = self.clone();
+        let (_, folded) = out.slots.remove(index);
+        out.update_slot(into, |s| {
+            s.checked_add(folded).ok_or_else(|| out_of_range(&format!("{} slot", S::TYPE_NAME)))
+        })?;
+        Ok(out)
     }
 
     pub fn encoded_len(&self) -> usize {

@@ -5,25 +5,61 @@
 -- Node identity
 -- ---------------------------------------------------------------------------------------------
 
--- One row: the id this database writes its counter slots under. Deliberately not dumped by
--- pg_dump (not a configuration table): a restored or cloned database gets a fresh id from
--- CREATE EXTENSION instead of writing into the original's slots.
-CREATE TABLE node (
-    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    id         text NOT NULL CHECK (octet_length(id) BETWEEN 1 AND 63),
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-INSERT INTO node (id) VALUES (pg_catalog.gen_random_uuid()::text);
-COMMENT ON TABLE node IS 'The local node id used by gcounter_inc and pncounter_inc (one row, made at CREATE EXTENSION).';
-
-CREATE FUNCTION node_id() RETURNS text
-    LANGUAGE sql STABLE PARALLEL SAFE
+-- Where this database runs: compared with where its node id was made, to catch copies
+-- (restored backups, clones, promoted standbys). The timeline is NULL during recovery.
+CREATE FUNCTION node_fingerprint(
+    OUT system_identifier bigint, OUT timeline_id integer, OUT database_oid oid, OUT data_directory text)
+    LANGUAGE sql VOLATILE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
-        SELECT coalesce(nullif(current_setting('pg_distcount.node_id', true), ''),
-                        (SELECT n.id FROM distcount.node n))
+        SELECT s.system_identifier,
+               CASE WHEN pg_is_in_recovery() THEN NULL
+                    ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::integer END,
+               (SELECT oid FROM pg_database WHERE datname = current_database()),
+               current_setting('data_directory')
+        FROM pg_control_system() s
     $$;
-COMMENT ON FUNCTION node_id() IS 'The local node id: the setting pg_distcount.node_id when set, else the id made at CREATE EXTENSION.';
+COMMENT ON FUNCTION node_fingerprint() IS 'Where this database runs now: system identifier, WAL timeline, database OID, data directory.';
+
+-- One row: the id this database writes its counter slots under, and the fingerprint of where
+-- it was made. Deliberately not dumped by pg_dump (not a configuration table): a restored
+-- database gets a fresh id from CREATE EXTENSION instead of writing into the original's slots.
+CREATE TABLE node (
+    singleton         boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    id                text NOT NULL CHECK (octet_length(id) BETWEEN 1 AND 63),
+    system_identifier bigint NOT NULL,
+    timeline_id       integer,
+    database_oid      oid NOT NULL,
+    data_directory    text NOT NULL,
+    previous_id       text,
+    created_at        timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO node (id, system_identifier, timeline_id, database_oid, data_directory)
+SELECT pg_catalog.gen_random_uuid()::text, f.* FROM node_fingerprint() f;
+COMMENT ON TABLE node IS 'The local node id (one row, made at CREATE EXTENSION) and the fingerprint of where it was made.';
+REVOKE ALL ON node FROM PUBLIC;
+
+CREATE FUNCTION node_id() RETURNS text
+    VOLATILE PARALLEL RESTRICTED SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'node_id_wrapper';
+COMMENT ON FUNCTION node_id() IS 'The local node id: pg_distcount.node_id when set, else the id in distcount.node, checked against this database''s fingerprint (see pg_distcount.on_node_copy).';
+
+CREATE FUNCTION node_rotate() RETURNS text
+    VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'node_rotate_wrapper';
+REVOKE ALL ON FUNCTION node_rotate() FROM PUBLIC;
+COMMENT ON FUNCTION node_rotate() IS 'Gives this database a new node id (the old one is kept in distcount.node.previous_id); for copies of a node.';
+
+-- Nodes that will never write again, and the live node whose slot absorbs theirs.
+CREATE TABLE retired_node (
+    id         text PRIMARY KEY CHECK (octet_length(id) BETWEEN 1 AND 63),
+    into_id    text NOT NULL CHECK (octet_length(into_id) BETWEEN 1 AND 63 AND into_id <> id),
+    retired_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE retired_node IS 'Retired node ids and the node each is folded into; record a retirement on every node, only after the retired node''s last state has reached every peer.';
+SELECT pg_catalog.pg_extension_config_dump('retired_node', '');
 
 -- ---------------------------------------------------------------------------------------------
 -- Types
@@ -259,3 +295,93 @@ CREATE AGGREGATE pncounter_merge_agg(pncounter) (
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE pncounter_merge_agg(pncounter) IS 'Merges all counters (NULLs skipped); zero rows give an empty counter.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Deltas and retired nodes
+-- ---------------------------------------------------------------------------------------------
+
+CREATE FUNCTION gcounter_delta(newer gcounter, older gcounter) RETURNS gcounter
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'gcounter_delta_wrapper';
+COMMENT ON FUNCTION gcounter_delta(gcounter, gcounter) IS 'The slots of newer that grew past older: older || delta = older || newer.';
+CREATE FUNCTION pncounter_delta(newer pncounter, older pncounter) RETURNS pncounter
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pncounter_delta_wrapper';
+COMMENT ON FUNCTION pncounter_delta(pncounter, pncounter) IS 'The slots of newer that grew past older (P or N): older || delta = older || newer.';
+
+CREATE FUNCTION gcounter_fold_slot(c gcounter, retired text, "into" text) RETURNS gcounter
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'gcounter_fold_slot_wrapper';
+COMMENT ON FUNCTION gcounter_fold_slot(gcounter, text, text) IS 'Adds retired''s slot to into''s and drops it, without checking distcount.retired_node (use gcounter_prune).';
+CREATE FUNCTION pncounter_fold_slot(c pncounter, retired text, "into" text) RETURNS pncounter
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pncounter_fold_slot_wrapper';
+COMMENT ON FUNCTION pncounter_fold_slot(pncounter, text, text) IS 'Adds retired''s P and N to into''s and drops it, without checking distcount.retired_node (use pncounter_prune).';
+
+CREATE FUNCTION node_retire(retired text, "into" text) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE recorded text;
+    BEGIN
+        IF $1 = $2 THEN
+            RAISE EXCEPTION 'node "%" cannot be retired into itself', $1 USING ERRCODE = '22023';
+        END IF;
+        SELECT r.into_id INTO recorded FROM distcount.retired_node r WHERE r.id = $1;
+        IF recorded IS NOT NULL THEN
+            RAISE EXCEPTION 'node "%" is already retired into "%"', $1, recorded USING ERRCODE = '23505';
+        END IF;
+        INSERT INTO distcount.retired_node (id, into_id) VALUES ($1, $2);
+    END $$;
+COMMENT ON FUNCTION node_retire(text, text) IS 'Records that node retired will never write again and folds into node into. Run it on every node, only after retired''s last state has reached every peer.';
+
+CREATE FUNCTION crdt_check_retired(retired text, "into" text) RETURNS void
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE recorded text;
+    BEGIN
+        SELECT r.into_id INTO recorded FROM distcount.retired_node r WHERE r.id = $1;
+        IF recorded IS NULL THEN
+            RAISE EXCEPTION 'node "%" is not recorded as retired', $1
+                USING ERRCODE = '55000',
+                      HINT = 'Record it on every node with distcount.node_retire(retired, into), only after its last state has reached every peer.';
+        ELSIF recorded <> $2 THEN
+            RAISE EXCEPTION 'node "%" is recorded as retired into "%", not "%"', $1, recorded, $2
+                USING ERRCODE = '22023';
+        END IF;
+    END $$;
+
+CREATE FUNCTION gcounter_prune(c gcounter, retired text, "into" text) RETURNS gcounter
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ BEGIN
+        PERFORM distcount.crdt_check_retired($2, $3);
+        RETURN distcount.gcounter_fold_slot($1, $2, $3);
+    END $$;
+COMMENT ON FUNCTION gcounter_prune(gcounter, text, text) IS 'Folds a retired node''s slot into another; only for nodes recorded in distcount.retired_node.';
+CREATE FUNCTION pncounter_prune(c pncounter, retired text, "into" text) RETURNS pncounter
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ BEGIN
+        PERFORM distcount.crdt_check_retired($2, $3);
+        RETURN distcount.pncounter_fold_slot($1, $2, $3);
+    END $$;
+COMMENT ON FUNCTION pncounter_prune(pncounter, text, text) IS 'Folds a retired node''s slot into another; only for nodes recorded in distcount.retired_node.';
+
+-- Every recorded retirement applied. Replication merges normalise both sides with these
+-- before merging, so a stale state still holding a retired slot cannot count it twice.
+CREATE FUNCTION gcounter_prune_retired(c gcounter) RETURNS gcounter
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ DECLARE r record; BEGIN
+        FOR r IN SELECT id, into_id FROM distcount.retired_node ORDER BY retired_at, id LOOP
+            c := distcount.gcounter_fold_slot(c, r.id, r.into_id);
+        END LOOP;
+        RETURN c;
+    END $$;
+CREATE FUNCTION pncounter_prune_retired(c pncounter) RETURNS pncounter
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ DECLARE r record; BEGIN
+        FOR r IN SELECT id, into_id FROM distcount.retired_node ORDER BY retired_at, id LOOP
+            c := distcount.pncounter_fold_slot(c, r.id, r.into_id);
+        END LOOP;
+        RETURN c;
+    END $$;

@@ -183,8 +183,17 @@ macro_rules! counter_functions {
         in: $in_fn:ident, out: $out_fn:ident, recv: $recv_fn:ident, send: $send_fn:ident,
         from_bytea: $from_bytea_fn:ident, merge: $merge_fn:ident, le: $le_fn:ident, ge: $ge_fn:ident,
         trans: $trans_fn:ident, combine: $combine_fn:ident, serial: $serial_fn:ident,
-        deserial: $deserial_fn:ident, final: $final_fn:ident $(,)?
+        deserial: $deserial_fn:ident, final: $final_fn:ident, delta: $delta_fn:ident,
+        fold_slot: $fold_fn:ident $(,)?
     }) => {
+        #[pg_extern(sql = false)]
+        fn $delta_fn(newer: $datum, older: $datum) -> $datum {
+            <$datum>::from_counter(&newer.counter().delta_since(&older.counter()))
+        }
+        #[pg_extern(sql = false)]
+        fn $fold_fn(counter: $datum, retired: &str, into: &str) -> $datum {
+            <$datum>::from_counter(&counter.counter().fold_slot(retired, into).or_raise())
+        }
         #[pg_extern(sql = false)]
         fn $in_fn(input: &CStr) -> $datum {
             text_in(input)
@@ -246,6 +255,7 @@ counter_functions!(GCounterDatum {
     from_bytea: gcounter_from_bytea, merge: gcounter_merge, le: gcounter_le, ge: gcounter_ge,
     trans: gcounter_merge_trans, combine: gcounter_merge_combine, serial: gcounter_merge_serial,
     deserial: gcounter_merge_deserial, final: gcounter_merge_final,
+    delta: gcounter_delta, fold_slot: gcounter_fold_slot,
 });
 
 counter_functions!(PnCounterDatum {
@@ -253,6 +263,7 @@ counter_functions!(PnCounterDatum {
     from_bytea: pncounter_from_bytea, merge: pncounter_merge, le: pncounter_le, ge: pncounter_ge,
     trans: pncounter_merge_trans, combine: pncounter_merge_combine, serial: pncounter_merge_serial,
     deserial: pncounter_merge_deserial, final: pncounter_merge_final,
+    delta: pncounter_delta, fold_slot: pncounter_fold_slot,
 });
 
 // ---- functions whose shape differs between the two types ------------------------------------

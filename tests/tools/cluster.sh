@@ -27,8 +27,9 @@ fi
 
 # Free: nothing listens on it over TCP or in /tmp, and no other cluster of ours claims it.
 port_is_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$1" ] &&
-        ! find "$ROOT/target/clusters" -name port -not -path "$DIR/port" -exec cat {} + 2>/dev/null | grep -qx "$1"
+    local claimed
+    claimed="$(find "$ROOT/target/clusters" -name port -not -path "$DIR/port" -exec cat {} + 2>/dev/null || true)"
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$1" ] && ! grep -qx "$1" <<<"$claimed"
 }
 
 running() { [ -f "$DATA/postmaster.pid" ] && as_owner "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }

@@ -154,6 +154,21 @@ fn lattice_order_and_delta() {
     assert_eq!(older.merge(&delta).unwrap(), older.merge(&newer).unwrap());
 }
 
+#[test]
+fn fold_slot_keeps_the_value() {
+    let c = g(&[("old", 4), ("new", 6), ("other", 1)]);
+    let folded = c.fold_slot("old", "new").unwrap();
+    assert_eq!(folded, g(&[("new", 10), ("other", 1)]));
+    assert_eq!(folded.value().unwrap(), c.value().unwrap());
+    assert_eq!(c.fold_slot("absent", "new").unwrap(), c);
+    assert_eq!(c.fold_slot("old", "fresh").unwrap(), g(&[("fresh", 4), ("new", 6), ("other", 1)]));
+    assert_eq!(c.fold_slot("old", "old").unwrap_err().kind, ErrorKind::InvalidParameter);
+    let big = g(&[("old", i64::MAX), ("new", 1)]);
+    assert_eq!(big.fold_slot("old", "new").unwrap_err().kind, ErrorKind::Overflow);
+    let p = pn(&[("old", 3, 1), ("new", 2, 2)]);
+    assert_eq!(p.fold_slot("old", "new").unwrap(), pn(&[("new", 5, 3)]));
+}
+
 // ---- property tests -------------------------------------------------------------------------
 
 fn node_strategy() -> impl Strategy<Value = String> {

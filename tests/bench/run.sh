@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# make bench: every benchmark in tests/bench/, each comparing against its anchor in one run.
+set -euo pipefail
+cd "$(dirname "$0")"
+for bench in *.sh; do
+    [ "$bench" = run.sh ] && continue
+    echo "==> $bench"
+    bash "$bench"
+done

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Three real PostgreSQL 15 servers (tokyo, virginia, frankfurt) in a full mesh of native
+# logical replication, set up by distcount.crdt_replicate_setup. pgbench increments shared
+# gcounter and pncounter rows on all three at once, then through a partition (subscriptions
+# disabled), a heal, a kill -9 of one server and its restart, and a stale state re-delivered
+# by hand. Afterwards every server must hold identical bytes, every value must equal the
+# committed increments (each server logs its own in a table that is not replicated), and the
+# WAL must stop moving (no replication loop). Last, a base-backup copy of one server must
+# refuse to write under the original's node id.
+source "$(dirname "$0")/../tools/integration_lib.sh"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+CLUSTER="$ROOT/tests/tools/cluster.sh"
+NODES=(tokyo virginia frankfurt)
+WORK="$(mktemp -d)"
+chmod 777 "$WORK"
+export PGUSER=postgres
+declare -A HOST PORT
+cleanup() {
+    for n in "${NODES[@]}" tokyo_copy; do "$CLUSTER" stop "mr_$n" >/dev/null 2>&1 || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+on() { local n="$1"; shift; PGHOST="${HOST[$n]}" PGPORT="${PORT[$n]}" sql -d regions "$@"; }
+
+for n in "${NODES[@]}"; do
+    "$CLUSTER" stop "mr_$n" >/dev/null 2>&1 || true
+    rm -rf "$ROOT/target/clusters/mr_$n"
+    "$CLUSTER" start "mr_$n" "max_worker_processes = 16" "max_logical_replication_workers = 6"
+    eval "$("$CLUSTER" env "mr_$n")"
+    HOST[$n]="$PGHOST"; PORT[$n]="$PGPORT"
+    createdb regions
+    on "$n" <<'SQL'
+CREATE EXTENSION pg_distcount;
+CREATE TABLE likes (post int PRIMARY KEY,
+                    g distcount.gcounter NOT NULL DEFAULT '{}',
+                    p distcount.pncounter NOT NULL DEFAULT '{}');
+INSERT INTO likes (post) SELECT generate_series(1, 8);
+-- Ground truth: every increment this server commits, in the same transaction. Not replicated.
+CREATE TABLE local_log (post int, delta int);
+SQL
+done
+
+echo "==> crdt_replicate_setup on every server, then the subscription commands it printed"
+for n in "${NODES[@]}"; do
+    peers="$(printf "'%s'," "${NODES[@]}" | sed "s/'$n',//; s/,$//")"
+    on "$n" -F '|' -c "SELECT run_on, command FROM distcount.crdt_replicate_setup('public.likes', '$n', ARRAY[$peers])" \
+        >>"$WORK/commands"
+done
+cat "$WORK/commands"
+while IFS='|' read -r run_on command; do
+    on "$run_on" -c "$command"
+done <"$WORK/commands"
+
+cat >"$WORK/increment.sql" <<'SQL'
+\set post random(1, 8)
+\set delta random(-2, 5)
+BEGIN;
+UPDATE likes SET g = distcount.gcounter_inc(g), p = distcount.pncounter_inc(p, :delta) WHERE post = :post;
+INSERT INTO local_log VALUES (:post, :delta);
+END;
+SQL
+
+load_all() { # SECONDS: pgbench on every server at once
+    local pids=()
+    for n in "${NODES[@]}"; do
+        PGHOST="${HOST[$n]}" PGPORT="${PORT[$n]}" pgbench -n -c 3 -j 1 -T "$1" -f "$WORK/increment.sql" regions \
+            >"$WORK/pgbench_$n.out" 2>&1 &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || true; done
+    for n in "${NODES[@]}"; do
+        echo "    $n: $(grep -E 'number of transactions actually processed|aborted' "$WORK/pgbench_$n.out" | head -1)"
+    done
+}
+
+fingerprint() { on "$1" -c "SELECT md5(string_agg(post || ':' || g::bytea::text || ':' || p::bytea::text, ',' ORDER BY post)) FROM likes"; }
+
+converged() {
+    local first; first="$(fingerprint tokyo)"
+    [ "$(fingerprint virginia)" = "$first" ] && [ "$(fingerprint frankfurt)" = "$first" ]
+}
+
+wait_converged() { # TIMEOUT -> prints seconds taken
+    local start; start=$(date +%s%N)
+    local deadline=$(( $(date +%s) + $1 ))
+    until converged; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then echo "timeout"; return 0; fi
+        sleep 0.2
+    done
+    awk -v ns=$(( $(date +%s%N) - start )) 'BEGIN { printf "%.1f", ns / 1e9 }'
+}
+
+subscriptions() { # enable|disable on every server
+    for n in "${NODES[@]}"; do
+        for s in $(on "$n" -c "SELECT subname FROM pg_subscription"); do
+            on "$n" -c "ALTER SUBSCRIPTION $s ${1^^}"
+        done
+    done
+}
+
+echo "==> phase 1: 8 s of increments on all three servers"
+load_all 8
+on virginia -c "SELECT g, p FROM crdt_tokyo.likes WHERE post = 1" -F '|' >"$WORK/stale_state"
+echo "    converged after $(wait_converged 60) s"
+
+echo "==> phase 2: partition (every subscription disabled), 6 s of increments, then heal"
+subscriptions disable
+load_all 6
+check "the servers diverged during the partition" "yes" "$(converged && echo no || echo yes)"
+subscriptions enable
+heal_seconds="$(wait_converged 120)"
+echo "    converged ${heal_seconds} s after the heal"
+check "the servers converged after the heal" "yes" "$([ "$heal_seconds" != timeout ] && echo yes || echo no)"
+
+echo "==> phase 3: kill -9 of virginia's postmaster during the load, then a restart"
+load_all 8 &
+load_pid=$!
+sleep 3
+kill -9 "$(head -1 "$ROOT/target/clusters/mr_virginia/data/postmaster.pid")"
+sleep 2
+wait "$load_pid" || true
+for i in $(seq 1 30); do "$CLUSTER" start mr_virginia >/dev/null 2>&1 && break; sleep 1; done
+restart_seconds="$(wait_converged 120)"
+echo "    converged ${restart_seconds} s after the restart"
+
+echo "==> phase 4: a stale state of tokyo's re-delivered by hand into virginia's inbox"
+IFS='|' read -r stale_g stale_p <"$WORK/stale_state"
+before="$(fingerprint virginia)"
+on virginia -c "UPDATE crdt_tokyo.likes SET g = '$stale_g', p = '$stale_p' WHERE post = 1"
+check "a stale re-delivery changes nothing" "$before" "$(fingerprint virginia)"
+
+echo "==> checks"
+check "all three servers hold identical bytes for every counter" "yes" "$(converged && echo yes || echo no)"
+truth_g=0; truth_p=0
+for n in "${NODES[@]}"; do
+    truth_g=$((truth_g + $(on "$n" -c "SELECT count(*) FROM local_log")))
+    truth_p=$((truth_p + $(on "$n" -c "SELECT coalesce(sum(delta), 0) FROM local_log")))
+done
+for n in "${NODES[@]}"; do
+    check "$n: gcounter total equals the $truth_g committed increments" "$truth_g" \
+        "$(on "$n" -c "SELECT sum(distcount.gcounter_value(g)) FROM likes")"
+    check "$n: pncounter total equals the committed deltas ($truth_p)" "$truth_p" \
+        "$(on "$n" -c "SELECT sum(distcount.pncounter_value(p)) FROM likes")"
+done
+per_post="$(for n in "${NODES[@]}"; do on "$n" -c "SELECT post, count(*), sum(delta) FROM local_log GROUP BY post"; done |
+    awk -F'|' '{c[$1]+=$2; d[$1]+=$3} END {for (p in c) print p"|"c[p]"|"d[p]}' | sort -n | tr '\n' ' ')"
+check "every post's values equal its own committed increments" "$per_post" \
+    "$(on tokyo -c "SELECT post, distcount.gcounter_value(g), distcount.pncounter_value(p) FROM likes WHERE distcount.gcounter_value(g) > 0 ORDER BY post" | tr '\n' ' ')"
+
+echo "==> no replication loop: once the backlog has drained, WAL and row writes stay still"
+wal_position() { on "$1" -c "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"; }
+drain_start=$(date +%s%N)
+for attempt in $(seq 1 120); do
+    before="$(for n in "${NODES[@]}"; do wal_position "$n"; done)"
+    sleep 2
+    after="$(for n in "${NODES[@]}"; do wal_position "$n"; done)"
+    [ "$before" = "$after" ] && break
+done
+drain_seconds="$(awk -v ns=$(( $(date +%s%N) - drain_start )) 'BEGIN { printf "%.1f", ns / 1e9 }')"
+echo "    replication backlog drained after ${drain_seconds} s"
+declare -A lsn writes
+for n in "${NODES[@]}"; do
+    lsn[$n]="$(on "$n" -c "SELECT pg_current_wal_lsn()")"
+    writes[$n]="$(on "$n" -c "SELECT sum(n_tup_ins + n_tup_upd) FROM pg_stat_user_tables")"
+done
+sleep 5
+for n in "${NODES[@]}"; do
+    moved="$(on "$n" -c "SELECT pg_current_wal_lsn() - '${lsn[$n]}'::pg_lsn")"
+    echo "    $n: WAL moved $moved bytes"
+    check "$n: WAL quiet (under 1 kB in 5 s, background records only)" "yes" "$([ "$moved" -lt 1024 ] && echo yes || echo "no: $moved")"
+    check "$n: no row written in 5 s" "${writes[$n]}" "$(on "$n" -c "SELECT sum(n_tup_ins + n_tup_upd) FROM pg_stat_user_tables")"
+done
+
+echo "==> a base-backup copy of tokyo refuses to write under tokyo's node id"
+copy_dir="$ROOT/target/clusters/mr_tokyo_copy"
+"$CLUSTER" stop mr_tokyo_copy >/dev/null 2>&1 || true
+rm -rf "$copy_dir" && mkdir -p "$copy_dir/data" "$copy_dir/socket"
+chown -R postgres "$copy_dir" 2>/dev/null || true
+as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_owner pg_basebackup -h "${HOST[tokyo]}" -p "${PORT[tokyo]}" -U postgres -D "$copy_dir/data" -X stream
+chmod 700 "$copy_dir/data"
+# The copy must not start tokyo's subscriptions, nor listen on tokyo's socket.
+echo "max_logical_replication_workers = 0" | as_owner tee -a "$copy_dir/data/postgresql.auto.conf" >/dev/null
+echo "unix_socket_directories = '$copy_dir/socket'" | as_owner tee -a "$copy_dir/data/postgresql.auto.conf" >/dev/null
+"$CLUSTER" start mr_tokyo_copy
+eval "$("$CLUSTER" env mr_tokyo_copy)"
+copy_error="$(psql -X -tA -v VERBOSITY=verbose -d regions -c "UPDATE likes SET g = distcount.gcounter_inc(g) WHERE post = 1" 2>&1 || true)"
+echo "$copy_error" | head -3
+check "the copy refuses with 55000" "ERROR:  55000: this database is a copy of the one that made node id \"$(on tokyo -c "SELECT distcount.node_id()")\"" \
+    "$(echo "$copy_error" | head -1)"
+rotated="$(psql -X -tA -d regions -c "SET pg_distcount.on_node_copy = rotate" -c "SELECT distcount.node_id()" 2>/dev/null | tail -1)"
+check "with on_node_copy = rotate the copy writes under an id of its own" "different" \
+    "$([ -n "$rotated" ] && [ "$rotated" != "$(on tokyo -c "SELECT distcount.node_id()")" ] && echo different || echo "same: $rotated")"
+"$CLUSTER" stop mr_tokyo_copy
+
+echo "FIGURES: heal convergence ${heal_seconds} s; restart convergence ${restart_seconds} s; backlog drained ${drain_seconds} s; $truth_g increments"
+finish
