@@ -37,11 +37,14 @@ CREATE TABLE node (
 INSERT INTO node (id, system_identifier, timeline_id, database_oid, data_directory)
 SELECT pg_catalog.gen_random_uuid()::text, f.* FROM node_fingerprint() f;
 COMMENT ON TABLE node IS 'The local node id (one row, made at CREATE EXTENSION) and the fingerprint of where it was made.';
+-- Anyone may read the id (node_id() does, as the caller); only its owner may rotate it.
 REVOKE ALL ON node FROM PUBLIC;
+GRANT SELECT ON node TO PUBLIC;
 
+-- No SET search_path here (its queries are schema-qualified): that clause would cost a GUC
+-- save and restore on every increment that takes the default node.
 CREATE FUNCTION node_id() RETURNS text
-    VOLATILE PARALLEL RESTRICTED SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
+    VOLATILE PARALLEL RESTRICTED
     LANGUAGE c AS 'MODULE_PATHNAME', 'node_id_wrapper';
 COMMENT ON FUNCTION node_id() IS 'The local node id: pg_distcount.node_id when set, else the id in distcount.node, checked against this database''s fingerprint (see pg_distcount.on_node_copy).';
 

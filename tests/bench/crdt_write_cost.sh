@@ -37,22 +37,28 @@ declare -A statement=(
 )
 for v in "${variants[@]}"; do { cat "$WORK/head"; echo "${statement[$v]}"; } >"$WORK/$v.sql"; done
 
-echo "==> $ROUNDS interleaved rounds x ${#variants[@]} variants x ${SECONDS_EACH} s, 4 clients, over 1,000 rows"
-for round in $(seq 1 "$ROUNDS"); do
-    for v in "${variants[@]}"; do
-        tps="$(pgbench -n -c 4 -j 2 -T "$SECONDS_EACH" -f "$WORK/$v.sql" crdt_bench | sed -nE 's/^tps = ([0-9.]+).*/\1/p')"
-        echo "    round $round  $v: $tps tps"
-        echo "$v $tps" >>"$WORK/results"
-    done
-done
-
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-plain="$(awk '$1=="plain" {print $2}' "$WORK/results" | median)"
-echo
-printf '%-12s %12s %14s %10s\n' variant "median tps" "us/increment" "vs plain"
-for v in "${variants[@]}"; do
-    m="$(awk -v v="$v" '$1==v {print $2}' "$WORK/results" | median)"
-    awk -v v="$v" -v m="$m" -v p="$plain" 'BEGIN { printf "%-12s %12.0f %14.1f %9.2fx\n", v, m, 4e6 / m, p / m }'
+
+# Durable commits (the default) are bound by the WAL flush; synchronous_commit = off shows
+# the CPU cost of the increment itself.
+for commit in on off; do
+    : >"$WORK/results"
+    echo "==> synchronous_commit = $commit: $ROUNDS interleaved rounds x ${#variants[@]} variants x ${SECONDS_EACH} s, 4 clients, 1,000 rows"
+    for round in $(seq 1 "$ROUNDS"); do
+        for v in "${variants[@]}"; do
+            tps="$(PGOPTIONS="-c synchronous_commit=$commit" pgbench -n -c 4 -j 2 -T "$SECONDS_EACH" -f "$WORK/$v.sql" crdt_bench |
+                   sed -nE 's/^tps = ([0-9.]+).*/\1/p')"
+            echo "    round $round  $v: $tps tps"
+            echo "$v $tps" >>"$WORK/results"
+        done
+    done
+    plain="$(awk '$1=="plain" {print $2}' "$WORK/results" | median)"
+    printf '\n%-12s %12s %10s\n' variant "median tps" "plain/this"
+    for v in "${variants[@]}"; do
+        m="$(awk -v v="$v" '$1==v {print $2}' "$WORK/results" | median)"
+        awk -v v="$v" -v m="$m" -v p="$plain" 'BEGIN { printf "%-12s %12.0f %9.2fx\n", v, m, p / m }'
+    done
+    echo
 done
 dropdb crdt_bench
 "$CLUSTER" stop bench

@@ -178,7 +178,7 @@ copy_dir="$ROOT/target/clusters/mr_tokyo_copy"
 rm -rf "$copy_dir" && mkdir -p "$copy_dir/data" "$copy_dir/socket"
 chown -R postgres "$copy_dir" 2>/dev/null || true
 as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-as_owner pg_basebackup -h "${HOST[tokyo]}" -p "${PORT[tokyo]}" -U postgres -D "$copy_dir/data" -X stream
+as_owner pg_basebackup -h "${HOST[tokyo]}" -p "${PORT[tokyo]}" -U postgres -D "$copy_dir/data" -X stream -c fast
 chmod 700 "$copy_dir/data"
 # The copy must not start tokyo's subscriptions, nor listen on tokyo's socket.
 echo "max_logical_replication_workers = 0" | as_owner tee -a "$copy_dir/data/postgresql.auto.conf" >/dev/null
