@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 
 pub mod common;
 pub mod crdt;
+pub mod hll;
 mod settings;
 
 pgrx::pg_module_magic!();

@@ -1,0 +1,315 @@
+//! The binary and text forms (specified in the parent module's documentation).
+
+use super::sparse::{self, SparseSet};
+use super::{MAX_PRECISION, MIN_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense};
+use crate::common::error::{Error, ErrorKind, Result};
+
+pub const FORMAT_VERSION: u8 = 1;
+/// Prefix of the text form; the digit is the version of the text encoding.
+pub const TEXT_PREFIX: &str = "hll1:";
+pub const HEADER_LEN: usize = 4;
+/// The longest valid binary value: dense at the largest precision.
+pub const MAX_ENCODED_LEN: usize = HEADER_LEN + (3 << (MAX_PRECISION - 2));
+/// The longest valid text value.
+const MAX_TEXT_LEN: usize = TEXT_PREFIX.len() + MAX_ENCODED_LEN.div_ceil(3) * 4;
+
+const FORM_EMPTY: u8 = 0;
+const FORM_SPARSE: u8 = 1;
+const FORM_DENSE: u8 = 2;
+/// The longest gap varint: gaps are below 2^26, 7 bits a byte.
+const MAX_VARINT_BYTES: usize = 4;
+
+pub fn dense_encoded_len(p: u8) -> usize {
+    HEADER_LEN + dense::packed_len(p)
+}
+
+fn invalid_binary(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidBinary, "invalid binary data for type hll").with_detail(detail)
+}
+
+fn invalid_registers(error: dense::PackedError, precision: u8) -> Error {
+    match error {
+        dense::PackedError::AboveMax(at) => invalid_binary(format!(
+            "register {at} is above {}, the largest rank at precision {precision}",
+            dense::max_rank(precision)
+        )),
+        dense::PackedError::AllZero => {
+            invalid_binary("a dense hll with every register zero (not canonical: use the empty form)")
+        }
+    }
+}
+
+/// The fields of a header that passed validation.
+struct Header {
+    form: u8,
+    precision: u8,
+}
+
+fn read_header(bytes: &[u8]) -> Result<Header> {
+    if bytes.len() > MAX_ENCODED_LEN {
+        return Err(invalid_binary(format!(
+            "{} bytes is longer than any hll ({MAX_ENCODED_LEN} bytes at most)",
+            bytes.len()
+        )));
+    }
+    let &[version, form, precision, sparse_precision, ..] = bytes else {
+        return Err(invalid_binary(format!("{} bytes is shorter than the {HEADER_LEN}-byte header", bytes.len())));
+    };
+    if version != FORMAT_VERSION {
+        return Err(invalid_binary(format!(
+            "unknown format version {version} (this build reads version {FORMAT_VERSION})"
+        )));
+    }
+    if !(MIN_PRECISION..=MAX_PRECISION).contains(&precision) {
+        return Err(invalid_binary(format!(
+            "precision {precision} is out of range ({MIN_PRECISION} to {MAX_PRECISION})"
+        )));
+    }
+    if sparse_precision != SPARSE_PRECISION {
+        return Err(invalid_binary(format!(
+            "sparse precision {sparse_precision} is not supported (format version 1 uses {SPARSE_PRECISION})"
+        )));
+    }
+    let payload = bytes.len() - HEADER_LEN;
+    match form {
+        FORM_EMPTY if payload != 0 => {
+            Err(invalid_binary(format!("an empty hll has no payload, but {payload} bytes follow the header")))
+        }
+        FORM_SPARSE if payload == 0 => {
+            Err(invalid_binary("a sparse hll has no tokens (not canonical: use the empty form)"))
+        }
+        FORM_SPARSE if bytes.len() > dense_encoded_len(precision) => Err(invalid_binary(format!(
+            "a sparse hll of {} bytes is longer than the dense form ({} bytes at precision {precision}); not canonical",
+            bytes.len(),
+            dense_encoded_len(precision)
+        ))),
+        FORM_DENSE if bytes.len() != dense_encoded_len(precision) => Err(invalid_binary(format!(
+            "a dense hll at precision {precision} has {} bytes, not {}",
+            bytes.len(),
+            dense_encoded_len(precision)
+        ))),
+        FORM_EMPTY | FORM_SPARSE | FORM_DENSE => Ok(Header { form, precision }),
+        other => Err(invalid_binary(format!("unknown form {other} (0 empty, 1 sparse, 2 dense)"))),
+    }
+}
+
+/// Decodes the token entries of a sparse payload, checking every field.
+fn decode_tokens(payload: &[u8]) -> Result<Vec<u32>> {
+    // Every entry takes at least one byte, so the payload length bounds the allocation.
+    let mut tokens = Vec::with_capacity(payload.len());
+    let mut pos = 0;
+    let mut previous: Option<u32> = None;
+    while pos < payload.len() {
+        let entry = tokens.len();
+        let (gap, used) = read_varint(&payload[pos..])
+            .map_err(|what| invalid_binary(format!("token {entry} at payload byte {pos}: {what}")))?;
+        pos += used;
+        let index = match previous {
+            None => Some(gap),
+            Some(previous) => previous.checked_add(1).and_then(|next| next.checked_add(gap)),
+        }
+        .filter(|&index| index < sparse::SPARSE_BUCKETS)
+        .ok_or_else(|| {
+            invalid_binary(format!("token {entry}: index out of range (at most {})", sparse::SPARSE_BUCKETS - 1))
+        })?;
+        let rank = if sparse::keeps_rank(index) {
+            let Some(&rank) = payload.get(pos) else {
+                return Err(invalid_binary(format!("token {entry}: truncated before its rank byte")));
+            };
+            pos += 1;
+            if rank == 0 || rank > sparse::MAX_SPARSE_RANK {
+                return Err(invalid_binary(format!(
+                    "token {entry}: rank {rank} is out of range (1 to {})",
+                    sparse::MAX_SPARSE_RANK
+                )));
+            }
+            rank
+        } else {
+            0
+        };
+        tokens.push(sparse::token_from_parts(index, rank));
+        previous = Some(index);
+    }
+    Ok(tokens)
+}
+
+/// Reads a LEB128 varint of at most 4 bytes with no overlong encoding. Returns the value and
+/// the bytes it took.
+fn read_varint(bytes: &[u8]) -> std::result::Result<(u32, usize), &'static str> {
+    let mut value = 0u32;
+    for (i, &byte) in bytes.iter().enumerate().take(MAX_VARINT_BYTES) {
+        value |= ((byte & 0x7f) as u32) << (7 * i);
+        if byte & 0x80 == 0 {
+            if byte == 0 && i > 0 {
+                return Err("overlong varint");
+            }
+            return Ok((value, i + 1));
+        }
+    }
+    if bytes.len() < MAX_VARINT_BYTES { Err("truncated varint") } else { Err("varint longer than 4 bytes") }
+}
+
+fn write_varint(mut value: u32, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value & 0x7f) as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+impl Sketch {
+    /// Bytes of the canonical binary form.
+    pub fn encoded_len(&self) -> usize {
+        let sketch = self.normalized();
+        match &sketch.repr {
+            Repr::Sparse(set) => HEADER_LEN + set.encoded_payload_len(),
+            Repr::Dense(_) => dense_encoded_len(sketch.precision),
+        }
+    }
+
+    /// The canonical binary form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the canonical binary form to `out` (e.g. after a varlena header).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let sketch = self.normalized();
+        out.reserve(sketch.encoded_len());
+        let form = match &sketch.repr {
+            Repr::Sparse(set) if set.is_empty() => FORM_EMPTY,
+            Repr::Sparse(_) => FORM_SPARSE,
+            Repr::Dense(_) => FORM_DENSE,
+        };
+        out.extend_from_slice(&[FORMAT_VERSION, form, sketch.precision, SPARSE_PRECISION]);
+        match &sketch.repr {
+            Repr::Sparse(set) => {
+                let mut previous = None;
+                for &token in set.tokens() {
+                    let index = sparse::index_of(token);
+                    write_varint(sparse::gap(previous, index), out);
+                    if sparse::keeps_rank(index) {
+                        out.push(sparse::rank_of(token));
+                    }
+                    previous = Some(index);
+                }
+            }
+            Repr::Dense(registers) => dense::pack(registers, out),
+        }
+    }
+
+    /// Decodes and fully validates the binary form; anything but a canonical value is refused.
+    /// Never panics, and allocates at most about four times the input length.
+    pub fn decode(bytes: &[u8]) -> Result<Sketch> {
+        let header = read_header(bytes)?;
+        let precision = header.precision;
+        let payload = &bytes[HEADER_LEN..];
+        let repr = match header.form {
+            FORM_EMPTY => Repr::Sparse(SparseSet::default()),
+            FORM_SPARSE => Repr::Sparse(SparseSet::from_sorted(decode_tokens(payload)?)),
+            _ => Repr::Dense(
+                dense::unpack(payload, dense::max_rank(precision)).map_err(|e| invalid_registers(e, precision))?,
+            ),
+        };
+        Ok(Sketch { precision, repr })
+    }
+
+    /// Merges an encoded sketch into `self`: `merge_from(&Sketch::decode(bytes)?)`. On error
+    /// `self` is unchanged.
+    pub fn merge_encoded(&mut self, bytes: &[u8]) -> Result<()> {
+        self.merge_from(&Sketch::decode(bytes)?);
+        Ok(())
+    }
+
+    /// The text form: `hll1:` and the binary form in base64.
+    pub fn to_text(&self) -> String {
+        let bytes = self.encode();
+        let mut out = String::with_capacity(TEXT_PREFIX.len() + bytes.len().div_ceil(3) * 4);
+        out.push_str(TEXT_PREFIX);
+        base64_encode(&bytes, &mut out);
+        out
+    }
+
+    /// Parses the text form strictly (prefix, canonical base64, then the binary checks).
+    pub fn parse_text(text: &str) -> Result<Sketch> {
+        let invalid = |detail: String| {
+            let shown: String = text.chars().take(60).collect();
+            let ellipsis = if text.chars().nth(60).is_some() { "..." } else { "" };
+            Error::new(ErrorKind::InvalidText, format!("invalid input syntax for type hll: \"{shown}{ellipsis}\""))
+                .with_detail(detail)
+        };
+        let Some(encoded) = text.strip_prefix(TEXT_PREFIX) else {
+            return Err(invalid(format!("An hll in text starts with \"{TEXT_PREFIX}\".")));
+        };
+        if text.len() > MAX_TEXT_LEN {
+            return Err(invalid(format!("{} characters is longer than any hll ({MAX_TEXT_LEN} at most).", text.len())));
+        }
+        let bytes = base64_decode(encoded.as_bytes())
+            .map_err(|(at, what)| invalid(format!("At character {}: {what}.", at + TEXT_PREFIX.len())))?;
+        Sketch::decode(&bytes).map_err(|e| {
+            let detail = e.detail.unwrap_or(e.message);
+            invalid(format!("The decoded bytes are not a valid hll: {detail}."))
+        })
+    }
+}
+
+const BASE64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+pub(super) fn base64_encode(bytes: &[u8], out: &mut String) {
+    for chunk in bytes.chunks(3) {
+        let word = (chunk[0] as u32) << 16
+            | (chunk.get(1).copied().unwrap_or(0) as u32) << 8
+            | chunk.get(2).copied().unwrap_or(0) as u32;
+        let chars = chunk.len() + 1;
+        for k in 0..4 {
+            if k < chars {
+                out.push(BASE64_ALPHABET[((word >> (18 - 6 * k)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+}
+
+fn base64_value(c: u8) -> Option<u32> {
+    match c {
+        b'A'..=b'Z' => Some((c - b'A') as u32),
+        b'a'..=b'z' => Some((c - b'a') as u32 + 26),
+        b'0'..=b'9' => Some((c - b'0') as u32 + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// Strict base64: full quads, padding only at the very end, zero unused bits. Errors carry
+/// the character position.
+fn base64_decode(text: &[u8]) -> std::result::Result<Vec<u8>, (usize, &'static str)> {
+    if !text.len().is_multiple_of(4) {
+        return Err((text.len(), "base64 text must have a multiple of 4 characters"));
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for (quad_index, quad) in text.chunks_exact(4).enumerate() {
+        let at = quad_index * 4;
+        let is_last = at + 4 == text.len();
+        let padding = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if padding > 2 || (padding > 0 && !is_last) {
+            return Err((at, "misplaced \"=\" padding"));
+        }
+        let mut word = 0u32;
+        for (k, &c) in quad[..4 - padding].iter().enumerate() {
+            let value = base64_value(c).ok_or((at + k, "not a base64 character"))?;
+            word |= value << (18 - 6 * k);
+        }
+        let bytes = word.to_be_bytes();
+        let kept = 3 - padding;
+        // The bits below the kept bytes must be zero, or two texts would decode alike.
+        if word & ((1u32 << (8 * padding)) - 1) != 0 {
+            return Err((at + 3 - padding, "non-zero bits in the final base64 character"));
+        }
+        out.extend_from_slice(&bytes[1..1 + kept]);
+    }
+    Ok(out)
+}

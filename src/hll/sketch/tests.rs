@@ -1,0 +1,652 @@
+use super::sparse::SparseSet;
+use super::*;
+use crate::common::hash::hash_int;
+use proptest::prelude::*;
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/// Seeded splitmix64: distinct outputs for distinct states, so a stream never repeats a hash
+/// (and the streams of two seeds do not meet within the lengths used here).
+pub(super) struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub(super) fn new(seed: u64) -> Self {
+        SplitMix64(seed << 32)
+    }
+
+    pub(super) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform below `bound` (> 0), near enough for tests.
+    pub(super) fn below(&mut self, bound: u64) -> u64 {
+        ((self.next_u64() as u128 * bound as u128) >> 64) as u64
+    }
+}
+
+/// The first `n` hashes of `seed`'s stream.
+fn hashes(seed: u64, n: usize) -> Vec<u64> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n).map(|_| rng.next_u64()).collect()
+}
+
+fn sketch(p: u8, hashes: &[u64]) -> Sketch {
+    Sketch::from_hashes(p, hashes.iter().copied()).unwrap()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Mean relative error and RMS relative error of the estimate over `seeds`.
+fn bias_and_rms(p: u8, n: usize, seeds: std::ops::Range<u64>) -> (f64, f64) {
+    let (mut sum, mut sum_sq, mut runs) = (0.0, 0.0, 0.0);
+    for seed in seeds {
+        let mut rng = SplitMix64::new(seed);
+        let mut s = Sketch::new(p).unwrap();
+        for _ in 0..n {
+            s.add_hash(rng.next_u64());
+        }
+        let error = s.estimate() / n as f64 - 1.0;
+        sum += error;
+        sum_sq += error * error;
+        runs += 1.0;
+    }
+    (sum / runs, (sum_sq / runs).sqrt())
+}
+
+// ---- formats, pinned by hand -----------------------------------------------------------------
+
+#[test]
+fn empty_sketch_bytes_and_text() {
+    let empty = Sketch::new(14).unwrap();
+    assert_eq!(empty.encode(), [1, 0, 14, 26]);
+    assert_eq!(empty.to_text(), "hll1:AQAOGg==");
+    assert_eq!(empty.form(), Form::Empty);
+    assert_eq!(empty.estimate(), 0.0);
+    assert_eq!(empty.count().unwrap(), 0);
+    assert_eq!(empty.estimate_with_bounds(0.95).unwrap(), Estimate { estimate: 0.0, lower: 0.0, upper: 0.0 });
+    assert_eq!(Sketch::default(), empty);
+    assert_eq!(Sketch::decode(&[1, 0, 4, 26]).unwrap().precision(), 4);
+}
+
+#[test]
+fn sparse_bytes_by_hand() {
+    // Hash 0: index 0 (low 8 bits zero, so the rank is kept), all 38 rank bits zero: rank 39.
+    assert_eq!(sketch(14, &[0]).encode(), [1, 1, 14, 26, 0x00, 39]);
+    // Index 1: gap 0 after index 0, no rank byte (index & 0xff != 0).
+    let index_one = 1u64 << 38;
+    assert_eq!(sketch(14, &[index_one, 0]).encode(), [1, 1, 14, 26, 0x00, 39, 0x00]);
+    // Alone, index 1 is the first entry: its gap from the virtual index -1 is 1 - (-1) - 1 = 1.
+    assert_eq!(sketch(14, &[index_one]).encode(), [1, 1, 14, 26, 0x01]);
+    // Index 256 keeps its rank; bit 37 set makes the rank 1. Gap 256 = varint 80 02.
+    let index_256 = (256u64 << 38) | (1 << 37);
+    assert_eq!(sketch(14, &[index_256]).encode(), [1, 1, 14, 26, 0x80, 0x02, 1]);
+    // The same index seen with a higher rank keeps the higher one.
+    let index_256_rank_3 = (256u64 << 38) | (1 << 35);
+    assert_eq!(sketch(14, &[index_256, index_256_rank_3]).encode(), [1, 1, 14, 26, 0x80, 0x02, 3]);
+    assert_eq!(sketch(14, &[index_256_rank_3, index_256]).encode(), [1, 1, 14, 26, 0x80, 0x02, 3]);
+}
+
+#[test]
+fn dense_bytes_by_hand() {
+    // p = 4: 16 registers in 12 bytes. Registers 0..4 = 1, 2, 3, 4 pack to 0x103081 (LE).
+    let mut bytes = vec![1, 2, 4, 26, 0x81, 0x30, 0x10];
+    bytes.resize(16, 0);
+    let s = Sketch::decode(&bytes).unwrap();
+    let Repr::Dense(registers) = &s.repr else { panic!("dense expected") };
+    assert_eq!(&registers[..5], &[1, 2, 3, 4, 0]);
+    assert_eq!(s.encode(), bytes);
+    // Register 15 (bits 90..95: the top 6 bits of byte 11) at 61, the largest rank at p = 4.
+    bytes[15] = 61 << 2;
+    let s = Sketch::decode(&bytes).unwrap();
+    let Repr::Dense(registers) = &s.repr else { panic!("dense expected") };
+    assert_eq!(registers[15], 61);
+    bytes[15] = 62 << 2;
+    assert!(Sketch::decode(&bytes).unwrap_err().detail.unwrap().contains("register 15 is above 61"));
+}
+
+#[test]
+fn golden_encodings() {
+    // Pins the whole path from XXH3 to bytes; a change here breaks every stored sketch.
+    let small: Vec<u64> = (1..=5).map(hash_int).collect();
+    assert_eq!(hex(&sketch(14, &small).encode()), GOLDEN_SMALL);
+    let dense: Vec<u64> = (1..=100).map(hash_int).collect();
+    let s = sketch(4, &dense);
+    assert_eq!(s.form(), Form::Dense);
+    assert_eq!(s.to_text(), GOLDEN_DENSE_TEXT);
+}
+
+const GOLDEN_SMALL: &str = "01010e1a99b68804caacf3019baedd03a58e8708fdf1c107";
+const GOLDEN_DENSE_TEXT: &str = "hll1:AQIEGsNQEIMyDIRACARRCA==";
+
+// ---- precision and parameters ----------------------------------------------------------------
+
+#[test]
+fn precision_range() {
+    for p in [0, 3, 19, 255] {
+        assert_eq!(Sketch::new(p).unwrap_err().kind, ErrorKind::InvalidParameter);
+    }
+    for p in [-1i64, 3, 19, i64::MAX, i64::MIN] {
+        assert_eq!(checked_precision(p).unwrap_err().kind, ErrorKind::InvalidParameter);
+    }
+    // An SQL integer is checked whole: 270 is not 14 after truncation to a byte.
+    assert_eq!(Sketch::new(270i32).unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(Sketch::new(-242i32).unwrap_err().kind, ErrorKind::InvalidParameter);
+    for p in MIN_PRECISION..=MAX_PRECISION {
+        let s = sketch(p, &hashes(p as u64, 3000));
+        assert_eq!(s.precision(), p);
+        assert_eq!(Sketch::decode(&s.encode()).unwrap(), s);
+    }
+    let dense18 = sketch(18, &hashes(1, 200_000));
+    assert_eq!(dense18.form(), Form::Dense);
+    assert_eq!(dense18.encoded_len(), MAX_ENCODED_LEN);
+}
+
+#[test]
+fn fold_to_refuses_raising_and_bad_precision() {
+    let s = sketch(12, &hashes(1, 100));
+    assert_eq!(s.fold_to(14).unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(s.fold_to(3).unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(s.fold_to(12).unwrap(), s);
+}
+
+#[test]
+fn confidence_range_and_quantiles() {
+    let s = sketch(14, &hashes(1, 100));
+    for bad in [f64::NAN, -0.1, 1.0, 1.5, f64::INFINITY, f64::NEG_INFINITY] {
+        assert_eq!(s.estimate_with_bounds(bad).unwrap_err().kind, ErrorKind::InvalidParameter, "{bad}");
+    }
+    let cases = [
+        (0.5, 0.0),
+        (0.975, 1.959_963_984_540_054),
+        (0.995, 2.575_829_303_548_901),
+        (0.01, -2.326_347_874_040_841),
+        (0.841_344_746_068_542_9, 1.0),
+        (1e-10, -6.361_340_902_404_056),
+        (1.0 - 1e-10, 6.361_340_889_697_422), // 1 - 1e-10 is not exact in f64
+    ];
+    for (p, z) in cases {
+        let got = normal_quantile(p);
+        assert!((got - z).abs() <= 1e-8 * z.abs().max(1.0), "Φ⁻¹({p}) = {got}, expected {z}");
+    }
+    assert_eq!(normal_quantile(0.0), f64::NEG_INFINITY);
+    assert_eq!(normal_quantile(1.0), f64::INFINITY);
+    assert!(normal_quantile(f64::NAN).is_nan());
+    assert_eq!(z_for_confidence(0.0).unwrap(), 0.0);
+    assert!((z_for_confidence(0.95).unwrap() - 1.959_963_985).abs() < 1e-8);
+    assert!(z_for_confidence(0.999_999_999_999_999_9).unwrap().is_finite());
+}
+
+// ---- small sets: sparse and exact -------------------------------------------------------------
+
+#[test]
+fn small_counts_are_exact() {
+    for seed in 0..20 {
+        let all = hashes(seed, 100);
+        let mut s = Sketch::new(14).unwrap();
+        for (i, &h) in all.iter().enumerate() {
+            s.add_hash(h);
+            s.add_hash(h); // duplicates change nothing
+            assert_eq!(s.count().unwrap(), i as i64 + 1, "seed {seed}");
+        }
+        let bounds = s.estimate_with_bounds(0.95).unwrap();
+        assert_eq!(bounds.lower, 100.0);
+        assert!(bounds.upper - 100.0 < 0.1, "{bounds:?}");
+    }
+}
+
+#[test]
+fn a_few_hundred_within_a_tenth_of_a_percent() {
+    for n in [200usize, 500, 1000, 2000] {
+        let mut total_error = 0.0;
+        for seed in 0..20 {
+            let s = sketch(14, &hashes(seed, n));
+            assert_eq!(s.form(), Form::Sparse, "n = {n}");
+            total_error += (s.estimate() / n as f64 - 1.0).abs();
+        }
+        assert!(total_error / 20.0 < 0.001, "n = {n}: mean |error| {}", total_error / 20.0);
+    }
+}
+
+#[test]
+fn sizes() {
+    let thousand = sketch(14, &hashes(7, 1000));
+    assert_eq!(thousand.form(), Form::Sparse);
+    assert!(thousand.encoded_len() <= 4000, "{}", thousand.encoded_len());
+    let dense = sketch(14, &hashes(7, 20_000));
+    assert_eq!(dense.form(), Form::Dense);
+    assert_eq!(dense.encoded_len(), 12_292);
+    assert_eq!(dense.encode().len(), 12_292);
+}
+
+#[test]
+fn small_aggregate_states_stay_small() {
+    let mut s = Sketch::new(14).unwrap();
+    for h in hashes(3, 10) {
+        s.add_hash(h);
+    }
+    assert!(s.memory_bytes() <= 160, "{}", s.memory_bytes());
+    // A run of one value does not grow the buffer.
+    let mut same = Sketch::new(14).unwrap();
+    for _ in 0..10_000 {
+        same.add_hash(42);
+    }
+    assert!(same.memory_bytes() <= 80, "{}", same.memory_bytes());
+    assert_eq!(same.count().unwrap(), 1);
+}
+
+#[test]
+fn form_follows_the_size_rule_while_growing() {
+    for p in [4u8, 6, 8, 10] {
+        let dense_len = codec::dense_encoded_len(p);
+        let mut s = Sketch::new(p).unwrap();
+        // The same hashes as a token set that never turns dense, for the size it would have.
+        let mut tokens = SparseSet::default();
+        let mut was_dense = false;
+        for (i, h) in hashes(p as u64, 2000).into_iter().enumerate() {
+            s.add_hash(h);
+            tokens.push(sparse::token(h));
+            tokens.flush();
+            let sparse_len = codec::HEADER_LEN + tokens.encoded_payload_len();
+            let mut compacted = s.clone();
+            compacted.compact();
+            let is_dense = matches!(compacted.repr, Repr::Dense(_));
+            assert!(!was_dense || is_dense, "p {p}: dense turned sparse after {i} hashes");
+            assert_eq!(is_dense, sparse_len > dense_len, "p {p}, {} hashes", i + 1);
+            assert_eq!(compacted.encoded_len(), sparse_len.min(dense_len));
+            assert_eq!(compacted, s);
+            was_dense = is_dense;
+        }
+        assert!(was_dense, "p {p} never became dense");
+    }
+}
+
+// ---- accuracy ------------------------------------------------------------------------------------
+
+/// The default-run accuracy check (debug builds too): p = 14 around the classic estimator's
+/// bias bump and p = 10 over the whole range. The larger runs are in `accuracy_table`.
+#[test]
+fn accuracy_default_run() {
+    let rse14 = 1.04 / 128.0;
+    for (n, seeds) in [(10_000usize, 40u64), (44_236, 40), (100_000, 20)] {
+        let (bias, rms) = bias_and_rms(14, n, 0..seeds);
+        assert!(bias.abs() < 0.004, "p 14, n {n}: bias {:.3} %", bias * 100.0);
+        assert!(rms < 0.010, "p 14, n {n}: rms {:.3} % (theory {:.3} %)", rms * 100.0, rse14 * 100.0);
+    }
+    // A sanity check of the large range (8 seeds say little about the RMS error).
+    let (bias, rms) = bias_and_rms(14, 1_000_000, 0..8);
+    assert!(bias.abs() < 0.01 && rms < 0.015, "p 14, n 1e6: bias {:.3} %, rms {:.3} %", bias * 100.0, rms * 100.0);
+    let rse10 = 1.04 / 32.0;
+    for factor in [0.5, 1.0, 2.7, 5.0, 10.0] {
+        let n = (factor * 1024.0) as usize;
+        let (bias, rms) = bias_and_rms(10, n, 100..300);
+        assert!(bias.abs() < 0.005, "p 10, n {n}: bias {:.3} %", bias * 100.0);
+        assert!(rms < 1.15 * rse10, "p 10, n {n}: rms {:.3} %", rms * 100.0);
+    }
+}
+
+/// XXH3 hashes of integers, 40 disjoint value ranges, as the SQL side will feed them.
+#[test]
+fn accuracy_with_the_real_hash() {
+    let n = 44_236i64;
+    let (mut sum, mut sum_sq) = (0.0, 0.0);
+    for range in 0..40i64 {
+        let mut s = Sketch::new(14).unwrap();
+        for v in range * 10_000_000..range * 10_000_000 + n {
+            s.add_hash(hash_int(v));
+        }
+        let error = s.estimate() / n as f64 - 1.0;
+        sum += error;
+        sum_sq += error * error;
+    }
+    let (bias, rms) = (sum / 40.0, (sum_sq / 40.0).sqrt());
+    assert!(bias.abs() < 0.004, "bias {:.3} %", bias * 100.0);
+    assert!(rms < 0.0102, "rms {:.3} %", rms * 100.0);
+}
+
+/// Bias and RMS error per precision and n, over many seeds. Slow in debug builds; run with
+/// `cargo test --release accuracy_table -- --ignored --nocapture` (HLL_ACCURACY_SEEDS sets the
+/// number of seeds, default 100).
+#[test]
+#[ignore]
+fn accuracy_table() {
+    let seeds: u64 = std::env::var("HLL_ACCURACY_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    println!("p      n        n/m   bias %   rms %   1.04/√m %  rms/theory");
+    let mut worst_bias: f64 = 0.0;
+    for p in [10u8, 12, 14, 16] {
+        let m = (1u64 << p) as f64;
+        let theory = 1.04 / m.sqrt();
+        let mut sizes: Vec<usize> =
+            [0.5, 1.0, 2.0, 2.7, 5.0, 10.0, 100.0, 1000.0].iter().map(|f| (f * m) as usize).collect();
+        if p == 14 {
+            sizes.extend([100, 1000, 10_000, 44_236, 100_000, 1_000_000]);
+            sizes.sort_unstable();
+            sizes.dedup();
+        }
+        for n in sizes {
+            // Fewer seeds for the largest runs keep the table under a few minutes.
+            let runs = if n as f64 > 100.0 * m && p >= 14 { seeds.min(40) } else { seeds };
+            let (bias, rms) = bias_and_rms(p, n, 1000..1000 + runs);
+            if n as f64 >= 0.5 * m {
+                worst_bias = worst_bias.max(bias.abs());
+            }
+            println!(
+                "{p:<3} {n:>10} {:>8.3} {:>8.3} {:>7.3} {:>9.3} {:>8.2}  ({runs} seeds)",
+                n as f64 / m,
+                bias * 100.0,
+                rms * 100.0,
+                theory * 100.0,
+                rms / theory
+            );
+        }
+    }
+    println!("worst |bias| for n >= m/2: {:.3} %", worst_bias * 100.0);
+}
+
+/// How often `[lower, upper]` holds the true count, over 200 seeds.
+fn coverage(p: u8, n: usize, confidence: f64) -> usize {
+    (0..200)
+        .filter(|&seed| {
+            let s = sketch(p, &hashes(seed, n));
+            let b = s.estimate_with_bounds(confidence).unwrap();
+            assert!(b.lower <= b.estimate && b.estimate <= b.upper);
+            b.lower <= n as f64 && n as f64 <= b.upper
+        })
+        .count()
+}
+
+#[test]
+fn bounds_cover_the_truth_about_as_often_as_promised() {
+    // Far above m the error is 1.04/√m and a 90 % interval covers about 180 of 200.
+    let far = coverage(8, 100 * 256, 0.9);
+    assert!((165..=195).contains(&far), "{far} of 200 at 90 %, n = 100·m");
+    // Nearer m the error is smaller than 1.04/√m, so the interval is cautious.
+    let near = coverage(10, 5 * 1024, 0.9);
+    assert!(near >= 175, "{near} of 200 at 90 %, n = 5·m");
+}
+
+#[test]
+fn forged_extremes_never_give_nan() {
+    // Every register at its maximum: the estimator's denominator is 0.
+    let mut bytes = vec![1, 2, 4, 26];
+    let max = 61u32;
+    let word = max | max << 6 | max << 12 | max << 18;
+    for _ in 0..4 {
+        bytes.extend_from_slice(&word.to_le_bytes()[..3]);
+    }
+    let s = Sketch::decode(&bytes).unwrap();
+    assert_eq!(s.estimate(), 18_446_744_073_709_551_616.0);
+    assert_eq!(s.count().unwrap_err().kind, ErrorKind::Overflow);
+    let b = s.estimate_with_bounds(0.99).unwrap();
+    assert!(b.lower.is_finite() && b.upper.is_finite() && b.lower <= b.upper);
+    // One register set to 1 and the rest zero.
+    let mut one = vec![1, 2, 4, 26, 1];
+    one.resize(16, 0);
+    let s = Sketch::decode(&one).unwrap();
+    assert!(s.estimate() >= 1.0 && s.estimate().is_finite());
+    assert_eq!(s.estimate_with_bounds(0.99).unwrap().lower, 1.0);
+}
+
+// ---- decoder and parser rejections -------------------------------------------------------------
+
+#[test]
+fn decoder_rejects_each_broken_field() {
+    let sparse_bytes = sketch(14, &hashes(1, 10)).encode();
+    let dense_bytes = sketch(4, &hashes(1, 100)).encode();
+    assert_eq!(dense_bytes.len(), 16);
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("nothing", vec![]),
+        ("short header", vec![1, 0, 14]),
+        ("version 0", vec![0, 0, 14, 26]),
+        ("version 2", vec![2, 0, 14, 26]),
+        ("form 3", vec![1, 3, 14, 26]),
+        ("precision 3", vec![1, 0, 3, 26]),
+        ("precision 19", vec![1, 0, 19, 26]),
+        ("sparse precision 25", vec![1, 0, 14, 25]),
+        ("empty with payload", vec![1, 0, 14, 26, 0]),
+        ("sparse without tokens", vec![1, 1, 14, 26]),
+        ("overlong varint", vec![1, 1, 14, 26, 0x81, 0x00]),
+        ("5-byte varint", vec![1, 1, 14, 26, 0x81, 0x80, 0x80, 0x80, 0x01]),
+        ("truncated varint", vec![1, 1, 14, 26, 0x81]),
+        ("index 2^26", vec![1, 1, 14, 26, 0x80, 0x80, 0x80, 0x20]),
+        ("missing rank byte", vec![1, 1, 14, 26, 0x00]),
+        ("rank 0", vec![1, 1, 14, 26, 0x00, 0]),
+        ("rank 40", vec![1, 1, 14, 26, 0x00, 40]),
+        (
+            "too long for anything",
+            vec![1, 2, 18, 26].into_iter().chain(std::iter::repeat_n(0, MAX_ENCODED_LEN)).collect(),
+        ),
+        ("all-zero dense", {
+            let mut b = vec![1, 2, 4, 26];
+            b.resize(16, 0);
+            b
+        }),
+    ];
+    // Index 2^26 - 2, then a gap of 1: two entries that add up past the last index.
+    cases.push(("index overflow", vec![1, 1, 14, 26, 0xfe, 0xff, 0xff, 0x1f, 0x01]));
+    // Sparse form longer than the dense one at p = 4 (16 bytes).
+    let long_sparse = sketch(18, &hashes(2, 8)).encode();
+    let mut as_p4 = long_sparse.clone();
+    as_p4[2] = 4;
+    assert!(as_p4.len() > 16);
+    cases.push(("sparse longer than dense", as_p4));
+    for cut in 0..sparse_bytes.len() - 1 {
+        let truncated = sparse_bytes[..cut].to_vec();
+        // Cutting after a whole entry leaves a valid, shorter sketch: skip those.
+        if Sketch::decode(&truncated).is_err() {
+            cases.push(("truncated sparse", truncated));
+        }
+    }
+    for cut in 0..dense_bytes.len() {
+        cases.push(("truncated dense", dense_bytes[..cut].to_vec()));
+    }
+    let mut trailing = dense_bytes.clone();
+    trailing.push(0);
+    cases.push(("dense with a trailing byte", trailing));
+    let mut too_high = dense_bytes.clone();
+    too_high[4] |= 63; // register 0 = 63 > 61
+    cases.push(("register above the maximum", too_high));
+    for (what, bytes) in cases {
+        let error = Sketch::decode(&bytes).expect_err(what);
+        assert_eq!(error.kind, ErrorKind::InvalidBinary, "{what}");
+        assert_eq!(error.message, "invalid binary data for type hll");
+        assert!(error.detail.is_some(), "{what}");
+        let mut target = sketch(4, &hashes(9, 100));
+        let before = target.encode();
+        assert!(target.merge_encoded(&bytes).is_err(), "{what}");
+        assert_eq!(target.encode(), before, "{what}: merge_encoded changed the target");
+    }
+}
+
+#[test]
+fn text_parser_is_strict() {
+    let s = sketch(14, &hashes(3, 50));
+    let text = s.to_text();
+    assert_eq!(Sketch::parse_text(&text).unwrap(), s);
+    let body = &text[TEXT_PREFIX.len()..];
+    let bad = [
+        String::new(),
+        "hll1:".to_string(),
+        body.to_string(),
+        format!("HLL1:{body}"),
+        format!("hll2:{body}"),
+        format!(" {text}"),
+        format!("{text} "),
+        format!("{text}\n"),
+        format!("hll1: {body}"),
+        format!("{text}===="),
+        text[..text.len() - 1].to_string(),
+        "hll1:AQAOGg=".to_string(),
+        "hll1:AQAOGg".to_string(),
+        "hll1:AQAOGh==".to_string(), // non-zero unused bits
+        "hll1:AQA=Ggaa".to_string(), // padding in the middle
+        "hll1:AQAOG===".to_string(),
+        "hll1:AQAOGg-=".to_string(),
+        "hll1:AQAOGgé=".to_string(),
+        "hll1:AgAOGg==".to_string(), // version 2
+        "hll1:AQAEGgA=".to_string(), // empty with a payload byte
+    ];
+    for input in &bad {
+        let e = Sketch::parse_text(input).expect_err(input);
+        assert_eq!(e.kind, ErrorKind::InvalidText, "{input:?}");
+        assert!(e.message.starts_with("invalid input syntax for type hll"), "{input:?}");
+        assert!(e.detail.is_some(), "{input:?}");
+    }
+    // The empty sketch at p = 15 differs in one character and is fine.
+    assert_eq!(Sketch::parse_text("hll1:AQAPGg==").unwrap(), Sketch::new(15).unwrap());
+    let huge = format!("hll1:{}", "A".repeat(400_000));
+    assert_eq!(Sketch::parse_text(&huge).unwrap_err().kind, ErrorKind::InvalidText);
+}
+
+// ---- merge and fold laws -----------------------------------------------------------------------
+
+#[test]
+fn union_of_mixed_forms_and_precisions() {
+    let a = sketch(14, &hashes(1, 20_000)); // dense
+    let b = sketch(12, &hashes(2, 300)); // sparse
+    let c = sketch(10, &[]); // empty
+    assert_eq!((a.form(), b.form(), c.form()), (Form::Dense, Form::Sparse, Form::Empty));
+    let ab = a.union(&b);
+    assert_eq!(ab.precision(), 12);
+    let mut all = hashes(1, 20_000);
+    all.extend(hashes(2, 300));
+    assert_eq!(ab, sketch(12, &all));
+    assert_eq!(ab.union(&c), sketch(10, &all));
+    assert_eq!(c.union(&b), sketch(10, &hashes(2, 300)));
+    let mut merged = b.clone();
+    merged.merge_encoded(&a.encode()).unwrap();
+    assert_eq!(merged, ab);
+}
+
+#[test]
+fn merge_encoded_matches_union() {
+    for p in [4u8, 10, 14] {
+        let mut target = sketch(p, &hashes(1, 30_000));
+        let other = sketch(p, &hashes(2, 30_000));
+        assert_eq!((target.form(), other.form()), (Form::Dense, Form::Dense));
+        let expected = target.union(&other);
+        target.merge_encoded(&other.encode()).unwrap();
+        assert_eq!(target, expected);
+    }
+}
+
+fn tokens_payload_len(hashes: &[u64]) -> usize {
+    let mut set = SparseSet::default();
+    for &h in hashes {
+        set.push(sparse::token(h));
+    }
+    set.flush();
+    set.encoded_payload_len()
+}
+
+/// A strategy for sketches that reach every form: a precision, a stream seed shared by all
+/// three sketches of a case (so their hash sets overlap), and a slice of that stream.
+fn sketch_params() -> impl Strategy<Value = (u8, usize, usize)> {
+    (4u8..=11, 0usize..400, prop_oneof![0usize..40, 0usize..700])
+}
+
+fn build((p, start, len): (u8, usize, usize), stream: &[u64]) -> (Sketch, Vec<u64>) {
+    let slice = stream[start..start + len].to_vec();
+    (sketch(p, &slice), slice)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn merge_laws(seed in 0u64..1000, a in sketch_params(), b in sketch_params(), c in sketch_params()) {
+        let stream = hashes(seed, 1100);
+        let (a, ha) = build(a, &stream);
+        let (b, hb) = build(b, &stream);
+        let (c, _) = build(c, &stream);
+        let ab = a.union(&b);
+        // commutative, associative, idempotent, with identical bytes
+        prop_assert_eq!(ab.encode(), b.union(&a).encode());
+        prop_assert_eq!(ab.union(&c).encode(), a.union(&b.union(&c)).encode());
+        prop_assert_eq!(a.union(&a).encode(), a.encode());
+        prop_assert_eq!(ab.union(&b).encode(), ab.encode());
+        // a homomorphism: the union is the sketch of the union of the hashes
+        let both: Vec<u64> = ha.iter().chain(&hb).copied().collect();
+        let p = a.precision().min(b.precision());
+        prop_assert_eq!(ab.encode(), sketch(p, &both).encode());
+        // in-place merge and merge from bytes agree with union
+        let mut in_place = a.clone();
+        in_place.merge_from(&b);
+        prop_assert_eq!(&in_place, &ab);
+        let mut from_bytes = a.clone();
+        from_bytes.merge_encoded(&b.encode()).unwrap();
+        prop_assert_eq!(&from_bytes, &ab);
+    }
+
+    #[test]
+    fn fold_equals_building_at_the_lower_precision(seed in any::<u64>(), n in prop_oneof![0usize..50, 0usize..3000], p in 4u8..=18, q in 4u8..=18) {
+        let (high, low) = (p.max(q), p.min(q));
+        let hs = hashes(seed, n);
+        let folded = sketch(high, &hs).fold_to(low).unwrap();
+        prop_assert_eq!(folded.encode(), sketch(low, &hs).encode());
+    }
+
+    #[test]
+    fn round_trips(seed in any::<u64>(), p in 4u8..=16, n in prop_oneof![0usize..20, 0usize..500, 0usize..6000]) {
+        let s = sketch(p, &hashes(seed, n));
+        let bytes = s.encode();
+        prop_assert_eq!(bytes.len(), s.encoded_len());
+        let decoded = Sketch::decode(&bytes).unwrap();
+        prop_assert_eq!(&decoded, &s);
+        prop_assert_eq!(decoded.encode(), bytes);
+        let text = s.to_text();
+        prop_assert_eq!(Sketch::parse_text(&text).unwrap().to_text(), text);
+        prop_assert_eq!(decoded.form(), s.form());
+        prop_assert_eq!(decoded.estimate(), s.estimate());
+    }
+
+    /// The canonical-form rule relies on this: more tokens never make the sparse form shorter.
+    #[test]
+    fn sparse_payload_only_grows(seed in any::<u64>(), n in 0usize..300, extra in 1usize..50) {
+        let hs = hashes(seed, n + extra);
+        prop_assert!(tokens_payload_len(&hs[..n]) <= tokens_payload_len(&hs));
+    }
+
+    #[test]
+    fn estimates_are_sane(seed in any::<u64>(), p in 4u8..=14, n in 0usize..5000, confidence in 0.0f64..0.9999) {
+        let s = sketch(p, &hashes(seed, n));
+        let b = s.estimate_with_bounds(confidence).unwrap();
+        prop_assert!(b.estimate.is_finite() && b.lower.is_finite() && b.upper.is_finite());
+        prop_assert!(0.0 <= b.lower && b.lower <= b.estimate && b.estimate <= b.upper);
+        prop_assert_eq!(b.estimate, s.estimate());
+        prop_assert_eq!(n == 0, b.estimate == 0.0);
+    }
+
+    /// The decoders never panic; whatever they accept re-encodes to the same bytes.
+    #[test]
+    fn decoder_survives_garbage(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        if let Ok(s) = Sketch::decode(&bytes) { prop_assert_eq!(s.encode(), bytes); }
+    }
+
+    #[test]
+    fn decoder_survives_garbage_after_a_valid_header(form in 0u8..3, p in 4u8..=6, payload in prop::collection::vec(any::<u8>(), 0..60)) {
+        let mut bytes = vec![1, form, p, 26];
+        bytes.extend(payload);
+        if let Ok(s) = Sketch::decode(&bytes) { prop_assert_eq!(s.encode(), bytes); }
+    }
+
+    #[test]
+    fn decoder_survives_mutations(seed in any::<u64>(), p in 4u8..=12, n in 0usize..400, edits in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4)) {
+        let mut bytes = sketch(p, &hashes(seed, n)).encode();
+        for (at, value) in edits {
+            let len = bytes.len();
+            bytes[at % len] = value;
+        }
+        if let Ok(s) = Sketch::decode(&bytes) { prop_assert_eq!(s.encode(), bytes); }
+    }
+
+    #[test]
+    fn text_parser_survives_garbage(text in "(hll1:)?[A-Za-z0-9+/=]{0,40}|\\PC{0,40}") {
+        if let Ok(s) = Sketch::parse_text(&text) { prop_assert_eq!(s.to_text(), text); }
+    }
+}
