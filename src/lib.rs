@@ -6,6 +6,7 @@
 
 use pgrx::prelude::*;
 
+pub mod cms;
 pub mod common;
 pub mod crdt;
 pub mod hll;
