@@ -6,4 +6,5 @@ pub mod error;
 pub mod hash;
 pub mod report;
 pub mod text;
+pub mod value_hash;
 pub mod varlena;

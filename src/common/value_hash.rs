@@ -1,0 +1,120 @@
+//! Hashing SQL values of any type with the one portable hash (`common::hash`), over the
+//! canonical byte encoding that DESIGN.md rule 1 fixes:
+//! int2/int4/int8 widened to i64 little-endian; text, varchar and bytea by their bytes
+//! (bpchar without its trailing blanks, as its equality ignores them); uuid by its 16 bytes;
+//! any other type by its binary send form.
+//!
+//! A [`ValueHasher`] is built once per call site and cached in `flinfo->fn_extra`.
+
+use super::hash::{hash_bytes, hash_int};
+use pgrx::pg_sys;
+
+enum Encoding {
+    Int2,
+    Int4,
+    Int8,
+    /// Text, varchar, bytea: the detoasted bytes.
+    VarlenaBytes,
+    /// bpchar: the bytes without trailing blanks.
+    Bpchar,
+    Uuid,
+    /// Anything else: the type's send function.
+    Send(pg_sys::FmgrInfo),
+}
+
+pub struct ValueHasher {
+    type_oid: pg_sys::Oid,
+    encoding: Encoding,
+}
+
+impl ValueHasher {
+    /// A hasher for values of `type_oid`; lives in `context` (send-function lookups too).
+    ///
+    /// # Safety
+    /// `context` must be a valid memory context that outlives the hasher's use.
+    pub unsafe fn new(type_oid: pg_sys::Oid, context: pg_sys::MemoryContext) -> Self {
+        let encoding = match type_oid {
+            pg_sys::INT2OID => Encoding::Int2,
+            pg_sys::INT4OID => Encoding::Int4,
+            pg_sys::INT8OID => Encoding::Int8,
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BYTEAOID => Encoding::VarlenaBytes,
+            pg_sys::BPCHAROID => Encoding::Bpchar,
+            pg_sys::UUIDOID => Encoding::Uuid,
+            _ => unsafe {
+                let mut send_oid = pg_sys::InvalidOid;
+                let mut is_varlena = false;
+                pg_sys::getTypeBinaryOutputInfo(type_oid, &mut send_oid, &mut is_varlena);
+                let mut info: pg_sys::FmgrInfo = std::mem::zeroed();
+                pg_sys::fmgr_info_cxt(send_oid, &mut info, context);
+                Encoding::Send(info)
+            },
+        };
+        ValueHasher { type_oid, encoding }
+    }
+
+    pub fn type_oid(&self) -> pg_sys::Oid {
+        self.type_oid
+    }
+
+    /// The hash of one non-NULL value.
+    ///
+    /// # Safety
+    /// `datum` must be a non-NULL value of the hasher's type.
+    pub unsafe fn hash(&mut self, datum: pg_sys::Datum) -> u64 {
+        unsafe {
+            match &mut self.encoding {
+                Encoding::Int2 => hash_int(datum.value() as i16 as i64),
+                Encoding::Int4 => hash_int(datum.value() as i32 as i64),
+                Encoding::Int8 => hash_int(datum.value() as i64),
+                Encoding::VarlenaBytes => hash_varlena(datum, |bytes| bytes),
+                Encoding::Bpchar => hash_varlena(datum, |bytes| {
+                    let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+                    &bytes[..end]
+                }),
+                Encoding::Uuid => hash_bytes(std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), 16)),
+                Encoding::Send(info) => {
+                    let sent = pg_sys::SendFunctionCall(info, datum);
+                    let hash = hash_bytes(super::varlena::payload(sent.cast()));
+                    pg_sys::pfree(sent.cast());
+                    hash
+                }
+            }
+        }
+    }
+}
+
+/// Hashes a varlena's (detoasted) bytes after `select` picks the part that counts.
+unsafe fn hash_varlena(datum: pg_sys::Datum, select: impl Fn(&[u8]) -> &[u8]) -> u64 {
+    unsafe {
+        let raw = datum.cast_mut_ptr::<pg_sys::varlena>();
+        let detoasted = pg_sys::pg_detoast_datum_packed(raw);
+        let hash = hash_bytes(select(super::varlena::payload(detoasted)));
+        if detoasted != raw {
+            pg_sys::pfree(detoasted.cast());
+        }
+        hash
+    }
+}
+
+/// The hasher cached in `fcinfo->flinfo->fn_extra` for argument `arg`, built on first use.
+///
+/// # Safety
+/// `fcinfo` must be a valid call whose argument `arg` is polymorphic (its type resolvable).
+pub unsafe fn cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &'a mut ValueHasher {
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        let existing = (*flinfo).fn_extra as *mut ValueHasher;
+        if !existing.is_null() {
+            return &mut *existing;
+        }
+        let type_oid = pg_sys::get_fn_expr_argtype(flinfo, arg);
+        if type_oid == pg_sys::InvalidOid {
+            pgrx::error!("could not determine the type of the value to hash");
+        }
+        let context = (*flinfo).fn_mcxt;
+        let slot = pg_sys::MemoryContextAlloc(context, std::mem::size_of::<ValueHasher>()) as *mut ValueHasher;
+        slot.write(ValueHasher::new(type_oid, context));
+        (*flinfo).fn_extra = slot.cast();
+        &mut *slot
+    }
+}

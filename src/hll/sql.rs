@@ -1,0 +1,275 @@
+//! SQL binding of the HyperLogLog sketch. Entry points are declared by hand in `hll.sql`.
+//! The aggregate transition function is a raw V1 function: pgrx's wrapper would double the
+//! per-row cost (DESIGN.md, platform facts).
+
+use super::sketch::{DEFAULT_PRECISION, Sketch, checked_precision};
+use crate::common::aggregate::{new_state, state_mut};
+use crate::common::report::OrRaise;
+use crate::common::value_hash::cached_hasher;
+use crate::sql_varlena_type;
+use pgrx::prelude::*;
+use pgrx::{AnyElement, Internal, PgSqlErrorCode};
+use std::ffi::{CStr, CString};
+
+sql_varlena_type!(
+    /// A `distcount.hll` datum.
+    HllDatum,
+    "hll"
+);
+
+impl HllDatum {
+    fn sketch(&self) -> Sketch {
+        Sketch::decode(self.bytes()).or_raise()
+    }
+
+    fn from_sketch(sketch: &Sketch) -> Self {
+        HllDatum::from_bytes(&sketch.encode())
+    }
+}
+
+/// Applies a column's typmod `hll(p)`: a finer sketch is folded down, a coarser one refused.
+fn apply_typmod(sketch: Sketch, typmod: i32) -> Sketch {
+    if typmod < 0 || i64::from(sketch.precision()) == i64::from(typmod) {
+        return sketch;
+    }
+    if i64::from(sketch.precision()) < i64::from(typmod) {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("an hll of precision {} cannot be stored as hll({typmod})", sketch.precision()),
+            "A sketch can be folded to a lower precision, never raised to a higher one."
+        );
+    }
+    sketch.fold_to(typmod).or_raise()
+}
+
+#[pg_extern(sql = false)]
+fn hll_in(input: &CStr, _type_oid: pg_sys::Oid, typmod: i32) -> HllDatum {
+    let text = input.to_str().unwrap_or_else(|_| error!("hll input is not valid UTF-8"));
+    HllDatum::from_sketch(&apply_typmod(Sketch::parse_text(text).or_raise(), typmod))
+}
+
+#[pg_extern(sql = false)]
+fn hll_out(value: HllDatum) -> CString {
+    CString::new(value.sketch().to_text()).expect("base64 has no NUL")
+}
+
+#[pg_extern(sql = false)]
+fn hll_recv(buf: Internal, _type_oid: pg_sys::Oid, typmod: i32) -> HllDatum {
+    let Some(datum) = buf.unwrap() else { error!("receive function called without a buffer") };
+    let info = unsafe { &mut *datum.cast_mut_ptr::<pg_sys::StringInfoData>() };
+    let (start, end) = (info.cursor as usize, info.len as usize);
+    let bytes = unsafe { std::slice::from_raw_parts((info.data as *const u8).add(start), end - start) };
+    let sketch = Sketch::decode(bytes).or_raise();
+    info.cursor = info.len;
+    HllDatum::from_sketch(&apply_typmod(sketch, typmod))
+}
+
+#[pg_extern(sql = false)]
+fn hll_send(value: HllDatum) -> Vec<u8> {
+    value.sketch().encode()
+}
+
+#[pg_extern(sql = false)]
+fn hll_typmod_in(modifiers: Array<&CStr>) -> i32 {
+    let values: Vec<Option<&CStr>> = modifiers.iter().collect();
+    let [Some(text)] = values.as_slice() else {
+        ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "hll takes one modifier, the precision");
+    };
+    let precision: i64 = text
+        .to_str()
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("invalid hll precision \"{}\"", text.to_string_lossy()),
+                "The precision is an integer between 4 and 18."
+            );
+        });
+    i32::from(checked_precision(precision).or_raise())
+}
+
+#[pg_extern(sql = false)]
+fn hll_typmod_out(typmod: i32) -> CString {
+    CString::new(if typmod < 0 { String::new() } else { format!("({typmod})") }).expect("no NUL")
+}
+
+/// The length-coercion cast `hll AS hll(p)`.
+#[pg_extern(sql = false)]
+fn hll_enforce_typmod(value: HllDatum, typmod: i32, _explicit: bool) -> HllDatum {
+    if typmod < 0 {
+        return value;
+    }
+    let sketch = value.sketch();
+    if i64::from(sketch.precision()) == i64::from(typmod) {
+        return value;
+    }
+    HllDatum::from_sketch(&apply_typmod(sketch, typmod))
+}
+
+#[pg_extern(sql = false)]
+fn hll_from_bytea(bytes: &[u8]) -> HllDatum {
+    HllDatum::from_sketch(&Sketch::decode(bytes).or_raise())
+}
+
+#[pg_extern(sql = false)]
+fn hll_empty(precision: i32) -> HllDatum {
+    HllDatum::from_sketch(&Sketch::new(precision).or_raise())
+}
+
+/// Adds one value; a NULL sketch counts as an empty one at the default precision.
+#[pg_extern(sql = false)]
+fn hll_add(sketch: Option<HllDatum>, value: Option<AnyElement>, fcinfo: pg_sys::FunctionCallInfo) -> HllDatum {
+    let mut sketch = sketch.map(|s| s.sketch()).unwrap_or_default();
+    if let Some(value) = value {
+        let hash = unsafe { cached_hasher(fcinfo, 1).hash(value.datum()) };
+        sketch.add_hash(hash);
+    }
+    HllDatum::from_sketch(&sketch)
+}
+
+/// Union; a NULL side counts as empty. Different precisions fold to the smaller.
+#[pg_extern(sql = false)]
+fn hll_union(a: Option<HllDatum>, b: Option<HllDatum>) -> Option<HllDatum> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(x), None) | (None, Some(x)) => Some(x),
+        (Some(a), Some(b)) => Some(HllDatum::from_sketch(&a.sketch().union(&b.sketch()))),
+    }
+}
+
+#[pg_extern(sql = false)]
+fn hll_count(sketch: HllDatum) -> i64 {
+    sketch.sketch().count().or_raise()
+}
+
+#[pg_extern(sql = false)]
+fn hll_estimate_array(sketch: HllDatum, confidence: f64) -> Vec<f64> {
+    let e = sketch.sketch().estimate_with_bounds(confidence).or_raise();
+    vec![e.estimate, e.lower, e.upper]
+}
+
+#[pg_extern(sql = false)]
+fn hll_info_text(sketch: HllDatum) -> String {
+    let bytes = sketch.bytes().len();
+    let s = sketch.sketch();
+    format!(
+        r#"{{"precision": {}, "form": "{}", "bytes": {}, "format_version": {}, "relative_standard_error": {:.6}}}"#,
+        s.precision(),
+        s.form().name(),
+        bytes,
+        super::sketch::FORMAT_VERSION,
+        s.relative_standard_error()
+    )
+}
+
+// ---- aggregates: the state is an Option<Sketch> in the aggregate context --------------------
+// hll_agg starts with an empty sketch at its precision; hll_union_agg starts with None, so
+// that the first input sets the precision (a union folds to the smaller of its inputs).
+
+type State = Option<Sketch>;
+
+/// `hll_agg_trans(internal, anyelement [, integer])`: the hot path, one hash and one register
+/// update per row.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let mut state = if pgrx::fcinfo::pg_arg_is_null(fcinfo, 0) {
+            let precision = if (*fcinfo).nargs > 2 && !pgrx::fcinfo::pg_arg_is_null(fcinfo, 2) {
+                pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 2).value() as i32 as i64
+            } else {
+                i64::from(DEFAULT_PRECISION)
+            };
+            new_state::<State>(fcinfo, Some(Sketch::new(precision).or_raise()))
+        } else {
+            Internal::from(Some(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0)))
+        };
+        if !pgrx::fcinfo::pg_arg_is_null(fcinfo, 1) {
+            let hash = cached_hasher(fcinfo, 1).hash(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1));
+            if let Some(Some(sketch)) = state_mut::<State>(&mut state) {
+                sketch.add_hash(hash);
+            }
+        }
+        state.unwrap().expect("a state")
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_hll_agg_trans() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+#[pg_extern(sql = false)]
+fn hll_union_trans(mut state: Internal, value: Option<HllDatum>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    if !state.initialized() {
+        state = new_state::<State>(fcinfo, None);
+    }
+    if let Some(value) = value {
+        let slot = unsafe { state_mut::<State>(&mut state) }.expect("a state");
+        match slot {
+            Some(sketch) => sketch.merge_encoded(value.bytes()).or_raise(),
+            None => *slot = Some(value.sketch()),
+        }
+    }
+    state
+}
+
+#[pg_extern(sql = false)]
+fn hll_combine(mut a: Internal, mut b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let theirs: Option<Sketch> = unsafe { state_mut::<State>(&mut b) }.and_then(|s| s.clone());
+    let Some(theirs) = theirs else { return a };
+    match unsafe { state_mut::<State>(&mut a) } {
+        Some(Some(mine)) => {
+            mine.merge_from(&theirs);
+            a
+        }
+        Some(slot) => {
+            *slot = Some(theirs);
+            a
+        }
+        // Copy: the second state may live in a shorter-lived context than the aggregate's.
+        None => new_state::<State>(fcinfo, Some(theirs)),
+    }
+}
+
+/// Serialised state: the sketch's bytes, or no bytes for "no sketch yet".
+#[pg_extern(sql = false)]
+fn hll_serial(mut state: Internal) -> Vec<u8> {
+    match unsafe { state_mut::<State>(&mut state) } {
+        Some(Some(sketch)) => {
+            sketch.compact();
+            sketch.encode()
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[pg_extern(sql = false)]
+fn hll_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let state: State = if bytes.is_empty() { None } else { Some(Sketch::decode(bytes).or_raise()) };
+    new_state::<State>(fcinfo, state)
+}
+
+/// Zero rows give an empty sketch at the default precision, never NULL.
+#[pg_extern(sql = false)]
+fn hll_final(mut state: Internal) -> HllDatum {
+    match unsafe { state_mut::<State>(&mut state) } {
+        Some(Some(sketch)) => {
+            sketch.compact();
+            HllDatum::from_sketch(sketch)
+        }
+        _ => HllDatum::from_sketch(&Sketch::default()),
+    }
+}
+
+#[pg_extern(sql = false)]
+fn hll_count_final(mut state: Internal) -> i64 {
+    match unsafe { state_mut::<State>(&mut state) } {
+        Some(Some(sketch)) => sketch.count().or_raise(),
+        _ => 0,
+    }
+}

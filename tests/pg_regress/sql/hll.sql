@@ -1,0 +1,95 @@
+-- hll: building, counting, unions, precisions, casts and aggregates.
+
+-- Small sets are exact; int2, int4 and int8 of equal value are the same item.
+SELECT hll_count(hll_agg(i)) AS exact_100 FROM generate_series(1, 100) i;
+SELECT hll_agg(i::int2) = hll_agg(i::int4) AND hll_agg(i::int4) = hll_agg(i::int8) AS ints_alike
+FROM generate_series(1, 500) i;
+SELECT approx_count_distinct(i % 37) AS thirty_seven FROM generate_series(1, 10000) i;
+-- Text by its bytes, bpchar without trailing blanks, uuid, and other types by their send form.
+SELECT hll_agg(t) AS text_sketch FROM (VALUES ('a'), ('b'), ('a')) v(t);
+SELECT hll_agg('x'::char(5)) = hll_agg('x'::text) AS bpchar_like_text;
+SELECT approx_count_distinct(u) FROM (VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid),
+    ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), ('b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')) v(u);
+SELECT approx_count_distinct(d) AS days, approx_count_distinct(d::timestamptz) AS stamps,
+       approx_count_distinct(x) AS numerics
+FROM (SELECT date '2026-01-01' + (i % 30) AS d, (i % 11)::numeric / 3 AS x FROM generate_series(1, 1000) i) s;
+-- Large sets: within a few standard errors (0.81% at p = 14).
+SELECT abs(hll_count(hll_agg(i)) - 1000000) < 1000000 * 0.0081 * 3 AS within_3_sigma
+FROM generate_series(1, 1000000) i;
+
+-- Text form (versioned, base64 of the binary form) and binary form round trip.
+SELECT hll_empty(), hll_empty(10);
+SELECT hll_agg(i)::text::hll = hll_agg(i) AS text_round_trip,
+       hll_agg(i)::bytea::hll = hll_agg(i) AS bytea_round_trip
+FROM generate_series(1, 20000) i;
+SELECT 'hll1:AQEOGpm2iATKrPMBm67dAw=='::hll, # 'hll1:AQEOGpm2iATKrPMBm67dAw=='::hll AS count;
+
+-- Info and sizes: sparse while smaller, dense at most 12,292 bytes at p = 14.
+SELECT hll_info(hll_empty()) AS empty;
+SELECT hll_info(hll_agg(i)) AS thousand FROM generate_series(1, 1000) i;
+SELECT hll_info(hll_agg(i)) AS million FROM generate_series(1, 1000000) i;
+
+-- Unions: ||, hll_union, hll_union_agg (NULLs skipped), different precisions fold down.
+SELECT # (hll_agg(i) FILTER (WHERE i <= 60) || hll_agg(i) FILTER (WHERE i > 40)) AS overlap_union
+FROM generate_series(1, 100) i;
+SELECT hll_union(NULL, hll_agg(1)) = hll_agg(1) AS null_is_empty, hll_union(NULL::hll, NULL) IS NULL AS both_null;
+SELECT hll_count(hll_union_agg(h)) AS unioned, hll_info(hll_union_agg(h)) ->> 'precision' AS p
+FROM (SELECT hll_agg(i) AS h FROM generate_series(1, 5000) i GROUP BY i % 10
+      UNION ALL SELECT NULL) s;
+SELECT hll_info(hll_agg(i, 16) || hll_agg(i, 11)) ->> 'precision' AS folded_to
+FROM generate_series(1, 50000) i;
+-- Folding loses nothing that a sketch built at the lower precision would have.
+SELECT hll_agg(i, 16)::hll(11) = hll_agg(i, 11) AS fold_equals_direct FROM generate_series(1, 50000) i;
+
+-- hll_add: a NULL sketch is empty, a NULL value changes nothing.
+SELECT # hll_add(hll_add(NULL, 1), 2) AS two, hll_add(hll_agg(1), NULL::int) = hll_agg(1) AS unchanged;
+
+-- Typmod: hll(12) folds a p = 14 sketch down; a coarser sketch is refused.
+CREATE TABLE daily (day date, visitors hll(12));
+\d daily
+INSERT INTO daily SELECT date '2026-01-01', hll_agg(i) FROM generate_series(1, 3000) i;
+SELECT hll_info(visitors) ->> 'precision' AS stored_at, # visitors FROM daily;
+SELECT error_of($$ INSERT INTO daily VALUES (now(), hll_empty(10)) $$);
+SELECT error_of($$ SELECT hll_empty()::hll(16) $$);
+SELECT 'hll1:AQAOGg=='::hll(12);
+
+-- Estimates with confidence intervals.
+SELECT estimate::bigint = # h AS estimate_is_count, lower <= 100000 AND 100000 <= upper AS covers_truth,
+       upper - lower < 0.05 * 100000 AS tight
+FROM (SELECT hll_agg(i) h FROM generate_series(1, 100000) i) s, hll_estimate(h, 0.99);
+SELECT round(e.estimate::numeric, 3) AS estimate, round(e.lower::numeric, 3) AS lower, round(e.upper::numeric, 3) AS upper
+FROM (SELECT hll_agg(1) AS h) s, hll_estimate(h) e;
+
+-- Aggregates over zero rows, or a FILTER that matches nothing, give an empty sketch.
+SELECT hll_agg(i), # hll_agg(i), approx_count_distinct(i) FROM generate_series(1, 0) i;
+SELECT # hll_agg(i) FILTER (WHERE i < 0) AS none, # hll_union_agg(NULL::hll) AS none_union FROM generate_series(1, 10) i;
+
+-- GROUP BY: many small groups stay small.
+SELECT count(*) AS groups, sum(c) AS total
+FROM (SELECT approx_count_distinct(i) c FROM generate_series(1, 200000) i GROUP BY i / 10) s;
+
+-- Parallel plans give the serial answer.
+CREATE TABLE visits AS SELECT i AS id, i % 70000 AS visitor FROM generate_series(1, 300000) i;
+ANALYZE visits;
+CREATE TABLE visit_sketches AS SELECT id % 500 AS part, hll_agg(visitor) AS h FROM visits GROUP BY 1;
+ANALYZE visit_sketches;
+SELECT hll_agg(visitor) AS serial_sketch FROM visits \gset
+SELECT hll_union_agg(h) AS serial_union FROM visit_sketches \gset
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT hll_agg(visitor) FROM visits;
+SELECT hll_agg(visitor) = :'serial_sketch'::hll AS parallel_equals_serial,
+       approx_count_distinct(visitor) = # :'serial_sketch'::hll AS counts_agree
+FROM visits;
+EXPLAIN (COSTS OFF) SELECT hll_union_agg(h) FROM visit_sketches;
+SELECT hll_union_agg(h) = :'serial_union'::hll AS parallel_union_equals_serial,
+       hll_union_agg(h) = :'serial_sketch'::hll AS union_equals_direct
+FROM visit_sketches;
+RESET ALL;
+
+-- Equality and hashing.
+-- (and a byte-order btree class, for DISTINCT and ORDER BY)
+SELECT count(DISTINCT h) FROM (SELECT hll_agg(i % 3) h FROM generate_series(1, 30) i GROUP BY i % 2) s;
+SELECT h, count(*) FROM (VALUES (hll_empty()), (hll_empty()), (hll_empty(10))) v(h) GROUP BY h ORDER BY 2;

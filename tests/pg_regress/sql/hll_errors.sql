@@ -1,0 +1,40 @@
+-- Bad input to hll gives a clear ERROR with its SQLSTATE, and the server stays up.
+
+-- Precision out of range (22023).
+SELECT error_of($$ SELECT hll_empty(3) $$);
+SELECT error_of($$ SELECT hll_empty(19) $$);
+SELECT error_of($$ SELECT hll_agg(i, 30) FROM generate_series(1, 3) i $$);
+SELECT error_of($$ SELECT hll_empty()::hll(20) $$);
+SELECT error_of($$ CREATE TABLE bad (h hll(2)) $$);
+SELECT error_of($$ CREATE TABLE bad (h hll(12, 5)) $$);
+SELECT error_of($$ CREATE TABLE bad (h hll(x)) $$);
+
+-- Malformed text (22P02).
+SELECT error_of($$ SELECT ''::hll $$);
+SELECT error_of($$ SELECT 'hll1:'::hll $$);
+SELECT error_of($$ SELECT 'hll1:AQAOGg'::hll $$);
+SELECT error_of($$ SELECT 'hll2:AQAOGg=='::hll $$);
+SELECT error_of($$ SELECT 'hll1:AQAOGg== '::hll $$);
+SELECT error_of($$ SELECT 'hll1:!!!!'::hll $$);
+SELECT error_of($$ SELECT '\xdeadbeef'::hll $$);
+
+-- Truncated, garbage or forged bytes through the bytea cast (22P03).
+SELECT error_of($$ SELECT ''::bytea::hll $$);
+SELECT error_of($$ SELECT '\x01'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x02000e1a'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x01030e1a'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x0100131a'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x01000e1a00'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x01010e1a'::bytea::hll $$);
+SELECT error_of($$ SELECT ('\x01020e1a' || repeat('00', 12288))::bytea::hll $$);
+SELECT error_of($$ SELECT ('\x01020e1a' || repeat('ff', 12288))::bytea::hll $$);
+SELECT error_of($$ SELECT (hll_agg(i)::bytea || '\x00'::bytea)::hll FROM generate_series(1, 100000) i $$);
+SELECT error_of($$ SELECT substr(hll_agg(i)::bytea, 1, 20)::hll FROM generate_series(1, 100) i $$);
+
+-- Confidence outside [0, 1) (22023), never a NaN bound.
+SELECT error_of($$ SELECT hll_estimate(hll_empty(), 1.0) $$);
+SELECT error_of($$ SELECT hll_estimate(hll_empty(), -0.5) $$);
+SELECT error_of($$ SELECT hll_estimate(hll_empty(), 'NaN') $$);
+
+-- Still up.
+SELECT # hll_agg(i) AS still_up FROM generate_series(1, 10) i;
