@@ -35,5 +35,21 @@ SELECT pncounter_merge_agg(likes) AS merged, pncounter_value(pncounter_merge_agg
 FROM region_likes;
 
 \echo
+\echo '== HyperLogLog: distinct visitors per page and day, merged into a week =='
+DROP TABLE IF EXISTS visits, daily_visitors;
+CREATE TABLE visits AS
+SELECT page, date '2026-11-23' + d AS day, (page * 100000 + d * 7000 + v) % (page * 40000) AS visitor
+FROM generate_series(1, 3) page, generate_series(0, 6) d, generate_series(1, 20000 * page) v;
+-- One small sketch per page and day, instead of keeping every visit.
+CREATE TABLE daily_visitors AS
+SELECT page, day, hll_agg(visitor) AS visitors FROM visits GROUP BY page, day;
+SELECT d.page, # hll_union_agg(d.visitors) AS weekly_uniques,
+       (SELECT count(DISTINCT visitor) FROM visits v WHERE v.page = d.page) AS exact,
+       sum(pg_column_size(d.visitors)) AS sketch_bytes_for_7_days
+FROM daily_visitors d GROUP BY d.page ORDER BY d.page;
+SELECT approx_count_distinct(v % 123457) AS approx, count(DISTINCT v % 123457) AS exact
+FROM generate_series(1, 1000000) v;
+
+\echo
 \echo '== The local node id (pg_distcount.node_id, else made at CREATE EXTENSION) =='
 SELECT node_id(), gcounter_inc(NULL) AS incremented_here;

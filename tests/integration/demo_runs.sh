@@ -11,5 +11,7 @@ check "worked PN-Counter example: value 20" "yes" \
     "$(grep -Eq '\{"A": \[10, 2\], "B": \[5, 1\], "C": \[8, 0\]\} +\| +20$' <<<"$out" && echo yes || echo no)"
 check "three regions merge to 2430 likes" "yes" \
     "$(grep -Eq '"virginia": \[800, 0\]\} +\| +2430$' <<<"$out" && echo yes || echo no)"
+check "HyperLogLog weekly uniques of page 1 within 2% of the exact 40,000" "yes" \
+    "$(awk -F'|' '$1 ~ /^ +1 +$/ && $3 ~ /40000/ { d = $2 - 40000; if (d < 0) d = -d; print (d <= 800 ? "yes" : "no") }' <<<"$out")"
 dropdb dc_demo
 finish

@@ -8,20 +8,22 @@ trap 'rm -rf "$WORK"' EXIT
 
 fresh_db dc_source
 sql -d dc_source <<'SQL'
-CREATE TABLE likes (post bigint PRIMARY KEY, g distcount.gcounter, p distcount.pncounter);
+CREATE TABLE likes (post bigint PRIMARY KEY, g distcount.gcounter, p distcount.pncounter, h distcount.hll(12));
 INSERT INTO likes
 SELECT i,
        distcount.gcounter_inc(distcount.gcounter_inc(NULL, i, 'tokyo'), i * 2, 'virginia'),
-       distcount.pncounter_inc(distcount.pncounter_inc(NULL, i, 'tokyo'), -(i % 5), 'frankfurt')
+       distcount.pncounter_inc(distcount.pncounter_inc(NULL, i, 'tokyo'), -(i % 5), 'frankfurt'),
+       (SELECT distcount.hll_agg(v) FROM generate_series(1, (i * 37) % 20000) v)
 FROM generate_series(1, 2000) i;
 -- Some NULLs, an empty counter, a counter at the slot limit and awkward node ids.
-INSERT INTO likes VALUES (-1, NULL, NULL), (-2, '{}', '{}'),
-    (-3, '{"quote\"d": 1, "日本": 2, "tab\t": 3}', '{"x": [1, 2]}');
+INSERT INTO likes VALUES (-1, NULL, NULL, NULL), (-2, '{}', '{}', distcount.hll_empty(12)),
+    (-3, '{"quote\"d": 1, "日本": 2, "tab\t": 3}', '{"x": [1, 2]}', NULL);
 INSERT INTO likes
-SELECT -4, distcount.gcounter_merge_agg(distcount.gcounter_inc(NULL, 1, 'n' || i)), NULL
+SELECT -4, distcount.gcounter_merge_agg(distcount.gcounter_inc(NULL, 1, 'n' || i)), NULL, NULL
 FROM generate_series(1, 4096) i;
 SQL
-fingerprint="SELECT md5(string_agg(post || ':' || coalesce(g::bytea::text, 'null') || ':' || coalesce(p::bytea::text, 'null'), ',' ORDER BY post)) FROM likes"
+fingerprint="SELECT md5(string_agg(post || ':' || coalesce(g::bytea::text, 'null') || ':' || coalesce(p::bytea::text, 'null')
+                                   || ':' || coalesce(h::bytea::text, 'null'), ',' ORDER BY post)) FROM likes"
 source_print="$(sql -d dc_source -c "$fingerprint")"
 source_node="$(sql -d dc_source -c "SELECT distcount.node_id()")"
 
@@ -33,7 +35,8 @@ copy_round_trip() { # FORMAT FILE
     sql -d dc_source -c "COPY likes_copy FROM '$2' WITH (FORMAT $1)"
     check "$1 COPY round trip is byte-identical" "0" \
         "$(sql -d dc_source -c "SELECT count(*) FROM likes l FULL JOIN likes_copy c USING (post)
-                                WHERE l.g::bytea IS DISTINCT FROM c.g::bytea OR l.p::bytea IS DISTINCT FROM c.p::bytea")"
+                                WHERE l.g::bytea IS DISTINCT FROM c.g::bytea OR l.p::bytea IS DISTINCT FROM c.p::bytea
+                                   OR l.h::bytea IS DISTINCT FROM c.h::bytea")"
 }
 copy_round_trip binary "$WORK/likes.bin"
 copy_round_trip text "$WORK/likes.txt"

@@ -34,10 +34,11 @@ for n in "${NODES[@]}"; do
 CREATE EXTENSION pg_distcount;
 CREATE TABLE likes (post int PRIMARY KEY,
                     g distcount.gcounter NOT NULL DEFAULT '{}',
-                    p distcount.pncounter NOT NULL DEFAULT '{}');
+                    p distcount.pncounter NOT NULL DEFAULT '{}',
+                    visitors distcount.hll NOT NULL DEFAULT distcount.hll_empty());
 INSERT INTO likes (post) SELECT generate_series(1, 8);
 -- Ground truth: every increment this server commits, in the same transaction. Not replicated.
-CREATE TABLE local_log (post int, delta int);
+CREATE TABLE local_log (post int, delta int, visitor int);
 SQL
 done
 
@@ -55,9 +56,11 @@ done <"$WORK/commands"
 cat >"$WORK/increment.sql" <<'SQL'
 \set post random(1, 8)
 \set delta random(-2, 5)
+\set visitor random(1, 5000)
 BEGIN;
-UPDATE likes SET g = distcount.gcounter_inc(g), p = distcount.pncounter_inc(p, :delta) WHERE post = :post;
-INSERT INTO local_log VALUES (:post, :delta);
+UPDATE likes SET g = distcount.gcounter_inc(g), p = distcount.pncounter_inc(p, :delta),
+                 visitors = distcount.hll_add(visitors, :visitor) WHERE post = :post;
+INSERT INTO local_log VALUES (:post, :delta, :visitor);
 END;
 SQL
 
@@ -74,7 +77,10 @@ load_all() { # SECONDS: pgbench on every server at once
     done
 }
 
-fingerprint() { on "$1" -c "SELECT md5(string_agg(post || ':' || g::bytea::text || ':' || p::bytea::text, ',' ORDER BY post)) FROM likes"; }
+fingerprint() {
+    on "$1" -c "SELECT md5(string_agg(post || ':' || g::bytea::text || ':' || p::bytea::text || ':' || visitors::bytea::text,
+                                      ',' ORDER BY post)) FROM likes"
+}
 
 converged() {
     local first; first="$(fingerprint tokyo)"
@@ -101,7 +107,7 @@ subscriptions() { # enable|disable on every server
 
 echo "==> phase 1: 8 s of increments on all three servers"
 load_all 8
-on virginia -c "SELECT g, p FROM crdt_tokyo.likes WHERE post = 1" -F '|' >"$WORK/stale_state"
+on virginia -c "SELECT g, p, visitors FROM crdt_tokyo.likes WHERE post = 1" -F '|' >"$WORK/stale_state"
 echo "    converged after $(wait_converged 60) s"
 
 echo "==> phase 2: partition (every subscription disabled), 6 s of increments, then heal"
@@ -125,9 +131,9 @@ restart_seconds="$(wait_converged 120)"
 echo "    converged ${restart_seconds} s after the restart"
 
 echo "==> phase 4: a stale state of tokyo's re-delivered by hand into virginia's inbox"
-IFS='|' read -r stale_g stale_p <"$WORK/stale_state"
+IFS='|' read -r stale_g stale_p stale_v <"$WORK/stale_state"
 before="$(fingerprint virginia)"
-on virginia -c "UPDATE crdt_tokyo.likes SET g = '$stale_g', p = '$stale_p' WHERE post = 1"
+on virginia -c "UPDATE crdt_tokyo.likes SET g = '$stale_g', p = '$stale_p', visitors = '$stale_v' WHERE post = 1"
 check "a stale re-delivery changes nothing" "$before" "$(fingerprint virginia)"
 
 echo "==> checks"
@@ -143,6 +149,14 @@ for n in "${NODES[@]}"; do
     check "$n: pncounter total equals the committed deltas ($truth_p)" "$truth_p" \
         "$(on "$n" -c "SELECT sum(distcount.pncounter_value(p)) FROM likes")"
 done
+visitors_seen="$(for n in "${NODES[@]}"; do on "$n" -c "SELECT DISTINCT visitor FROM local_log"; done | sort -u | wc -l)"
+for n in "${NODES[@]}"; do
+    echo "    $n: hll count of all visitors $(on "$n" -c "SELECT distcount.hll_count(distcount.hll_union_agg(visitors)) FROM likes") (truth $visitors_seen)"
+done
+check "the hll counts are identical on every server" "1" \
+    "$(for n in "${NODES[@]}"; do on "$n" -c "SELECT string_agg(distcount.hll_count(visitors)::text, ',' ORDER BY post) FROM likes"; done | sort -u | wc -l)"
+check "the union of visitors is within 2% of the $visitors_seen distinct visitors" "yes" \
+    "$(on tokyo -c "SELECT abs(distcount.hll_count(distcount.hll_union_agg(visitors)) - $visitors_seen) <= 0.02 * $visitors_seen FROM likes" | sed 's/t/yes/;s/f/no/')"
 per_post="$(for n in "${NODES[@]}"; do on "$n" -c "SELECT post, count(*), sum(delta) FROM local_log GROUP BY post"; done |
     awk -F'|' '{c[$1]+=$2; d[$1]+=$3} END {for (p in c) print p"|"c[p]"|"d[p]}' | sort -n | tr '\n' ' ')"
 check "every post's values equal its own committed increments" "$per_post" \
