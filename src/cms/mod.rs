@@ -1,6 +1,8 @@
 //! Count-Min sketch with mergeable heavy hitters. `sketch` is the pure algorithm (counters,
 //! conservative and linear modes, the SpaceSaving candidate list, the canonical binary and text
-//! formats, a mutation fuzzer); the SQL binding (type `cms`, aggregates) is still to come
-//! (issue 4).
+//! formats, a mutation fuzzer); `sql` and `cms.sql` bind it to PostgreSQL as `distcount.cms`.
 
 pub mod sketch;
+mod sql;
+
+pgrx::extension_sql_file!("cms.sql", name = "cms", requires = ["hll"]);

@@ -4,10 +4,49 @@
 //! (bpchar without its trailing blanks, as its equality ignores them); uuid by its 16 bytes;
 //! any other type by its binary send form.
 //!
-//! A [`ValueHasher`] is built once per call site and cached in `flinfo->fn_extra`.
+//! A [`ValueHasher`] is built once per call site and cached in `flinfo->fn_extra`. Sketches that
+//! keep keys (Count-Min's heavy hitters) take the canonical bytes themselves, with a
+//! [`KeyKind`] tag that says how to show them again.
 
 use super::hash::{hash_bytes, hash_int};
 use pgrx::pg_sys;
+
+/// What kind of value a canonical key holds, so it can be shown as text again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KeyKind {
+    /// int2, int4, int8: 8 bytes, i64 little-endian.
+    Integer = 1,
+    /// text, varchar, bpchar: UTF-8 bytes.
+    Text = 2,
+    Bytea = 3,
+    Uuid = 4,
+    /// Any other type: its binary send form.
+    Other = 5,
+}
+
+/// Shows a canonical key as text: integers in decimal, text as is, uuids in their usual
+/// form, bytea and other types' send forms as `\x` hex.
+pub fn render_key(key: &[u8], tag: u8) -> String {
+    let hex = |bytes: &[u8]| {
+        let mut out = String::from("\\x");
+        for b in bytes {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    };
+    match tag {
+        t if t == KeyKind::Integer as u8 && key.len() == 8 => {
+            i64::from_le_bytes(key.try_into().expect("8 bytes")).to_string()
+        }
+        t if t == KeyKind::Text as u8 => String::from_utf8_lossy(key).into_owned(),
+        t if t == KeyKind::Uuid as u8 && key.len() == 16 => {
+            let h: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        }
+        _ => hex(key),
+    }
+}
 
 enum Encoding {
     Int2,
@@ -54,6 +93,48 @@ impl ValueHasher {
 
     pub fn type_oid(&self) -> pg_sys::Oid {
         self.type_oid
+    }
+
+    /// Writes the canonical bytes of one non-NULL value into `out` (cleared first) and says
+    /// what kind of key they are. `hash_bytes(out)` equals `self.hash(datum)`.
+    ///
+    /// # Safety
+    /// `datum` must be a non-NULL value of the hasher's type.
+    pub unsafe fn encode_key(&mut self, datum: pg_sys::Datum, out: &mut Vec<u8>) -> KeyKind {
+        out.clear();
+        unsafe {
+            match &mut self.encoding {
+                Encoding::Int2 => out.extend_from_slice(&(datum.value() as i16 as i64).to_le_bytes()),
+                Encoding::Int4 => out.extend_from_slice(&(datum.value() as i32 as i64).to_le_bytes()),
+                Encoding::Int8 => out.extend_from_slice(&(datum.value() as i64).to_le_bytes()),
+                Encoding::VarlenaBytes | Encoding::Bpchar => {
+                    let raw = datum.cast_mut_ptr::<pg_sys::varlena>();
+                    let detoasted = pg_sys::pg_detoast_datum_packed(raw);
+                    let mut bytes = super::varlena::payload(detoasted);
+                    if matches!(self.encoding, Encoding::Bpchar) {
+                        let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+                        bytes = &bytes[..end];
+                    }
+                    out.extend_from_slice(bytes);
+                    if detoasted != raw {
+                        pg_sys::pfree(detoasted.cast());
+                    }
+                }
+                Encoding::Uuid => out.extend_from_slice(std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), 16)),
+                Encoding::Send(info) => {
+                    let sent = pg_sys::SendFunctionCall(info, datum);
+                    out.extend_from_slice(super::varlena::payload(sent.cast()));
+                    pg_sys::pfree(sent.cast());
+                }
+            }
+        }
+        match self.encoding {
+            Encoding::Int2 | Encoding::Int4 | Encoding::Int8 => KeyKind::Integer,
+            Encoding::VarlenaBytes if self.type_oid == pg_sys::BYTEAOID => KeyKind::Bytea,
+            Encoding::VarlenaBytes | Encoding::Bpchar => KeyKind::Text,
+            Encoding::Uuid => KeyKind::Uuid,
+            Encoding::Send(_) => KeyKind::Other,
+        }
     }
 
     /// The hash of one non-NULL value.

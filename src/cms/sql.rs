@@ -1,0 +1,325 @@
+//! SQL binding of the Count-Min sketch. Entry points are declared by hand in `cms.sql`.
+//! The aggregate transition functions are raw V1 functions (the per-row hot path).
+
+use super::sketch::{DEFAULT_DELTA, DEFAULT_EPSILON, DEFAULT_HEAVY, Mode, Sketch};
+use crate::common::aggregate::{new_state, state_mut};
+use crate::common::report::OrRaise;
+use crate::common::value_hash::{cached_hasher, render_key};
+use crate::sql_varlena_type;
+use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
+use pgrx::prelude::*;
+use pgrx::{AnyElement, Internal};
+use std::ffi::{CStr, CString};
+
+sql_varlena_type!(
+    /// A `distcount.cms` datum.
+    CmsDatum,
+    "cms"
+);
+
+impl CmsDatum {
+    fn sketch(&self) -> Sketch {
+        Sketch::decode(self.bytes()).or_raise()
+    }
+
+    fn from_sketch(sketch: &Sketch) -> Self {
+        CmsDatum::from_bytes(&sketch.encode())
+    }
+}
+
+/// Aggregate state: the sketch, made at the first row from that row's parameters, and a
+/// reusable buffer for the canonical bytes of each key.
+struct State {
+    sketch: Option<Sketch>,
+    key: Vec<u8>,
+}
+
+impl State {
+    fn new(sketch: Option<Sketch>) -> Self {
+        State { sketch, key: Vec::new() }
+    }
+}
+
+#[pg_extern(sql = false)]
+fn cms_in(input: &CStr) -> CmsDatum {
+    let text = input.to_str().unwrap_or_else(|_| error!("cms input is not valid UTF-8"));
+    CmsDatum::from_sketch(&Sketch::parse_text(text).or_raise())
+}
+
+#[pg_extern(sql = false)]
+fn cms_out(value: CmsDatum) -> CString {
+    CString::new(value.sketch().to_text()).expect("base64 has no NUL")
+}
+
+#[pg_extern(sql = false)]
+fn cms_recv(buf: Internal) -> CmsDatum {
+    let Some(datum) = buf.unwrap() else { error!("receive function called without a buffer") };
+    let info = unsafe { &mut *datum.cast_mut_ptr::<pg_sys::StringInfoData>() };
+    let (start, end) = (info.cursor as usize, info.len as usize);
+    let bytes = unsafe { std::slice::from_raw_parts((info.data as *const u8).add(start), end - start) };
+    let sketch = Sketch::decode(bytes).or_raise();
+    info.cursor = info.len;
+    CmsDatum::from_sketch(&sketch)
+}
+
+#[pg_extern(sql = false)]
+fn cms_send(value: CmsDatum) -> Vec<u8> {
+    value.sketch().encode()
+}
+
+#[pg_extern(sql = false)]
+fn cms_from_bytea(bytes: &[u8]) -> CmsDatum {
+    CmsDatum::from_sketch(&Sketch::decode(bytes).or_raise())
+}
+
+#[pg_extern(sql = false)]
+fn cms_empty(epsilon: f64, delta: f64, heavy: i32, mode: &str) -> CmsDatum {
+    let mode = Mode::parse(mode).or_raise();
+    CmsDatum::from_sketch(&Sketch::new(epsilon, delta, i64::from(heavy), mode).or_raise())
+}
+
+/// Adds `weight` occurrences of `key`; a NULL sketch is a default one, a NULL key or weight
+/// changes nothing.
+#[pg_extern(sql = false)]
+fn cms_add(
+    sketch: Option<CmsDatum>,
+    key: Option<AnyElement>,
+    weight: Option<i64>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> CmsDatum {
+    let mut sketch = sketch.map(|s| s.sketch()).unwrap_or_default();
+    if let (Some(key), Some(weight)) = (key, weight) {
+        let mut bytes = Vec::new();
+        let kind = unsafe { cached_hasher(fcinfo, 1).encode_key(key.datum(), &mut bytes) };
+        sketch.add(&bytes, kind as u8, weight).or_raise();
+    }
+    CmsDatum::from_sketch(&sketch)
+}
+
+/// Union; a NULL side counts as empty. Different dimensions or modes are an error.
+#[pg_extern(sql = false)]
+fn cms_union(a: Option<CmsDatum>, b: Option<CmsDatum>) -> Option<CmsDatum> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(x), None) | (None, Some(x)) => Some(x),
+        (Some(a), Some(b)) => Some(CmsDatum::from_sketch(&a.sketch().merge(&b.sketch()).or_raise())),
+    }
+}
+
+#[pg_extern(sql = false)]
+fn cms_subtract(a: CmsDatum, b: CmsDatum) -> CmsDatum {
+    CmsDatum::from_sketch(&a.sketch().subtract(&b.sketch()).or_raise())
+}
+
+/// The key's canonical bytes and kind, as the sketch stores them.
+fn key_of(key: AnyElement, fcinfo: pg_sys::FunctionCallInfo) -> (Vec<u8>, u8) {
+    let mut bytes = Vec::new();
+    let kind = unsafe { cached_hasher(fcinfo, 1).encode_key(key.datum(), &mut bytes) };
+    (bytes, kind as u8)
+}
+
+#[pg_extern(sql = false)]
+fn cms_estimate(sketch: CmsDatum, key: AnyElement, fcinfo: pg_sys::FunctionCallInfo) -> i64 {
+    let (bytes, kind) = key_of(key, fcinfo);
+    sketch.sketch().key_bounds(&bytes, kind).estimate
+}
+
+#[pg_extern(sql = false)]
+fn cms_bounds_array(sketch: CmsDatum, key: AnyElement, fcinfo: pg_sys::FunctionCallInfo) -> Vec<i64> {
+    let (bytes, kind) = key_of(key, fcinfo);
+    let b = sketch.sketch().key_bounds(&bytes, kind);
+    vec![b.estimate, b.lower, b.upper]
+}
+
+/// True when the key's estimate is above `threshold` (never a false negative).
+#[pg_extern(sql = false)]
+fn cms_exceeds(sketch: CmsDatum, key: AnyElement, threshold: i64, fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    let (bytes, kind) = key_of(key, fcinfo);
+    sketch.sketch().key_bounds(&bytes, kind).estimate > threshold
+}
+
+#[pg_extern(sql = false)]
+fn cms_topk(
+    sketch: CmsDatum,
+    k: i32,
+) -> TableIterator<
+    'static,
+    (
+        name!(item, String),
+        name!(estimate, i64),
+        name!(lower, i64),
+        name!(upper, i64),
+        name!(guaranteed, bool),
+    ),
+> {
+    if k < 0 {
+        ereport!(ERROR, pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("k must not be negative (got {k})"));
+    }
+    let sketch = sketch.sketch();
+    let rows: Vec<_> = sketch
+        .topk(k as usize)
+        .into_iter()
+        .map(|t| (render_key(t.key, t.tag), t.estimate, t.lower, t.upper, t.guaranteed))
+        .collect();
+    TableIterator::new(rows)
+}
+
+#[pg_extern(sql = false)]
+fn cms_total(sketch: CmsDatum) -> i64 {
+    sketch.sketch().total()
+}
+
+#[pg_extern(sql = false)]
+fn cms_info_text(sketch: CmsDatum) -> String {
+    let bytes = sketch.bytes().len();
+    let s = sketch.sketch();
+    format!(
+        r#"{{"width": {}, "depth": {}, "epsilon": {}, "delta": {}, "mode": "{}", "total": {}, "error_bound": {}, "heavy": {}, "heavy_tracked": {}, "counter_bytes": {}, "bytes": {}, "format_version": {}}}"#,
+        s.width(),
+        s.depth(),
+        s.epsilon(),
+        s.delta(),
+        s.mode().name(),
+        s.total(),
+        s.error_bound(),
+        s.heavy_capacity(),
+        s.heavy_len(),
+        s.counter_bytes(),
+        bytes,
+        super::sketch::FORMAT_VERSION
+    )
+}
+
+// ---- aggregates -----------------------------------------------------------------------------
+
+/// Shared body of the `cms_agg` transition functions: `key` at argument 1, then the weight
+/// (when `weight_arg` is set) and the optional epsilon, delta and heavy arguments.
+unsafe fn cms_agg_step(fcinfo: pg_sys::FunctionCallInfo, weight_arg: Option<usize>) -> pg_sys::Datum {
+    unsafe {
+        let nargs = (*fcinfo).nargs as usize;
+        let param = |at: usize| (at < nargs && !pg_arg_is_null(fcinfo, at)).then(|| pg_getarg_datum_raw(fcinfo, at));
+        let first_param = if weight_arg.is_some() { 3 } else { 2 };
+        let mut state = if pg_arg_is_null(fcinfo, 0) {
+            let epsilon = param(first_param).map_or(DEFAULT_EPSILON, |d| f64::from_bits(d.value() as u64));
+            let delta = param(first_param + 1).map_or(DEFAULT_DELTA, |d| f64::from_bits(d.value() as u64));
+            let heavy = param(first_param + 2).map_or(i64::from(DEFAULT_HEAVY), |d| d.value() as i32 as i64);
+            new_state(fcinfo, State::new(Some(Sketch::new(epsilon, delta, heavy, Mode::Linear).or_raise())))
+        } else {
+            Internal::from(Some(pg_getarg_datum_raw(fcinfo, 0)))
+        };
+        let weight = match weight_arg {
+            None => Some(1),
+            Some(at) => param(at).map(|d| d.value() as i64),
+        };
+        if let (Some(weight), false) = (weight, pg_arg_is_null(fcinfo, 1)) {
+            let key = pg_getarg_datum_raw(fcinfo, 1);
+            let hasher = cached_hasher(fcinfo, 1);
+            let st = state_mut::<State>(&mut state).expect("a state");
+            let kind = hasher.encode_key(key, &mut st.key);
+            let State { sketch, key } = st;
+            sketch.as_mut().expect("made at the first row").add(key, kind as u8, weight).or_raise();
+        }
+        state.unwrap().expect("a state")
+    }
+}
+
+/// `cms_agg_trans(internal, anyelement [, epsilon, delta [, heavy]])`
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn cms_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { cms_agg_step(fcinfo, None) }
+}
+
+/// `cms_agg_weighted_trans(internal, anyelement, weight [, epsilon, delta [, heavy]])`
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn cms_agg_weighted_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { cms_agg_step(fcinfo, Some(2)) }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_cms_agg_trans() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_cms_agg_weighted_trans() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+fn union_state<'a>(state: &'a mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &'a mut State {
+    if !state.initialized() {
+        *state = new_state(fcinfo, State::new(None));
+    }
+    unsafe { state_mut::<State>(state) }.expect("a state")
+}
+
+#[pg_extern(sql = false)]
+fn cms_union_trans(mut state: Internal, value: Option<CmsDatum>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let st = union_state(&mut state, fcinfo);
+    if let Some(value) = value {
+        let incoming = value.sketch();
+        match &mut st.sketch {
+            Some(sketch) => sketch.merge_from(&incoming).or_raise(),
+            None => st.sketch = Some(incoming),
+        }
+    }
+    state
+}
+
+/// Inverse transition for sliding windows: subtracts a row that left the frame. A
+/// conservative sketch cannot be subtracted: NULL tells PostgreSQL to recompute the frame.
+#[pg_extern(sql = false)]
+fn cms_union_inverse(mut state: Internal, value: Option<CmsDatum>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let st = union_state(&mut state, fcinfo);
+    if let (Some(value), Some(sketch)) = (value, st.sketch.as_mut()) {
+        if sketch.mode() != Mode::Linear {
+            return Internal::from(None);
+        }
+        sketch.subtract_from(&value.sketch()).or_raise();
+    }
+    state
+}
+
+#[pg_extern(sql = false)]
+fn cms_combine(mut a: Internal, mut b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let theirs = unsafe { state_mut::<State>(&mut b) }.and_then(|s| s.sketch.clone());
+    let Some(theirs) = theirs else { return a };
+    match unsafe { state_mut::<State>(&mut a) } {
+        Some(State { sketch: Some(mine), .. }) => {
+            mine.merge_from(&theirs).or_raise();
+            a
+        }
+        Some(st) => {
+            st.sketch = Some(theirs);
+            a
+        }
+        // Copy: the second state may live in a shorter-lived context than the aggregate's.
+        None => new_state(fcinfo, State::new(Some(theirs))),
+    }
+}
+
+#[pg_extern(sql = false)]
+fn cms_serial(mut state: Internal) -> Vec<u8> {
+    match unsafe { state_mut::<State>(&mut state) } {
+        Some(State { sketch: Some(sketch), .. }) => sketch.encode(),
+        _ => Vec::new(),
+    }
+}
+
+#[pg_extern(sql = false)]
+fn cms_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let sketch = if bytes.is_empty() { None } else { Some(Sketch::decode(bytes).or_raise()) };
+    new_state(fcinfo, State::new(sketch))
+}
+
+/// Zero rows give an empty default sketch, never NULL.
+#[pg_extern(sql = false)]
+fn cms_final(mut state: Internal) -> CmsDatum {
+    match unsafe { state_mut::<State>(&mut state) } {
+        Some(State { sketch: Some(sketch), .. }) => CmsDatum::from_sketch(sketch),
+        _ => CmsDatum::from_sketch(&Sketch::default()),
+    }
+}

@@ -1,0 +1,72 @@
+-- cms: frequencies, bounds, heavy hitters, unions and sliding windows.
+
+-- A Zipf-like stream: a million events over 100,000 keys (deterministic: PG 15's PRNG).
+SELECT setseed(0.42);
+CREATE TABLE events AS
+    SELECT i AS id, floor(100000 * power(random(), 3))::int AS url FROM generate_series(1, 1000000) i;
+CREATE TABLE truth AS SELECT url, count(*) AS n FROM events GROUP BY url;
+CREATE TABLE sketch AS SELECT cms_agg(url) AS c FROM events;
+SELECT cms_info(c) ->> 'width' AS width, cms_info(c) ->> 'depth' AS depth, cms_total(c) AS total,
+       cms_info(c) ->> 'error_bound' AS error_bound FROM sketch;
+-- Never below the truth; over truth + epsilon*N for at most a share delta of the keys.
+SELECT count(*) AS keys,
+       count(*) FILTER (WHERE cms_estimate(c, url) < n) AS below_truth,
+       count(*) FILTER (WHERE cms_estimate(c, url) > n + 1000) <= 0.01 * count(*) AS within_delta
+FROM truth, sketch;
+-- The true top 10, from one sketch and from the union of 60 partition sketches.
+CREATE TABLE parts AS SELECT id % 60 AS part, cms_agg(url) AS c FROM events GROUP BY 1;
+SELECT (SELECT array_agg(url ORDER BY n DESC, url) FROM (SELECT * FROM truth ORDER BY n DESC, url LIMIT 10) t)
+     = (SELECT array_agg(item::int ORDER BY estimate DESC, item::int) FROM cms_topk((SELECT c FROM sketch), 10))
+       AS top10_one_sketch,
+       (SELECT array_agg(url ORDER BY n DESC, url) FROM (SELECT * FROM truth ORDER BY n DESC, url LIMIT 10) t)
+     = (SELECT array_agg(item::int ORDER BY estimate DESC, item::int) FROM cms_topk((SELECT cms_union_agg(c) FROM parts), 10))
+       AS top10_union_of_60;
+SELECT item, estimate, lower <= estimate AND estimate <= upper AS ordered, guaranteed
+FROM cms_topk((SELECT cms_union_agg(c) FROM parts), 3);
+-- The union of the parts has the same counters as the sketch of the whole.
+SELECT (SELECT cms_estimate(cms_union_agg(c), 12345) FROM parts) = (SELECT cms_estimate(c, 12345) FROM sketch)
+       AS union_estimates_match;
+
+-- Keys of any type; int2/int4/int8 alike; text keys kept whole in the heavy list.
+SELECT cms_estimate(cms_agg(k::int2), 7::int8) AS ints_alike FROM (SELECT 7 AS k FROM generate_series(1, 5)) s;
+SELECT * FROM cms_topk((SELECT cms_agg(k) FROM (VALUES ('/home'), ('/home'), ('/cart'), ('/home')) v(k)), 2);
+SELECT * FROM cms_topk((SELECT cms_agg(k) FROM (VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid)) v(k)), 1);
+
+-- cms_add, weights, bounds and thresholds (rate limits).
+SELECT cms_total(s), cms_estimate(s, 'alice'::text), cms_estimate(s, 'bob'::text), cms_estimate(s, 'carol'::text)
+FROM (SELECT cms_add(cms_add(cms_add(NULL, 'alice'::text, 5), 'bob'::text), 'alice'::text, 2) AS s) x;
+SELECT b.* FROM (SELECT cms_add(NULL, 'alice'::text, 5) AS s) x, cms_bounds(s, 'alice'::text) b;
+SELECT cms_exceeds(s, 'alice'::text, 4) AS over_4, cms_exceeds(s, 'alice'::text, 5) AS over_5
+FROM (SELECT cms_add(NULL, 'alice'::text, 5) AS s) x;
+SELECT cms_total(cms_agg_weighted(k, w, 0.01, 0.01)) AS weighted_total,
+       cms_estimate(cms_agg_weighted(k, w, 0.01, 0.01), 'x'::text) AS x
+FROM (VALUES ('x', 10), ('y', 3), ('x', -4)) v(k, w);
+
+-- Union and subtraction; a sliding window subtracts what leaves the frame.
+SELECT cms_total(a + b) AS total, cms_total((a + b) - b) = cms_total(a) AS subtract_restores,
+       (a + b) - b = a AS same_counters
+FROM (SELECT cms_agg(url, 0.01, 0.01, 0) AS a FROM events WHERE id <= 1000) x,
+     (SELECT cms_agg(url, 0.01, 0.01, 0) AS b FROM events WHERE id > 1000 AND id <= 3000) y;
+CREATE TABLE minutes AS SELECT id / 100000 AS minute, cms_agg(url) AS c FROM events GROUP BY 1;
+SELECT minute, cms_total(cms_union_agg(c) OVER w) AS last_3_minutes,
+       sum(cms_total(c)) OVER w AS expected
+FROM minutes WINDOW w AS (ORDER BY minute ROWS 2 PRECEDING) ORDER BY minute;
+
+-- Zero rows give an empty sketch; sizes grow with the largest counter.
+SELECT cms_total(cms_agg(url)), cms_info(cms_agg(url)) ->> 'bytes' AS bytes FROM events WHERE false;
+SELECT cms_info(cms_agg(url)) ->> 'bytes' AS bytes_after_1000 FROM events WHERE id <= 1000;
+SELECT cms_info(c) ->> 'bytes' AS bytes_after_1m, cms_info(c) ->> 'counter_bytes' AS counter_bytes FROM sketch;
+SELECT cms_info(cms_empty(0.01, 0.05, 10, 'conservative'));
+
+-- Text and binary forms round trip.
+SELECT c::text::cms = c AS text_round_trip, c::bytea::cms = c AS bytea_round_trip FROM sketch;
+
+-- Parallel plans give the serial answer.
+SELECT cms_agg(url, 0.01, 0.01, 0) AS serial FROM events \gset
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT cms_agg(url, 0.01, 0.01, 0) FROM events;
+SELECT cms_agg(url, 0.01, 0.01, 0) = :'serial'::cms AS parallel_equals_serial FROM events;
+RESET ALL;
