@@ -51,5 +51,20 @@ SELECT approx_count_distinct(v % 123457) AS approx, count(DISTINCT v % 123457) A
 FROM generate_series(1, 1000000) v;
 
 \echo
+\echo '== Count-Min: hits per URL per minute, the top 5 of the last 10 minutes, a rate limit =='
+DROP TABLE IF EXISTS url_minutes;
+SELECT setseed(0.7) AS seeded \gset
+CREATE TABLE url_minutes AS
+SELECT minute, cms_agg(url) AS hits
+FROM (SELECT i % 60 AS minute, '/item/' || floor(5000 * power(random(), 3))::int AS url
+      FROM generate_series(1, 600000) i) s
+GROUP BY minute;
+SELECT item, estimate, guaranteed
+FROM cms_topk((SELECT cms_union_agg(hits) FROM url_minutes WHERE minute >= 50), 5);
+SELECT cms_exceeds(hits, '/item/0'::text, 500) AS item_0_over_500_in_minute_7,
+       cms_estimate(hits, '/item/4999'::text) AS rare_item_estimate
+FROM url_minutes WHERE minute = 7;
+
+\echo
 \echo '== The local node id (pg_distcount.node_id, else made at CREATE EXTENSION) =='
 SELECT node_id(), gcounter_inc(NULL) AS incremented_here;
