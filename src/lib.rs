@@ -10,6 +10,7 @@ pub mod cms;
 pub mod common;
 pub mod crdt;
 pub mod hll;
+pub mod shard;
 mod settings;
 
 pgrx::pg_module_magic!();
@@ -17,6 +18,9 @@ pgrx::pg_module_magic!();
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::register();
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        shard::register_worker();
+    }
 }
 
 /// Hooks for `cargo pgrx test`.

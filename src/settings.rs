@@ -19,6 +19,15 @@ pub enum OnNodeCopy {
 
 pub static ON_NODE_COPY: GucSetting<OnNodeCopy> = GucSetting::<OnNodeCopy>::new(OnNodeCopy::Error);
 
+/// Shard count of a counter that `counter_add` creates on first use.
+pub static DEFAULT_SHARDS: GucSetting<i32> = GucSetting::<i32>::new(16);
+
+/// Milliseconds between two roll-up passes of the background worker; 0 pauses it.
+pub static ROLLUP_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
+/// Database the roll-up worker connects to (it runs only with shared_preload_libraries).
+pub static ROLLUP_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+
 pub fn register() {
     GucRegistry::define_string_guc(
         c"pg_distcount.node_id",
@@ -36,5 +45,37 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"pg_distcount.default_shards",
+        c"Shard count of a sharded counter that counter_add creates on first use (1 to 1024).",
+        c"Pick at least the number of sessions that write one counter at the same time.",
+        &DEFAULT_SHARDS,
+        1,
+        1024,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_distcount.rollup_interval",
+        c"Time between two passes of the sharded-counter roll-up worker; 0 pauses it.",
+        c"The worker runs only when pg_distcount is in shared_preload_libraries.",
+        &ROLLUP_INTERVAL,
+        0,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    // PostgreSQL accepts postmaster-context settings only from shared_preload_libraries,
+    // which is also the only case in which the worker exists.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        GucRegistry::define_string_guc(
+            c"pg_distcount.rollup_database",
+            c"Database in which the sharded-counter roll-up worker runs counter_rollup().",
+            c"The worker runs only when pg_distcount is in shared_preload_libraries.",
+            &ROLLUP_DATABASE,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+    }
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"pg_distcount".as_ptr()) };
 }
