@@ -43,12 +43,12 @@ for round in $(seq 1 "$ROUNDS"); do
         echo "$v $ms" >>"$WORK/results"
     done
 done
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-base="$(awk '$1=="count" {print $2}' "$WORK/results" | median)"
+source "$(dirname "$0")/lib.sh"
+base="$(median_of "$WORK/results" count)"
 echo
 printf '%-16s %12s %22s\n' query "median ms" "ns/row above count(*)"
 for v in "${variants[@]}"; do
-    m="$(awk -v v="$v" '$1==v {print $2}' "$WORK/results" | median)"
+    m="$(median_of "$WORK/results" "$v")"
     awk -v v="$v" -v m="$m" -v b="$base" -v n="$ROWS" 'BEGIN { printf "%-16s %12.1f %22.1f\n", v, m, (m - b) * 1e6 / n }'
 done
 

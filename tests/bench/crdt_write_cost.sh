@@ -37,7 +37,7 @@ declare -A statement=(
 )
 for v in "${variants[@]}"; do { cat "$WORK/head"; echo "${statement[$v]}"; } >"$WORK/$v.sql"; done
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+source "$(dirname "$0")/lib.sh"
 
 # Durable commits (the default) are bound by the WAL flush; synchronous_commit = off shows
 # the CPU cost of the increment itself.
@@ -52,10 +52,10 @@ for commit in on off; do
             echo "$v $tps" >>"$WORK/results"
         done
     done
-    plain="$(awk '$1=="plain" {print $2}' "$WORK/results" | median)"
+    plain="$(median_of "$WORK/results" plain)"
     printf '\n%-12s %12s %10s\n' variant "median tps" "plain/this"
     for v in "${variants[@]}"; do
-        m="$(awk -v v="$v" '$1==v {print $2}' "$WORK/results" | median)"
+        m="$(median_of "$WORK/results" "$v")"
         awk -v v="$v" -v m="$m" -v p="$plain" 'BEGIN { printf "%-12s %12.0f %9.2fx\n", v, m, p / m }'
     done
     echo

@@ -49,7 +49,7 @@ eval "$("$CLUSTER" env hllbench)"
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -d "$DB")
 sql() { "${PSQL[@]}" -A -t "$@"; }
 elapsed() { printf '%dm%02ds' $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60)); }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+source "$(dirname "$0")/lib.sh"
 # tsv SECTION ITEM EXT N REP VALUE UNIT
 tsv() { local IFS=$'\t'; echo "$*" >>"$TSV"; }
 printf 'section\titem\text\tn\trep\tvalue\tunit\n' >"$TSV"

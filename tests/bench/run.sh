@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 for bench in *.sh; do
-    [ "$bench" = run.sh ] && continue
+    case "$bench" in run.sh|lib.sh) continue ;; esac
     echo "==> $bench"
     bash "$bench"
 done

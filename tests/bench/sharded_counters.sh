@@ -53,7 +53,7 @@ declare -A statement=(
 )
 for v in "${variants[@]}"; do echo "${statement[$v]}" >"$WORK/$v.sql"; done
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+source "$(dirname "$0")/lib.sh"
 
 for commit in on off; do
     : >"$WORK/results"
@@ -67,10 +67,10 @@ for commit in on off; do
             echo "$v $tps" >>"$WORK/results"
         done
     done
-    hot="$(awk '$1=="hot" {print $2}' "$WORK/results" | median)"
+    hot="$(median_of "$WORK/results" hot)"
     printf '\n%-10s %12s %10s\n' variant "median tps" "this/hot"
     for v in "${variants[@]}"; do
-        m="$(awk -v v="$v" '$1==v {print $2}' "$WORK/results" | median)"
+        m="$(median_of "$WORK/results" "$v")"
         awk -v v="$v" -v m="$m" -v h="$hot" 'BEGIN { printf "%-10s %12.0f %9.2fx\n", v, m, m / h }'
     done
     echo
@@ -112,10 +112,10 @@ for run in 1 2 3 4 5; do
         echo "$r $us" >>"$WORK/reads"
     done
 done
-base="$(awk '$1=="hot_row_select" {print $2}' "$WORK/reads" | median)"
+base="$(median_of "$WORK/reads" hot_row_select)"
 printf '%-16s %12s %12s\n' read "us per call" "vs hot row"
 for r in "${order[@]}"; do
-    m="$(awk -v r="$r" '$1==r {print $2}' "$WORK/reads" | median)"
+    m="$(median_of "$WORK/reads" "$r")"
     awk -v r="$r" -v m="$m" -v b="$base" 'BEGIN { printf "%-16s %12.2f %11.2fx\n", r, m, m / b }'
 done
 echo "    (slots32: $(q -c "SELECT slot_rows FROM distcount.counters WHERE name = 's32'") slot rows; deltas: $(q -c "SELECT delta_rows FROM distcount.counters WHERE name = 'd'") delta rows left after the roll-up)"
