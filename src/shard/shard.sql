@@ -355,7 +355,7 @@ CREATE FUNCTION counter_reshard(name text, shards integer) RETURNS void
                  WHERE s.id = k.id AND s.slot >= counter_reshard.shards
                 RETURNING s.value)
             SELECT coalesce(sum(d.value), 0) INTO folded FROM d;
-            UPDATE distcount.counter c SET base = (c.base + folded)::bigint WHERE c.id = k.id;
+            UPDATE distcount.counter c SET base = (c.base + folded)::bigint, cached_at = NULL WHERE c.id = k.id;
         END IF;
         UPDATE distcount.counter c SET shards = counter_reshard.shards WHERE c.id = k.id;
     END $$;
