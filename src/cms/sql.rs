@@ -2,7 +2,8 @@
 //! The aggregate transition functions are raw V1 functions (the per-row hot path).
 
 use super::sketch::{DEFAULT_DELTA, DEFAULT_EPSILON, DEFAULT_HEAVY, Mode, Sketch};
-use crate::common::aggregate::{new_state, state_mut};
+use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut, state_or_init};
+use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::common::report::OrRaise;
 use crate::common::value_hash::{cached_hasher, render_key};
 use crate::sql_varlena_type;
@@ -29,6 +30,7 @@ impl CmsDatum {
 
 /// Aggregate state: the sketch, made at the first row from that row's parameters, and a
 /// reusable buffer for the canonical bytes of each key.
+#[derive(Clone)]
 struct State {
     sketch: Option<Sketch>,
     key: Vec<u8>,
@@ -48,23 +50,18 @@ fn cms_in(input: &CStr) -> CmsDatum {
 
 #[pg_extern(sql = false)]
 fn cms_out(value: CmsDatum) -> CString {
-    CString::new(value.sketch().to_text()).expect("base64 has no NUL")
+    to_cstring(value.sketch().to_text())
 }
 
 #[pg_extern(sql = false)]
 fn cms_recv(buf: Internal) -> CmsDatum {
-    let Some(datum) = buf.unwrap() else { error!("receive function called without a buffer") };
-    let info = unsafe { &mut *datum.cast_mut_ptr::<pg_sys::StringInfoData>() };
-    let (start, end) = (info.cursor as usize, info.len as usize);
-    let bytes = unsafe { std::slice::from_raw_parts((info.data as *const u8).add(start), end - start) };
-    let sketch = Sketch::decode(bytes).or_raise();
-    info.cursor = info.len;
-    CmsDatum::from_sketch(&sketch)
+    CmsDatum::from_sketch(&Sketch::decode(take_recv_bytes(buf)).or_raise())
 }
 
+/// The stored bytes are the binary format, validated when they came in.
 #[pg_extern(sql = false)]
 fn cms_send(value: CmsDatum) -> Vec<u8> {
-    value.sketch().encode()
+    value.bytes().to_vec()
 }
 
 #[pg_extern(sql = false)]
@@ -199,27 +196,23 @@ unsafe fn cms_agg_step(fcinfo: pg_sys::FunctionCallInfo, weight_arg: Option<usiz
         let nargs = (*fcinfo).nargs as usize;
         let param = |at: usize| (at < nargs && !pg_arg_is_null(fcinfo, at)).then(|| pg_getarg_datum_raw(fcinfo, at));
         let first_param = if weight_arg.is_some() { 3 } else { 2 };
-        let mut state = if pg_arg_is_null(fcinfo, 0) {
+        let mut state = Internal::from((!pg_arg_is_null(fcinfo, 0)).then(|| pg_getarg_datum_raw(fcinfo, 0)));
+        let st = state_or_init(&mut state, fcinfo, || {
+            // The sketch's parameters are read once, when the first row makes the state.
             let epsilon = param(first_param).map_or(DEFAULT_EPSILON, |d| f64::from_bits(d.value() as u64));
             let delta = param(first_param + 1).map_or(DEFAULT_DELTA, |d| f64::from_bits(d.value() as u64));
             let heavy = param(first_param + 2).map_or(i64::from(DEFAULT_HEAVY), |d| d.value() as i32 as i64);
-            new_state(fcinfo, State::new(Some(Sketch::new(epsilon, delta, heavy, Mode::Linear).or_raise())))
-        } else {
-            Internal::from(Some(pg_getarg_datum_raw(fcinfo, 0)))
-        };
+            State::new(Some(Sketch::new(epsilon, delta, heavy, Mode::Linear).or_raise()))
+        });
         let weight = match weight_arg {
             None => Some(1),
             Some(at) => param(at).map(|d| d.value() as i64),
         };
-        if let (Some(weight), false) = (weight, pg_arg_is_null(fcinfo, 1)) {
-            let key = pg_getarg_datum_raw(fcinfo, 1);
-            let hasher = cached_hasher(fcinfo, 1);
-            let st = state_mut::<State>(&mut state).expect("a state");
-            let kind = hasher.encode_key(key, &mut st.key);
-            let State { sketch, key } = st;
-            sketch.as_mut().expect("made at the first row").add(key, kind as u8, weight).or_raise();
+        if let (Some(weight), false, State { sketch: Some(sketch), key }) = (weight, pg_arg_is_null(fcinfo, 1), st) {
+            let kind = cached_hasher(fcinfo, 1).encode_key(pg_getarg_datum_raw(fcinfo, 1), key);
+            sketch.add(key, kind as u8, weight).or_raise();
         }
-        state.unwrap().expect("a state")
+        state_datum(state)
     }
 }
 
@@ -249,11 +242,8 @@ pub extern "C" fn pg_finfo_cms_agg_weighted_trans() -> &'static pg_sys::Pg_finfo
     &V1
 }
 
-fn union_state<'a>(state: &'a mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &'a mut State {
-    if !state.initialized() {
-        *state = new_state(fcinfo, State::new(None));
-    }
-    unsafe { state_mut::<State>(state) }.expect("a state")
+fn union_state(state: &mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &mut State {
+    unsafe { state_or_init(state, fcinfo, || State::new(None)) }
 }
 
 #[pg_extern(sql = false)]
@@ -284,20 +274,13 @@ fn cms_union_inverse(mut state: Internal, value: Option<CmsDatum>, fcinfo: pg_sy
 }
 
 #[pg_extern(sql = false)]
-fn cms_combine(mut a: Internal, mut b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let theirs = unsafe { state_mut::<State>(&mut b) }.and_then(|s| s.sketch.clone());
-    let Some(theirs) = theirs else { return a };
-    match unsafe { state_mut::<State>(&mut a) } {
-        Some(State { sketch: Some(mine), .. }) => {
-            mine.merge_from(&theirs).or_raise();
-            a
-        }
-        Some(st) => {
-            st.sketch = Some(theirs);
-            a
-        }
-        // Copy: the second state may live in a shorter-lived context than the aggregate's.
-        None => new_state(fcinfo, State::new(Some(theirs))),
+fn cms_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    unsafe {
+        combine_states::<State>(a, b, fcinfo, |mine, theirs| match (mine.sketch.as_mut(), &theirs.sketch) {
+            (_, None) => {}
+            (Some(mine), Some(theirs)) => mine.merge_from(theirs).or_raise(),
+            (None, Some(theirs)) => mine.sketch = Some(theirs.clone()),
+        })
     }
 }
 

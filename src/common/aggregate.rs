@@ -27,3 +27,52 @@ pub fn new_state<T>(fcinfo: pg_sys::FunctionCallInfo, value: T) -> Internal {
 pub unsafe fn state_mut<'a, T>(state: &'a mut Internal) -> Option<&'a mut T> {
     unsafe { state.get_mut::<T>() }
 }
+
+/// The state of a transition call: the existing one, or `init()` moved into the aggregate
+/// context on the first call.
+///
+/// # Safety
+/// An initialised `state` must have been made by `new_state::<T>` for this aggregate.
+pub unsafe fn state_or_init<'a, T>(
+    state: &'a mut Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+    init: impl FnOnce() -> T,
+) -> &'a mut T {
+    if !state.initialized() {
+        *state = new_state(fcinfo, init());
+    }
+    match unsafe { state.get_mut::<T>() } {
+        Some(value) => value,
+        None => error!("aggregate state is missing"),
+    }
+}
+
+/// The datum a raw V1 transition function returns for `state`.
+pub fn state_datum(state: Internal) -> pg_sys::Datum {
+    match pgrx::IntoDatum::into_datum(state) {
+        Some(datum) => datum,
+        None => error!("aggregate state is missing"),
+    }
+}
+
+/// A combine function over states of type `T`: merges `b` into `a`. When `a` has no state yet,
+/// `b`'s is copied into the aggregate context, since it may live in a shorter-lived one.
+///
+/// # Safety
+/// Initialised states must have been made by `new_state::<T>` for this aggregate.
+pub unsafe fn combine_states<T: Clone>(
+    mut a: Internal,
+    mut b: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+    merge: impl FnOnce(&mut T, &T),
+) -> Internal {
+    let Some(theirs) = (unsafe { b.get_mut::<T>() }) else { return a };
+    if !a.initialized() {
+        return new_state(fcinfo, theirs.clone());
+    }
+    match unsafe { a.get_mut::<T>() } {
+        Some(mine) => merge(mine, theirs),
+        None => error!("aggregate state is missing"),
+    }
+    a
+}

@@ -43,7 +43,7 @@ impl<'a> TextReader<'a> {
         self.input.get(self.pos).copied()
     }
 
-    pub fn expect(&mut self, byte: u8) -> Result<()> {
+    pub fn require(&mut self, byte: u8) -> Result<()> {
         if self.peek() == Some(byte) {
             self.pos += 1;
             Ok(())
@@ -75,7 +75,7 @@ impl<'a> TextReader<'a> {
 
     /// A JSON string literal. `\u0000` is refused: PostgreSQL text cannot hold NUL.
     pub fn string(&mut self) -> Result<String> {
-        self.expect(b'"')?;
+        self.require(b'"')?;
         let mut out: Vec<u8> = Vec::new();
         loop {
             let Some(&b) = self.input.get(self.pos) else {
@@ -120,7 +120,7 @@ impl<'a> TextReader<'a> {
             return Err(self.error("invalid \\u escape"));
         }
         self.pos += 4;
-        Ok(u32::from_str_radix(text, 16).expect("four hex digits"))
+        u32::from_str_radix(text, 16).map_err(|_| self.error("invalid \\u escape"))
     }
 
     fn unicode_escape(&mut self) -> Result<char> {
@@ -169,7 +169,7 @@ impl<'a> TextReader<'a> {
             self.pos = start;
             return Err(self.error("counts must be whole numbers"));
         }
-        let text = std::str::from_utf8(&self.input[start..self.pos]).expect("ASCII digits");
+        let text = std::str::from_utf8(&self.input[start..self.pos]).map_err(|_| self.error("expected an integer"))?;
         text.parse::<i64>().map_err(|_| {
             Error::new(ErrorKind::Overflow, format!("value {text} is out of range for type bigint"))
         })

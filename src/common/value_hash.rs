@@ -8,7 +8,7 @@
 //! keep keys (Count-Min's heavy hitters) take the canonical bytes themselves, with a
 //! [`KeyKind`] tag that says how to show them again.
 
-use super::hash::{hash_bytes, hash_int};
+use super::hash::hash_bytes;
 use pgrx::pg_sys;
 
 /// What kind of value a canonical key holds, so it can be shown as text again.
@@ -36,9 +36,10 @@ pub fn render_key(key: &[u8], tag: u8) -> String {
         out
     };
     match tag {
-        t if t == KeyKind::Integer as u8 && key.len() == 8 => {
-            i64::from_le_bytes(key.try_into().expect("8 bytes")).to_string()
-        }
+        t if t == KeyKind::Integer as u8 => match <[u8; 8]>::try_from(key) {
+            Ok(bytes) => i64::from_le_bytes(bytes).to_string(),
+            Err(_) => hex(key),
+        },
         t if t == KeyKind::Text as u8 => String::from_utf8_lossy(key).into_owned(),
         t if t == KeyKind::Uuid as u8 && key.len() == 16 => {
             let h: String = key.iter().map(|b| format!("{b:02x}")).collect();
@@ -95,6 +96,43 @@ impl ValueHasher {
         self.type_oid
     }
 
+    /// Calls `use_bytes` with the canonical bytes of one non-NULL value: the single place
+    /// that defines the encoding, for hashing and for keys alike.
+    ///
+    /// # Safety
+    /// `datum` must be a non-NULL value of the hasher's type.
+    unsafe fn with_canonical_bytes<R>(&mut self, datum: pg_sys::Datum, use_bytes: impl FnOnce(&[u8]) -> R) -> R {
+        unsafe {
+            let bpchar = matches!(self.encoding, Encoding::Bpchar);
+            match &mut self.encoding {
+                Encoding::Int2 => use_bytes(&(datum.value() as i16 as i64).to_le_bytes()),
+                Encoding::Int4 => use_bytes(&(datum.value() as i32 as i64).to_le_bytes()),
+                Encoding::Int8 => use_bytes(&(datum.value() as i64).to_le_bytes()),
+                Encoding::VarlenaBytes | Encoding::Bpchar => {
+                    let raw = datum.cast_mut_ptr::<pg_sys::varlena>();
+                    let detoasted = pg_sys::pg_detoast_datum_packed(raw);
+                    let mut bytes = super::varlena::payload(detoasted);
+                    if bpchar {
+                        let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+                        bytes = &bytes[..end];
+                    }
+                    let result = use_bytes(bytes);
+                    if detoasted != raw {
+                        pg_sys::pfree(detoasted.cast());
+                    }
+                    result
+                }
+                Encoding::Uuid => use_bytes(std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), 16)),
+                Encoding::Send(info) => {
+                    let sent = pg_sys::SendFunctionCall(info, datum);
+                    let result = use_bytes(super::varlena::payload(sent.cast()));
+                    pg_sys::pfree(sent.cast());
+                    result
+                }
+            }
+        }
+    }
+
     /// Writes the canonical bytes of one non-NULL value into `out` (cleared first) and says
     /// what kind of key they are. `hash_bytes(out)` equals `self.hash(datum)`.
     ///
@@ -102,32 +140,7 @@ impl ValueHasher {
     /// `datum` must be a non-NULL value of the hasher's type.
     pub unsafe fn encode_key(&mut self, datum: pg_sys::Datum, out: &mut Vec<u8>) -> KeyKind {
         out.clear();
-        unsafe {
-            match &mut self.encoding {
-                Encoding::Int2 => out.extend_from_slice(&(datum.value() as i16 as i64).to_le_bytes()),
-                Encoding::Int4 => out.extend_from_slice(&(datum.value() as i32 as i64).to_le_bytes()),
-                Encoding::Int8 => out.extend_from_slice(&(datum.value() as i64).to_le_bytes()),
-                Encoding::VarlenaBytes | Encoding::Bpchar => {
-                    let raw = datum.cast_mut_ptr::<pg_sys::varlena>();
-                    let detoasted = pg_sys::pg_detoast_datum_packed(raw);
-                    let mut bytes = super::varlena::payload(detoasted);
-                    if matches!(self.encoding, Encoding::Bpchar) {
-                        let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-                        bytes = &bytes[..end];
-                    }
-                    out.extend_from_slice(bytes);
-                    if detoasted != raw {
-                        pg_sys::pfree(detoasted.cast());
-                    }
-                }
-                Encoding::Uuid => out.extend_from_slice(std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), 16)),
-                Encoding::Send(info) => {
-                    let sent = pg_sys::SendFunctionCall(info, datum);
-                    out.extend_from_slice(super::varlena::payload(sent.cast()));
-                    pg_sys::pfree(sent.cast());
-                }
-            }
-        }
+        unsafe { self.with_canonical_bytes(datum, |bytes| out.extend_from_slice(bytes)) };
         match self.encoding {
             Encoding::Int2 | Encoding::Int4 | Encoding::Int8 => KeyKind::Integer,
             Encoding::VarlenaBytes if self.type_oid == pg_sys::BYTEAOID => KeyKind::Bytea,
@@ -142,38 +155,7 @@ impl ValueHasher {
     /// # Safety
     /// `datum` must be a non-NULL value of the hasher's type.
     pub unsafe fn hash(&mut self, datum: pg_sys::Datum) -> u64 {
-        unsafe {
-            match &mut self.encoding {
-                Encoding::Int2 => hash_int(datum.value() as i16 as i64),
-                Encoding::Int4 => hash_int(datum.value() as i32 as i64),
-                Encoding::Int8 => hash_int(datum.value() as i64),
-                Encoding::VarlenaBytes => hash_varlena(datum, |bytes| bytes),
-                Encoding::Bpchar => hash_varlena(datum, |bytes| {
-                    let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-                    &bytes[..end]
-                }),
-                Encoding::Uuid => hash_bytes(std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), 16)),
-                Encoding::Send(info) => {
-                    let sent = pg_sys::SendFunctionCall(info, datum);
-                    let hash = hash_bytes(super::varlena::payload(sent.cast()));
-                    pg_sys::pfree(sent.cast());
-                    hash
-                }
-            }
-        }
-    }
-}
-
-/// Hashes a varlena's (detoasted) bytes after `select` picks the part that counts.
-unsafe fn hash_varlena(datum: pg_sys::Datum, select: impl Fn(&[u8]) -> &[u8]) -> u64 {
-    unsafe {
-        let raw = datum.cast_mut_ptr::<pg_sys::varlena>();
-        let detoasted = pg_sys::pg_detoast_datum_packed(raw);
-        let hash = hash_bytes(select(super::varlena::payload(detoasted)));
-        if detoasted != raw {
-            pg_sys::pfree(detoasted.cast());
-        }
-        hash
+        unsafe { self.with_canonical_bytes(datum, hash_bytes) }
     }
 }
 

@@ -43,6 +43,25 @@ pub fn palloc_varlena(bytes: &[u8]) -> *mut pg_sys::varlena {
     }
 }
 
+/// The rest of a binary-receive buffer (the argument of a type's `recv` function), consumed:
+/// the whole remaining message is the value's bytes.
+pub fn take_recv_bytes<'a>(buf: pgrx::Internal) -> &'a [u8] {
+    let Some(datum) = pgrx::IntoDatum::into_datum(buf) else {
+        pgrx::error!("receive function called without a buffer")
+    };
+    unsafe {
+        let info = &mut *datum.cast_mut_ptr::<pg_sys::StringInfoData>();
+        let (start, end) = (info.cursor as usize, info.len as usize);
+        info.cursor = info.len;
+        std::slice::from_raw_parts((info.data as *const u8).add(start), end - start)
+    }
+}
+
+/// A type's text output as a C string; text forms never hold NUL, so one is an internal error.
+pub fn to_cstring(text: String) -> std::ffi::CString {
+    std::ffi::CString::new(text).unwrap_or_else(|_| pgrx::error!("text output holds a NUL byte"))
+}
+
 /// The OID of a type of this extension, looked up by its qualified name.
 pub fn type_oid_of(qualified_name: &std::ffi::CStr) -> pg_sys::Oid {
     unsafe {

@@ -22,7 +22,6 @@
 
 use crate::common::error::{Error, ErrorKind, Result};
 use crate::common::text::{TextReader, write_json_string};
-use std::cmp::Ordering;
 
 pub const FORMAT_VERSION: u8 = 1;
 pub const MAX_SLOTS: usize = 4096;
@@ -63,8 +62,12 @@ pub struct PnSlot {
     pub n: i64,
 }
 
-fn read_i64(bytes: &[u8]) -> i64 {
-    i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+/// The little-endian i64 at the start of `bytes`.
+fn read_i64(bytes: &[u8]) -> std::result::Result<i64, &'static str> {
+    match bytes.get(..8).map(<[u8; 8]>::try_from) {
+        Some(Ok(le)) => Ok(i64::from_le_bytes(le)),
+        _ => Err("truncated count"),
+    }
 }
 
 fn read_count(reader: &mut TextReader) -> Result<i64> {
@@ -95,7 +98,7 @@ impl Slot for GSlot {
         out.extend_from_slice(&self.0.to_le_bytes());
     }
     fn decode(bytes: &[u8]) -> std::result::Result<Self, &'static str> {
-        let count = read_i64(bytes);
+        let count = read_i64(bytes)?;
         if count < 0 {
             return Err("negative count");
         }
@@ -131,7 +134,7 @@ impl Slot for PnSlot {
         out.extend_from_slice(&self.n.to_le_bytes());
     }
     fn decode(bytes: &[u8]) -> std::result::Result<Self, &'static str> {
-        let (p, n) = (read_i64(bytes), read_i64(&bytes[8..]));
+        let (p, n) = (read_i64(bytes)?, read_i64(bytes.get(8..).unwrap_or_default())?);
         if p < 0 || n < 0 {
             return Err("negative count");
         }
@@ -141,11 +144,11 @@ impl Slot for PnSlot {
         out.push_str(&format!("[{}, {}]", self.p, self.n));
     }
     fn read_text(reader: &mut TextReader) -> Result<Self> {
-        reader.expect(b'[')?;
+        reader.require(b'[')?;
         let p = read_count(reader)?;
-        reader.expect(b',')?;
+        reader.require(b',')?;
         let n = read_count(reader)?;
-        reader.expect(b']')?;
+        reader.require(b']')?;
         Ok(PnSlot { p, n })
     }
     fn checked_add(self, other: Self) -> Option<Self> {
@@ -268,26 +271,17 @@ impl<S: Slot> Counter<S> {
             self.slots = other.slots.clone();
             return Ok(());
         }
-        let mut merged = Vec::with_capacity(self.slots.len().max(other.slots.len()));
-        let mut mine = std::mem::take(&mut self.slots).into_iter().peekable();
-        let mut theirs = other.slots.iter().peekable();
-        loop {
-            let order = match (mine.peek(), theirs.peek()) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(a), Some(b)) => a.0.as_bytes().cmp(b.0.as_bytes()),
-            };
-            match order {
-                Ordering::Less => merged.push(mine.next().expect("peeked")),
-                Ordering::Greater => merged.push(theirs.next().expect("peeked").clone()),
-                Ordering::Equal => {
-                    let (node, a) = mine.next().expect("peeked");
-                    let (_, b) = theirs.next().expect("peeked");
-                    merged.push((node, a.join(*b)));
-                }
+        // Both lists are sorted; sort the concatenation and join equal nodes.
+        let mut merged = std::mem::take(&mut self.slots);
+        merged.extend(other.slots.iter().cloned());
+        merged.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        merged.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = kept.1.join(later.1);
             }
-        }
+            same
+        });
         let count = merged.len();
         self.slots = merged;
         if count > MAX_SLOTS {
@@ -437,7 +431,7 @@ impl<S: Slot> Counter<S> {
         let mut reader = TextReader::new(input, S::TYPE_NAME);
         let mut slots: Vec<(String, S)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        reader.expect(b'{')?;
+        reader.require(b'{')?;
         if !reader.accept(b'}') {
             loop {
                 reader.skip_whitespace();
@@ -449,7 +443,7 @@ impl<S: Slot> Counter<S> {
                 if !seen.insert(node.clone()) {
                     return Err(reader.error_at(at, format!("duplicate node id \"{node}\"")));
                 }
-                reader.expect(b':')?;
+                reader.require(b':')?;
                 let slot = S::read_text(&mut reader)?;
                 slots.push((node, slot));
                 if slots.len() > MAX_SLOTS {

@@ -15,9 +15,12 @@ use crate::settings::{NODE_ID, ON_NODE_COPY, OnNodeCopy};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::PgSqlErrorCode;
-use std::sync::Mutex;
+use std::cell::RefCell;
 
-static VERIFIED_NODE_ID: Mutex<Option<String>> = Mutex::new(None);
+thread_local! {
+    /// The id once this backend has checked the fingerprint (a backend has one thread).
+    static VERIFIED_NODE_ID: RefCell<Option<String>> = const { RefCell::new(None) };
+}
 
 const CHECK_QUERY: &str = "
     SELECT n.id,
@@ -57,7 +60,7 @@ fn node_id() -> String {
             return id;
         }
     }
-    if let Some(id) = VERIFIED_NODE_ID.lock().expect("backend is single-threaded").clone() {
+    if let Some(id) = VERIFIED_NODE_ID.with_borrow(Clone::clone) {
         return id;
     }
     let id = Spi::connect_mut(|client| {
@@ -115,7 +118,7 @@ fn node_id() -> String {
     });
     let (id, cache) = id;
     if cache {
-        *VERIFIED_NODE_ID.lock().expect("backend is single-threaded") = Some(id.clone());
+        VERIFIED_NODE_ID.set(Some(id.clone()));
     }
     id
 }
@@ -125,6 +128,6 @@ fn node_id() -> String {
 fn node_rotate() -> String {
     let id = Spi::connect_mut(|client| rotate(client, None))
         .unwrap_or_else(|| error!("distcount.node holds no node id"));
-    *VERIFIED_NODE_ID.lock().expect("backend is single-threaded") = Some(id.clone());
+    VERIFIED_NODE_ID.set(Some(id.clone()));
     id
 }

@@ -42,7 +42,9 @@ fn crdt_merge_into<'a>(
     let inbox = trigger.relation()?;
     let inbox_oid = inbox.oid();
     let row_type = unsafe { (*inbox.rd_rel).reltype };
-    let row = new.into_composite_datum().expect("a row");
+    let Some(row) = new.into_composite_datum() else {
+        bad_trigger("crdt_merge_into: the arriving row could not be read".into());
+    };
 
     Spi::connect_mut(|client| {
         MERGE_STATEMENTS.with(|cache| {
@@ -65,7 +67,7 @@ fn crdt_merge_into<'a>(
                     )
                     .and_then(|t| t.first().get_one::<String>())
                     .unwrap_or_else(|e| error!("{e}"))
-                    .expect("a statement");
+                    .unwrap_or_else(|| error!("crdt_merge_statement returned NULL"));
                 let statement = client
                     .prepare_mut(sql.as_str(), &[PgOid::from(row_type)])
                     .unwrap_or_else(|e| error!("could not prepare the merge into {target}: {e}"))

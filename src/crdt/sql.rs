@@ -3,7 +3,8 @@
 //! volatility, defaults and comment sit in one readable script.
 
 use super::counter::{Counter, GCounter, GSlot, PnCounter, PnSlot, Slot};
-use crate::common::aggregate::{new_state, state_mut};
+use crate::common::aggregate::{combine_states, new_state, state_mut, state_or_init};
+use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::common::error::{Error, ErrorKind};
 use crate::common::report::OrRaise;
 use crate::sql_varlena_type;
@@ -67,19 +68,11 @@ fn text_in<D: CounterDatum>(input: &CStr) -> D {
 }
 
 fn text_out<D: CounterDatum>(value: D) -> CString {
-    CString::new(value.counter().to_text()).expect("counter text has no NUL")
+    to_cstring(value.counter().to_text())
 }
 
-/// Binary receive: the whole remaining message is the value's bytes.
 fn binary_recv<D: CounterDatum>(buf: Internal) -> D {
-    let Some(datum) = buf.unwrap() else { error!("receive function called without a buffer") };
-    let info = unsafe { &mut *datum.cast_mut_ptr::<pg_sys::StringInfoData>() };
-    let start = info.cursor as usize;
-    let end = info.len as usize;
-    let bytes = unsafe { std::slice::from_raw_parts((info.data as *const u8).add(start), end - start) };
-    let counter = Counter::<D::S>::decode(bytes).or_raise();
-    info.cursor = info.len;
-    D::from_counter(&counter)
+    D::from_counter(&Counter::<D::S>::decode(take_recv_bytes(buf)).or_raise())
 }
 
 fn from_bytea<D: CounterDatum>(bytes: &[u8]) -> D {
@@ -126,30 +119,18 @@ fn agg_trans<D: CounterDatum>(mut state: Internal, value: Option<D>, fcinfo: pg_
 where
     D::S: 'static,
 {
-    if !state.initialized() {
-        state = new_state(fcinfo, Counter::<D::S>::new());
-    }
+    let counter = unsafe { state_or_init(&mut state, fcinfo, Counter::<D::S>::new) };
     if let Some(value) = value {
-        let counter = unsafe { state_mut::<Counter<D::S>>(&mut state) }.expect("state");
         counter.merge_from(&value.counter()).or_raise();
     }
     state
 }
 
-fn agg_combine<D: CounterDatum>(mut a: Internal, mut b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal
+fn agg_combine<D: CounterDatum>(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal
 where
     D::S: 'static,
 {
-    let theirs = unsafe { state_mut::<Counter<D::S>>(&mut b) }.map(|c| c.clone());
-    match (a.initialized(), theirs) {
-        (_, None) => a,
-        // Copy: the second state may live in a shorter-lived context than the aggregate's.
-        (false, Some(theirs)) => new_state(fcinfo, theirs),
-        (true, Some(theirs)) => {
-            unsafe { state_mut::<Counter<D::S>>(&mut a) }.expect("state").merge_from(&theirs).or_raise();
-            a
-        }
-    }
+    unsafe { combine_states::<Counter<D::S>>(a, b, fcinfo, |mine, theirs| mine.merge_from(theirs).or_raise()) }
 }
 
 fn agg_serial<D: CounterDatum>(mut state: Internal) -> Vec<u8>
@@ -208,8 +189,8 @@ macro_rules! counter_functions {
         }
         #[pg_extern(sql = false)]
         fn $send_fn(value: $datum) -> Vec<u8> {
-            // Validate before sending, so damaged bytes never leave the server as valid data.
-            value.counter().encode()
+            // The stored bytes are the binary format, validated when they came in.
+            value.bytes().to_vec()
         }
         #[pg_extern(sql = false)]
         fn $from_bytea_fn(bytes: &[u8]) -> $datum {

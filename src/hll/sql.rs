@@ -3,7 +3,8 @@
 //! per-row cost (DESIGN.md, platform facts).
 
 use super::sketch::{DEFAULT_PRECISION, Sketch, checked_precision};
-use crate::common::aggregate::{new_state, state_mut};
+use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut, state_or_init};
+use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::common::report::OrRaise;
 use crate::common::value_hash::cached_hasher;
 use crate::sql_varlena_type;
@@ -51,23 +52,19 @@ fn hll_in(input: &CStr, _type_oid: pg_sys::Oid, typmod: i32) -> HllDatum {
 
 #[pg_extern(sql = false)]
 fn hll_out(value: HllDatum) -> CString {
-    CString::new(value.sketch().to_text()).expect("base64 has no NUL")
+    to_cstring(value.sketch().to_text())
 }
 
 #[pg_extern(sql = false)]
 fn hll_recv(buf: Internal, _type_oid: pg_sys::Oid, typmod: i32) -> HllDatum {
-    let Some(datum) = buf.unwrap() else { error!("receive function called without a buffer") };
-    let info = unsafe { &mut *datum.cast_mut_ptr::<pg_sys::StringInfoData>() };
-    let (start, end) = (info.cursor as usize, info.len as usize);
-    let bytes = unsafe { std::slice::from_raw_parts((info.data as *const u8).add(start), end - start) };
-    let sketch = Sketch::decode(bytes).or_raise();
-    info.cursor = info.len;
+    let sketch = Sketch::decode(take_recv_bytes(buf)).or_raise();
     HllDatum::from_sketch(&apply_typmod(sketch, typmod))
 }
 
+/// The stored bytes are the binary format, validated when they came in.
 #[pg_extern(sql = false)]
 fn hll_send(value: HllDatum) -> Vec<u8> {
-    value.sketch().encode()
+    value.bytes().to_vec()
 }
 
 #[pg_extern(sql = false)]
@@ -93,7 +90,7 @@ fn hll_typmod_in(modifiers: Array<&CStr>) -> i32 {
 
 #[pg_extern(sql = false)]
 fn hll_typmod_out(typmod: i32) -> CString {
-    CString::new(if typmod < 0 { String::new() } else { format!("({typmod})") }).expect("no NUL")
+    to_cstring(if typmod < 0 { String::new() } else { format!("({typmod})") })
 }
 
 /// The length-coercion cast `hll AS hll(p)`.
@@ -176,24 +173,22 @@ type State = Option<Sketch>;
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
     unsafe {
-        let mut state = if pgrx::fcinfo::pg_arg_is_null(fcinfo, 0) {
-            let precision = if (*fcinfo).nargs > 2 && !pgrx::fcinfo::pg_arg_is_null(fcinfo, 2) {
-                pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 2).value() as i32 as i64
+        let mut state = Internal::from((!pg_arg_is_null(fcinfo, 0)).then(|| pg_getarg_datum_raw(fcinfo, 0)));
+        let sketch = state_or_init::<State>(&mut state, fcinfo, || {
+            // The precision argument is read once, when the first row makes the state.
+            let precision = if (*fcinfo).nargs > 2 && !pg_arg_is_null(fcinfo, 2) {
+                pg_getarg_datum_raw(fcinfo, 2).value() as i32 as i64
             } else {
                 i64::from(DEFAULT_PRECISION)
             };
-            new_state::<State>(fcinfo, Some(Sketch::new(precision).or_raise()))
-        } else {
-            Internal::from(Some(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0)))
-        };
-        if !pgrx::fcinfo::pg_arg_is_null(fcinfo, 1) {
-            let hash = cached_hasher(fcinfo, 1).hash(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1));
-            if let Some(Some(sketch)) = state_mut::<State>(&mut state) {
-                sketch.add_hash(hash);
-            }
+            Some(Sketch::new(precision).or_raise())
+        });
+        if let (false, Some(sketch)) = (pg_arg_is_null(fcinfo, 1), sketch) {
+            sketch.add_hash(cached_hasher(fcinfo, 1).hash(pg_getarg_datum_raw(fcinfo, 1)));
         }
-        state.unwrap().expect("a state")
+        state_datum(state)
     }
 }
 
@@ -205,11 +200,8 @@ pub extern "C" fn pg_finfo_hll_agg_trans() -> &'static pg_sys::Pg_finfo_record {
 
 #[pg_extern(sql = false)]
 fn hll_union_trans(mut state: Internal, value: Option<HllDatum>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    if !state.initialized() {
-        state = new_state::<State>(fcinfo, None);
-    }
+    let slot = unsafe { state_or_init::<State>(&mut state, fcinfo, || None) };
     if let Some(value) = value {
-        let slot = unsafe { state_mut::<State>(&mut state) }.expect("a state");
         match slot {
             Some(sketch) => sketch.merge_encoded(value.bytes()).or_raise(),
             None => *slot = Some(value.sketch()),
@@ -219,20 +211,13 @@ fn hll_union_trans(mut state: Internal, value: Option<HllDatum>, fcinfo: pg_sys:
 }
 
 #[pg_extern(sql = false)]
-fn hll_combine(mut a: Internal, mut b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let theirs: Option<Sketch> = unsafe { state_mut::<State>(&mut b) }.and_then(|s| s.clone());
-    let Some(theirs) = theirs else { return a };
-    match unsafe { state_mut::<State>(&mut a) } {
-        Some(Some(mine)) => {
-            mine.merge_from(&theirs);
-            a
-        }
-        Some(slot) => {
-            *slot = Some(theirs);
-            a
-        }
-        // Copy: the second state may live in a shorter-lived context than the aggregate's.
-        None => new_state::<State>(fcinfo, Some(theirs)),
+fn hll_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    unsafe {
+        combine_states::<State>(a, b, fcinfo, |mine, theirs| match (mine.as_mut(), theirs) {
+            (_, None) => {}
+            (Some(mine), Some(theirs)) => mine.merge_from(theirs),
+            (None, Some(theirs)) => *mine = Some(theirs.clone()),
+        })
     }
 }
 
