@@ -10,8 +10,8 @@ pub mod cms;
 pub mod common;
 pub mod crdt;
 pub mod hll;
-pub mod shard;
 mod settings;
+pub mod shard;
 
 pgrx::pg_module_magic!();
 

@@ -1,7 +1,7 @@
 //! The extension's settings (GUCs), all under the reserved prefix `pg_distcount.`.
 
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::PostgresGucEnum;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
 
 /// Overrides the local node id of `distcount.node_id()`. Superuser-only: two writers sharing
@@ -26,7 +26,8 @@ pub static DEFAULT_SHARDS: GucSetting<i32> = GucSetting::<i32>::new(16);
 pub static ROLLUP_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 /// Database the roll-up worker connects to (it runs only with shared_preload_libraries).
-pub static ROLLUP_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static ROLLUP_DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
 
 pub fn register() {
     GucRegistry::define_string_guc(

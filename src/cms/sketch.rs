@@ -136,8 +136,11 @@ impl Mode {
         } else if text.eq_ignore_ascii_case("conservative") {
             Ok(Mode::Conservative)
         } else {
-            Err(Error::new(ErrorKind::InvalidParameter, format!("unknown cms mode \"{text}\""))
-                .with_detail("The mode is \"linear\" or \"conservative\"."))
+            Err(Error::new(
+                ErrorKind::InvalidParameter,
+                format!("unknown cms mode \"{text}\""),
+            )
+            .with_detail("The mode is \"linear\" or \"conservative\"."))
         }
     }
 
@@ -174,7 +177,9 @@ pub fn dimensions(epsilon: f64, delta: f64) -> Result<(u32, u32)> {
             ErrorKind::InvalidParameter,
             format!("cms delta must be between 0 and 1 exclusive (got {delta})"),
         )
-        .with_detail("delta is the probability that an estimate misses the error bound, e.g. 0.01."));
+        .with_detail(
+            "delta is the probability that an estimate misses the error bound, e.g. 0.01.",
+        ));
     }
     let width = (E / epsilon).ceil(); // > e, since epsilon < 1
     let mut depth: u64 = 0;
@@ -277,26 +282,37 @@ impl Eq for Sketch {}
 
 impl Default for Sketch {
     fn default() -> Self {
-        Sketch::new(DEFAULT_EPSILON, DEFAULT_DELTA, i64::from(DEFAULT_HEAVY), Mode::Linear)
-            .expect("the defaults are valid")
+        Sketch::new(
+            DEFAULT_EPSILON,
+            DEFAULT_DELTA,
+            i64::from(DEFAULT_HEAVY),
+            Mode::Linear,
+        )
+        .expect("the defaults are valid")
     }
 }
 
 fn overflow(what: &str) -> Error {
-    Error::new(ErrorKind::Overflow, format!("cms {what} is out of range for type bigint"))
+    Error::new(
+        ErrorKind::Overflow,
+        format!("cms {what} is out of range for type bigint"),
+    )
 }
 
 impl Sketch {
     /// An empty sketch. `heavy` is the capacity of the heavy-hitter list, 0 to [`MAX_HEAVY`].
     pub fn new(epsilon: f64, delta: f64, heavy: i64, mode: Mode) -> Result<Sketch> {
         let (width, depth) = dimensions(epsilon, delta)?;
-        let capacity = u32::try_from(heavy).ok().filter(|&c| c <= MAX_HEAVY).ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidParameter,
-                format!("cms heavy must be between 0 and {MAX_HEAVY} (got {heavy})"),
-            )
-            .with_detail("heavy is how many candidate keys the sketch keeps for top-k queries.")
-        })?;
+        let capacity = u32::try_from(heavy)
+            .ok()
+            .filter(|&c| c <= MAX_HEAVY)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!("cms heavy must be between 0 and {MAX_HEAVY} (got {heavy})"),
+                )
+                .with_detail("heavy is how many candidate keys the sketch keeps for top-k queries.")
+            })?;
         let cells = width as usize * depth as usize;
         Ok(Sketch {
             mode,
@@ -359,7 +375,9 @@ impl Sketch {
     /// `⌈ε'·N⌉`, the additive error that estimates stay within with probability ≥ 1 − δ'
     /// (0 while N ≤ 0).
     pub fn error_bound(&self) -> i64 {
-        let Ok(n) = u128::try_from(self.total) else { return 0 };
+        let Ok(n) = u128::try_from(self.total) else {
+            return 0;
+        };
         let denominator = E_DENOMINATOR * u128::from(self.width);
         let bound = (n * E_NUMERATOR).div_ceil(denominator);
         // n·e/width < n ≤ i64::MAX since width ≥ 3.
@@ -411,7 +429,8 @@ impl Sketch {
         let estimate_after = self.update_counters(hash, weight)?;
         if let Some(estimate_after) = estimate_after {
             let total = self.total;
-            self.heavy.observe(hash, key, tag, weight, estimate_after, total);
+            self.heavy
+                .observe(hash, key, tag, weight, estimate_after, total);
         }
         Ok(())
     }
@@ -441,7 +460,10 @@ impl Sketch {
             )
             .with_detail("Use mode => 'linear' for negative weights and subtraction."));
         }
-        let total = self.total.checked_add(weight).ok_or_else(|| overflow("total"))?;
+        let total = self
+            .total
+            .checked_add(weight)
+            .ok_or_else(|| overflow("total"))?;
         // Each key's counter index in every row, computed once for both passes below.
         let mut inline = [0usize; INLINE_DEPTH];
         let spilled: Vec<usize>;
@@ -451,7 +473,9 @@ impl Sketch {
             }
             &inline[..self.depth as usize]
         } else {
-            spilled = (0..self.depth).map(|row| cell_index(hash, row, self.width)).collect();
+            spilled = (0..self.depth)
+                .map(|row| cell_index(hash, row, self.width))
+                .collect();
             &spilled
         };
         // Check every counter before changing any, so that an overflow leaves no trace.
@@ -459,7 +483,9 @@ impl Sketch {
             Mode::Linear => {
                 let mut estimate = i64::MAX;
                 for &cell in cells {
-                    let after = self.counters[cell].checked_add(weight).ok_or_else(|| overflow("counter"))?;
+                    let after = self.counters[cell]
+                        .checked_add(weight)
+                        .ok_or_else(|| overflow("counter"))?;
                     estimate = estimate.min(after);
                 }
                 for &cell in cells {
@@ -468,8 +494,14 @@ impl Sketch {
                 estimate
             }
             Mode::Conservative => {
-                let minimum = cells.iter().map(|&cell| self.counters[cell]).min().unwrap_or(0);
-                let estimate = minimum.checked_add(weight).ok_or_else(|| overflow("counter"))?;
+                let minimum = cells
+                    .iter()
+                    .map(|&cell| self.counters[cell])
+                    .min()
+                    .unwrap_or(0);
+                let estimate = minimum
+                    .checked_add(weight)
+                    .ok_or_else(|| overflow("counter"))?;
                 for &cell in cells {
                     self.counters[cell] = self.counters[cell].max(estimate);
                 }
@@ -484,7 +516,10 @@ impl Sketch {
     /// truth (strict-turnstile premise in linear mode); above it by more than
     /// [`Sketch::error_bound`] with probability at most δ'.
     pub fn estimate(&self, hash: u64) -> i64 {
-        (0..self.depth).map(|row| self.counters[cell_index(hash, row, self.width)]).min().unwrap_or(0)
+        (0..self.depth)
+            .map(|row| self.counters[cell_index(hash, row, self.width)])
+            .min()
+            .unwrap_or(0)
     }
 
     /// The estimate with `lower = max(0, estimate − ⌈ε'N⌉)`, a bound that holds with
@@ -492,7 +527,11 @@ impl Sketch {
     /// key only by its hash here; [`Sketch::key_bounds`] also consults the heavy-hitter list.
     pub fn bounds(&self, hash: u64) -> Bounds {
         let estimate = self.estimate(hash);
-        Bounds { estimate, lower: self.count_min_lower(estimate), upper: estimate }
+        Bounds {
+            estimate,
+            lower: self.count_min_lower(estimate),
+            upper: estimate,
+        }
     }
 
     /// Like [`Sketch::bounds`], tightened by the heavy-hitter list: a candidate's SpaceSaving
@@ -503,15 +542,24 @@ impl Sketch {
         let probable_lower = self.count_min_lower(estimate);
         match self.heavy.get(hash, key, tag) {
             Some(candidate) => {
-                let (upper, sure_lower) = self.candidate_bounds(candidate.count, candidate.error, estimate);
-                Bounds { estimate: upper, lower: sure_lower.max(probable_lower).min(upper), upper }
+                let (upper, sure_lower) =
+                    self.candidate_bounds(candidate.count, candidate.error, estimate);
+                Bounds {
+                    estimate: upper,
+                    lower: sure_lower.max(probable_lower).min(upper),
+                    upper,
+                }
             }
             None => {
                 let upper = match self.untracked_upper() {
                     Some(floor) => estimate.min(floor.max(0)),
                     None => estimate,
                 };
-                Bounds { estimate: upper, lower: probable_lower.min(upper), upper }
+                Bounds {
+                    estimate: upper,
+                    lower: probable_lower.min(upper),
+                    upper,
+                }
             }
         }
     }
@@ -530,7 +578,10 @@ impl Sketch {
 
     /// `max(0, estimate − ⌈ε'N⌉)`, but never above the estimate itself.
     fn count_min_lower(&self, estimate: i64) -> i64 {
-        estimate.saturating_sub(self.error_bound()).max(0).min(estimate)
+        estimate
+            .saturating_sub(self.error_bound())
+            .max(0)
+            .min(estimate)
     }
 
     /// `(upper, deterministic lower)` of a candidate with SpaceSaving `count` and `error` and
@@ -543,7 +594,11 @@ impl Sketch {
     /// The heavy list's bound on untracked keys. A sketch without a list bounds nothing better
     /// than N.
     fn heavy_floor(&self) -> i64 {
-        if self.heavy.capacity() == 0 { self.total.max(0) } else { self.heavy.floor() }
+        if self.heavy.capacity() == 0 {
+            self.total.max(0)
+        } else {
+            self.heavy.floor()
+        }
     }
 
     /// Every heavy-hitter candidate with its bounds, best first: by estimate, then lower bound,
@@ -569,18 +624,39 @@ impl Sketch {
                 let (upper, sure_lower) = self.candidate_bounds(c.count, c.error, estimate);
                 let lower = sure_lower.max(self.count_min_lower(estimate)).min(upper);
                 Scored {
-                    item: TopItem { key: c.key, tag: c.tag, estimate: upper, lower, upper, guaranteed: false },
+                    item: TopItem {
+                        key: c.key,
+                        tag: c.tag,
+                        estimate: upper,
+                        lower,
+                        upper,
+                        guaranteed: false,
+                    },
                     sure_lower,
                 }
             })
             .collect();
         // Canonical order first, so equal ranks keep ascending key order (the sort is stable).
-        scored.sort_by(|a, b| b.item.estimate.cmp(&a.item.estimate).then(b.item.lower.cmp(&a.item.lower)));
+        scored.sort_by(|a, b| {
+            b.item
+                .estimate
+                .cmp(&a.item.estimate)
+                .then(b.item.lower.cmp(&a.item.lower))
+        });
         let k = k.min(scored.len());
         // The largest count any key outside the first k could have.
-        let outside = scored[k..].iter().map(|s| s.item.upper).fold(self.heavy_floor(), i64::max);
+        let outside = scored[k..]
+            .iter()
+            .map(|s| s.item.upper)
+            .fold(self.heavy_floor(), i64::max);
         scored.truncate(k);
-        scored.into_iter().map(|s| TopItem { guaranteed: s.sure_lower >= outside, ..s.item }).collect()
+        scored
+            .into_iter()
+            .map(|s| TopItem {
+                guaranteed: s.sure_lower >= outside,
+                ..s.item
+            })
+            .collect()
     }
 
     /// Merges `other` into `self` (union). Counters and N add; the heavy-hitter lists merge
@@ -589,8 +665,16 @@ impl Sketch {
     /// All-or-nothing: on error `self` is unchanged.
     pub fn merge_from(&mut self, other: &Sketch) -> Result<()> {
         self.check_compatible(other)?;
-        let total = self.total.checked_add(other.total).ok_or_else(|| overflow("total"))?;
-        if self.counters.iter().zip(&other.counters).any(|(a, b)| a.checked_add(*b).is_none()) {
+        let total = self
+            .total
+            .checked_add(other.total)
+            .ok_or_else(|| overflow("total"))?;
+        if self
+            .counters
+            .iter()
+            .zip(&other.counters)
+            .any(|(a, b)| a.checked_add(*b).is_none())
+        {
             return Err(overflow("counter"));
         }
         // The list is re-scored against the sums before any counter is written, so that an
@@ -614,7 +698,12 @@ impl Sketch {
 
     /// The Count-Min estimate of `hash` in the counters `combine(self, other)` would give,
     /// cell by cell (the caller has checked that no cell overflows).
-    fn combined_estimate(&self, other: &Sketch, hash: u64, combine: impl Fn(i64, i64) -> i64) -> i64 {
+    fn combined_estimate(
+        &self,
+        other: &Sketch,
+        hash: u64,
+        combine: impl Fn(i64, i64) -> i64,
+    ) -> i64 {
         (0..self.depth)
             .map(|row| {
                 let cell = cell_index(hash, row, self.width);
@@ -638,15 +727,33 @@ impl Sketch {
     pub fn subtract_from(&mut self, other: &Sketch) -> Result<()> {
         self.check_compatible(other)?;
         if self.mode != Mode::Linear {
-            return Err(Error::new(ErrorKind::InvalidParameter, "cannot subtract conservative cms sketches")
-                .with_detail("Conservative update is not reversible; use mode => 'linear' for subtraction."));
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                "cannot subtract conservative cms sketches",
+            )
+            .with_detail(
+                "Conservative update is not reversible; use mode => 'linear' for subtraction.",
+            ));
         }
-        let total = self.total.checked_sub(other.total).ok_or_else(|| overflow("total"))?;
-        if self.counters.iter().zip(&other.counters).any(|(a, b)| a.checked_sub(*b).is_none()) {
+        let total = self
+            .total
+            .checked_sub(other.total)
+            .ok_or_else(|| overflow("total"))?;
+        if self
+            .counters
+            .iter()
+            .zip(&other.counters)
+            .any(|(a, b)| a.checked_sub(*b).is_none())
+        {
             return Err(overflow("counter"));
         }
         let difference_estimate = |hash: u64| self.combined_estimate(other, hash, |a, b| a - b);
-        let heavy = self.heavy.subtract(&other.heavy, other.heavy_floor(), difference_estimate, total)?;
+        let heavy = self.heavy.subtract(
+            &other.heavy,
+            other.heavy_floor(),
+            difference_estimate,
+            total,
+        )?;
         for (a, b) in self.counters.iter_mut().zip(&other.counters) {
             *a -= b;
         }

@@ -3,9 +3,9 @@
 
 use super::sketch::{DEFAULT_DELTA, DEFAULT_EPSILON, DEFAULT_HEAVY, Mode, Sketch};
 use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut, state_or_init};
-use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::common::report::OrRaise;
 use crate::common::value_hash::{cached_hasher, render_key};
+use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
 use pgrx::prelude::*;
@@ -38,13 +38,18 @@ struct State {
 
 impl State {
     fn new(sketch: Option<Sketch>) -> Self {
-        State { sketch, key: Vec::new() }
+        State {
+            sketch,
+            key: Vec::new(),
+        }
     }
 }
 
 #[pg_extern(sql = false)]
 fn cms_in(input: &CStr) -> CmsDatum {
-    let text = input.to_str().unwrap_or_else(|_| error!("cms input is not valid UTF-8"));
+    let text = input
+        .to_str()
+        .unwrap_or_else(|_| error!("cms input is not valid UTF-8"));
     CmsDatum::from_sketch(&Sketch::parse_text(text).or_raise())
 }
 
@@ -99,7 +104,9 @@ fn cms_union(a: Option<CmsDatum>, b: Option<CmsDatum>) -> Option<CmsDatum> {
     match (a, b) {
         (None, None) => None,
         (Some(x), None) | (None, Some(x)) => Some(x),
-        (Some(a), Some(b)) => Some(CmsDatum::from_sketch(&a.sketch().merge(&b.sketch()).or_raise())),
+        (Some(a), Some(b)) => Some(CmsDatum::from_sketch(
+            &a.sketch().merge(&b.sketch()).or_raise(),
+        )),
     }
 }
 
@@ -122,7 +129,11 @@ fn cms_estimate(sketch: CmsDatum, key: AnyElement, fcinfo: pg_sys::FunctionCallI
 }
 
 #[pg_extern(sql = false)]
-fn cms_bounds_array(sketch: CmsDatum, key: AnyElement, fcinfo: pg_sys::FunctionCallInfo) -> Vec<i64> {
+fn cms_bounds_array(
+    sketch: CmsDatum,
+    key: AnyElement,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Vec<i64> {
     let (bytes, kind) = key_of(key, fcinfo);
     let b = sketch.sketch().key_bounds(&bytes, kind);
     vec![b.estimate, b.lower, b.upper]
@@ -130,7 +141,12 @@ fn cms_bounds_array(sketch: CmsDatum, key: AnyElement, fcinfo: pg_sys::FunctionC
 
 /// True when the key's estimate is above `threshold` (never a false negative).
 #[pg_extern(sql = false)]
-fn cms_exceeds(sketch: CmsDatum, key: AnyElement, threshold: i64, fcinfo: pg_sys::FunctionCallInfo) -> bool {
+fn cms_exceeds(
+    sketch: CmsDatum,
+    key: AnyElement,
+    threshold: i64,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> bool {
     let (bytes, kind) = key_of(key, fcinfo);
     sketch.sketch().key_bounds(&bytes, kind).estimate > threshold
 }
@@ -150,13 +166,25 @@ fn cms_topk(
     ),
 > {
     if k < 0 {
-        ereport!(ERROR, pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("k must not be negative (got {k})"));
+        ereport!(
+            ERROR,
+            pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("k must not be negative (got {k})")
+        );
     }
     let sketch = sketch.sketch();
     let rows: Vec<_> = sketch
         .topk(k as usize)
         .into_iter()
-        .map(|t| (render_key(t.key, t.tag), t.estimate, t.lower, t.upper, t.guaranteed))
+        .map(|t| {
+            (
+                render_key(t.key, t.tag),
+                t.estimate,
+                t.lower,
+                t.upper,
+                t.guaranteed,
+            )
+        })
         .collect();
     TableIterator::new(rows)
 }
@@ -191,24 +219,43 @@ fn cms_info_text(sketch: CmsDatum) -> String {
 
 /// Shared body of the `cms_agg` transition functions: `key` at argument 1, then the weight
 /// (when `weight_arg` is set) and the optional epsilon, delta and heavy arguments.
-unsafe fn cms_agg_step(fcinfo: pg_sys::FunctionCallInfo, weight_arg: Option<usize>) -> pg_sys::Datum {
+unsafe fn cms_agg_step(
+    fcinfo: pg_sys::FunctionCallInfo,
+    weight_arg: Option<usize>,
+) -> pg_sys::Datum {
     unsafe {
         let nargs = (*fcinfo).nargs as usize;
-        let param = |at: usize| (at < nargs && !pg_arg_is_null(fcinfo, at)).then(|| pg_getarg_datum_raw(fcinfo, at));
+        let param = |at: usize| {
+            (at < nargs && !pg_arg_is_null(fcinfo, at)).then(|| pg_getarg_datum_raw(fcinfo, at))
+        };
         let first_param = if weight_arg.is_some() { 3 } else { 2 };
-        let mut state = Internal::from((!pg_arg_is_null(fcinfo, 0)).then(|| pg_getarg_datum_raw(fcinfo, 0)));
+        let mut state =
+            Internal::from((!pg_arg_is_null(fcinfo, 0)).then(|| pg_getarg_datum_raw(fcinfo, 0)));
         let st = state_or_init(&mut state, fcinfo, || {
             // The sketch's parameters are read once, when the first row makes the state.
-            let epsilon = param(first_param).map_or(DEFAULT_EPSILON, |d| f64::from_bits(d.value() as u64));
-            let delta = param(first_param + 1).map_or(DEFAULT_DELTA, |d| f64::from_bits(d.value() as u64));
-            let heavy = param(first_param + 2).map_or(i64::from(DEFAULT_HEAVY), |d| d.value() as i32 as i64);
-            State::new(Some(Sketch::new(epsilon, delta, heavy, Mode::Linear).or_raise()))
+            let epsilon =
+                param(first_param).map_or(DEFAULT_EPSILON, |d| f64::from_bits(d.value() as u64));
+            let delta =
+                param(first_param + 1).map_or(DEFAULT_DELTA, |d| f64::from_bits(d.value() as u64));
+            let heavy = param(first_param + 2)
+                .map_or(i64::from(DEFAULT_HEAVY), |d| d.value() as i32 as i64);
+            State::new(Some(
+                Sketch::new(epsilon, delta, heavy, Mode::Linear).or_raise(),
+            ))
         });
         let weight = match weight_arg {
             None => Some(1),
             Some(at) => param(at).map(|d| d.value() as i64),
         };
-        if let (Some(weight), false, State { sketch: Some(sketch), key }) = (weight, pg_arg_is_null(fcinfo, 1), st) {
+        if let (
+            Some(weight),
+            false,
+            State {
+                sketch: Some(sketch),
+                key,
+            },
+        ) = (weight, pg_arg_is_null(fcinfo, 1), st)
+        {
             let kind = cached_hasher(fcinfo, 1).encode_key(pg_getarg_datum_raw(fcinfo, 1), key);
             sketch.add(key, kind as u8, weight).or_raise();
         }
@@ -226,7 +273,9 @@ pub unsafe extern "C-unwind" fn cms_agg_trans(fcinfo: pg_sys::FunctionCallInfo) 
 /// `cms_agg_weighted_trans(internal, anyelement, weight [, epsilon, delta [, heavy]])`
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn cms_agg_weighted_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+pub unsafe extern "C-unwind" fn cms_agg_weighted_trans(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
     unsafe { cms_agg_step(fcinfo, Some(2)) }
 }
 
@@ -247,7 +296,11 @@ fn union_state(state: &mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &mut S
 }
 
 #[pg_extern(sql = false)]
-fn cms_union_trans(mut state: Internal, value: Option<CmsDatum>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+fn cms_union_trans(
+    mut state: Internal,
+    value: Option<CmsDatum>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
     let st = union_state(&mut state, fcinfo);
     if let Some(value) = value {
         let incoming = value.sketch();
@@ -262,7 +315,11 @@ fn cms_union_trans(mut state: Internal, value: Option<CmsDatum>, fcinfo: pg_sys:
 /// Inverse transition for sliding windows: subtracts a row that left the frame. A
 /// conservative sketch cannot be subtracted: NULL tells PostgreSQL to recompute the frame.
 #[pg_extern(sql = false)]
-fn cms_union_inverse(mut state: Internal, value: Option<CmsDatum>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+fn cms_union_inverse(
+    mut state: Internal,
+    value: Option<CmsDatum>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
     let st = union_state(&mut state, fcinfo);
     if let (Some(value), Some(sketch)) = (value, st.sketch.as_mut()) {
         if sketch.mode() != Mode::Linear {
@@ -276,10 +333,12 @@ fn cms_union_inverse(mut state: Internal, value: Option<CmsDatum>, fcinfo: pg_sy
 #[pg_extern(sql = false)]
 fn cms_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     unsafe {
-        combine_states::<State>(a, b, fcinfo, |mine, theirs| match (mine.sketch.as_mut(), &theirs.sketch) {
-            (_, None) => {}
-            (Some(mine), Some(theirs)) => mine.merge_from(theirs).or_raise(),
-            (None, Some(theirs)) => mine.sketch = Some(theirs.clone()),
+        combine_states::<State>(a, b, fcinfo, |mine, theirs| {
+            match (mine.sketch.as_mut(), &theirs.sketch) {
+                (_, None) => {}
+                (Some(mine), Some(theirs)) => mine.merge_from(theirs).or_raise(),
+                (None, Some(theirs)) => mine.sketch = Some(theirs.clone()),
+            }
         })
     }
 }
@@ -287,14 +346,21 @@ fn cms_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> In
 #[pg_extern(sql = false)]
 fn cms_serial(mut state: Internal) -> Vec<u8> {
     match unsafe { state_mut::<State>(&mut state) } {
-        Some(State { sketch: Some(sketch), .. }) => sketch.encode(),
+        Some(State {
+            sketch: Some(sketch),
+            ..
+        }) => sketch.encode(),
         _ => Vec::new(),
     }
 }
 
 #[pg_extern(sql = false)]
 fn cms_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let sketch = if bytes.is_empty() { None } else { Some(Sketch::decode(bytes).or_raise()) };
+    let sketch = if bytes.is_empty() {
+        None
+    } else {
+        Some(Sketch::decode(bytes).or_raise())
+    };
     new_state(fcinfo, State::new(sketch))
 }
 
@@ -302,7 +368,10 @@ fn cms_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInf
 #[pg_extern(sql = false)]
 fn cms_final(mut state: Internal) -> CmsDatum {
     match unsafe { state_mut::<State>(&mut state) } {
-        Some(State { sketch: Some(sketch), .. }) => CmsDatum::from_sketch(sketch),
+        Some(State {
+            sketch: Some(sketch),
+            ..
+        }) => CmsDatum::from_sketch(sketch),
         _ => CmsDatum::from_sketch(&Sketch::default()),
     }
 }

@@ -66,7 +66,9 @@ pub unsafe fn combine_states<T: Clone>(
     fcinfo: pg_sys::FunctionCallInfo,
     merge: impl FnOnce(&mut T, &T),
 ) -> Internal {
-    let Some(theirs) = (unsafe { b.get_mut::<T>() }) else { return a };
+    let Some(theirs) = (unsafe { b.get_mut::<T>() }) else {
+        return a;
+    };
     if !a.initialized() {
         return new_state(fcinfo, theirs.clone());
     }

@@ -13,7 +13,11 @@ pub struct TextReader<'a> {
 
 impl<'a> TextReader<'a> {
     pub fn new(input: &'a str, type_name: &'static str) -> Self {
-        TextReader { input: input.as_bytes(), pos: 0, type_name }
+        TextReader {
+            input: input.as_bytes(),
+            pos: 0,
+            type_name,
+        }
     }
 
     /// An invalid-text error that quotes the input and names the current position.
@@ -23,10 +27,16 @@ impl<'a> TextReader<'a> {
 
     /// An invalid-text error that quotes the input and names byte `pos`.
     pub fn error_at(&self, pos: usize, what: impl AsRef<str>) -> Error {
-        let shown: String = String::from_utf8_lossy(self.input).chars().take(200).collect();
+        let shown: String = String::from_utf8_lossy(self.input)
+            .chars()
+            .take(200)
+            .collect();
         Error::new(
             ErrorKind::InvalidText,
-            format!("invalid input syntax for type {}: \"{}\"", self.type_name, shown),
+            format!(
+                "invalid input syntax for type {}: \"{}\"",
+                self.type_name, shown
+            ),
         )
         .with_detail(format!("At byte {pos}: {}.", what.as_ref()))
     }
@@ -114,7 +124,10 @@ impl<'a> TextReader<'a> {
     }
 
     fn hex4(&mut self) -> Result<u32> {
-        let digits = self.input.get(self.pos..self.pos + 4).ok_or_else(|| self.error("truncated \\u escape"))?;
+        let digits = self
+            .input
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error("truncated \\u escape"))?;
         let text = std::str::from_utf8(digits).map_err(|_| self.error("invalid \\u escape"))?;
         if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(self.error("invalid \\u escape"));
@@ -169,9 +182,13 @@ impl<'a> TextReader<'a> {
             self.pos = start;
             return Err(self.error("counts must be whole numbers"));
         }
-        let text = std::str::from_utf8(&self.input[start..self.pos]).map_err(|_| self.error("expected an integer"))?;
+        let text = std::str::from_utf8(&self.input[start..self.pos])
+            .map_err(|_| self.error("expected an integer"))?;
         text.parse::<i64>().map_err(|_| {
-            Error::new(ErrorKind::Overflow, format!("value {text} is out of range for type bigint"))
+            Error::new(
+                ErrorKind::Overflow,
+                format!("value {text} is out of range for type bigint"),
+            )
         })
     }
 
@@ -203,7 +220,15 @@ mod tests {
 
     #[test]
     fn strings_round_trip_with_escapes() {
-        for s in ["A", "a\"b", "back\\slash", "tab\tnew\nline", "\u{1}", "日本", "😀"] {
+        for s in [
+            "A",
+            "a\"b",
+            "back\\slash",
+            "tab\tnew\nline",
+            "\u{1}",
+            "日本",
+            "😀",
+        ] {
             let mut out = String::new();
             write_json_string(&mut out, s);
             let mut r = TextReader::new(&out, "t");
@@ -214,7 +239,10 @@ mod tests {
 
     #[test]
     fn surrogate_pairs_and_bad_escapes() {
-        assert_eq!(TextReader::new(r#""\ud83d\ude00""#, "t").string().unwrap(), "😀");
+        assert_eq!(
+            TextReader::new(r#""\ud83d\ude00""#, "t").string().unwrap(),
+            "😀"
+        );
         assert!(TextReader::new(r#""\ud83d""#, "t").string().is_err());
         assert!(TextReader::new(r#""\u0000""#, "t").string().is_err());
         assert!(TextReader::new(r#""\x""#, "t").string().is_err());
@@ -225,11 +253,22 @@ mod tests {
     fn integers_are_strict() {
         assert_eq!(TextReader::new(" 42", "t").integer().unwrap(), 42);
         assert_eq!(TextReader::new("-7", "t").integer().unwrap(), -7);
-        assert_eq!(TextReader::new("9223372036854775807", "t").integer().unwrap(), i64::MAX);
-        let overflow = TextReader::new("9223372036854775808", "t").integer().unwrap_err();
+        assert_eq!(
+            TextReader::new("9223372036854775807", "t")
+                .integer()
+                .unwrap(),
+            i64::MAX
+        );
+        let overflow = TextReader::new("9223372036854775808", "t")
+            .integer()
+            .unwrap_err();
         assert_eq!(overflow.kind, ErrorKind::Overflow);
         for bad in ["", "-", "01", "1.5", "1e3", "+1", "x"] {
-            assert_eq!(TextReader::new(bad, "t").integer().unwrap_err().kind, ErrorKind::InvalidText, "{bad}");
+            assert_eq!(
+                TextReader::new(bad, "t").integer().unwrap_err().kind,
+                ErrorKind::InvalidText,
+                "{bad}"
+            );
         }
     }
 }

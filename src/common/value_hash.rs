@@ -43,7 +43,14 @@ pub fn render_key(key: &[u8], tag: u8) -> String {
         t if t == KeyKind::Text as u8 => String::from_utf8_lossy(key).into_owned(),
         t if t == KeyKind::Uuid as u8 && key.len() == 16 => {
             let h: String = key.iter().map(|b| format!("{b:02x}")).collect();
-            format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            )
         }
         _ => hex(key),
     }
@@ -101,7 +108,11 @@ impl ValueHasher {
     ///
     /// # Safety
     /// `datum` must be a non-NULL value of the hasher's type.
-    unsafe fn with_canonical_bytes<R>(&mut self, datum: pg_sys::Datum, use_bytes: impl FnOnce(&[u8]) -> R) -> R {
+    unsafe fn with_canonical_bytes<R>(
+        &mut self,
+        datum: pg_sys::Datum,
+        use_bytes: impl FnOnce(&[u8]) -> R,
+    ) -> R {
         unsafe {
             let bpchar = matches!(self.encoding, Encoding::Bpchar);
             match &mut self.encoding {
@@ -122,7 +133,9 @@ impl ValueHasher {
                     }
                     result
                 }
-                Encoding::Uuid => use_bytes(std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), 16)),
+                Encoding::Uuid => {
+                    use_bytes(std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), 16))
+                }
                 Encoding::Send(info) => {
                     let sent = pg_sys::SendFunctionCall(info, datum);
                     let result = use_bytes(super::varlena::payload(sent.cast()));
@@ -175,7 +188,8 @@ pub unsafe fn cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &
             pgrx::error!("could not determine the type of the value to hash");
         }
         let context = (*flinfo).fn_mcxt;
-        let slot = pg_sys::MemoryContextAlloc(context, std::mem::size_of::<ValueHasher>()) as *mut ValueHasher;
+        let slot = pg_sys::MemoryContextAlloc(context, std::mem::size_of::<ValueHasher>())
+            as *mut ValueHasher;
         slot.write(ValueHasher::new(type_oid, context));
         (*flinfo).fn_extra = slot.cast();
         &mut *slot

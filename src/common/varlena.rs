@@ -38,7 +38,11 @@ pub fn palloc_varlena(bytes: &[u8]) -> *mut pg_sys::varlena {
     unsafe {
         let ptr = pg_sys::palloc(total) as *mut pg_sys::varlena;
         pgrx::varlena::set_varsize_4b(ptr, total as i32);
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), pgrx::varlena::vardata_4b(ptr) as *mut u8, bytes.len());
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            pgrx::varlena::vardata_4b(ptr) as *mut u8,
+            bytes.len(),
+        );
         ptr
     }
 }

@@ -75,7 +75,10 @@ fn read_count(reader: &mut TextReader) -> Result<i64> {
     let at = reader.position();
     let value = reader.integer()?;
     if value < 0 {
-        return Err(reader.error_at(at, format!("count {value} is negative; counts must not be negative")));
+        return Err(reader.error_at(
+            at,
+            format!("count {value} is negative; counts must not be negative"),
+        ));
     }
     Ok(value)
 }
@@ -124,7 +127,10 @@ impl Slot for PnSlot {
         self.p == 0 && self.n == 0
     }
     fn join(self, other: Self) -> Self {
-        PnSlot { p: self.p.max(other.p), n: self.n.max(other.n) }
+        PnSlot {
+            p: self.p.max(other.p),
+            n: self.n.max(other.n),
+        }
     }
     fn le(&self, other: &Self) -> bool {
         self.p <= other.p && self.n <= other.n
@@ -134,7 +140,10 @@ impl Slot for PnSlot {
         out.extend_from_slice(&self.n.to_le_bytes());
     }
     fn decode(bytes: &[u8]) -> std::result::Result<Self, &'static str> {
-        let (p, n) = (read_i64(bytes)?, read_i64(bytes.get(8..).unwrap_or_default())?);
+        let (p, n) = (
+            read_i64(bytes)?,
+            read_i64(bytes.get(8..).unwrap_or_default())?,
+        );
         if p < 0 || n < 0 {
             return Err("negative count");
         }
@@ -152,7 +161,10 @@ impl Slot for PnSlot {
         Ok(PnSlot { p, n })
     }
     fn checked_add(self, other: Self) -> Option<Self> {
-        Some(PnSlot { p: self.p.checked_add(other.p)?, n: self.n.checked_add(other.n)? })
+        Some(PnSlot {
+            p: self.p.checked_add(other.p)?,
+            n: self.n.checked_add(other.n)?,
+        })
     }
 }
 
@@ -176,7 +188,10 @@ pub fn validate_node_id(node: &str) -> std::result::Result<(), String> {
 fn too_many_slots<S: Slot>(count: usize) -> Error {
     Error::new(
         ErrorKind::LimitExceeded,
-        format!("{} would have {count} node slots; at most {MAX_SLOTS} are allowed", S::TYPE_NAME),
+        format!(
+            "{} would have {count} node slots; at most {MAX_SLOTS} are allowed",
+            S::TYPE_NAME
+        ),
     )
 }
 
@@ -234,7 +249,8 @@ impl<S: Slot> Counter<S> {
     }
 
     fn find(&self, node: &str) -> std::result::Result<usize, usize> {
-        self.slots.binary_search_by(|(n, _)| n.as_bytes().cmp(node.as_bytes()))
+        self.slots
+            .binary_search_by(|(n, _)| n.as_bytes().cmp(node.as_bytes()))
     }
 
     /// Replaces `node`'s slot by `f(old)`, keeping the form canonical.
@@ -329,13 +345,19 @@ impl<S: Slot> Counter<S> {
         let mut out = self.clone();
         let (_, folded) = out.slots.remove(index);
         out.update_slot(into, |s| {
-            s.checked_add(folded).ok_or_else(|| out_of_range(&format!("{} slot", S::TYPE_NAME)))
+            s.checked_add(folded)
+                .ok_or_else(|| out_of_range(&format!("{} slot", S::TYPE_NAME)))
         })?;
         Ok(out)
     }
 
     pub fn encoded_len(&self) -> usize {
-        HEADER_BYTES + self.slots.iter().map(|(n, _)| 1 + n.len() + S::VALUE_BYTES).sum::<usize>()
+        HEADER_BYTES
+            + self
+                .slots
+                .iter()
+                .map(|(n, _)| 1 + n.len() + S::VALUE_BYTES)
+                .sum::<usize>()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -354,14 +376,23 @@ impl<S: Slot> Counter<S> {
     /// Decodes and fully validates the binary form. Anything but a canonical state is refused.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let bad = |what: String| {
-            Error::new(ErrorKind::InvalidBinary, format!("invalid binary data for type {}", S::TYPE_NAME))
-                .with_detail(what)
+            Error::new(
+                ErrorKind::InvalidBinary,
+                format!("invalid binary data for type {}", S::TYPE_NAME),
+            )
+            .with_detail(what)
         };
         if bytes.len() < HEADER_BYTES {
-            return Err(bad(format!("{} bytes is shorter than the {HEADER_BYTES}-byte header", bytes.len())));
+            return Err(bad(format!(
+                "{} bytes is shorter than the {HEADER_BYTES}-byte header",
+                bytes.len()
+            )));
         }
         if bytes[0] != FORMAT_VERSION {
-            return Err(bad(format!("unknown format version {} (this build reads version {FORMAT_VERSION})", bytes[0])));
+            return Err(bad(format!(
+                "unknown format version {} (this build reads version {FORMAT_VERSION})",
+                bytes[0]
+            )));
         }
         if bytes[1] != S::KIND {
             let what = match bytes[1] {
@@ -369,19 +400,29 @@ impl<S: Slot> Counter<S> {
                 2 => "a pncounter".to_string(),
                 k => format!("unknown kind {k}"),
             };
-            return Err(bad(format!("the bytes hold {what}, not a {}", S::TYPE_NAME)));
+            return Err(bad(format!(
+                "the bytes hold {what}, not a {}",
+                S::TYPE_NAME
+            )));
         }
         let count = u16::from_le_bytes([bytes[2], bytes[3]]) as usize;
         if count > MAX_SLOTS {
-            return Err(bad(format!("{count} slots; at most {MAX_SLOTS} are allowed")));
+            return Err(bad(format!(
+                "{count} slots; at most {MAX_SLOTS} are allowed"
+            )));
         }
         let mut slots: Vec<(String, S)> = Vec::with_capacity(count);
         let mut pos = HEADER_BYTES;
         for index in 0..count {
-            let len = *bytes.get(pos).ok_or_else(|| bad(format!("truncated at slot {index}")))? as usize;
+            let len = *bytes
+                .get(pos)
+                .ok_or_else(|| bad(format!("truncated at slot {index}")))?
+                as usize;
             pos += 1;
             if len == 0 || len > MAX_NODE_ID_BYTES {
-                return Err(bad(format!("slot {index} has a node id of {len} bytes (1 to {MAX_NODE_ID_BYTES} allowed)")));
+                return Err(bad(format!(
+                    "slot {index} has a node id of {len} bytes (1 to {MAX_NODE_ID_BYTES} allowed)"
+                )));
             }
             let end = pos + len + S::VALUE_BYTES;
             if end > bytes.len() {
@@ -392,20 +433,26 @@ impl<S: Slot> Counter<S> {
             if node.contains('\0') {
                 return Err(bad(format!("slot {index} has a node id containing NUL")));
             }
-            let slot = S::decode(&bytes[pos + len..end]).map_err(|m| bad(format!("slot {index} has a {m}")))?;
+            let slot = S::decode(&bytes[pos + len..end])
+                .map_err(|m| bad(format!("slot {index} has a {m}")))?;
             if slot.is_zero() {
                 return Err(bad(format!("slot {index} is all zero (not canonical)")));
             }
             if let Some((prev, _)) = slots.last() {
                 if prev.as_bytes() >= node.as_bytes() {
-                    return Err(bad(format!("slot {index}: node ids are not strictly ascending")));
+                    return Err(bad(format!(
+                        "slot {index}: node ids are not strictly ascending"
+                    )));
                 }
             }
             slots.push((node.to_owned(), slot));
             pos = end;
         }
         if pos != bytes.len() {
-            return Err(bad(format!("{} trailing bytes after the last slot", bytes.len() - pos)));
+            return Err(bad(format!(
+                "{} trailing bytes after the last slot",
+                bytes.len() - pos
+            )));
         }
         Ok(Counter { slots })
     }
@@ -463,7 +510,10 @@ impl<S: Slot> Counter<S> {
 }
 
 fn out_of_range(type_name: &str) -> Error {
-    Error::new(ErrorKind::Overflow, format!("{type_name} value is out of range for type bigint"))
+    Error::new(
+        ErrorKind::Overflow,
+        format!("{type_name} value is out of range for type bigint"),
+    )
 }
 
 impl GCounter {
@@ -476,7 +526,11 @@ impl GCounter {
             )
             .with_detail("A gcounter only grows; use a pncounter to count down."));
         }
-        self.update_slot(node, |s| s.0.checked_add(by).map(GSlot).ok_or_else(|| out_of_range("gcounter slot")))
+        self.update_slot(node, |s| {
+            s.0.checked_add(by)
+                .map(GSlot)
+                .ok_or_else(|| out_of_range("gcounter slot"))
+        })
     }
 
     /// The sum of all slots.
@@ -497,13 +551,27 @@ impl PnCounter {
                     .and_then(|m| v.checked_add(m))
                     .ok_or_else(|| out_of_range("pncounter slot"))
             };
-            if by >= 0 { Ok(PnSlot { p: add(s.p)?, n: s.n }) } else { Ok(PnSlot { p: s.p, n: add(s.n)? }) }
+            if by >= 0 {
+                Ok(PnSlot {
+                    p: add(s.p)?,
+                    n: s.n,
+                })
+            } else {
+                Ok(PnSlot {
+                    p: s.p,
+                    n: add(s.n)?,
+                })
+            }
         })
     }
 
     /// Sum of P minus sum of N.
     pub fn value(&self) -> Result<i64> {
-        let total: i128 = self.slots.iter().map(|(_, s)| s.p as i128 - s.n as i128).sum();
+        let total: i128 = self
+            .slots
+            .iter()
+            .map(|(_, s)| s.p as i128 - s.n as i128)
+            .sum();
         i64::try_from(total).map_err(|_| out_of_range("pncounter"))
     }
 }

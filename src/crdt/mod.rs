@@ -8,7 +8,11 @@ mod replication;
 mod sql;
 
 pgrx::extension_sql_file!("crdt.sql", name = "crdt");
-pgrx::extension_sql_file!("replication.sql", name = "crdt_replication", requires = ["crdt"]);
+pgrx::extension_sql_file!(
+    "replication.sql",
+    name = "crdt_replication",
+    requires = ["crdt"]
+);
 
 #[cfg(any(test, feature = "pg_test"))]
 mod pg_tests;

@@ -12,9 +12,9 @@
 //! happens only while in recovery, when nothing is cached.
 
 use crate::settings::{NODE_ID, ON_NODE_COPY, OnNodeCopy};
+use pgrx::PgSqlErrorCode;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::PgSqlErrorCode;
 use std::cell::RefCell;
 
 thread_local! {
@@ -64,7 +64,10 @@ fn node_id() -> String {
         return id;
     }
     let id = Spi::connect_mut(|client| {
-        let row = client.select(CHECK_QUERY, Some(1), &[]).unwrap_or_else(|e| error!("{e}")).first();
+        let row = client
+            .select(CHECK_QUERY, Some(1), &[])
+            .unwrap_or_else(|e| error!("{e}"))
+            .first();
         let Ok(Some(id)) = row.get_by_name::<String, _>("id") else {
             ereport!(
                 ERROR,
@@ -73,14 +76,30 @@ fn node_id() -> String {
                 "Recreate it with SELECT distcount.node_rotate()."
             );
         };
-        let same_place = row.get_by_name::<bool, _>("same_place").ok().flatten().unwrap_or(false);
-        let in_recovery = row.get_by_name::<bool, _>("in_recovery").ok().flatten().unwrap_or(false);
+        let same_place = row
+            .get_by_name::<bool, _>("same_place")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        let in_recovery = row
+            .get_by_name::<bool, _>("in_recovery")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
         if same_place || in_recovery {
             // A standby cannot write, so it has nothing to protect; check again after promotion.
             return (id, !in_recovery);
         }
-        let made_on: String = row.get_by_name("made_on").ok().flatten().unwrap_or_default();
-        let running_on: String = row.get_by_name("running_on").ok().flatten().unwrap_or_default();
+        let made_on: String = row
+            .get_by_name("made_on")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let running_on: String = row
+            .get_by_name("running_on")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         match ON_NODE_COPY.get() {
             OnNodeCopy::Error => {
                 pgrx::pg_sys::panic::ErrorReport::new(

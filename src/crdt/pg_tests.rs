@@ -21,7 +21,9 @@ mod tests {
             Some(r#"{"A": 5, "B": 3, "C": 7}"#)
         );
         assert_eq!(
-            value(r#"SELECT distcount.pncounter_value('{"A": [10, 2], "B": [5, 1], "C": [8, 0]}')"#),
+            value(
+                r#"SELECT distcount.pncounter_value('{"A": [10, 2], "B": [5, 1], "C": [8, 0]}')"#
+            ),
             Some(20)
         );
     }
@@ -35,7 +37,10 @@ mod tests {
             stored
         );
         Spi::run("SET pg_distcount.node_id = 'tokyo'").unwrap();
-        assert_eq!(text("SELECT distcount.gcounter_inc(NULL, 2)::text").as_deref(), Some(r#"{"tokyo": 2}"#));
+        assert_eq!(
+            text("SELECT distcount.gcounter_inc(NULL, 2)::text").as_deref(),
+            Some(r#"{"tokyo": 2}"#)
+        );
     }
 
     /// The parallel plan (partial aggregates, serial/deserial, combine) gives the serial answer.
@@ -53,17 +58,27 @@ mod tests {
              SET max_parallel_workers_per_gather = 2",
         )
         .unwrap();
-        let plan = Spi::get_one::<pgrx::Json>("EXPLAIN (FORMAT JSON) SELECT distcount.pncounter_merge_agg(c) FROM t")
-            .unwrap()
-            .unwrap();
-        assert!(plan.0.to_string().contains("Partial"), "expected a parallel plan: {}", plan.0);
+        let plan = Spi::get_one::<pgrx::Json>(
+            "EXPLAIN (FORMAT JSON) SELECT distcount.pncounter_merge_agg(c) FROM t",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            plan.0.to_string().contains("Partial"),
+            "expected a parallel plan: {}",
+            plan.0
+        );
         let parallel = text("SELECT distcount.pncounter_merge_agg(c)::text FROM t").unwrap();
         assert_eq!(serial, parallel);
     }
 
     #[pg_test]
     fn zero_rows_give_an_empty_counter() {
-        assert_eq!(text("SELECT distcount.gcounter_merge_agg(NULL::distcount.gcounter)::text WHERE false").as_deref(), Some("{}"));
+        assert_eq!(
+            text("SELECT distcount.gcounter_merge_agg(NULL::distcount.gcounter)::text WHERE false")
+                .as_deref(),
+            Some("{}")
+        );
     }
 
     #[pg_test(error = "gcounter increments must not be negative (got -1)")]

@@ -17,14 +17,20 @@ thread_local! {
 }
 
 fn bad_trigger(message: String) -> ! {
-    ereport!(ERROR, PgSqlErrorCode::ERRCODE_TRIGGERED_ACTION_EXCEPTION, message);
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_TRIGGERED_ACTION_EXCEPTION,
+        message
+    );
 }
 
 #[pg_trigger(sql = false)]
 fn crdt_merge_into<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
-    if !matches!(trigger.when()?, PgTriggerWhen::After) || !matches!(trigger.level(), PgTriggerLevel::Row) {
+    if !matches!(trigger.when()?, PgTriggerWhen::After)
+        || !matches!(trigger.level(), PgTriggerLevel::Row)
+    {
         bad_trigger("crdt_merge_into must be an AFTER ... FOR EACH ROW trigger".into());
     }
     let args = trigger.extra_args()?;
@@ -35,10 +41,15 @@ fn crdt_merge_into<'a>(
             args.len()
         ));
     };
-    if !matches!(trigger.op()?, PgTriggerOperation::Insert | PgTriggerOperation::Update) {
+    if !matches!(
+        trigger.op()?,
+        PgTriggerOperation::Insert | PgTriggerOperation::Update
+    ) {
         return Ok(None); // Deleting an inbox row withdraws nothing: merged state only grows.
     }
-    let Some(new) = trigger.new() else { return Ok(None) };
+    let Some(new) = trigger.new() else {
+        return Ok(None);
+    };
     let inbox = trigger.relation()?;
     let inbox_oid = inbox.oid();
     let row_type = unsafe { (*inbox.rd_rel).reltype };
@@ -52,12 +63,18 @@ fn crdt_merge_into<'a>(
             let key = (inbox_oid, target.clone());
             if !cache.contains_key(&key) {
                 let target_oid = client
-                    .select("SELECT pg_catalog.to_regclass($1)::oid", Some(1), &[target.as_str().into()])
+                    .select(
+                        "SELECT pg_catalog.to_regclass($1)::oid",
+                        Some(1),
+                        &[target.as_str().into()],
+                    )
                     .and_then(|t| t.first().get_one::<pg_sys::Oid>())
                     .ok()
                     .flatten()
                     .unwrap_or_else(|| {
-                        bad_trigger(format!("crdt_merge_into: target table \"{target}\" does not exist"))
+                        bad_trigger(format!(
+                            "crdt_merge_into: target table \"{target}\" does not exist"
+                        ))
                     });
                 let sql = client
                     .select(
@@ -75,7 +92,9 @@ fn crdt_merge_into<'a>(
                 cache.insert(key.clone(), statement);
             }
             let arg = unsafe { pgrx::datum::DatumWithOid::new(row, row_type) };
-            client.update(&cache[&key], None, &[arg]).unwrap_or_else(|e| error!("{e}"));
+            client
+                .update(&cache[&key], None, &[arg])
+                .unwrap_or_else(|e| error!("{e}"));
         });
     });
     Ok(None)

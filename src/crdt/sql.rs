@@ -4,9 +4,9 @@
 
 use super::counter::{Counter, GCounter, GSlot, PnCounter, PnSlot, Slot};
 use crate::common::aggregate::{combine_states, new_state, state_mut, state_or_init};
-use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::common::error::{Error, ErrorKind};
 use crate::common::report::OrRaise;
+use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
 use pgrx::prelude::*;
 use pgrx::{Internal, PgSqlErrorCode};
@@ -63,7 +63,9 @@ impl CounterDatum for PnCounterDatum {
 // ---- shared implementations, instantiated for both types by `counter_functions!` -----------
 
 fn text_in<D: CounterDatum>(input: &CStr) -> D {
-    let text = input.to_str().map_err(|_| Error::new(ErrorKind::InvalidText, "input is not valid UTF-8"));
+    let text = input
+        .to_str()
+        .map_err(|_| Error::new(ErrorKind::InvalidText, "input is not valid UTF-8"));
     D::from_counter(&Counter::<D::S>::parse_text(text.or_raise()).or_raise())
 }
 
@@ -115,7 +117,11 @@ fn increment<D: CounterDatum>(
 
 // ---- aggregate support: internal state is a decoded Counter in the aggregate context --------
 
-fn agg_trans<D: CounterDatum>(mut state: Internal, value: Option<D>, fcinfo: pg_sys::FunctionCallInfo) -> Internal
+fn agg_trans<D: CounterDatum>(
+    mut state: Internal,
+    value: Option<D>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal
 where
     D::S: 'static,
 {
@@ -126,18 +132,28 @@ where
     state
 }
 
-fn agg_combine<D: CounterDatum>(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal
+fn agg_combine<D: CounterDatum>(
+    a: Internal,
+    b: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal
 where
     D::S: 'static,
 {
-    unsafe { combine_states::<Counter<D::S>>(a, b, fcinfo, |mine, theirs| mine.merge_from(theirs).or_raise()) }
+    unsafe {
+        combine_states::<Counter<D::S>>(a, b, fcinfo, |mine, theirs| {
+            mine.merge_from(theirs).or_raise()
+        })
+    }
 }
 
 fn agg_serial<D: CounterDatum>(mut state: Internal) -> Vec<u8>
 where
     D::S: 'static,
 {
-    unsafe { state_mut::<Counter<D::S>>(&mut state) }.map(|c| c.encode()).unwrap_or_else(|| Counter::<D::S>::new().encode())
+    unsafe { state_mut::<Counter<D::S>>(&mut state) }
+        .map(|c| c.encode())
+        .unwrap_or_else(|| Counter::<D::S>::new().encode())
 }
 
 fn agg_deserial<D: CounterDatum>(bytes: &[u8], fcinfo: pg_sys::FunctionCallInfo) -> Internal
@@ -209,7 +225,11 @@ macro_rules! counter_functions {
             lattice_le(b, a)
         }
         #[pg_extern(sql = false)]
-        fn $trans_fn(state: Internal, value: Option<$datum>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        fn $trans_fn(
+            state: Internal,
+            value: Option<$datum>,
+            fcinfo: pg_sys::FunctionCallInfo,
+        ) -> Internal {
             agg_trans(state, value, fcinfo)
         }
         #[pg_extern(sql = false)]
@@ -221,7 +241,11 @@ macro_rules! counter_functions {
             agg_serial::<$datum>(state)
         }
         #[pg_extern(sql = false)]
-        fn $deserial_fn(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        fn $deserial_fn(
+            bytes: &[u8],
+            _unused: Internal,
+            fcinfo: pg_sys::FunctionCallInfo,
+        ) -> Internal {
             agg_deserial::<$datum>(bytes, fcinfo)
         }
         #[pg_extern(sql = false)]
@@ -250,12 +274,20 @@ counter_functions!(PnCounterDatum {
 // ---- functions whose shape differs between the two types ------------------------------------
 
 #[pg_extern(sql = false)]
-fn gcounter_inc(counter: Option<GCounterDatum>, by: Option<i64>, node: Option<&str>) -> GCounterDatum {
+fn gcounter_inc(
+    counter: Option<GCounterDatum>,
+    by: Option<i64>,
+    node: Option<&str>,
+) -> GCounterDatum {
     increment(counter, by, node, GCounter::increment)
 }
 
 #[pg_extern(sql = false)]
-fn pncounter_inc(counter: Option<PnCounterDatum>, by: Option<i64>, node: Option<&str>) -> PnCounterDatum {
+fn pncounter_inc(
+    counter: Option<PnCounterDatum>,
+    by: Option<i64>,
+    node: Option<&str>,
+) -> PnCounterDatum {
     increment(counter, by, node, PnCounter::increment)
 }
 
@@ -273,7 +305,12 @@ fn pncounter_value(counter: PnCounterDatum) -> i64 {
 fn gcounter_entries(
     counter: GCounterDatum,
 ) -> TableIterator<'static, (name!(node, String), name!(count, i64))> {
-    let rows: Vec<_> = counter.counter().slots().iter().map(|(node, s)| (node.clone(), s.0)).collect();
+    let rows: Vec<_> = counter
+        .counter()
+        .slots()
+        .iter()
+        .map(|(node, s)| (node.clone(), s.0))
+        .collect();
     TableIterator::new(rows)
 }
 
@@ -281,6 +318,11 @@ fn gcounter_entries(
 fn pncounter_entries(
     counter: PnCounterDatum,
 ) -> TableIterator<'static, (name!(node, String), name!(p, i64), name!(n, i64))> {
-    let rows: Vec<_> = counter.counter().slots().iter().map(|(node, s)| (node.clone(), s.p, s.n)).collect();
+    let rows: Vec<_> = counter
+        .counter()
+        .slots()
+        .iter()
+        .map(|(node, s)| (node.clone(), s.p, s.n))
+        .collect();
     TableIterator::new(rows)
 }

@@ -176,7 +176,10 @@ enum Repr {
 impl Default for Sketch {
     /// An empty sketch at the default precision.
     fn default() -> Self {
-        Sketch { precision: DEFAULT_PRECISION, repr: Repr::Sparse(sparse::SparseSet::default()) }
+        Sketch {
+            precision: DEFAULT_PRECISION,
+            repr: Repr::Sparse(sparse::SparseSet::default()),
+        }
     }
 }
 
@@ -185,7 +188,10 @@ impl Sketch {
     /// an SQL `integer` is checked as it is, never truncated first.
     pub fn new(precision: impl Into<i64>) -> Result<Self> {
         let precision = checked_precision(precision.into())?;
-        Ok(Sketch { precision, repr: Repr::Sparse(sparse::SparseSet::default()) })
+        Ok(Sketch {
+            precision,
+            repr: Repr::Sparse(sparse::SparseSet::default()),
+        })
     }
 
     pub fn precision(&self) -> u8 {
@@ -225,7 +231,9 @@ impl Sketch {
     pub fn compact(&mut self) {
         if let Repr::Sparse(set) = &mut self.repr {
             set.flush();
-            if codec::HEADER_LEN + set.encoded_payload_len() > codec::dense_encoded_len(self.precision) {
+            if codec::HEADER_LEN + set.encoded_payload_len()
+                > codec::dense_encoded_len(self.precision)
+            {
                 let mut registers = vec![0u8; 1 << self.precision];
                 set.scatter_into(&mut registers, self.precision);
                 self.repr = Repr::Dense(registers);
@@ -253,7 +261,9 @@ impl Sketch {
         }
         let p = self.precision;
         match (&mut self.repr, &other.repr) {
-            (Repr::Dense(registers), Repr::Dense(theirs)) => dense::merge_folded(registers, p, theirs, other.precision),
+            (Repr::Dense(registers), Repr::Dense(theirs)) => {
+                dense::merge_folded(registers, p, theirs, other.precision)
+            }
             (Repr::Dense(registers), Repr::Sparse(theirs)) => theirs.scatter_into(registers, p),
             (Repr::Sparse(mine), Repr::Dense(theirs)) => {
                 let mut registers = vec![0u8; 1 << p];
@@ -271,8 +281,11 @@ impl Sketch {
     /// The union of two sketches, at the smaller precision of the two.
     pub fn union(&self, other: &Sketch) -> Sketch {
         // Start from the one that needs no folding, so the copy is the cheap part.
-        let (mut out, rest) =
-            if self.precision <= other.precision { (self.clone(), other) } else { (other.clone(), self) };
+        let (mut out, rest) = if self.precision <= other.precision {
+            (self.clone(), other)
+        } else {
+            (other.clone(), self)
+        };
         out.merge_from(rest);
         out
     }
@@ -324,7 +337,10 @@ impl Sketch {
         let estimate = self.estimate().round();
         // 2^63 is the first f64 that does not fit in i64.
         if estimate >= 9_223_372_036_854_775_808.0 {
-            return Err(Error::new(ErrorKind::Overflow, "hll estimate is out of range for type bigint"));
+            return Err(Error::new(
+                ErrorKind::Overflow,
+                "hll estimate is out of range for type bigint",
+            ));
         }
         Ok(estimate as i64)
     }
@@ -338,7 +354,9 @@ impl Sketch {
         let sketch = self.normalized();
         match &sketch.repr {
             Repr::Sparse(set) => estimate::sparse(set.len(), z),
-            Repr::Dense(registers) => estimate::dense(&dense::histogram(registers), sketch.precision, z),
+            Repr::Dense(registers) => {
+                estimate::dense(&dense::histogram(registers), sketch.precision, z)
+            }
         }
     }
 
@@ -357,7 +375,10 @@ impl Sketch {
     }
 
     /// Builds a sketch from hashes; a convenience for tests and callers holding a batch.
-    pub fn from_hashes(precision: impl Into<i64>, hashes: impl IntoIterator<Item = u64>) -> Result<Sketch> {
+    pub fn from_hashes(
+        precision: impl Into<i64>,
+        hashes: impl IntoIterator<Item = u64>,
+    ) -> Result<Sketch> {
         let mut sketch = Sketch::new(precision)?;
         for hash in hashes {
             sketch.add_hash(hash);
@@ -387,10 +408,14 @@ impl fmt::Debug for Sketch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sketch = self.normalized();
         let mut out = f.debug_struct("Sketch");
-        out.field("precision", &sketch.precision).field("form", &sketch.form());
+        out.field("precision", &sketch.precision)
+            .field("form", &sketch.form());
         match &sketch.repr {
             Repr::Sparse(set) => out.field("tokens", &set.len()),
-            Repr::Dense(registers) => out.field("nonzero_registers", &registers.iter().filter(|&&r| r != 0).count()),
+            Repr::Dense(registers) => out.field(
+                "nonzero_registers",
+                &registers.iter().filter(|&&r| r != 0).count(),
+            ),
         };
         out.field("estimate", &sketch.estimate()).finish()
     }

@@ -4,9 +4,9 @@
 
 use super::sketch::{DEFAULT_PRECISION, Sketch, checked_precision};
 use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut, state_or_init};
-use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::common::report::OrRaise;
 use crate::common::value_hash::cached_hasher;
+use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
 use pgrx::prelude::*;
 use pgrx::{AnyElement, Internal, PgSqlErrorCode};
@@ -37,7 +37,10 @@ fn apply_typmod(sketch: Sketch, typmod: i32) -> Sketch {
         ereport!(
             ERROR,
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("an hll of precision {} cannot be stored as hll({typmod})", sketch.precision()),
+            format!(
+                "an hll of precision {} cannot be stored as hll({typmod})",
+                sketch.precision()
+            ),
             "A sketch can be folded to a lower precision, never raised to a higher one."
         );
     }
@@ -46,7 +49,9 @@ fn apply_typmod(sketch: Sketch, typmod: i32) -> Sketch {
 
 #[pg_extern(sql = false)]
 fn hll_in(input: &CStr, _type_oid: pg_sys::Oid, typmod: i32) -> HllDatum {
-    let text = input.to_str().unwrap_or_else(|_| error!("hll input is not valid UTF-8"));
+    let text = input
+        .to_str()
+        .unwrap_or_else(|_| error!("hll input is not valid UTF-8"));
     HllDatum::from_sketch(&apply_typmod(Sketch::parse_text(text).or_raise(), typmod))
 }
 
@@ -71,7 +76,11 @@ fn hll_send(value: HllDatum) -> Vec<u8> {
 fn hll_typmod_in(modifiers: Array<&CStr>) -> i32 {
     let values: Vec<Option<&CStr>> = modifiers.iter().collect();
     let [Some(text)] = values.as_slice() else {
-        ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "hll takes one modifier, the precision");
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "hll takes one modifier, the precision"
+        );
     };
     let precision: i64 = text
         .to_str()
@@ -90,7 +99,11 @@ fn hll_typmod_in(modifiers: Array<&CStr>) -> i32 {
 
 #[pg_extern(sql = false)]
 fn hll_typmod_out(typmod: i32) -> CString {
-    to_cstring(if typmod < 0 { String::new() } else { format!("({typmod})") })
+    to_cstring(if typmod < 0 {
+        String::new()
+    } else {
+        format!("({typmod})")
+    })
 }
 
 /// The length-coercion cast `hll AS hll(p)`.
@@ -118,7 +131,11 @@ fn hll_empty(precision: i32) -> HllDatum {
 
 /// Adds one value; a NULL sketch counts as an empty one at the default precision.
 #[pg_extern(sql = false)]
-fn hll_add(sketch: Option<HllDatum>, value: Option<AnyElement>, fcinfo: pg_sys::FunctionCallInfo) -> HllDatum {
+fn hll_add(
+    sketch: Option<HllDatum>,
+    value: Option<AnyElement>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> HllDatum {
     let mut sketch = sketch.map(|s| s.sketch()).unwrap_or_default();
     if let Some(value) = value {
         let hash = unsafe { cached_hasher(fcinfo, 1).hash(value.datum()) };
@@ -175,7 +192,8 @@ type State = Option<Sketch>;
 pub unsafe extern "C-unwind" fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
     unsafe {
-        let mut state = Internal::from((!pg_arg_is_null(fcinfo, 0)).then(|| pg_getarg_datum_raw(fcinfo, 0)));
+        let mut state =
+            Internal::from((!pg_arg_is_null(fcinfo, 0)).then(|| pg_getarg_datum_raw(fcinfo, 0)));
         let sketch = state_or_init::<State>(&mut state, fcinfo, || {
             // The precision argument is read once, when the first row makes the state.
             let precision = if (*fcinfo).nargs > 2 && !pg_arg_is_null(fcinfo, 2) {
@@ -199,7 +217,11 @@ pub extern "C" fn pg_finfo_hll_agg_trans() -> &'static pg_sys::Pg_finfo_record {
 }
 
 #[pg_extern(sql = false)]
-fn hll_union_trans(mut state: Internal, value: Option<HllDatum>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+fn hll_union_trans(
+    mut state: Internal,
+    value: Option<HllDatum>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
     let slot = unsafe { state_or_init::<State>(&mut state, fcinfo, || None) };
     if let Some(value) = value {
         match slot {
@@ -235,7 +257,11 @@ fn hll_serial(mut state: Internal) -> Vec<u8> {
 
 #[pg_extern(sql = false)]
 fn hll_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let state: State = if bytes.is_empty() { None } else { Some(Sketch::decode(bytes).or_raise()) };
+    let state: State = if bytes.is_empty() {
+        None
+    } else {
+        Some(Sketch::decode(bytes).or_raise())
+    };
     new_state::<State>(fcinfo, state)
 }
 

@@ -75,9 +75,8 @@ fn rollup_pass() {
     })
     .catch_others(|e| {
         let message = match &e {
-            pg_sys::panic::CaughtError::PostgresError(r) | pg_sys::panic::CaughtError::ErrorReport(r) => {
-                r.message().to_string()
-            }
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
             pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
         };
         pgrx::warning!("pg_distcount roll-up failed: {message}");

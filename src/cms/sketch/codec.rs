@@ -69,7 +69,9 @@ fn bytes_needed(value: i64) -> u8 {
 
 /// The fewest bytes holding every one of `counters`: those of the two extremes.
 fn counter_bytes_of(counters: &[i64]) -> u8 {
-    let (low, high) = counters.iter().fold((0i64, 0i64), |(low, high), &c| (low.min(c), high.max(c)));
+    let (low, high) = counters
+        .iter()
+        .fold((0i64, 0i64), |(low, high), &c| (low.min(c), high.max(c)));
     bytes_needed(low).max(bytes_needed(high))
 }
 
@@ -101,9 +103,17 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.bytes.len()).ok_or_else(|| {
-            bad(format!("truncated in {what}: {} bytes, {n} more needed at byte {}", self.bytes.len(), self.pos))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or_else(|| {
+                bad(format!(
+                    "truncated in {what}: {} bytes, {n} more needed at byte {}",
+                    self.bytes.len(),
+                    self.pos
+                ))
+            })?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(slice)
@@ -146,7 +156,10 @@ impl Sketch {
 
     fn encoded_len_with(&self, counter_bytes: u8) -> usize {
         let keys: usize = self.candidates().iter().map(|c| c.key.len()).sum();
-        HEADER_BYTES + self.counters.len() * counter_bytes as usize + self.heavy_len() * MIN_CANDIDATE_BYTES + keys
+        HEADER_BYTES
+            + self.counters.len() * counter_bytes as usize
+            + self.heavy_len() * MIN_CANDIDATE_BYTES
+            + keys
     }
 
     /// The canonical binary form (see the module documentation).
@@ -190,18 +203,26 @@ impl Sketch {
     /// `InvalidBinary` error.
     pub fn decode(bytes: &[u8]) -> Result<Sketch> {
         if bytes.len() < HEADER_BYTES {
-            return Err(bad(format!("{} bytes is shorter than the {HEADER_BYTES}-byte header", bytes.len())));
+            return Err(bad(format!(
+                "{} bytes is shorter than the {HEADER_BYTES}-byte header",
+                bytes.len()
+            )));
         }
         let mut r = Reader { bytes, pos: 0 };
         let version = r.u8("version")?;
         if version != FORMAT_VERSION {
-            return Err(bad(format!("unknown format version {version} (this build reads version {FORMAT_VERSION})")));
+            return Err(bad(format!(
+                "unknown format version {version} (this build reads version {FORMAT_VERSION})"
+            )));
         }
         let mode_code = r.u8("mode")?;
-        let mode = Mode::from_code(mode_code).ok_or_else(|| bad(format!("unknown mode {mode_code}")))?;
+        let mode =
+            Mode::from_code(mode_code).ok_or_else(|| bad(format!("unknown mode {mode_code}")))?;
         let counter_bytes = r.u8("counter size")?;
         if !matches!(counter_bytes, 0 | 1 | 2 | 4 | 8) {
-            return Err(bad(format!("counter size {counter_bytes} (0, 1, 2, 4 or 8 allowed)")));
+            return Err(bad(format!(
+                "counter size {counter_bytes} (0, 1, 2, 4 or 8 allowed)"
+            )));
         }
         let epsilon = r.f64("epsilon")?;
         let delta = r.f64("delta")?;
@@ -215,19 +236,27 @@ impl Sketch {
         }
         let capacity = r.u32("heavy capacity")?;
         if capacity > MAX_HEAVY {
-            return Err(bad(format!("heavy capacity {capacity} (at most {MAX_HEAVY})")));
+            return Err(bad(format!(
+                "heavy capacity {capacity} (at most {MAX_HEAVY})"
+            )));
         }
         let total = r.i64("total")?;
         if mode == Mode::Conservative && total < 0 {
-            return Err(bad(format!("negative total {total} in a conservative sketch")));
+            return Err(bad(format!(
+                "negative total {total} in a conservative sketch"
+            )));
         }
         let floor = r.i64("heavy floor")?;
         if floor < 0 || floor > total.max(0) || (capacity == 0 && floor != 0) {
-            return Err(bad(format!("heavy floor {floor} is out of range for total {total} and capacity {capacity}")));
+            return Err(bad(format!(
+                "heavy floor {floor} is out of range for total {total} and capacity {capacity}"
+            )));
         }
         let candidate_count = r.u32("candidate count")?;
         if candidate_count > capacity {
-            return Err(bad(format!("{candidate_count} candidates exceed the heavy capacity {capacity}")));
+            return Err(bad(format!(
+                "{candidate_count} candidates exceed the heavy capacity {capacity}"
+            )));
         }
 
         // dimensions() bounds the cells by MAX_CELLS, so this neither overflows nor is absurd;
@@ -244,16 +273,22 @@ impl Sketch {
         }
         let widest = counter_bytes_of(&counters);
         if widest != counter_bytes {
-            return Err(bad(format!("counters stored in {counter_bytes} bytes fit in {widest} (not canonical)")));
+            return Err(bad(format!(
+                "counters stored in {counter_bytes} bytes fit in {widest} (not canonical)"
+            )));
         }
         for (row, counters) in counters.chunks_exact(width as usize).enumerate() {
             let sum: i128 = counters.iter().map(|&c| i128::from(c)).sum();
             match mode {
                 Mode::Linear if sum != i128::from(total) => {
-                    return Err(bad(format!("row {row} sums to {sum}, not to the total {total}")));
+                    return Err(bad(format!(
+                        "row {row} sums to {sum}, not to the total {total}"
+                    )));
                 }
                 Mode::Conservative if counters.iter().any(|&c| c < 0) => {
-                    return Err(bad(format!("row {row} of a conservative sketch has a negative counter")));
+                    return Err(bad(format!(
+                        "row {row} of a conservative sketch has a negative counter"
+                    )));
                 }
                 Mode::Conservative if sum > i128::from(total) => {
                     return Err(bad(format!(
@@ -265,15 +300,21 @@ impl Sketch {
         }
 
         if r.remaining() / MIN_CANDIDATE_BYTES < candidate_count as usize {
-            return Err(bad(format!("truncated: {candidate_count} candidates cannot fit in {} bytes", r.remaining())));
+            return Err(bad(format!(
+                "truncated: {candidate_count} candidates cannot fit in {} bytes",
+                r.remaining()
+            )));
         }
-        let mut candidates: Vec<(Vec<u8>, u8, i64, i64)> = Vec::with_capacity(candidate_count as usize);
+        let mut candidates: Vec<(Vec<u8>, u8, i64, i64)> =
+            Vec::with_capacity(candidate_count as usize);
         for index in 0..candidate_count {
             let what = format!("candidate {index}");
             let tag = r.u8(&what)?;
             let key_len = r.u32(&what)? as usize;
             if key_len > MAX_KEY_BYTES {
-                return Err(bad(format!("{what} has a key of {key_len} bytes (at most {MAX_KEY_BYTES})")));
+                return Err(bad(format!(
+                    "{what} has a key of {key_len} bytes (at most {MAX_KEY_BYTES})"
+                )));
             }
             let key = r.take(key_len, &what)?;
             let count = r.i64(&what)?;
@@ -286,12 +327,17 @@ impl Sketch {
             if let Some((prev_key, prev_tag, _, _)) = candidates.last()
                 && (prev_key.as_slice(), *prev_tag) >= (key, tag)
             {
-                return Err(bad(format!("{what}: candidates are not strictly ascending by key and tag")));
+                return Err(bad(format!(
+                    "{what}: candidates are not strictly ascending by key and tag"
+                )));
             }
             candidates.push((key.to_vec(), tag, count, error));
         }
         if r.remaining() != 0 {
-            return Err(bad(format!("{} trailing bytes after the last candidate", r.remaining())));
+            return Err(bad(format!(
+                "{} trailing bytes after the last candidate",
+                r.remaining()
+            )));
         }
         Ok(Sketch {
             mode,
@@ -317,11 +363,16 @@ impl Sketch {
         let invalid = |what: String| {
             let shown: String = text.chars().take(40).collect();
             let ellipsis = if text.chars().count() > 40 { "..." } else { "" };
-            Error::new(ErrorKind::InvalidText, format!("invalid input syntax for type cms: \"{shown}{ellipsis}\""))
-                .with_detail(what)
+            Error::new(
+                ErrorKind::InvalidText,
+                format!("invalid input syntax for type cms: \"{shown}{ellipsis}\""),
+            )
+            .with_detail(what)
         };
         let Some(body) = text.strip_prefix(TEXT_PREFIX) else {
-            return Err(invalid(format!("A cms value starts with \"{TEXT_PREFIX}\".")));
+            return Err(invalid(format!(
+                "A cms value starts with \"{TEXT_PREFIX}\"."
+            )));
         };
         let bytes = base64_decode(body.as_bytes()).map_err(|m| invalid(format!("{m}.")))?;
         Sketch::decode(&bytes).map_err(|e| invalid(e.detail.unwrap_or(e.message)))
@@ -333,7 +384,11 @@ const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 fn base64_encode(bytes: &[u8], out: &mut String) {
     out.reserve(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -359,7 +414,10 @@ fn base64_value(c: u8) -> Option<u32> {
 /// Strict base64: groups of four, `=` only as the padding of the last group, unused bits zero.
 fn base64_decode(text: &[u8]) -> std::result::Result<Vec<u8>, String> {
     if !text.len().is_multiple_of(4) {
-        return Err(format!("base64 text of {} characters is not a multiple of 4 long", text.len()));
+        return Err(format!(
+            "base64 text of {} characters is not a multiple of 4 long",
+            text.len()
+        ));
     }
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let groups = text.len() / 4;
@@ -370,13 +428,17 @@ fn base64_decode(text: &[u8]) -> std::result::Result<Vec<u8>, String> {
         }
         let mut n = 0u32;
         for (i, &c) in group[..4 - padding].iter().enumerate() {
-            let v = base64_value(c).ok_or_else(|| format!("invalid base64 character at character {}", g * 4 + i))?;
+            let v = base64_value(c)
+                .ok_or_else(|| format!("invalid base64 character at character {}", g * 4 + i))?;
             n |= v << (18 - 6 * i);
         }
         let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
         let keep = 3 - padding;
         if bytes[keep..].iter().any(|&b| b != 0) {
-            return Err(format!("non-canonical base64 padding at character {}", g * 4));
+            return Err(format!(
+                "non-canonical base64 padding at character {}",
+                g * 4
+            ));
         }
         out.extend_from_slice(&bytes[..keep]);
     }

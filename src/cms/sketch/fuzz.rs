@@ -19,10 +19,26 @@ use super::*;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 const INTERESTING_U8: [u8; 8] = [0, 1, 2, 4, 8, 0x7f, 0x80, 0xff];
-const INTERESTING_I64: [i64; 12] = [0, 1, -1, 2, 6, 127, 128, 16_384, 16_385, i64::MAX, i64::MIN, u32::MAX as i64];
+const INTERESTING_I64: [i64; 12] = [
+    0,
+    1,
+    -1,
+    2,
+    6,
+    127,
+    128,
+    16_384,
+    16_385,
+    i64::MAX,
+    i64::MIN,
+    u32::MAX as i64,
+];
 
 fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.trim().replace('_', "").parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().replace('_', "").parse().ok())
+        .unwrap_or(default)
 }
 
 /// Valid sketches of many shapes: every counter size, both modes, empty and full lists,
@@ -43,8 +59,16 @@ fn corpus() -> Vec<Vec<u8>> {
                         if id == 3 {
                             key.extend(std::iter::repeat_n(b'k', 300));
                         }
-                        let weight = if magnitude == 0 { 0 } else { 1 + rng.below(magnitude as u64) as i64 };
-                        let weight = if mode == Mode::Linear && rng.below(5) == 0 { -weight } else { weight };
+                        let weight = if magnitude == 0 {
+                            0
+                        } else {
+                            1 + rng.below(magnitude as u64) as i64
+                        };
+                        let weight = if mode == Mode::Linear && rng.below(5) == 0 {
+                            -weight
+                        } else {
+                            weight
+                        };
                         let _ = s.add(&key, rng.below(3) as u8, weight);
                     }
                     out.push(s.encode());
@@ -80,7 +104,11 @@ fn mutate(bytes: &mut Vec<u8>, corpus: &[Vec<u8>], rng: &mut SplitMix64) {
                 let size = if rng.below(2) == 0 { 4 } else { 8 };
                 let fields = [1usize, 2, 3, 11, 19, 23, 27, 31, 39, 47];
                 let field = fields[rng.below(10) as usize];
-                let at = if rng.below(2) == 0 && field < bytes.len() { field } else { rng.below(len - 7) as usize };
+                let at = if rng.below(2) == 0 && field < bytes.len() {
+                    field
+                } else {
+                    rng.below(len - 7) as usize
+                };
                 let end = (at + size).min(bytes.len());
                 bytes[at..end].copy_from_slice(&value[..end - at]);
             }
@@ -129,19 +157,39 @@ fn twist(bytes: &[u8], rng: &mut SplitMix64) -> Vec<u8> {
     let mut s = Sketch::decode(bytes).expect("corpus entries are valid");
     let width = s.width as usize;
     let row = rng.below(u64::from(s.depth)) as usize;
-    let (from, to) = (row * width + rng.below(width as u64) as usize, row * width + rng.below(width as u64) as usize);
+    let (from, to) = (
+        row * width + rng.below(width as u64) as usize,
+        row * width + rng.below(width as u64) as usize,
+    );
     let amount = INTERESTING_I64[rng.below(12) as usize] / (1 + rng.below(3) as i64);
-    if let (Some(a), Some(b)) = (s.counters[from].checked_sub(amount), s.counters[to].checked_add(amount)) {
+    if let (Some(a), Some(b)) = (
+        s.counters[from].checked_sub(amount),
+        s.counters[to].checked_add(amount),
+    ) {
         s.counters[from] = a;
         s.counters[to] = b;
     }
-    let floor = if s.total > 0 { rng.below(s.total as u64 + 1) as i64 } else { 0 };
+    let floor = if s.total > 0 {
+        rng.below(s.total as u64 + 1) as i64
+    } else {
+        0
+    };
     let parts = s
         .candidates()
         .iter()
         .map(|c| {
-            let count = 1 + rng.below((c.count as u64).saturating_mul(2).saturating_add(5).min(1 << 62)) as i64;
-            (c.key.to_vec(), c.tag, count, rng.below(count as u64 + 1) as i64)
+            let count = 1 + rng.below(
+                (c.count as u64)
+                    .saturating_mul(2)
+                    .saturating_add(5)
+                    .min(1 << 62),
+            ) as i64;
+            (
+                c.key.to_vec(),
+                c.tag,
+                count,
+                rng.below(count as u64 + 1) as i64,
+            )
         })
         .collect();
     s.heavy = HeavyList::from_parts(s.heavy.capacity(), floor, parts);
@@ -206,7 +254,10 @@ fn fuzz_decoders() {
     let cases = env_number("DISTCOUNT_FUZZ_CASES", 20_000);
     let seed = env_number("DISTCOUNT_FUZZ_SEED", 0x00c0_ffee);
     let corpus = corpus();
-    let texts: Vec<Vec<u8>> = corpus.iter().map(|b| Sketch::decode(b).unwrap().to_text().into_bytes()).collect();
+    let texts: Vec<Vec<u8>> = corpus
+        .iter()
+        .map(|b| Sketch::decode(b).unwrap().to_text().into_bytes())
+        .collect();
     for text in &texts {
         check_text(std::str::from_utf8(text).unwrap());
     }
@@ -257,5 +308,8 @@ fn fuzz_decoders() {
             }
         }
     }
-    println!("fuzz_decoders: {cases} cases, {accepted} accepted, seed {seed}, {:.1?}", started.elapsed());
+    println!(
+        "fuzz_decoders: {cases} cases, {accepted} accepted, seed {seed}, {:.1?}",
+        started.elapsed()
+    );
 }

@@ -140,13 +140,22 @@ struct Entry {
 
 impl Entry {
     fn view(&self) -> Candidate<'_> {
-        Candidate { key: &self.key, tag: self.tag, hash: self.hash, count: self.count, error: self.error }
+        Candidate {
+            key: &self.key,
+            tag: self.tag,
+            hash: self.hash,
+            count: self.count,
+            error: self.error,
+        }
     }
 }
 
 /// Rank order: `Less` means `a` ranks above `b` (higher count, then smaller key, then tag).
 fn rank(a_count: i64, a_key: &[u8], a_tag: u8, b_count: i64, b_key: &[u8], b_tag: u8) -> Ordering {
-    b_count.cmp(&a_count).then_with(|| a_key.cmp(b_key)).then(a_tag.cmp(&b_tag))
+    b_count
+        .cmp(&a_count)
+        .then_with(|| a_key.cmp(b_key))
+        .then(a_tag.cmp(&b_tag))
 }
 
 /// Canonical order of the encoding: key bytes, then tag.
@@ -168,7 +177,9 @@ pub(super) struct HeavyList {
 
 impl PartialEq for HeavyList {
     fn eq(&self, other: &Self) -> bool {
-        self.capacity == other.capacity && self.floor == other.floor && self.canonical() == other.canonical()
+        self.capacity == other.capacity
+            && self.floor == other.floor
+            && self.canonical() == other.canonical()
     }
 }
 
@@ -187,18 +198,31 @@ fn settle(count: i64, lower: i64, estimate: i64) -> Option<(i64, i64)> {
 }
 
 fn overflow() -> Error {
-    Error::new(ErrorKind::Overflow, "cms heavy-hitter count is out of range for type bigint")
+    Error::new(
+        ErrorKind::Overflow,
+        "cms heavy-hitter count is out of range for type bigint",
+    )
 }
 
 impl HeavyList {
     pub(super) fn new(capacity: u32) -> HeavyList {
         let by_hash = HashMap::with_hasher(SeededFold::random());
-        HeavyList { capacity, floor: 0, entries: Vec::new(), heap: Vec::new(), by_hash }
+        HeavyList {
+            capacity,
+            floor: 0,
+            entries: Vec::new(),
+            heap: Vec::new(),
+            by_hash,
+        }
     }
 
     /// A list from candidates in any order, which must have distinct keys, satisfy the
     /// invariants and number at most `capacity` (the decoder and the merges check this).
-    pub(super) fn from_parts(capacity: u32, floor: i64, candidates: Vec<(Vec<u8>, u8, i64, i64)>) -> HeavyList {
+    pub(super) fn from_parts(
+        capacity: u32,
+        floor: i64,
+        candidates: Vec<(Vec<u8>, u8, i64, i64)>,
+    ) -> HeavyList {
         debug_assert!(candidates.len() <= capacity as usize);
         let mut list = HeavyList::new(capacity);
         list.floor = if capacity == 0 { 0 } else { floor };
@@ -238,7 +262,8 @@ impl HeavyList {
     }
 
     pub(super) fn get(&self, hash: u64, key: &[u8], tag: u8) -> Option<Candidate<'_>> {
-        self.find(hash, key, tag).map(|i| self.entries[i as usize].view())
+        self.find(hash, key, tag)
+            .map(|i| self.entries[i as usize].view())
     }
 
     fn find(&self, hash: u64, key: &[u8], tag: u8) -> Option<u32> {
@@ -255,7 +280,15 @@ impl HeavyList {
 
     /// Records an update of weight `weight` (≠ 0) of `key`, whose Count-Min estimate after the
     /// update is `estimate`; `total` is N after it. See the module documentation.
-    pub(super) fn observe(&mut self, hash: u64, key: &[u8], tag: u8, weight: i64, estimate: i64, total: i64) {
+    pub(super) fn observe(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        tag: u8,
+        weight: i64,
+        estimate: i64,
+        total: i64,
+    ) {
         if self.capacity == 0 {
             return;
         }
@@ -271,7 +304,15 @@ impl HeavyList {
             let count = self.floor.saturating_add(weight).min(estimate.max(weight));
             let error = count - weight;
             if self.entries.len() < self.capacity as usize {
-                self.push(Entry { key: key.to_vec(), tag, hash, count, error, heap_slot: 0, next_same_hash: NONE });
+                self.push(Entry {
+                    key: key.to_vec(),
+                    tag,
+                    hash,
+                    count,
+                    error,
+                    heap_slot: 0,
+                    next_same_hash: NONE,
+                });
             } else {
                 let worst = &self.entries[self.heap[0] as usize];
                 if rank(count, key, tag, worst.count, &worst.key, worst.tag) == Ordering::Less {
@@ -328,7 +369,11 @@ impl HeavyList {
             };
             let count = count.ok_or_else(overflow)?;
             if let Some((count, error)) = settle(count, lower, estimate(base.hash)) {
-                merged.push(Candidate { count, error, ..base });
+                merged.push(Candidate {
+                    count,
+                    error,
+                    ..base
+                });
             }
         }
         let floor = floor_a.saturating_add(floor_b);
@@ -358,7 +403,11 @@ impl HeavyList {
             let count = mine.count - their_lower;
             let lower = (mine.count - mine.error) - their_upper;
             if let Some((count, error)) = settle(count, lower, estimate(mine.hash)) {
-                kept.push(Candidate { count, error, ..mine });
+                kept.push(Candidate {
+                    count,
+                    error,
+                    ..mine
+                });
             }
         }
         Ok(HeavyList::keep_best(self.capacity, self.floor, kept, total))
@@ -366,14 +415,22 @@ impl HeavyList {
 
     /// The `capacity` best-ranked of `candidates` (distinct keys); the floor rises to the largest
     /// dropped count and is capped at `max(total, 0)`.
-    fn keep_best(capacity: u32, floor: i64, mut candidates: Vec<Candidate<'_>>, total: i64) -> HeavyList {
+    fn keep_best(
+        capacity: u32,
+        floor: i64,
+        mut candidates: Vec<Candidate<'_>>,
+        total: i64,
+    ) -> HeavyList {
         candidates.sort_by(|a, b| rank(a.count, a.key, a.tag, b.count, b.key, b.tag));
         let mut floor = floor;
         if let Some(first_dropped) = candidates.get(capacity as usize) {
             floor = floor.max(first_dropped.count);
         }
         candidates.truncate(capacity as usize);
-        let parts = candidates.into_iter().map(|c| (c.key.to_vec(), c.tag, c.count, c.error)).collect();
+        let parts = candidates
+            .into_iter()
+            .map(|c| (c.key.to_vec(), c.tag, c.count, c.error))
+            .collect();
         HeavyList::from_parts(capacity, floor.min(total.max(0)), parts)
     }
 
@@ -429,7 +486,9 @@ impl HeavyList {
             let entry = &self.entries[at as usize];
             (entry.hash, entry.next_same_hash)
         };
-        let Some(&head) = self.by_hash.get(&hash) else { return };
+        let Some(&head) = self.by_hash.get(&hash) else {
+            return;
+        };
         if head == at {
             if next == NONE {
                 self.by_hash.remove(&hash);
@@ -450,7 +509,8 @@ impl HeavyList {
     }
 
     fn rebuild_index(&mut self) {
-        self.by_hash = HashMap::with_capacity_and_hasher(self.entries.len(), self.by_hash.hasher().clone());
+        self.by_hash =
+            HashMap::with_capacity_and_hasher(self.entries.len(), self.by_hash.hasher().clone());
         self.heap = Vec::with_capacity(self.entries.len());
         for at in 0..self.entries.len() as u32 {
             self.link_hash(at);
@@ -512,11 +572,17 @@ impl HeavyList {
         for (slot, &at) in self.heap.iter().enumerate() {
             assert_eq!(self.entries[at as usize].heap_slot as usize, slot);
             if slot > 0 {
-                assert!(!self.below(at, self.heap[(slot - 1) / 2]), "heap order broken");
+                assert!(
+                    !self.below(at, self.heap[(slot - 1) / 2]),
+                    "heap order broken"
+                );
             }
         }
         for (at, entry) in self.entries.iter().enumerate() {
-            assert_eq!(self.find(entry.hash, &entry.key, entry.tag), Some(at as u32));
+            assert_eq!(
+                self.find(entry.hash, &entry.key, entry.tag),
+                Some(at as u32)
+            );
             assert_eq!(entry.hash, hash_bytes(&entry.key));
             assert!(entry.count >= 1 && entry.error >= 0 && entry.error <= entry.count);
         }

@@ -58,10 +58,18 @@ fn truth_of(stream: &[(u32, i64)]) -> HashMap<u32, i64> {
 fn assert_sound(s: &Sketch, truth: &HashMap<u32, i64>, universe: u32) {
     s.heavy.check_index();
     let f = |id: u32| truth.get(&id).copied().unwrap_or(0);
-    let tracked: HashMap<Vec<u8>, Candidate<'_>> = s.candidates().into_iter().map(|c| (c.key.to_vec(), c)).collect();
+    let tracked: HashMap<Vec<u8>, Candidate<'_>> = s
+        .candidates()
+        .into_iter()
+        .map(|c| (c.key.to_vec(), c))
+        .collect();
     for id in 0..universe {
         let true_count = f(id);
-        assert!(s.estimate(h(id)) >= true_count, "key {id}: estimate {} below truth {true_count}", s.estimate(h(id)));
+        assert!(
+            s.estimate(h(id)) >= true_count,
+            "key {id}: estimate {} below truth {true_count}",
+            s.estimate(h(id))
+        );
         let b = s.key_bounds(&key(id), 0);
         assert!(
             b.upper >= true_count && b.estimate == b.upper && b.lower <= b.upper,
@@ -76,21 +84,40 @@ fn assert_sound(s: &Sketch, truth: &HashMap<u32, i64>, universe: u32) {
             ),
             None => {
                 if let Some(floor) = s.untracked_upper() {
-                    assert!(true_count <= floor, "untracked {id}: {true_count} above floor {floor}");
+                    assert!(
+                        true_count <= floor,
+                        "untracked {id}: {true_count} above floor {floor}"
+                    );
                 }
             }
         }
     }
     for k in [1, 3, 10] {
         let top = s.topk(k);
-        let returned: Vec<u32> = top.iter().map(|t| std::str::from_utf8(t.key).unwrap().parse().unwrap()).collect();
-        let best_outside = (0..universe).filter(|id| !returned.contains(id)).map(f).max().unwrap_or(0);
+        let returned: Vec<u32> = top
+            .iter()
+            .map(|t| std::str::from_utf8(t.key).unwrap().parse().unwrap())
+            .collect();
+        let best_outside = (0..universe)
+            .filter(|id| !returned.contains(id))
+            .map(f)
+            .max()
+            .unwrap_or(0);
         for (item, id) in top.iter().zip(&returned) {
             if item.guaranteed {
-                assert!(f(*id) >= best_outside, "top-{k} {id} flagged guaranteed with {} < {best_outside}", f(*id));
+                assert!(
+                    f(*id) >= best_outside,
+                    "top-{k} {id} flagged guaranteed with {} < {best_outside}",
+                    f(*id)
+                );
             }
             assert!(item.lower <= item.estimate && item.estimate == item.upper);
-            assert!(f(*id) <= item.upper, "top-{k} {id} upper {} below truth {}", item.upper, f(*id));
+            assert!(
+                f(*id) <= item.upper,
+                "top-{k} {id} upper {} below truth {}",
+                item.upper,
+                f(*id)
+            );
         }
     }
 }
@@ -112,7 +139,10 @@ fn dimensions_follow_the_formulas() {
     assert_eq!(dimensions(0.5, 1e-300).unwrap().1, 691);
     assert_eq!(dimensions(0.5, f64::MIN_POSITIVE / 4.0).unwrap().1, 710);
     let s = Sketch::default();
-    assert_eq!((s.width(), s.depth(), s.heavy_capacity(), s.mode()), (2719, 5, 64, Mode::Linear));
+    assert_eq!(
+        (s.width(), s.depth(), s.heavy_capacity(), s.mode()),
+        (2719, 5, 64, Mode::Linear)
+    );
     assert!((s.epsilon_actual() - 0.000_999_735).abs() < 1e-9);
 }
 
@@ -139,21 +169,42 @@ fn bad_parameters_are_clear_errors() {
     assert!(dimensions(5e-320, 0.5).is_err()); // e/epsilon is infinite
     assert!(dimensions(E / 8_388_608.0, 0.5).is_ok()); // exactly the limit, one row
     assert!(dimensions(E / 8_388_608.0, 0.2).is_err()); // two rows
-    assert_eq!(Sketch::new(0.01, 0.01, -1, Mode::Linear).unwrap_err().kind, ErrorKind::InvalidParameter);
-    assert_eq!(Sketch::new(0.01, 0.01, 16_385, Mode::Linear).unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(
+        Sketch::new(0.01, 0.01, -1, Mode::Linear).unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
+    assert_eq!(
+        Sketch::new(0.01, 0.01, 16_385, Mode::Linear)
+            .unwrap_err()
+            .kind,
+        ErrorKind::InvalidParameter
+    );
     assert!(Sketch::new(0.01, 0.01, 16_384, Mode::Linear).is_ok());
     assert_eq!(Mode::parse("Conservative").unwrap(), Mode::Conservative);
     assert_eq!(Mode::parse("LINEAR").unwrap(), Mode::Linear);
-    assert_eq!(Mode::parse("cu").unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(
+        Mode::parse("cu").unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
 }
 
 #[test]
 fn golden_row_columns() {
     // These pin the on-disk contract: changing them breaks every stored sketch.
-    let columns = |hash: u64, width: u32| (0..5).map(|row| row_column(hash, row, width)).collect::<Vec<_>>();
+    let columns = |hash: u64, width: u32| {
+        (0..5)
+            .map(|row| row_column(hash, row, width))
+            .collect::<Vec<_>>()
+    };
     // Cross-checked with an independent Python implementation of the documented formula.
-    assert_eq!(columns(hash_bytes(b"a"), 2719), [2333, 1684, 36, 1076, 1557]);
-    assert_eq!(columns(hash_bytes(b"42"), 2719), [389, 1207, 578, 2354, 779]);
+    assert_eq!(
+        columns(hash_bytes(b"a"), 2719),
+        [2333, 1684, 36, 1076, 1557]
+    );
+    assert_eq!(
+        columns(hash_bytes(b"42"), 2719),
+        [389, 1207, 578, 2354, 779]
+    );
     assert_eq!(columns(0, 2719), [2401, 1173, 71, 2639, 289]);
     assert_eq!(columns(u64::MAX, 3), [2, 2, 0, 1, 2]);
 }
@@ -215,7 +266,11 @@ fn counter_size_follows_the_largest_magnitude() {
         quiet.add(&key(id), 0, 1).unwrap();
     }
     assert_eq!(quiet.encoded_len(), quiet.encode().len());
-    assert!(quiet.encoded_len() < 2719 * 5 + 2000, "{}", quiet.encoded_len());
+    assert!(
+        quiet.encoded_len() < 2719 * 5 + 2000,
+        "{}",
+        quiet.encoded_len()
+    );
 }
 
 // ---- estimates and bounds ------------------------------------------------------------------
@@ -227,13 +282,38 @@ fn estimates_and_bounds() {
     s.add(b"y", 0, 2).unwrap();
     assert_eq!(s.total(), 7);
     assert_eq!(s.estimate(hash_bytes(b"x")), 5);
-    assert_eq!(s.bounds(hash_bytes(b"x")), Bounds { estimate: 5, lower: 4, upper: 5 });
+    assert_eq!(
+        s.bounds(hash_bytes(b"x")),
+        Bounds {
+            estimate: 5,
+            lower: 4,
+            upper: 5
+        }
+    );
     assert_eq!(s.error_bound(), 1);
     assert!(s.exceeds(hash_bytes(b"x"), 4) && !s.exceeds(hash_bytes(b"x"), 5));
     assert!(s.exceeds_certainly(hash_bytes(b"x"), 3) && !s.exceeds_certainly(hash_bytes(b"x"), 4));
-    assert_eq!(s.key_bounds(b"x", 0), Bounds { estimate: 5, lower: 5, upper: 5 });
-    assert_eq!(s.key_bounds(b"zz", 0), Bounds { estimate: 0, lower: 0, upper: 0 });
-    assert_eq!(s.key_bounds(b"x", 7).upper, 0, "the tag is part of the key in the list");
+    assert_eq!(
+        s.key_bounds(b"x", 0),
+        Bounds {
+            estimate: 5,
+            lower: 5,
+            upper: 5
+        }
+    );
+    assert_eq!(
+        s.key_bounds(b"zz", 0),
+        Bounds {
+            estimate: 0,
+            lower: 0,
+            upper: 0
+        }
+    );
+    assert_eq!(
+        s.key_bounds(b"x", 7).upper,
+        0,
+        "the tag is part of the key in the list"
+    );
     // ⌈N·e/2719⌉ at N = 10^6 is 1000.
     let mut big = Sketch::default();
     big.add_hash_unchecked_for_tests(1_000_000);
@@ -251,7 +331,10 @@ impl Sketch {
 #[test]
 fn add_hash_needs_a_sketch_without_list() {
     let mut s = Sketch::default();
-    assert_eq!(s.add_hash(1, 1).unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(
+        s.add_hash(1, 1).unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
     let mut plain = sketch(0.001, 0.01, 0, Mode::Linear);
     plain.add_hash(hash_bytes(b"k"), 3).unwrap();
     let mut by_key = sketch(0.001, 0.01, 0, Mode::Linear);
@@ -289,7 +372,9 @@ fn overflow_is_an_error_and_changes_nothing() {
     }
     // A counter can overflow while the total does not, with negative weights elsewhere.
     let mut s = sketch(0.5, 0.5, 0, Mode::Linear);
-    let other = (0..100u32).find(|&id| row_column(h(id), 0, 6) != row_column(hash_bytes(b"a"), 0, 6)).unwrap();
+    let other = (0..100u32)
+        .find(|&id| row_column(h(id), 0, 6) != row_column(hash_bytes(b"a"), 0, 6))
+        .unwrap();
     s.add(&key(other), 0, -10).unwrap();
     s.add(b"a", 0, i64::MAX).unwrap();
     let before = s.clone();
@@ -306,20 +391,37 @@ fn overflow_is_an_error_and_changes_nothing() {
 #[test]
 fn mode_rules() {
     let mut cu = sketch(0.01, 0.01, 8, Mode::Conservative);
-    assert_eq!(cu.add(b"a", 0, -1).unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(
+        cu.add(b"a", 0, -1).unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
     cu.add(b"a", 0, 3).unwrap();
-    assert_eq!(cu.subtract(&cu.clone()).unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(
+        cu.subtract(&cu.clone()).unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
     let linear = sketch(0.01, 0.01, 8, Mode::Linear);
     let err = cu.merge(&linear).unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidParameter);
-    assert!(err.message.contains("272x5 conservative and 272x5 linear"), "{}", err.message);
+    assert!(
+        err.message.contains("272x5 conservative and 272x5 linear"),
+        "{}",
+        err.message
+    );
     let err = linear.merge(&Sketch::default()).unwrap_err();
-    assert!(err.message.contains("272x5 linear and 2719x5 linear"), "{}", err.message);
+    assert!(
+        err.message.contains("272x5 linear and 2719x5 linear"),
+        "{}",
+        err.message
+    );
     // Same dimensions from slightly different parameters merge; the smaller ones are kept.
     let mut a = sketch(0.01, 0.01, 8, Mode::Linear);
     let b = sketch(0.009999, 0.009, 16, Mode::Linear);
     a.merge_from(&b).unwrap();
-    assert_eq!((a.epsilon(), a.delta(), a.heavy_capacity()), (0.009999, 0.009, 16));
+    assert_eq!(
+        (a.epsilon(), a.delta(), a.heavy_capacity()),
+        (0.009999, 0.009, 16)
+    );
     assert_eq!(Sketch::decode(&a.encode()).unwrap(), a);
 }
 
@@ -381,11 +483,23 @@ fn full_list_keeps_the_heavy_keys() {
 #[test]
 fn negative_weights_keep_the_list_sound() {
     let mut s = sketch(0.05, 0.1, 3, Mode::Linear);
-    let mut stream = vec![(1, 10), (2, 8), (3, 6), (4, 4), (5, 2), (1, -10), (3, -1), (6, 3)];
+    let mut stream = vec![
+        (1, 10),
+        (2, 8),
+        (3, 6),
+        (4, 4),
+        (5, 2),
+        (1, -10),
+        (3, -1),
+        (6, 3),
+    ];
     feed(&mut s, &stream);
     let truth = truth_of(&stream);
     assert_sound(&s, &truth, 10);
-    assert!(s.candidates().iter().all(|c| c.key != b"1"), "a candidate at count 0 is dropped");
+    assert!(
+        s.candidates().iter().all(|c| c.key != b"1"),
+        "a candidate at count 0 is dropped"
+    );
     stream.push((2, -8));
     s.add(b"2", 0, -8).unwrap();
     assert_sound(&s, &truth_of(&stream), 10);
@@ -427,13 +541,20 @@ fn bursts_and_steady_keys_survive_a_60_way_union() {
     let top = union.topk(10);
     for item in &top {
         let id: u32 = std::str::from_utf8(item.key).unwrap().parse().unwrap();
-        assert!(truth[&id] >= tenth, "{id} with {} is not in the top 10 (10th: {tenth})", truth[&id]);
+        assert!(
+            truth[&id] >= tenth,
+            "{id} with {} is not in the top 10 (10th: {tenth})",
+            truth[&id]
+        );
     }
     // Some steady keys tie for the last places of the true top 10; they must be there.
     let steady_in_truth = (0..5).filter(|&k| truth[&(2_000_000 + k)] >= tenth).count();
     let steady_returned = top.iter().filter(|t| t.key.starts_with(b"200000")).count();
     assert!(steady_in_truth > 0);
-    assert_eq!(steady_returned, steady_in_truth.min(10 - counts.iter().filter(|&&c| c > 4500).count()));
+    assert_eq!(
+        steady_returned,
+        steady_in_truth.min(10 - counts.iter().filter(|&&c| c > 4500).count())
+    );
 }
 
 #[test]
@@ -443,7 +564,9 @@ fn sliding_window_by_add_and_subtract() {
     let zipf = Zipf::new(200, 1.2);
     let minute_stream = |minute: u32| {
         let mut rng = SplitMix64(u64::from(minute));
-        (0..400).map(|_| ((zipf.sample(&mut rng) + minute * 3) % 200, 1)).collect::<Vec<_>>()
+        (0..400)
+            .map(|_| ((zipf.sample(&mut rng) + minute * 3) % 200, 1))
+            .collect::<Vec<_>>()
     };
     let minutes: Vec<(Vec<(u32, i64)>, Sketch)> = (0..40)
         .map(|m| {
@@ -460,7 +583,10 @@ fn sliding_window_by_add_and_subtract() {
             window.subtract_from(&minutes[now - 10].1).unwrap();
         }
         let from = now.saturating_sub(9);
-        let events: Vec<(u32, i64)> = minutes[from..=now].iter().flat_map(|(e, _)| e.iter().copied()).collect();
+        let events: Vec<(u32, i64)> = minutes[from..=now]
+            .iter()
+            .flat_map(|(e, _)| e.iter().copied())
+            .collect();
         let truth = truth_of(&events);
         assert_sound(&window, &truth, 200);
         let mut fresh = sketch(0.01, 0.01, 16, Mode::Linear);
@@ -475,7 +601,12 @@ fn sliding_window_by_add_and_subtract() {
         for item in window.topk(3) {
             let id: u32 = std::str::from_utf8(item.key).unwrap().parse().unwrap();
             let slack = window.error_bound();
-            assert!(truth[&id] + slack >= counts[2], "minute {now}: {id} has {} + {slack} < {}", truth[&id], counts[2]);
+            assert!(
+                truth[&id] + slack >= counts[2],
+                "minute {now}: {id} has {} + {slack} < {}",
+                truth[&id],
+                counts[2]
+            );
         }
     }
 }
@@ -483,10 +614,14 @@ fn sliding_window_by_add_and_subtract() {
 #[test]
 fn sketches_of_different_capacities_merge_soundly() {
     let mut rng = SplitMix64(5);
-    let stream: Vec<(u32, i64)> = (0..600).map(|_| ((rng.below(30) as u32).min(rng.below(30) as u32), 1)).collect();
+    let stream: Vec<(u32, i64)> = (0..600)
+        .map(|_| ((rng.below(30) as u32).min(rng.below(30) as u32), 1))
+        .collect();
     let (a, b) = stream.split_at(300);
     for (heavy_a, heavy_b) in [(0, 4), (4, 0), (2, 8), (8, 2)] {
-        let merged = built(a, heavy_a, Mode::Linear).merge(&built(b, heavy_b, Mode::Linear)).unwrap();
+        let merged = built(a, heavy_a, Mode::Linear)
+            .merge(&built(b, heavy_b, Mode::Linear))
+            .unwrap();
         assert_eq!(merged.heavy_capacity(), heavy_a.max(heavy_b) as u32);
         assert_sound(&merged, &truth_of(&stream), 30);
         assert_eq!(Sketch::decode(&merged.encode()).unwrap(), merged);
@@ -515,7 +650,9 @@ impl Zipf {
     }
     pub fn sample(&self, rng: &mut SplitMix64) -> u32 {
         let u = rng.next_f64();
-        self.cdf.partition_point(|&p| p <= u).min(self.cdf.len() - 1) as u32
+        self.cdf
+            .partition_point(|&p| p <= u)
+            .min(self.cdf.len() - 1) as u32
     }
 }
 
@@ -571,18 +708,29 @@ fn zipf_run(events: usize, keys: u32, parts: usize, seed: u64) -> ZipfFigures {
         }
         union.merge_from(&part).unwrap();
     }
-    assert_eq!(union.counters, one.counters, "the union's counters equal the whole stream's");
+    assert_eq!(
+        union.counters, one.counters,
+        "the union's counters equal the whole stream's"
+    );
     assert_eq!(union.total(), events as i64);
 
     let epsilon_n = DEFAULT_EPSILON * events as f64;
-    let (mut max_over, mut sum_over, mut over_epsilon_n, mut max_over_conservative) = (0, 0i64, 0usize, 0);
+    let (mut max_over, mut sum_over, mut over_epsilon_n, mut max_over_conservative) =
+        (0, 0i64, 0usize, 0);
     for id in 0..keys {
         let hash = hash_bytes(&key_bytes[id as usize]);
         let over = one.estimate(hash) - truth[id as usize];
         assert!(over >= 0, "key {id} undercounted by {}", -over);
         let over_cu = conservative.estimate(hash) - truth[id as usize];
-        assert!(over_cu >= 0, "conservative: key {id} undercounted by {}", -over_cu);
-        assert!(over_cu <= over, "conservative update never estimates above linear on one stream");
+        assert!(
+            over_cu >= 0,
+            "conservative: key {id} undercounted by {}",
+            -over_cu
+        );
+        assert!(
+            over_cu <= over,
+            "conservative update never estimates above linear on one stream"
+        );
         max_over = max_over.max(over);
         max_over_conservative = max_over_conservative.max(over_cu);
         sum_over += over;
@@ -599,7 +747,8 @@ fn zipf_run(events: usize, keys: u32, parts: usize, seed: u64) -> ZipfFigures {
             }
             let over = (0..keys)
                 .filter(|&id| {
-                    let excess = s.estimate(hash_bytes(&key_bytes[id as usize])) - truth[id as usize];
+                    let excess =
+                        s.estimate(hash_bytes(&key_bytes[id as usize])) - truth[id as usize];
                     assert!(excess >= 0);
                     excess as f64 > epsilon * events as f64
                 })
@@ -643,7 +792,10 @@ fn check_zipf(f: &ZipfFigures) {
         f.guaranteed_union
     );
     assert!(f.share_over_epsilon_n <= DEFAULT_DELTA);
-    assert!(f.max_over as f64 <= f.epsilon_n, "no default-size estimate should miss by epsilon·N here");
+    assert!(
+        f.max_over as f64 <= f.epsilon_n,
+        "no default-size estimate should miss by epsilon·N here"
+    );
     for &(epsilon, delta, share) in &f.narrow {
         println!("zipf:   epsilon {epsilon}, delta {delta}: share over epsilon·N {share}");
         assert!(share <= delta, "epsilon {epsilon}, delta {delta}: {share}");
@@ -699,7 +851,11 @@ fn text_form_is_strict() {
     ] {
         let err = Sketch::parse_text(&bad).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidText, "{bad:?}");
-        assert!(err.message.starts_with("invalid input syntax for type cms"), "{}", err.message);
+        assert!(
+            err.message.starts_with("invalid input syntax for type cms"),
+            "{}",
+            err.message
+        );
     }
     let err = Sketch::parse_text(&format!("cms1:{}", base64_for_tests(&[1, 9]))).unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidText);
@@ -722,7 +878,11 @@ fn decoder_refuses_every_broken_field() {
     let good = s.encode();
     assert_eq!(Sketch::decode(&good).unwrap(), s);
     for len in 0..good.len() {
-        assert_eq!(Sketch::decode(&good[..len]).unwrap_err().kind, ErrorKind::InvalidBinary, "truncated to {len}");
+        assert_eq!(
+            Sketch::decode(&good[..len]).unwrap_err().kind,
+            ErrorKind::InvalidBinary,
+            "truncated to {len}"
+        );
     }
     let mutated = |at: usize, bytes: &[u8]| {
         let mut b = good.clone();
@@ -757,7 +917,11 @@ fn decoder_refuses_every_broken_field() {
     assert!(detail(Sketch::decode(&wide).unwrap_err()).contains("not canonical"));
 
     // Candidates: order, counts, errors, key length.
-    let candidates_at = good.len() - s.candidates().iter().map(|c| 21 + c.key.len()).sum::<usize>();
+    let candidates_at = good.len()
+        - s.candidates()
+            .iter()
+            .map(|c| 21 + c.key.len())
+            .sum::<usize>();
     let first_count = candidates_at + 1 + 4 + 1;
     assert!(detail(mutated(first_count, &0i64.to_le_bytes())).contains("count 0"));
     assert!(detail(mutated(first_count + 8, &(-1i64).to_le_bytes())).contains("error -1"));
@@ -779,26 +943,35 @@ fn decoder_refuses_every_broken_field() {
 
 /// A stream over a small universe, so that small sketches see collisions and evictions.
 fn stream_strategy(universe: u32, max_len: usize) -> impl Strategy<Value = Vec<(u32, i64)>> {
-    prop::collection::vec((0..universe, prop_oneof![4 => Just(1i64), 1 => 1i64..50]), 0..max_len)
+    prop::collection::vec(
+        (0..universe, prop_oneof![4 => Just(1i64), 1 => 1i64..50]),
+        0..max_len,
+    )
 }
 
 /// A linear strict-turnstile stream: positive events, then deletions of some of them.
 fn turnstile_strategy(universe: u32) -> impl Strategy<Value = Vec<(u32, i64)>> {
-    (stream_strategy(universe, 120), prop::collection::vec(any::<prop::sample::Index>(), 0..60)).prop_map(
-        |(mut stream, picks)| {
+    (
+        stream_strategy(universe, 120),
+        prop::collection::vec(any::<prop::sample::Index>(), 0..60),
+    )
+        .prop_map(|(mut stream, picks)| {
             let positives = stream.clone();
             if !positives.is_empty() {
                 for pick in picks {
                     let (id, w) = positives[pick.index(positives.len())];
-                    let left: i64 = stream.iter().filter(|(k, _)| *k == id).map(|(_, w)| w).sum();
+                    let left: i64 = stream
+                        .iter()
+                        .filter(|(k, _)| *k == id)
+                        .map(|(_, w)| w)
+                        .sum();
                     if left >= w {
                         stream.push((id, -w));
                     }
                 }
             }
             stream
-        },
-    )
+        })
 }
 
 const UNIVERSE: u32 = 40;

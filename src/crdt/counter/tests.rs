@@ -2,12 +2,23 @@ use super::*;
 use proptest::prelude::*;
 
 fn g(pairs: &[(&str, i64)]) -> GCounter {
-    GCounter::from_slots(pairs.iter().map(|(n, c)| (n.to_string(), GSlot(*c))).collect()).unwrap()
+    GCounter::from_slots(
+        pairs
+            .iter()
+            .map(|(n, c)| (n.to_string(), GSlot(*c)))
+            .collect(),
+    )
+    .unwrap()
 }
 
 fn pn(pairs: &[(&str, i64, i64)]) -> PnCounter {
-    PnCounter::from_slots(pairs.iter().map(|(n, p, q)| (n.to_string(), PnSlot { p: *p, n: *q })).collect())
-        .unwrap()
+    PnCounter::from_slots(
+        pairs
+            .iter()
+            .map(|(n, p, q)| (n.to_string(), PnSlot { p: *p, n: *q }))
+            .collect(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -40,13 +51,19 @@ fn pncounter_negative_increment_goes_to_n() {
     c.increment("x", -3).unwrap();
     assert_eq!(c.get("x"), PnSlot { p: 10, n: 3 });
     assert_eq!(c.value().unwrap(), 7);
-    assert_eq!(c.increment("x", i64::MIN).unwrap_err().kind, ErrorKind::Overflow);
+    assert_eq!(
+        c.increment("x", i64::MIN).unwrap_err().kind,
+        ErrorKind::Overflow
+    );
 }
 
 #[test]
 fn gcounter_rejects_negative_and_overflow() {
     let mut c = g(&[("A", i64::MAX)]);
-    assert_eq!(c.increment("A", -1).unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(
+        c.increment("A", -1).unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
     assert_eq!(c.increment("A", 1).unwrap_err().kind, ErrorKind::Overflow);
     let two = g(&[("A", i64::MAX), ("B", 1)]);
     assert_eq!(two.value().unwrap_err().kind, ErrorKind::Overflow);
@@ -63,19 +80,33 @@ fn zero_increment_keeps_canonical_form() {
 #[test]
 fn node_id_limits() {
     let mut c = GCounter::new();
-    assert_eq!(c.increment("", 1).unwrap_err().kind, ErrorKind::InvalidParameter);
-    assert_eq!(c.increment(&"x".repeat(64), 1).unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(
+        c.increment("", 1).unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
+    assert_eq!(
+        c.increment(&"x".repeat(64), 1).unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
     c.increment(&"x".repeat(63), 1).unwrap();
 }
 
 #[test]
 fn slot_limit() {
-    let slots: Vec<_> = (0..MAX_SLOTS).map(|i| (format!("n{i}"), GSlot(1))).collect();
+    let slots: Vec<_> = (0..MAX_SLOTS)
+        .map(|i| (format!("n{i}"), GSlot(1)))
+        .collect();
     let mut full = GCounter::from_slots(slots).unwrap();
-    assert_eq!(full.increment("another", 1).unwrap_err().kind, ErrorKind::LimitExceeded);
+    assert_eq!(
+        full.increment("another", 1).unwrap_err().kind,
+        ErrorKind::LimitExceeded
+    );
     full.increment("n0", 1).unwrap(); // an existing slot still grows
     let other = g(&[("zzz", 1)]);
-    assert_eq!(full.merge(&other).unwrap_err().kind, ErrorKind::LimitExceeded);
+    assert_eq!(
+        full.merge(&other).unwrap_err().kind,
+        ErrorKind::LimitExceeded
+    );
     let decoded = GCounter::decode(&full.encode()).unwrap();
     assert_eq!(decoded, full);
 }
@@ -102,11 +133,17 @@ fn text_parsing_is_strict() {
         assert_eq!(GCounter::parse_text(text).unwrap_err().kind, kind, "{text}");
     }
     let long = format!(r#"{{"{}": 1}}"#, "x".repeat(64));
-    assert_eq!(GCounter::parse_text(&long).unwrap_err().kind, ErrorKind::InvalidText);
+    assert_eq!(
+        GCounter::parse_text(&long).unwrap_err().kind,
+        ErrorKind::InvalidText
+    );
     assert!(PnCounter::parse_text(r#"{"A": 5}"#).is_err());
     assert!(PnCounter::parse_text(r#"{"A": [5]}"#).is_err());
     assert!(PnCounter::parse_text(r#"{"A": [5, -1]}"#).is_err());
-    assert_eq!(PnCounter::parse_text(r#"{"A": [0, 0]}"#).unwrap(), PnCounter::new());
+    assert_eq!(
+        PnCounter::parse_text(r#"{"A": [0, 0]}"#).unwrap(),
+        PnCounter::new()
+    );
 }
 
 #[test]
@@ -114,10 +151,16 @@ fn binary_decoder_refuses_non_canonical_and_foreign_bytes() {
     let good = g(&[("A", 5), ("B", 3)]).encode();
     assert!(GCounter::decode(&good).is_ok());
     // A gcounter's bytes are not a pncounter.
-    assert_eq!(PnCounter::decode(&good).unwrap_err().kind, ErrorKind::InvalidBinary);
+    assert_eq!(
+        PnCounter::decode(&good).unwrap_err().kind,
+        ErrorKind::InvalidBinary
+    );
     // Every truncation fails.
     for len in 0..good.len() {
-        assert!(GCounter::decode(&good[..len]).is_err(), "truncated to {len}");
+        assert!(
+            GCounter::decode(&good[..len]).is_err(),
+            "truncated to {len}"
+        );
     }
     // Trailing bytes, a wrong version, swapped order, zero and negative slots fail.
     let mut trailing = good.clone();
@@ -161,10 +204,19 @@ fn fold_slot_keeps_the_value() {
     assert_eq!(folded, g(&[("new", 10), ("other", 1)]));
     assert_eq!(folded.value().unwrap(), c.value().unwrap());
     assert_eq!(c.fold_slot("absent", "new").unwrap(), c);
-    assert_eq!(c.fold_slot("old", "fresh").unwrap(), g(&[("fresh", 4), ("new", 6), ("other", 1)]));
-    assert_eq!(c.fold_slot("old", "old").unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(
+        c.fold_slot("old", "fresh").unwrap(),
+        g(&[("fresh", 4), ("new", 6), ("other", 1)])
+    );
+    assert_eq!(
+        c.fold_slot("old", "old").unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
     let big = g(&[("old", i64::MAX), ("new", 1)]);
-    assert_eq!(big.fold_slot("old", "new").unwrap_err().kind, ErrorKind::Overflow);
+    assert_eq!(
+        big.fold_slot("old", "new").unwrap_err().kind,
+        ErrorKind::Overflow
+    );
     let p = pn(&[("old", 3, 1), ("new", 2, 2)]);
     assert_eq!(p.fold_slot("old", "new").unwrap(), pn(&[("new", 5, 3)]));
 }
@@ -173,21 +225,25 @@ fn fold_slot_keeps_the_value() {
 
 fn node_strategy() -> impl Strategy<Value = String> {
     // A small alphabet makes collisions between replicas likely; some multi-byte ids too.
-    prop_oneof![
-        "[a-e]{1,3}",
-        "[a-zA-Z0-9_é日\"\\\\]{1,20}",
-    ]
+    prop_oneof!["[a-e]{1,3}", "[a-zA-Z0-9_é日\"\\\\]{1,20}",]
 }
 
 fn gcounter_strategy() -> impl Strategy<Value = GCounter> {
-    prop::collection::btree_map(node_strategy(), 0i64..1_000_000, 0..12)
-        .prop_map(|m| GCounter::from_slots(m.into_iter().map(|(k, v)| (k, GSlot(v))).collect()).unwrap())
+    prop::collection::btree_map(node_strategy(), 0i64..1_000_000, 0..12).prop_map(|m| {
+        GCounter::from_slots(m.into_iter().map(|(k, v)| (k, GSlot(v))).collect()).unwrap()
+    })
 }
 
 fn pncounter_strategy() -> impl Strategy<Value = PnCounter> {
-    prop::collection::btree_map(node_strategy(), (0i64..1_000_000, 0i64..1_000_000), 0..12).prop_map(|m| {
-        PnCounter::from_slots(m.into_iter().map(|(k, (p, n))| (k, PnSlot { p, n })).collect()).unwrap()
-    })
+    prop::collection::btree_map(node_strategy(), (0i64..1_000_000, 0i64..1_000_000), 0..12)
+        .prop_map(|m| {
+            PnCounter::from_slots(
+                m.into_iter()
+                    .map(|(k, (p, n))| (k, PnSlot { p, n }))
+                    .collect(),
+            )
+            .unwrap()
+        })
 }
 
 proptest! {

@@ -33,9 +33,9 @@ fn invalid_registers(error: dense::PackedError, precision: u8) -> Error {
             "register {at} is above {}, the largest rank at precision {precision}",
             dense::max_rank(precision)
         )),
-        dense::PackedError::AllZero => {
-            invalid_binary("a dense hll with every register zero (not canonical: use the empty form)")
-        }
+        dense::PackedError::AllZero => invalid_binary(
+            "a dense hll with every register zero (not canonical: use the empty form)",
+        ),
     }
 }
 
@@ -53,7 +53,10 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
         )));
     }
     let &[version, form, precision, sparse_precision, ..] = bytes else {
-        return Err(invalid_binary(format!("{} bytes is shorter than the {HEADER_LEN}-byte header", bytes.len())));
+        return Err(invalid_binary(format!(
+            "{} bytes is shorter than the {HEADER_LEN}-byte header",
+            bytes.len()
+        )));
     };
     if version != FORMAT_VERSION {
         return Err(invalid_binary(format!(
@@ -72,12 +75,12 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
     }
     let payload = bytes.len() - HEADER_LEN;
     match form {
-        FORM_EMPTY if payload != 0 => {
-            Err(invalid_binary(format!("an empty hll has no payload, but {payload} bytes follow the header")))
-        }
-        FORM_SPARSE if payload == 0 => {
-            Err(invalid_binary("a sparse hll has no tokens (not canonical: use the empty form)"))
-        }
+        FORM_EMPTY if payload != 0 => Err(invalid_binary(format!(
+            "an empty hll has no payload, but {payload} bytes follow the header"
+        ))),
+        FORM_SPARSE if payload == 0 => Err(invalid_binary(
+            "a sparse hll has no tokens (not canonical: use the empty form)",
+        )),
         FORM_SPARSE if bytes.len() > dense_encoded_len(precision) => Err(invalid_binary(format!(
             "a sparse hll of {} bytes is longer than the dense form ({} bytes at precision {precision}); not canonical",
             bytes.len(),
@@ -89,7 +92,9 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
             dense_encoded_len(precision)
         ))),
         FORM_EMPTY | FORM_SPARSE | FORM_DENSE => Ok(Header { form, precision }),
-        other => Err(invalid_binary(format!("unknown form {other} (0 empty, 1 sparse, 2 dense)"))),
+        other => Err(invalid_binary(format!(
+            "unknown form {other} (0 empty, 1 sparse, 2 dense)"
+        ))),
     }
 }
 
@@ -101,20 +106,28 @@ fn decode_tokens(payload: &[u8]) -> Result<Vec<u32>> {
     let mut previous: Option<u32> = None;
     while pos < payload.len() {
         let entry = tokens.len();
-        let (gap, used) = read_varint(&payload[pos..])
-            .map_err(|what| invalid_binary(format!("token {entry} at payload byte {pos}: {what}")))?;
+        let (gap, used) = read_varint(&payload[pos..]).map_err(|what| {
+            invalid_binary(format!("token {entry} at payload byte {pos}: {what}"))
+        })?;
         pos += used;
         let index = match previous {
             None => Some(gap),
-            Some(previous) => previous.checked_add(1).and_then(|next| next.checked_add(gap)),
+            Some(previous) => previous
+                .checked_add(1)
+                .and_then(|next| next.checked_add(gap)),
         }
         .filter(|&index| index < sparse::SPARSE_BUCKETS)
         .ok_or_else(|| {
-            invalid_binary(format!("token {entry}: index out of range (at most {})", sparse::SPARSE_BUCKETS - 1))
+            invalid_binary(format!(
+                "token {entry}: index out of range (at most {})",
+                sparse::SPARSE_BUCKETS - 1
+            ))
         })?;
         let rank = if sparse::keeps_rank(index) {
             let Some(&rank) = payload.get(pos) else {
-                return Err(invalid_binary(format!("token {entry}: truncated before its rank byte")));
+                return Err(invalid_binary(format!(
+                    "token {entry}: truncated before its rank byte"
+                )));
             };
             pos += 1;
             if rank == 0 || rank > sparse::MAX_SPARSE_RANK {
@@ -146,7 +159,11 @@ fn read_varint(bytes: &[u8]) -> std::result::Result<(u32, usize), &'static str> 
             return Ok((value, i + 1));
         }
     }
-    if bytes.len() < MAX_VARINT_BYTES { Err("truncated varint") } else { Err("varint longer than 4 bytes") }
+    if bytes.len() < MAX_VARINT_BYTES {
+        Err("truncated varint")
+    } else {
+        Err("varint longer than 4 bytes")
+    }
 }
 
 fn write_varint(mut value: u32, out: &mut Vec<u8>) {
@@ -210,7 +227,8 @@ impl Sketch {
             FORM_EMPTY => Repr::Sparse(SparseSet::default()),
             FORM_SPARSE => Repr::Sparse(SparseSet::from_sorted(decode_tokens(payload)?)),
             _ => Repr::Dense(
-                dense::unpack(payload, dense::max_rank(precision)).map_err(|e| invalid_registers(e, precision))?,
+                dense::unpack(payload, dense::max_rank(precision))
+                    .map_err(|e| invalid_registers(e, precision))?,
             ),
         };
         Ok(Sketch { precision, repr })
@@ -236,18 +254,31 @@ impl Sketch {
     pub fn parse_text(text: &str) -> Result<Sketch> {
         let invalid = |detail: String| {
             let shown: String = text.chars().take(60).collect();
-            let ellipsis = if text.chars().nth(60).is_some() { "..." } else { "" };
-            Error::new(ErrorKind::InvalidText, format!("invalid input syntax for type hll: \"{shown}{ellipsis}\""))
-                .with_detail(detail)
+            let ellipsis = if text.chars().nth(60).is_some() {
+                "..."
+            } else {
+                ""
+            };
+            Error::new(
+                ErrorKind::InvalidText,
+                format!("invalid input syntax for type hll: \"{shown}{ellipsis}\""),
+            )
+            .with_detail(detail)
         };
         let Some(encoded) = text.strip_prefix(TEXT_PREFIX) else {
-            return Err(invalid(format!("An hll in text starts with \"{TEXT_PREFIX}\".")));
+            return Err(invalid(format!(
+                "An hll in text starts with \"{TEXT_PREFIX}\"."
+            )));
         };
         if text.len() > MAX_TEXT_LEN {
-            return Err(invalid(format!("{} characters is longer than any hll ({MAX_TEXT_LEN} at most).", text.len())));
+            return Err(invalid(format!(
+                "{} characters is longer than any hll ({MAX_TEXT_LEN} at most).",
+                text.len()
+            )));
         }
-        let bytes = base64_decode(encoded.as_bytes())
-            .map_err(|(at, what)| invalid(format!("At character {}: {what}.", at + TEXT_PREFIX.len())))?;
+        let bytes = base64_decode(encoded.as_bytes()).map_err(|(at, what)| {
+            invalid(format!("At character {}: {what}.", at + TEXT_PREFIX.len()))
+        })?;
         Sketch::decode(&bytes).map_err(|e| {
             let detail = e.detail.unwrap_or(e.message);
             invalid(format!("The decoded bytes are not a valid hll: {detail}."))
@@ -255,7 +286,8 @@ impl Sketch {
     }
 }
 
-const BASE64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const BASE64_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 pub(super) fn base64_encode(bytes: &[u8], out: &mut String) {
     for chunk in bytes.chunks(3) {
@@ -288,7 +320,10 @@ fn base64_value(c: u8) -> Option<u32> {
 /// the character position.
 fn base64_decode(text: &[u8]) -> std::result::Result<Vec<u8>, (usize, &'static str)> {
     if !text.len().is_multiple_of(4) {
-        return Err((text.len(), "base64 text must have a multiple of 4 characters"));
+        return Err((
+            text.len(),
+            "base64 text must have a multiple of 4 characters",
+        ));
     }
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     for (quad_index, quad) in text.chunks_exact(4).enumerate() {
@@ -307,7 +342,10 @@ fn base64_decode(text: &[u8]) -> std::result::Result<Vec<u8>, (usize, &'static s
         let kept = 3 - padding;
         // The bits below the kept bytes must be zero, or two texts would decode alike.
         if word & ((1u32 << (8 * padding)) - 1) != 0 {
-            return Err((at + 3 - padding, "non-zero bits in the final base64 character"));
+            return Err((
+                at + 3 - padding,
+                "non-zero bits in the final base64 character",
+            ));
         }
         out.extend_from_slice(&bytes[1..1 + kept]);
     }

@@ -5,7 +5,11 @@
 #[inline]
 pub fn rank(hash: u64, p: u8) -> u8 {
     let below_index = hash << p;
-    if below_index == 0 { 65 - p } else { below_index.leading_zeros() as u8 + 1 }
+    if below_index == 0 {
+        65 - p
+    } else {
+        below_index.leading_zeros() as u8 + 1
+    }
 }
 
 /// The highest rank a register can hold at precision `p`.
@@ -126,5 +130,9 @@ fn check(registers: &[u8], max: u8) -> Result<bool, PackedError> {
 pub fn unpack(packed: &[u8], max: u8) -> Result<Vec<u8>, PackedError> {
     let mut registers = vec![0u8; packed.len() / 6 * 8];
     unpack_into(packed, &mut registers);
-    if check(&registers, max)? { Ok(registers) } else { Err(PackedError::AllZero) }
+    if check(&registers, max)? {
+        Ok(registers)
+    } else {
+        Err(PackedError::AllZero)
+    }
 }

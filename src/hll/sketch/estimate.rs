@@ -9,7 +9,11 @@ const ALPHA_INF: f64 = 0.721_347_520_444_481_7;
 /// No sketch can tell apart more than 2^64 distinct hashes.
 const MAX_ESTIMATE: f64 = 18_446_744_073_709_551_616.0;
 
-const ZERO: Estimate = Estimate { estimate: 0.0, lower: 0.0, upper: 0.0 };
+const ZERO: Estimate = Estimate {
+    estimate: 0.0,
+    lower: 0.0,
+    upper: 0.0,
+};
 
 /// Linear counting over the `2^26` sparse buckets for `tokens` occupied ones, with the
 /// normal interval `± z·σ`; the lower bound never drops below `tokens`, the proven count.
@@ -24,7 +28,11 @@ pub fn sparse(tokens: usize, z: f64) -> Estimate {
     // Variance of linear counting (Whang et al. 1990): m·(e^t - t - 1), t = n/m.
     let load = estimate / buckets;
     let std_dev = (buckets * (load.exp_m1() - load)).max(0.0).sqrt();
-    Estimate { estimate, lower: (estimate - z * std_dev).max(proven), upper: estimate + z * std_dev }
+    Estimate {
+        estimate,
+        lower: (estimate - z * std_dev).max(proven),
+        upper: estimate + z * std_dev,
+    }
 }
 
 /// `1.04/√m`, the relative standard error of a dense sketch (Ertl's improved estimator has
@@ -54,7 +62,11 @@ pub fn dense(histogram: &[u32; 64], p: u8, z: f64) -> Estimate {
     let raw = ALPHA_INF * m * m / denominator;
     let estimate = raw.clamp(proven, MAX_ESTIMATE);
     let relative = dense_relative_error(p);
-    Estimate { estimate, lower: (estimate * (1.0 - z * relative)).max(proven), upper: estimate * (1.0 + z * relative) }
+    Estimate {
+        estimate,
+        lower: (estimate * (1.0 - z * relative)).max(proven),
+        upper: estimate * (1.0 + z * relative),
+    }
 }
 
 /// σ(x) = x + Σ_{k≥1} x^(2^k)·2^(k-1), for 0 <= x < 1 (infinite at 1).
@@ -99,8 +111,11 @@ fn tau(x: f64) -> f64 {
 /// Errors unless 0 <= confidence < 1.
 pub fn z_for_confidence(confidence: f64) -> Result<f64> {
     if !(0.0..1.0).contains(&confidence) {
-        return Err(Error::new(ErrorKind::InvalidParameter, format!("confidence {confidence} is out of range"))
-            .with_detail("The confidence must be at least 0 and less than 1, e.g. 0.95."));
+        return Err(Error::new(
+            ErrorKind::InvalidParameter,
+            format!("confidence {confidence} is out of range"),
+        )
+        .with_detail("The confidence must be at least 0 and less than 1, e.g. 0.95."));
     }
     // From the lower tail: (1 - confidence)/2 keeps its digits where 0.5 + confidence/2 would
     // round to 1 (and give an infinite z) for confidences within 2^-53 of 1.
@@ -133,8 +148,12 @@ pub fn normal_quantile(p: f64) -> f64 {
         4.374_664_141_464_968,
         2.938_163_982_698_783,
     ];
-    const D: [f64; 4] =
-        [7.784_695_709_041_462e-3, 3.224_671_290_700_398e-1, 2.445_134_137_142_996, 3.754_408_661_907_416];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
     const P_LOW: f64 = 0.02425;
 
     if p.is_nan() {

@@ -20,7 +20,10 @@ use super::*;
 use std::time::Instant;
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.trim().replace('_', "").parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().replace('_', "").parse().ok())
+        .unwrap_or(default)
 }
 
 fn sketch_of(p: u8, seed: u64, n: usize) -> Sketch {
@@ -43,7 +46,8 @@ fn corpus() -> Corpus {
         small.push(Sketch::new(p).unwrap());
     }
     // Hand-picked hashes: index 0 with every rank bit zero, the last index, kept and dropped ranks.
-    small.push(Sketch::from_hashes(14, [0, u64::MAX, 1 << 38, 256 << 38, (256 << 38) | 1]).unwrap());
+    small
+        .push(Sketch::from_hashes(14, [0, u64::MAX, 1 << 38, 256 << 38, (256 << 38) | 1]).unwrap());
     small.push(Sketch::from_hashes(4, [0]).unwrap());
     for (p, seed, n) in [
         (14u8, 1u64, 1usize),
@@ -67,10 +71,19 @@ fn corpus() -> Corpus {
     ] {
         small.push(sketch_of(p, seed, n));
     }
-    let large = vec![sketch_of(14, 20, 1_000), sketch_of(14, 21, 50_000), sketch_of(18, 22, 400_000)];
+    let large = vec![
+        sketch_of(14, 20, 1_000),
+        sketch_of(14, 21, 50_000),
+        sketch_of(18, 22, 400_000),
+    ];
     let small_bytes = small.iter().map(Sketch::encode).collect();
     let large_bytes = large.iter().map(Sketch::encode).collect();
-    Corpus { small, large, small_bytes, large_bytes }
+    Corpus {
+        small,
+        large,
+        small_bytes,
+        large_bytes,
+    }
 }
 
 /// Bytes that sit on the edges of the format's fields.
@@ -152,7 +165,9 @@ fn mutate(rng: &mut SplitMix64, bytes: &mut Vec<u8>, donors: &[Vec<u8>]) {
 }
 
 /// Characters a text mutation puts in: base64, padding, blanks, and some that never belong.
-const TEXT_PIECES: [&str; 16] = ["A", "Q", "g", "z", "0", "9", "+", "/", "=", " ", "\n", "é", "-", "_", ":", "hll1:"];
+const TEXT_PIECES: [&str; 16] = [
+    "A", "Q", "g", "z", "0", "9", "+", "/", "=", " ", "\n", "é", "-", "_", ":", "hll1:",
+];
 
 fn mutate_text(rng: &mut SplitMix64, text: &str) -> String {
     let mut chars: Vec<char> = text.chars().collect();
@@ -174,7 +189,11 @@ fn mutate_text(rng: &mut SplitMix64, text: &str) -> String {
             3 => chars.truncate(pick(rng, len + 1)),
             _ => {
                 if let Some(c) = chars.get_mut(pick(rng, len.max(1))) {
-                    *c = if c.is_ascii_uppercase() { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() };
+                    *c = if c.is_ascii_uppercase() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        c.to_ascii_uppercase()
+                    };
                 }
             }
         }
@@ -197,15 +216,28 @@ fn check_binary(input: &[u8], partner: &Sketch, stats: &mut Stats) {
     match decoded {
         Ok(sketch) => {
             stats.binary_accepted += 1;
-            assert_eq!(sketch.encode(), input, "accepted bytes are not canonical: {input:02x?}");
+            assert_eq!(
+                sketch.encode(),
+                input,
+                "accepted bytes are not canonical: {input:02x?}"
+            );
             assert_eq!(sketch.encoded_len(), input.len());
             let b = sketch.estimate_with_bounds(0.95).unwrap();
-            assert!(b.estimate.is_finite() && b.lower.is_finite() && b.upper.is_finite(), "{input:02x?}");
-            assert!(0.0 <= b.lower && b.lower <= b.estimate && b.estimate <= b.upper, "{b:?}");
+            assert!(
+                b.estimate.is_finite() && b.lower.is_finite() && b.upper.is_finite(),
+                "{input:02x?}"
+            );
+            assert!(
+                0.0 <= b.lower && b.lower <= b.estimate && b.estimate <= b.upper,
+                "{b:?}"
+            );
             if let Err(e) = sketch.count() {
                 assert_eq!(e.kind, ErrorKind::Overflow);
             }
-            assert!(merged.is_ok(), "merge_encoded refused what decode accepted: {input:02x?}");
+            assert!(
+                merged.is_ok(),
+                "merge_encoded refused what decode accepted: {input:02x?}"
+            );
             assert_eq!(target, partner.union(&sketch));
             let union_bytes = target.encode();
             assert_eq!(Sketch::decode(&union_bytes).unwrap().encode(), union_bytes);
@@ -214,7 +246,10 @@ fn check_binary(input: &[u8], partner: &Sketch, stats: &mut Stats) {
             stats.binary_refused += 1;
             assert_eq!(e.kind, ErrorKind::InvalidBinary, "{e}");
             assert!(e.detail.is_some());
-            assert!(merged.is_err(), "merge_encoded accepted what decode refused: {input:02x?}");
+            assert!(
+                merged.is_err(),
+                "merge_encoded accepted what decode refused: {input:02x?}"
+            );
             assert_eq!(&target, partner, "a refused merge changed its target");
         }
     }
@@ -243,8 +278,11 @@ fn fuzz_decoders() {
     let mut stats = Stats::default();
     for _ in 0..cases {
         let use_large = rng.below(256) == 0;
-        let (sketches, encodings) =
-            if use_large { (&corpus.large, &corpus.large_bytes) } else { (&corpus.small, &corpus.small_bytes) };
+        let (sketches, encodings) = if use_large {
+            (&corpus.large, &corpus.large_bytes)
+        } else {
+            (&corpus.small, &corpus.small_bytes)
+        };
         let input = match rng.below(16) {
             0 => {
                 let len = pick(&mut rng, 41);
@@ -253,7 +291,11 @@ fn fuzz_decoders() {
             1 => {
                 // A valid header, then a random payload (for small p, sometimes of dense length).
                 let (form, p) = (rng.below(3) as u8, 4 + rng.below(4) as u8);
-                let len = if rng.below(2) == 0 { dense::packed_len(p) } else { pick(&mut rng, 65) };
+                let len = if rng.below(2) == 0 {
+                    dense::packed_len(p)
+                } else {
+                    pick(&mut rng, 65)
+                };
                 let mut bytes = vec![FORMAT_VERSION, form, p, SPARSE_PRECISION];
                 bytes.extend(random_bytes(&mut rng, len));
                 bytes

@@ -28,7 +28,11 @@ const PENDING_SHARE: usize = 8;
 #[inline]
 pub fn token(hash: u64) -> u32 {
     let index = (hash >> (64 - SPARSE_PRECISION)) as u32;
-    let rank = if keeps_rank(index) { dense::rank(hash, SPARSE_PRECISION as u8) as u32 } else { 0 };
+    let rank = if keeps_rank(index) {
+        dense::rank(hash, SPARSE_PRECISION as u8) as u32
+    } else {
+        0
+    };
     index << RANK_BITS | rank
 }
 
@@ -104,7 +108,11 @@ impl SparseSet {
     /// A set from tokens already sorted and deduplicated (the decoder checks that).
     pub fn from_sorted(sorted: Vec<u32>) -> Self {
         let sorted_bytes = payload_len(&sorted);
-        SparseSet { sorted, sorted_bytes, pending: Vec::new() }
+        SparseSet {
+            sorted,
+            sorted_bytes,
+            pending: Vec::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {

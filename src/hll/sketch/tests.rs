@@ -69,7 +69,14 @@ fn empty_sketch_bytes_and_text() {
     assert_eq!(empty.form(), Form::Empty);
     assert_eq!(empty.estimate(), 0.0);
     assert_eq!(empty.count().unwrap(), 0);
-    assert_eq!(empty.estimate_with_bounds(0.95).unwrap(), Estimate { estimate: 0.0, lower: 0.0, upper: 0.0 });
+    assert_eq!(
+        empty.estimate_with_bounds(0.95).unwrap(),
+        Estimate {
+            estimate: 0.0,
+            lower: 0.0,
+            upper: 0.0
+        }
+    );
     assert_eq!(Sketch::default(), empty);
     assert_eq!(Sketch::decode(&[1, 0, 4, 26]).unwrap().precision(), 4);
 }
@@ -80,16 +87,28 @@ fn sparse_bytes_by_hand() {
     assert_eq!(sketch(14, &[0]).encode(), [1, 1, 14, 26, 0x00, 39]);
     // Index 1: gap 0 after index 0, no rank byte (index & 0xff != 0).
     let index_one = 1u64 << 38;
-    assert_eq!(sketch(14, &[index_one, 0]).encode(), [1, 1, 14, 26, 0x00, 39, 0x00]);
+    assert_eq!(
+        sketch(14, &[index_one, 0]).encode(),
+        [1, 1, 14, 26, 0x00, 39, 0x00]
+    );
     // Alone, index 1 is the first entry: its gap from the virtual index -1 is 1 - (-1) - 1 = 1.
     assert_eq!(sketch(14, &[index_one]).encode(), [1, 1, 14, 26, 0x01]);
     // Index 256 keeps its rank; bit 37 set makes the rank 1. Gap 256 = varint 80 02.
     let index_256 = (256u64 << 38) | (1 << 37);
-    assert_eq!(sketch(14, &[index_256]).encode(), [1, 1, 14, 26, 0x80, 0x02, 1]);
+    assert_eq!(
+        sketch(14, &[index_256]).encode(),
+        [1, 1, 14, 26, 0x80, 0x02, 1]
+    );
     // The same index seen with a higher rank keeps the higher one.
     let index_256_rank_3 = (256u64 << 38) | (1 << 35);
-    assert_eq!(sketch(14, &[index_256, index_256_rank_3]).encode(), [1, 1, 14, 26, 0x80, 0x02, 3]);
-    assert_eq!(sketch(14, &[index_256_rank_3, index_256]).encode(), [1, 1, 14, 26, 0x80, 0x02, 3]);
+    assert_eq!(
+        sketch(14, &[index_256, index_256_rank_3]).encode(),
+        [1, 1, 14, 26, 0x80, 0x02, 3]
+    );
+    assert_eq!(
+        sketch(14, &[index_256_rank_3, index_256]).encode(),
+        [1, 1, 14, 26, 0x80, 0x02, 3]
+    );
 }
 
 #[test]
@@ -98,16 +117,26 @@ fn dense_bytes_by_hand() {
     let mut bytes = vec![1, 2, 4, 26, 0x81, 0x30, 0x10];
     bytes.resize(16, 0);
     let s = Sketch::decode(&bytes).unwrap();
-    let Repr::Dense(registers) = &s.repr else { panic!("dense expected") };
+    let Repr::Dense(registers) = &s.repr else {
+        panic!("dense expected")
+    };
     assert_eq!(&registers[..5], &[1, 2, 3, 4, 0]);
     assert_eq!(s.encode(), bytes);
     // Register 15 (bits 90..95: the top 6 bits of byte 11) at 61, the largest rank at p = 4.
     bytes[15] = 61 << 2;
     let s = Sketch::decode(&bytes).unwrap();
-    let Repr::Dense(registers) = &s.repr else { panic!("dense expected") };
+    let Repr::Dense(registers) = &s.repr else {
+        panic!("dense expected")
+    };
     assert_eq!(registers[15], 61);
     bytes[15] = 62 << 2;
-    assert!(Sketch::decode(&bytes).unwrap_err().detail.unwrap().contains("register 15 is above 61"));
+    assert!(
+        Sketch::decode(&bytes)
+            .unwrap_err()
+            .detail
+            .unwrap()
+            .contains("register 15 is above 61")
+    );
 }
 
 #[test]
@@ -129,14 +158,26 @@ const GOLDEN_DENSE_TEXT: &str = "hll1:AQIEGsNQEIMyDIRACARRCA==";
 #[test]
 fn precision_range() {
     for p in [0, 3, 19, 255] {
-        assert_eq!(Sketch::new(p).unwrap_err().kind, ErrorKind::InvalidParameter);
+        assert_eq!(
+            Sketch::new(p).unwrap_err().kind,
+            ErrorKind::InvalidParameter
+        );
     }
     for p in [-1i64, 3, 19, i64::MAX, i64::MIN] {
-        assert_eq!(checked_precision(p).unwrap_err().kind, ErrorKind::InvalidParameter);
+        assert_eq!(
+            checked_precision(p).unwrap_err().kind,
+            ErrorKind::InvalidParameter
+        );
     }
     // An SQL integer is checked whole: 270 is not 14 after truncation to a byte.
-    assert_eq!(Sketch::new(270i32).unwrap_err().kind, ErrorKind::InvalidParameter);
-    assert_eq!(Sketch::new(-242i32).unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(
+        Sketch::new(270i32).unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
+    assert_eq!(
+        Sketch::new(-242i32).unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
     for p in MIN_PRECISION..=MAX_PRECISION {
         let s = sketch(p, &hashes(p as u64, 3000));
         assert_eq!(s.precision(), p);
@@ -159,7 +200,11 @@ fn fold_to_refuses_raising_and_bad_precision() {
 fn confidence_range_and_quantiles() {
     let s = sketch(14, &hashes(1, 100));
     for bad in [f64::NAN, -0.1, 1.0, 1.5, f64::INFINITY, f64::NEG_INFINITY] {
-        assert_eq!(s.estimate_with_bounds(bad).unwrap_err().kind, ErrorKind::InvalidParameter, "{bad}");
+        assert_eq!(
+            s.estimate_with_bounds(bad).unwrap_err().kind,
+            ErrorKind::InvalidParameter,
+            "{bad}"
+        );
     }
     let cases = [
         (0.5, 0.0),
@@ -172,14 +217,21 @@ fn confidence_range_and_quantiles() {
     ];
     for (p, z) in cases {
         let got = normal_quantile(p);
-        assert!((got - z).abs() <= 1e-8 * z.abs().max(1.0), "Φ⁻¹({p}) = {got}, expected {z}");
+        assert!(
+            (got - z).abs() <= 1e-8 * z.abs().max(1.0),
+            "Φ⁻¹({p}) = {got}, expected {z}"
+        );
     }
     assert_eq!(normal_quantile(0.0), f64::NEG_INFINITY);
     assert_eq!(normal_quantile(1.0), f64::INFINITY);
     assert!(normal_quantile(f64::NAN).is_nan());
     assert_eq!(z_for_confidence(0.0).unwrap(), 0.0);
     assert!((z_for_confidence(0.95).unwrap() - 1.959_963_985).abs() < 1e-8);
-    assert!(z_for_confidence(0.999_999_999_999_999_9).unwrap().is_finite());
+    assert!(
+        z_for_confidence(0.999_999_999_999_999_9)
+            .unwrap()
+            .is_finite()
+    );
 }
 
 // ---- small sets: sparse and exact -------------------------------------------------------------
@@ -209,7 +261,11 @@ fn a_few_hundred_within_a_tenth_of_a_percent() {
             assert_eq!(s.form(), Form::Sparse, "n = {n}");
             total_error += (s.estimate() / n as f64 - 1.0).abs();
         }
-        assert!(total_error / 20.0 < 0.001, "n = {n}: mean |error| {}", total_error / 20.0);
+        assert!(
+            total_error / 20.0 < 0.001,
+            "n = {n}: mean |error| {}",
+            total_error / 20.0
+        );
     }
 }
 
@@ -256,7 +312,10 @@ fn form_follows_the_size_rule_while_growing() {
             let mut compacted = s.clone();
             compacted.compact();
             let is_dense = matches!(compacted.repr, Repr::Dense(_));
-            assert!(!was_dense || is_dense, "p {p}: dense turned sparse after {i} hashes");
+            assert!(
+                !was_dense || is_dense,
+                "p {p}: dense turned sparse after {i} hashes"
+            );
             assert_eq!(is_dense, sparse_len > dense_len, "p {p}, {} hashes", i + 1);
             assert_eq!(compacted.encoded_len(), sparse_len.min(dense_len));
             assert_eq!(compacted, s);
@@ -275,17 +334,35 @@ fn accuracy_default_run() {
     let rse14 = 1.04 / 128.0;
     for (n, seeds) in [(10_000usize, 40u64), (44_236, 40), (100_000, 20)] {
         let (bias, rms) = bias_and_rms(14, n, 0..seeds);
-        assert!(bias.abs() < 0.004, "p 14, n {n}: bias {:.3} %", bias * 100.0);
-        assert!(rms < 0.010, "p 14, n {n}: rms {:.3} % (theory {:.3} %)", rms * 100.0, rse14 * 100.0);
+        assert!(
+            bias.abs() < 0.004,
+            "p 14, n {n}: bias {:.3} %",
+            bias * 100.0
+        );
+        assert!(
+            rms < 0.010,
+            "p 14, n {n}: rms {:.3} % (theory {:.3} %)",
+            rms * 100.0,
+            rse14 * 100.0
+        );
     }
     // A sanity check of the large range (8 seeds say little about the RMS error).
     let (bias, rms) = bias_and_rms(14, 1_000_000, 0..8);
-    assert!(bias.abs() < 0.01 && rms < 0.015, "p 14, n 1e6: bias {:.3} %, rms {:.3} %", bias * 100.0, rms * 100.0);
+    assert!(
+        bias.abs() < 0.01 && rms < 0.015,
+        "p 14, n 1e6: bias {:.3} %, rms {:.3} %",
+        bias * 100.0,
+        rms * 100.0
+    );
     let rse10 = 1.04 / 32.0;
     for factor in [0.5, 1.0, 2.7, 5.0, 10.0] {
         let n = (factor * 1024.0) as usize;
         let (bias, rms) = bias_and_rms(10, n, 100..300);
-        assert!(bias.abs() < 0.005, "p 10, n {n}: bias {:.3} %", bias * 100.0);
+        assert!(
+            bias.abs() < 0.005,
+            "p 10, n {n}: bias {:.3} %",
+            bias * 100.0
+        );
         assert!(rms < 1.15 * rse10, "p 10, n {n}: rms {:.3} %", rms * 100.0);
     }
 }
@@ -315,14 +392,19 @@ fn accuracy_with_the_real_hash() {
 #[test]
 #[ignore]
 fn accuracy_table() {
-    let seeds: u64 = std::env::var("HLL_ACCURACY_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let seeds: u64 = std::env::var("HLL_ACCURACY_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
     println!("p      n        n/m   bias %   rms %   1.04/√m %  rms/theory");
     let mut worst_bias: f64 = 0.0;
     for p in [10u8, 12, 14, 16] {
         let m = (1u64 << p) as f64;
         let theory = 1.04 / m.sqrt();
-        let mut sizes: Vec<usize> =
-            [0.5, 1.0, 2.0, 2.7, 5.0, 10.0, 100.0, 1000.0].iter().map(|f| (f * m) as usize).collect();
+        let mut sizes: Vec<usize> = [0.5, 1.0, 2.0, 2.7, 5.0, 10.0, 100.0, 1000.0]
+            .iter()
+            .map(|f| (f * m) as usize)
+            .collect();
         if p == 14 {
             sizes.extend([100, 1000, 10_000, 44_236, 100_000, 1_000_000]);
             sizes.sort_unstable();
@@ -330,7 +412,11 @@ fn accuracy_table() {
         }
         for n in sizes {
             // Fewer seeds for the largest runs keep the table under a few minutes.
-            let runs = if n as f64 > 100.0 * m && p >= 14 { seeds.min(40) } else { seeds };
+            let runs = if n as f64 > 100.0 * m && p >= 14 {
+                seeds.min(40)
+            } else {
+                seeds
+            };
             let (bias, rms) = bias_and_rms(p, n, 1000..1000 + runs);
             if n as f64 >= 0.5 * m {
                 worst_bias = worst_bias.max(bias.abs());
@@ -364,7 +450,10 @@ fn coverage(p: u8, n: usize, confidence: f64) -> usize {
 fn bounds_cover_the_truth_about_as_often_as_promised() {
     // Far above m the error is 1.04/√m and a 90 % interval covers about 180 of 200.
     let far = coverage(8, 100 * 256, 0.9);
-    assert!((165..=195).contains(&far), "{far} of 200 at 90 %, n = 100·m");
+    assert!(
+        (165..=195).contains(&far),
+        "{far} of 200 at 90 %, n = 100·m"
+    );
     // Nearer m the error is smaller than 1.04/√m, so the interval is cautious.
     let near = coverage(10, 5 * 1024, 0.9);
     assert!(near >= 175, "{near} of 200 at 90 %, n = 5·m");
@@ -411,7 +500,10 @@ fn decoder_rejects_each_broken_field() {
         ("empty with payload", vec![1, 0, 14, 26, 0]),
         ("sparse without tokens", vec![1, 1, 14, 26]),
         ("overlong varint", vec![1, 1, 14, 26, 0x81, 0x00]),
-        ("5-byte varint", vec![1, 1, 14, 26, 0x81, 0x80, 0x80, 0x80, 0x01]),
+        (
+            "5-byte varint",
+            vec![1, 1, 14, 26, 0x81, 0x80, 0x80, 0x80, 0x01],
+        ),
         ("truncated varint", vec![1, 1, 14, 26, 0x81]),
         ("index 2^26", vec![1, 1, 14, 26, 0x80, 0x80, 0x80, 0x20]),
         ("missing rank byte", vec![1, 1, 14, 26, 0x00]),
@@ -419,7 +511,10 @@ fn decoder_rejects_each_broken_field() {
         ("rank 40", vec![1, 1, 14, 26, 0x00, 40]),
         (
             "too long for anything",
-            vec![1, 2, 18, 26].into_iter().chain(std::iter::repeat_n(0, MAX_ENCODED_LEN)).collect(),
+            vec![1, 2, 18, 26]
+                .into_iter()
+                .chain(std::iter::repeat_n(0, MAX_ENCODED_LEN))
+                .collect(),
         ),
         ("all-zero dense", {
             let mut b = vec![1, 2, 4, 26];
@@ -428,7 +523,10 @@ fn decoder_rejects_each_broken_field() {
         }),
     ];
     // Index 2^26 - 2, then a gap of 1: two entries that add up past the last index.
-    cases.push(("index overflow", vec![1, 1, 14, 26, 0xfe, 0xff, 0xff, 0x1f, 0x01]));
+    cases.push((
+        "index overflow",
+        vec![1, 1, 14, 26, 0xfe, 0xff, 0xff, 0x1f, 0x01],
+    ));
     // Sparse form longer than the dense one at p = 4 (16 bytes).
     let long_sparse = sketch(18, &hashes(2, 8)).encode();
     let mut as_p4 = long_sparse.clone();
@@ -459,7 +557,11 @@ fn decoder_rejects_each_broken_field() {
         let mut target = sketch(4, &hashes(9, 100));
         let before = target.encode();
         assert!(target.merge_encoded(&bytes).is_err(), "{what}");
-        assert_eq!(target.encode(), before, "{what}: merge_encoded changed the target");
+        assert_eq!(
+            target.encode(),
+            before,
+            "{what}: merge_encoded changed the target"
+        );
     }
 }
 
@@ -494,13 +596,22 @@ fn text_parser_is_strict() {
     for input in &bad {
         let e = Sketch::parse_text(input).expect_err(input);
         assert_eq!(e.kind, ErrorKind::InvalidText, "{input:?}");
-        assert!(e.message.starts_with("invalid input syntax for type hll"), "{input:?}");
+        assert!(
+            e.message.starts_with("invalid input syntax for type hll"),
+            "{input:?}"
+        );
         assert!(e.detail.is_some(), "{input:?}");
     }
     // The empty sketch at p = 15 differs in one character and is fine.
-    assert_eq!(Sketch::parse_text("hll1:AQAPGg==").unwrap(), Sketch::new(15).unwrap());
+    assert_eq!(
+        Sketch::parse_text("hll1:AQAPGg==").unwrap(),
+        Sketch::new(15).unwrap()
+    );
     let huge = format!("hll1:{}", "A".repeat(400_000));
-    assert_eq!(Sketch::parse_text(&huge).unwrap_err().kind, ErrorKind::InvalidText);
+    assert_eq!(
+        Sketch::parse_text(&huge).unwrap_err().kind,
+        ErrorKind::InvalidText
+    );
 }
 
 // ---- merge and fold laws -----------------------------------------------------------------------
@@ -510,7 +621,10 @@ fn union_of_mixed_forms_and_precisions() {
     let a = sketch(14, &hashes(1, 20_000)); // dense
     let b = sketch(12, &hashes(2, 300)); // sparse
     let c = sketch(10, &[]); // empty
-    assert_eq!((a.form(), b.form(), c.form()), (Form::Dense, Form::Sparse, Form::Empty));
+    assert_eq!(
+        (a.form(), b.form(), c.form()),
+        (Form::Dense, Form::Sparse, Form::Empty)
+    );
     let ab = a.union(&b);
     assert_eq!(ab.precision(), 12);
     let mut all = hashes(1, 20_000);
