@@ -22,6 +22,10 @@ record() { # record NAME STATUS
 }
 is_root() { [ "$(id -u)" = 0 ]; }
 
+# ---- 0. formatting ----------------------------------------------------------------------------
+say "layer 0: cargo fmt --check"
+if cargo fmt --check >"$LOGS/fmt.log" 2>&1; then record "cargo fmt --check" 0; else head -40 "$LOGS/fmt.log"; record "cargo fmt --check" 1; fi
+
 # ---- 1. cargo pgrx test ---------------------------------------------------------------------
 say "layer 1: Rust unit and property tests, and #[pg_test]s (cargo pgrx test pg15)"
 if is_root; then
