@@ -10,6 +10,7 @@ pub mod cms;
 pub mod common;
 pub mod crdt;
 pub mod hll;
+pub mod outbox;
 mod settings;
 pub mod shard;
 

@@ -29,6 +29,32 @@ pub static ROLLUP_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static ROLLUP_DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 
+/// Where `outbox_trigger` and `outbox_emit` write when their mode argument is absent.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OutboxMode {
+    #[name = c"table"]
+    Table,
+    #[name = c"message"]
+    Message,
+    #[name = c"both"]
+    Both,
+}
+
+pub static OUTBOX_MODE: GucSetting<OutboxMode> = GucSetting::<OutboxMode>::new(OutboxMode::Table);
+
+/// Prefix of the outbox's logical decoding messages.
+pub static OUTBOX_MESSAGE_PREFIX: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"distcount.outbox"));
+
+/// Claims of one event after which the relay dead-letters it.
+pub static OUTBOX_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(5);
+
+/// JSON object copied into each event's `headers` (set per transaction with SET LOCAL).
+pub static OUTBOX_HEADERS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// Trace context copied into each event's `tracingspancontext` (set with SET LOCAL).
+pub static OUTBOX_TRACING: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 pub fn register() {
     GucRegistry::define_string_guc(
         c"pg_distcount.node_id",
@@ -65,6 +91,48 @@ pub fn register() {
         3_600_000,
         GucContext::Sighup,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_enum_guc(
+        c"pg_distcount.outbox_mode",
+        c"Where outbox events go when the trigger or outbox_emit names no mode.",
+        c"table: a row in distcount.outbox; message: a logical decoding message; both.",
+        &OUTBOX_MODE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"pg_distcount.outbox_message_prefix",
+        c"Prefix of the logical decoding messages the outbox writes.",
+        c"CDC tools filter messages by prefix (Debezium: message.prefix.include.list).",
+        &OUTBOX_MESSAGE_PREFIX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_distcount.outbox_max_attempts",
+        c"Claims of one event after which the outbox relay dead-letters it.",
+        c"Each outbox_claim of an event counts as one attempt.",
+        &OUTBOX_MAX_ATTEMPTS,
+        1,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"pg_distcount.outbox_headers",
+        c"JSON object written into the headers of each outbox event.",
+        c"Set it per transaction with SET LOCAL; empty means no headers.",
+        &OUTBOX_HEADERS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"pg_distcount.outbox_tracingspancontext",
+        c"Trace context written into the tracingspancontext of each outbox event.",
+        c"Set it per transaction with SET LOCAL (Debezium's tracing.span.context.field).",
+        &OUTBOX_TRACING,
+        GucContext::Userset,
+        GucFlags::default(),
     );
     // PostgreSQL accepts postmaster-context settings only from shared_preload_libraries,
     // which is also the only case in which the worker exists.

@@ -16,6 +16,10 @@ pub enum ErrorKind {
     Overflow,
     /// A documented size limit was reached (54000 program_limit_exceeded).
     LimitExceeded,
+    /// A trigger function attached the wrong way (39P01 trigger_protocol_violated).
+    TriggerMisuse,
+    /// A column named in an argument does not exist (42703 undefined_column).
+    UndefinedColumn,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

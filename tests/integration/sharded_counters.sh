@@ -113,19 +113,8 @@ echo "==> pgbench: $CLIENTS clients for up to 60 s; kill -9 of the postmaster af
 pgbench -n -c "$CLIENTS" -j 4 -T 60 -f "$WORK/crash.sql" >"$WORK/pgbench2.out" 2>&1 &
 BENCH_PID=$!
 sleep 6
-pm="$(head -1 "$DATA/postmaster.pid")"
-children="$(ps -o pid= --ppid "$pm" | tr '\n' ' ')"
-kill -9 "$pm"
+kill_postmaster "$DATA"
 wait "$BENCH_PID" || true
-# Backends notice the postmaster's death and exit; any that linger are killed like the rest of
-# a crashed server.
-for _ in $(seq 1 50); do
-    alive=""
-    for p in $children; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-    [ -z "$alive" ] && break
-    sleep 0.2
-done
-for p in $alive; do kill -9 "$p" 2>/dev/null || true; done
 grep -E "^(number of|tps)" "$WORK/pgbench2.out" || tail -3 "$WORK/pgbench2.out"
 acked="$(committed_of "$WORK/pgbench2.out")"
 acked="${acked:-0}"

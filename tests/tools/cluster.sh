@@ -65,7 +65,10 @@ start)
     fi
     port="$(cat "$DIR/port")"
     echo "==> starting cluster $name on port $port (socket $SOCK)"
-    as_owner "$BINDIR/pg_ctl" -D "$DATA" -l "$DIR/server.log" -o "-p $port" -w -t 60 start >/dev/null
+    # pgrx appends a Rust backtrace to the DETAIL of errors raised inside FFI calls when
+    # RUST_BACKTRACE is set; the server runs without it, so error texts are the same everywhere.
+    as_owner env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
+        "$BINDIR/pg_ctl" -D "$DATA" -l "$DIR/server.log" -o "-p $port" -w -t 60 start >/dev/null
     ;;
 stop)
     if running; then

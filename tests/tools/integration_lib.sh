@@ -21,6 +21,22 @@ fresh_db() {
     sql -d "$1" -c "CREATE EXTENSION pg_distcount"
 }
 
+# kill_postmaster DATA: kill -9 of the postmaster of the cluster in DATA, then wait until its
+# backends have noticed and exited; any that linger are killed like the rest of a crashed server.
+kill_postmaster() {
+    local pm children alive p
+    pm="$(head -1 "$1/postmaster.pid")"
+    children="$(ps -o pid= --ppid "$pm" | tr '\n' ' ')"
+    kill -9 "$pm"
+    for _ in $(seq 1 50); do
+        alive=""
+        for p in $children; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+        [ -z "$alive" ] && break
+        sleep 0.2
+    done
+    for p in $alive; do kill -9 "$p" 2>/dev/null || true; done
+}
+
 finish() {
     [ "$CHECKS_FAILED" = 0 ]
 }

@@ -1,0 +1,341 @@
+//! Writing one event: a row in `distcount.outbox` (a cached SPI plan), a transactional logical
+//! decoding message (straight into the WAL), or both with the same id.
+
+use super::event::{Envelope, Mode, PayloadShape, old_new_payload, uuid_v4};
+use crate::settings::{OUTBOX_HEADERS, OUTBOX_MESSAGE_PREFIX, OUTBOX_MODE, OUTBOX_TRACING};
+use pgrx::fcinfo::direct_function_call_as_datum;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+
+/// Where the payload comes from.
+pub enum Payload {
+    /// Table rows as composite datums of `rowtype` (the trigger's OLD and NEW).
+    Rows {
+        rowtype: pg_sys::Oid,
+        shape: PayloadShape,
+        old: Option<pg_sys::Datum>,
+        new: Option<pg_sys::Datum>,
+    },
+    /// A `jsonb` value (`outbox_emit`), or None for a null payload.
+    Jsonb(Option<pg_sys::Datum>),
+}
+
+/// One event to write.
+pub struct Event<'a> {
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub event_type: &'a str,
+    pub payload: Payload,
+}
+
+/// The mode of the trigger or call, or the setting `pg_distcount.outbox_mode`.
+pub fn effective_mode(explicit: Option<Mode>) -> Mode {
+    explicit.unwrap_or_else(|| match OUTBOX_MODE.get() {
+        crate::settings::OutboxMode::Table => Mode::Table,
+        crate::settings::OutboxMode::Message => Mode::Message,
+        crate::settings::OutboxMode::Both => Mode::Both,
+    })
+}
+
+/// Writes `event` as `mode` says and returns its id (16 bytes).
+pub fn write_event(event: &Event, mode: Mode) -> [u8; 16] {
+    if mode.writes_message() {
+        require_logical_wal();
+    }
+    let (id_bytes, id_text) = uuid_v4(random_bytes());
+    let headers = session_headers();
+    let tracing = OUTBOX_TRACING
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty());
+    if mode.writes_table() {
+        insert_row(event, &id_bytes, headers.as_deref(), tracing.as_deref());
+    }
+    if mode.writes_message() {
+        let payload = payload_json(&event.payload);
+        let body = Envelope {
+            id: &id_text,
+            aggregate_type: event.aggregate_type,
+            aggregate_id: event.aggregate_id,
+            event_type: event.event_type,
+            payload: payload.as_deref(),
+            headers: headers.as_deref(),
+            tracing_span_context: tracing.as_deref(),
+        }
+        .to_json();
+        emit_message(&message_prefix(), body.as_bytes(), true);
+    }
+    id_bytes
+}
+
+/// A message nobody can decode is a lost event: refuse it instead.
+pub fn require_logical_wal() {
+    if unsafe { pg_sys::wal_level } < pg_sys::WalLevel::WAL_LEVEL_LOGICAL as i32 {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "outbox message mode needs wal_level = logical",
+            "Set wal_level = logical and restart, or use mode table."
+        );
+    }
+}
+
+pub fn message_prefix() -> CString {
+    OUTBOX_MESSAGE_PREFIX
+        .get()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| c"distcount.outbox".to_owned())
+}
+
+// replication/message.h, which pgrx does not bind.
+unsafe extern "C-unwind" {
+    #[cfg(any(feature = "pg15", feature = "pg16"))]
+    fn LogLogicalMessage(
+        prefix: *const std::ffi::c_char,
+        message: *const std::ffi::c_char,
+        size: usize,
+        transactional: bool,
+    ) -> pg_sys::XLogRecPtr;
+    #[cfg(not(any(feature = "pg15", feature = "pg16")))]
+    fn LogLogicalMessage(
+        prefix: *const std::ffi::c_char,
+        message: *const std::ffi::c_char,
+        size: usize,
+        transactional: bool,
+        flush: bool,
+    ) -> pg_sys::XLogRecPtr;
+}
+
+/// Writes a logical decoding message straight into the WAL; returns its LSN.
+pub fn emit_message(prefix: &CStr, body: &[u8], transactional: bool) -> pg_sys::XLogRecPtr {
+    let message = body.as_ptr() as *const std::ffi::c_char;
+    unsafe {
+        pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            #[cfg(any(feature = "pg15", feature = "pg16"))]
+            let lsn = LogLogicalMessage(prefix.as_ptr(), message, body.len(), transactional);
+            #[cfg(not(any(feature = "pg15", feature = "pg16")))]
+            let lsn = LogLogicalMessage(prefix.as_ptr(), message, body.len(), transactional, false);
+            lsn
+        })
+    }
+}
+
+fn random_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    if !unsafe { pg_sys::pg_strong_random(bytes.as_mut_ptr().cast(), bytes.len()) } {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "could not generate a random event id"
+        );
+    }
+    bytes
+}
+
+thread_local! {
+    /// The last `pg_distcount.outbox_headers` text that parsed as a JSON object.
+    static CHECKED_HEADERS: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// `pg_distcount.outbox_headers` (JSON object text) when set; checked once per distinct value,
+/// because a message embeds it verbatim.
+pub fn session_headers() -> Option<String> {
+    let text = OUTBOX_HEADERS.get()?.to_string_lossy().into_owned();
+    if text.trim().is_empty() {
+        return None;
+    }
+    let known = CHECKED_HEADERS.with(|c| c.borrow().as_deref() == Some(text.as_str()));
+    if !known {
+        let cstr = CString::new(text.clone()).unwrap_or_default();
+        // jsonb_in raises 22P02 with the position of the error.
+        unsafe {
+            direct_function_call_as_datum(
+                pg_sys::jsonb_in,
+                &[Some(pg_sys::Datum::from(cstr.as_ptr()))],
+            );
+        }
+        // Valid JSON that starts with a brace is an object.
+        let is_object = text.trim_start().starts_with('{');
+        if !is_object {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "pg_distcount.outbox_headers must be a JSON object",
+                format!("Got: {text}")
+            );
+        }
+        CHECKED_HEADERS.with(|c| *c.borrow_mut() = Some(text.clone()));
+    }
+    Some(text)
+}
+
+/// JSON text of the payload, for a message.
+fn payload_json(payload: &Payload) -> Option<String> {
+    match payload {
+        Payload::Rows {
+            shape, old, new, ..
+        } => match shape {
+            PayloadShape::New => new.or(*old).map(row_json),
+            PayloadShape::OldNew => Some(old_new_payload(
+                old.map(row_json).as_deref(),
+                new.map(row_json).as_deref(),
+            )),
+        },
+        Payload::Jsonb(value) => value.map(|d| unsafe {
+            let out = direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(d)]);
+            let out = out
+                .map(|o| o.cast_mut_ptr::<std::ffi::c_char>())
+                .unwrap_or(std::ptr::null_mut());
+            if out.is_null() {
+                return "null".to_string();
+            }
+            CStr::from_ptr(out).to_string_lossy().into_owned()
+        }),
+    }
+}
+
+/// `row_to_json` of a composite datum.
+fn row_json(row: pg_sys::Datum) -> String {
+    unsafe {
+        match direct_function_call_as_datum(pg_sys::row_to_json, &[Some(row)]) {
+            Some(json) => {
+                let text = pg_sys::text_to_cstring(json.cast_mut_ptr());
+                CStr::from_ptr(text).to_string_lossy().into_owned()
+            }
+            None => "null".to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum PlanKey {
+    Rows(pg_sys::Oid, bool),
+    Jsonb,
+}
+
+thread_local! {
+    /// Saved INSERT plans, per row type and payload shape (the plan cache replans them when
+    /// the outbox table or a row type changes).
+    static PLANS: RefCell<HashMap<PlanKey, usize>> = RefCell::new(HashMap::new());
+}
+
+const INSERT_HEAD: &str = "INSERT INTO distcount.outbox \
+     (id, aggregatetype, aggregateid, type, payload, headers, tracingspancontext) \
+     VALUES ($1, $2, $3, $4, ";
+
+fn insert_plan(key: PlanKey) -> pg_sys::SPIPlanPtr {
+    if let Some(plan) = PLANS.with(|p| p.borrow().get(&key).copied()) {
+        return plan as pg_sys::SPIPlanPtr;
+    }
+    let (payload_expr, payload_types) = match key {
+        PlanKey::Rows(rowtype, false) => ("pg_catalog.to_jsonb($5)", [rowtype, rowtype]),
+        PlanKey::Rows(rowtype, true) => (
+            "pg_catalog.jsonb_build_object('old', $5, 'new', $6)",
+            [rowtype, rowtype],
+        ),
+        PlanKey::Jsonb => ("$5", [pg_sys::JSONBOID, pg_sys::JSONBOID]),
+    };
+    let sql = format!("{INSERT_HEAD}{payload_expr}, $7::pg_catalog.jsonb, $8)");
+    let sql = CString::new(sql).unwrap_or_default();
+    let mut types = [
+        pg_sys::UUIDOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        payload_types[0],
+        payload_types[1],
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+    ];
+    let plan = unsafe {
+        let plan = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
+        if plan.is_null() {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "could not prepare the outbox insert"
+            );
+        }
+        pg_sys::SPI_keepplan(plan);
+        plan
+    };
+    PLANS.with(|p| p.borrow_mut().insert(key, plan as usize));
+    plan
+}
+
+fn text_datum(s: &str) -> pg_sys::Datum {
+    unsafe {
+        pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
+            s.as_ptr() as *const std::ffi::c_char,
+            s.len() as i32,
+        ))
+    }
+}
+
+fn insert_row(event: &Event, id: &[u8; 16], headers: Option<&str>, tracing: Option<&str>) {
+    let (key, payload_a, payload_b) = match &event.payload {
+        Payload::Rows {
+            rowtype,
+            shape,
+            old,
+            new,
+        } => match shape {
+            PayloadShape::New => (PlanKey::Rows(*rowtype, false), new.or(*old), None),
+            PayloadShape::OldNew => (PlanKey::Rows(*rowtype, true), *old, *new),
+        },
+        Payload::Jsonb(value) => (PlanKey::Jsonb, *value, None),
+    };
+    let id_datum = unsafe {
+        let ptr = pg_sys::palloc(16) as *mut u8;
+        std::ptr::copy_nonoverlapping(id.as_ptr(), ptr, 16);
+        pg_sys::Datum::from(ptr)
+    };
+    let optional = |v: Option<pg_sys::Datum>| v.unwrap_or(pg_sys::Datum::from(0usize));
+    let mut values = [
+        id_datum,
+        text_datum(event.aggregate_type),
+        text_datum(event.aggregate_id),
+        text_datum(event.event_type),
+        optional(payload_a),
+        optional(payload_b),
+        headers
+            .map(text_datum)
+            .unwrap_or(pg_sys::Datum::from(0usize)),
+        tracing
+            .map(text_datum)
+            .unwrap_or(pg_sys::Datum::from(0usize)),
+    ];
+    let null = |present: bool| if present { b' ' } else { b'n' } as std::ffi::c_char;
+    let nulls = [
+        null(true),
+        null(true),
+        null(true),
+        null(true),
+        null(payload_a.is_some()),
+        null(payload_b.is_some()),
+        null(headers.is_some()),
+        null(tracing.is_some()),
+    ];
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "SPI_connect failed in the outbox"
+            );
+        }
+        let plan = insert_plan(key);
+        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), false, 0);
+        if rc != pg_sys::SPI_OK_INSERT as i32 {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("the outbox insert failed (SPI code {rc})")
+            );
+        }
+        pg_sys::SPI_finish();
+    }
+}

@@ -1,0 +1,457 @@
+-- Outbox: an event written in the same transaction as the business row, as a row in
+-- distcount.outbox (mode table), a transactional logical decoding message (mode message) or
+-- both. The trigger functions and outbox_emit are in Rust (src/outbox/sql.rs); the relay for
+-- teams without CDC is PL/pgSQL, below.
+
+CREATE SEQUENCE outbox_seq;
+-- Debezium's outbox event router reads these column names with its default settings.
+CREATE TABLE outbox (
+    id                 uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    aggregatetype      varchar(255) NOT NULL,
+    aggregateid        varchar(255) NOT NULL,
+    type               varchar(255) NOT NULL,
+    payload            jsonb,
+    headers            jsonb,
+    tracingspancontext varchar(512),
+    seq                bigint NOT NULL DEFAULT pg_catalog.nextval('distcount.outbox_seq'),
+    txid               xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    created_at         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+ALTER SEQUENCE outbox_seq OWNED BY outbox.seq;
+-- The relay reads events by writing transaction (see outbox_ingest).
+CREATE INDEX outbox_txid_idx ON outbox (txid);
+-- Events are the application's data: pg_dump keeps them.
+SELECT pg_catalog.pg_extension_config_dump('outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox_seq', '');
+COMMENT ON TABLE outbox IS 'Outbox events (insert-only; Debezium event router column names). seq orders events; txid is the writing transaction.';
+
+-- The event router treats an UPDATE of the outbox as invalid; delivery state lives elsewhere.
+-- outbox_ingest may rewrite txid of rows restored from another cluster (see there).
+CREATE FUNCTION outbox_refuse_update() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF current_setting('distcount.outbox_rebasing', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'distcount.outbox is insert-only'
+        USING ERRCODE = '55000',
+              HINT = 'CDC routers treat an UPDATE of an outbox row as invalid; write a new event instead.';
+END
+$$;
+CREATE TRIGGER outbox_insert_only BEFORE UPDATE ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION outbox_refuse_update();
+
+-- Writing events ------------------------------------------------------------------------------
+
+CREATE FUNCTION outbox_trigger() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'outbox_trigger';
+COMMENT ON FUNCTION outbox_trigger() IS 'AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW trigger: one outbox event per changed row. Arguments: aggregatetype, key column(s) [, mode table|message|both|default [, type format (default {aggregatetype}{Op}) [, payload new|old_new]]].';
+
+CREATE FUNCTION outbox_statement_trigger() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'outbox_statement_trigger';
+COMMENT ON FUNCTION outbox_statement_trigger() IS 'AFTER INSERT (or UPDATE, or DELETE) ... REFERENCING NEW (OLD) TABLE AS t FOR EACH STATEMENT trigger: the events of a bulk statement in one set-based pass. Arguments as outbox_trigger, payload new only.';
+
+CREATE FUNCTION outbox_emit(aggregatetype text, aggregateid text, type text, payload jsonb,
+                            mode text DEFAULT NULL) RETURNS uuid
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'outbox_emit';
+COMMENT ON FUNCTION outbox_emit(text, text, text, jsonb, text) IS 'Writes one event in the current transaction (mode table, message, both; default pg_distcount.outbox_mode) and returns its id.';
+
+CREATE FUNCTION cdc_heartbeat(prefix text DEFAULT 'distcount.heartbeat') RETURNS pg_lsn
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cdc_heartbeat';
+COMMENT ON FUNCTION cdc_heartbeat(text) IS 'Writes and flushes a non-transactional logical decoding message, so an idle logical slot can advance (Debezium heartbeat.action.query). Returns its LSN.';
+
+CREATE FUNCTION outbox_null_key(key_column text) RETURNS text
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'outbox trigger: key column "%" is null', key_column
+        USING ERRCODE = '23502', HINT = 'An event needs an aggregate id; make the key column NOT NULL.';
+END
+$$;
+COMMENT ON FUNCTION outbox_null_key(text) IS 'Internal: raises the error of a null key column in outbox_statement_trigger.';
+
+CREATE FUNCTION outbox_trigger_check(trigger oid, statement_form boolean) RETURNS void
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'outbox_trigger_check_wrapper';
+COMMENT ON FUNCTION outbox_trigger_check(oid, boolean) IS 'Internal: refuses, at CREATE TRIGGER, an outbox trigger whose attachment or arguments could not write its events.';
+
+CREATE FUNCTION outbox_check_new_triggers() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN
+        SELECT tg.oid, tg.tgfoid = 'distcount.outbox_statement_trigger()'::regprocedure AS statement_form
+          FROM pg_event_trigger_ddl_commands() AS c
+          JOIN pg_trigger AS tg ON tg.oid = c.objid
+         WHERE c.classid = 'pg_trigger'::regclass
+           AND tg.tgfoid IN ('distcount.outbox_trigger()'::regprocedure,
+                             'distcount.outbox_statement_trigger()'::regprocedure)
+    LOOP
+        PERFORM distcount.outbox_trigger_check(t.oid, t.statement_form);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION outbox_check_new_triggers() IS 'Internal: event trigger function checking new outbox triggers.';
+CREATE EVENT TRIGGER distcount_outbox_check ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER')
+    EXECUTE FUNCTION outbox_check_new_triggers();
+
+CREATE FUNCTION outbox_max_attempts() RETURNS integer
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'outbox_max_attempts_wrapper';
+COMMENT ON FUNCTION outbox_max_attempts() IS 'Claims after which the relay dead-letters an event (setting pg_distcount.outbox_max_attempts).';
+
+-- The relay -----------------------------------------------------------------------------------
+--
+-- Each consumer (a name; concurrent workers with one name share its events, different names
+-- each get every event) has its own queue, outbox_pending, filled from the outbox by snapshot:
+-- a fill queues the events visible now that the previous fill's snapshot could not see, and
+-- keeps the current snapshot. So an event whose transaction commits late, whatever its seq, is
+-- queued by the next fill, and events of one aggregate whose writers were serialised (by the
+-- business row's lock) are queued in commit order. One event per aggregate is the head
+-- (is_head); only heads are handed out, and the next event of an aggregate becomes the head
+-- when the current one is acknowledged or dead-lettered: per-aggregate order.
+-- Locks: filling a queue and moving its heads take one advisory lock per consumer (exclusive to
+-- fill, shared to move heads), so a head is never lost between the two.
+-- Relay state is not dumped: after a restore, consumers start over (at-least-once).
+
+CREATE TABLE outbox_consumer (
+    consumer   text PRIMARY KEY CHECK (consumer <> ''),
+    seen       pg_snapshot NOT NULL DEFAULT '1:1:',
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE outbox_consumer IS 'Relay consumers: every event written by a transaction visible in snapshot seen is queued or done.';
+
+-- fillfactor leaves room for the lease updates to stay HOT.
+CREATE TABLE outbox_pending (
+    consumer      text NOT NULL,
+    id            uuid NOT NULL,
+    seq           bigint NOT NULL,
+    aggregatetype varchar(255) NOT NULL,
+    aggregateid   varchar(255) NOT NULL,
+    is_head       boolean NOT NULL,
+    attempts      integer NOT NULL DEFAULT 0,
+    leased_until  timestamptz,
+    last_error    text,
+    PRIMARY KEY (consumer, id)
+) WITH (fillfactor = 70);
+CREATE INDEX outbox_pending_head_idx ON outbox_pending (consumer, seq) WHERE is_head;
+CREATE INDEX outbox_pending_aggregate_idx ON outbox_pending (consumer, aggregatetype, aggregateid, seq);
+COMMENT ON TABLE outbox_pending IS 'Relay queues: events not yet acknowledged by a consumer, with their lease and attempt count.';
+
+CREATE TABLE outbox_dead (
+    consumer      text NOT NULL,
+    id            uuid NOT NULL,
+    seq           bigint NOT NULL,
+    aggregatetype varchar(255) NOT NULL,
+    aggregateid   varchar(255) NOT NULL,
+    attempts      integer NOT NULL,
+    last_error    text,
+    died_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (consumer, id)
+);
+COMMENT ON TABLE outbox_dead IS 'Dead letters: events a consumer failed pg_distcount.outbox_max_attempts times (outbox_retry_dead puts them back).';
+
+CREATE FUNCTION outbox_check_consumer(consumer text, batch integer DEFAULT 1, lease interval DEFAULT '1 second')
+    RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF consumer IS NULL THEN
+        RAISE EXCEPTION 'outbox relay: the consumer name must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF consumer = '' THEN
+        RAISE EXCEPTION 'outbox relay: the consumer name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 100000 THEN
+        RAISE EXCEPTION 'outbox relay: batch must be 1 to 100000, got %', coalesce(batch::text, 'null')
+            USING ERRCODE = '22023';
+    END IF;
+    IF lease IS NULL OR lease <= interval '0' THEN
+        RAISE EXCEPTION 'outbox relay: the lease must be a positive interval' USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox_check_consumer(text, integer, interval) IS 'Internal: argument checks of the relay functions.';
+
+-- Queues the events that became visible since the consumer's last fill; returns how many.
+CREATE FUNCTION outbox_ingest(consumer text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_consumer text := outbox_ingest.consumer;
+    v_seen pg_snapshot;
+    v_queued bigint;
+BEGIN
+    -- One filler per consumer; a claimer that finds it busy serves what is queued.
+    IF NOT pg_try_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer)) THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO distcount.outbox_consumer AS c (consumer) VALUES (v_consumer) ON CONFLICT DO NOTHING;
+    SELECT c.seen INTO v_seen FROM distcount.outbox_consumer AS c WHERE c.consumer = v_consumer;
+    -- Rows restored from another cluster can carry transaction ids this cluster has not reached
+    -- yet; they committed long ago, so give them the current one (one index probe when none).
+    IF (SELECT max(o.txid) FROM distcount.outbox AS o) >= pg_snapshot_xmax(pg_current_snapshot()) THEN
+        PERFORM set_config('distcount.outbox_rebasing', 'on', true);
+        UPDATE distcount.outbox AS o SET txid = pg_current_xact_id()
+         WHERE o.txid >= pg_snapshot_xmax(pg_current_snapshot());
+        PERFORM set_config('distcount.outbox_rebasing', 'off', true);
+    END IF;
+    -- One statement, so the rows read and the snapshot kept are the same snapshot.
+    WITH queued AS (
+        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
+        SELECT v_consumer, o.id, o.seq, o.aggregatetype, o.aggregateid,
+               row_number() OVER (PARTITION BY o.aggregatetype, o.aggregateid ORDER BY o.seq) = 1
+               AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
+                                WHERE q.consumer = v_consumer
+                                  AND q.aggregatetype = o.aggregatetype
+                                  AND q.aggregateid = o.aggregateid)
+          FROM distcount.outbox AS o
+         WHERE o.txid >= pg_snapshot_xmin(v_seen) AND NOT pg_visible_in_snapshot(o.txid, v_seen)
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    ), moved AS (
+        UPDATE distcount.outbox_consumer AS c SET seen = pg_current_snapshot()
+         WHERE c.consumer = v_consumer
+    )
+    SELECT count(*) INTO v_queued FROM queued;
+    RETURN v_queued;
+END
+$$;
+COMMENT ON FUNCTION outbox_ingest(text) IS 'Internal: queues for a consumer the events committed since its last fill.';
+
+-- Removes heads from a queue (acknowledged, or dead-lettered) and promotes each aggregate's
+-- next event to head.
+CREATE FUNCTION outbox_remove_heads(consumer text, ids uuid[], dead boolean) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_consumer text := outbox_remove_heads.consumer;
+    v_dead boolean := outbox_remove_heads.dead;
+    v_count integer;
+    v_types text[];
+    v_aggregates text[];
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtext('distcount.outbox'), hashtext(v_consumer));
+    WITH gone AS (
+        DELETE FROM distcount.outbox_pending AS p
+         WHERE p.consumer = v_consumer AND p.id = ANY (outbox_remove_heads.ids) AND p.is_head
+           AND (v_dead OR p.attempts > 0)
+        RETURNING p.*
+    ), buried AS (
+        INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
+        SELECT g.consumer, g.id, g.seq, g.aggregatetype, g.aggregateid, g.attempts, g.last_error
+          FROM gone AS g WHERE v_dead
+        ON CONFLICT DO NOTHING
+    )
+    SELECT count(*), array_agg(g.aggregatetype), array_agg(g.aggregateid)
+      INTO v_count, v_types, v_aggregates
+      FROM gone AS g;
+    IF v_count > 0 THEN
+        UPDATE distcount.outbox_pending AS p SET is_head = true
+          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+          CROSS JOIN LATERAL (
+              SELECT q.id FROM distcount.outbox_pending AS q
+               WHERE q.consumer = v_consumer
+                 AND q.aggregatetype = a.aggregatetype
+                 AND q.aggregateid = a.aggregateid
+               ORDER BY q.seq LIMIT 1) AS nxt
+         WHERE p.consumer = v_consumer AND p.id = nxt.id AND NOT p.is_head;
+    END IF;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION outbox_remove_heads(text, uuid[], boolean) IS 'Internal: removes acknowledged or dead events from a queue and promotes the next event of each aggregate.';
+
+CREATE FUNCTION outbox_claim(consumer text, batch integer DEFAULT 100,
+                             lease interval DEFAULT '30 seconds')
+    RETURNS SETOF outbox
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_consumer text := outbox_claim.consumer;
+    v_max integer := distcount.outbox_max_attempts();
+    v_ids uuid[];
+    v_dead uuid[];
+BEGIN
+    PERFORM distcount.outbox_check_consumer(v_consumer, outbox_claim.batch, outbox_claim.lease);
+    PERFORM distcount.outbox_ingest(v_consumer);
+    -- Heads free to take: never leased, or their lease ran out. A head out of attempts is
+    -- dead-lettered instead (its consumer crashed or hung max_attempts times).
+    FOR attempt_round IN 1..10 LOOP
+        SELECT array_agg(h.id) FILTER (WHERE h.attempts < v_max),
+               array_agg(h.id) FILTER (WHERE h.attempts >= v_max)
+          INTO v_ids, v_dead
+          FROM (SELECT p.id, p.attempts
+                  FROM distcount.outbox_pending AS p
+                 WHERE p.consumer = v_consumer AND p.is_head
+                   AND (p.leased_until IS NULL OR p.leased_until <= clock_timestamp())
+                 ORDER BY p.seq
+                 LIMIT outbox_claim.batch
+                   FOR UPDATE SKIP LOCKED) AS h;
+        IF v_dead IS NOT NULL THEN
+            PERFORM distcount.outbox_remove_heads(v_consumer, v_dead, true);
+        END IF;
+        EXIT WHEN v_dead IS NULL OR v_ids IS NOT NULL;
+    END LOOP;
+    IF v_ids IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH leased AS (
+        UPDATE distcount.outbox_pending AS p
+           SET attempts = p.attempts + 1,
+               leased_until = clock_timestamp() + outbox_claim.lease
+         WHERE p.consumer = v_consumer AND p.id = ANY (v_ids)
+        RETURNING p.id
+    )
+    SELECT o.* FROM distcount.outbox AS o JOIN leased AS l ON l.id = o.id ORDER BY o.seq;
+END
+$$;
+COMMENT ON FUNCTION outbox_claim(text, integer, interval) IS 'Leases up to batch events to a consumer: the oldest unacknowledged event of each aggregate, at most one per aggregate, none whose transaction could still be overtaken. Call it in its own transaction.';
+
+CREATE FUNCTION outbox_ack(consumer text, ids uuid[]) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM distcount.outbox_check_consumer(outbox_ack.consumer);
+    RETURN distcount.outbox_remove_heads(outbox_ack.consumer, outbox_ack.ids, false);
+END
+$$;
+COMMENT ON FUNCTION outbox_ack(text, uuid[]) IS 'Acknowledges claimed events; the next event of each aggregate becomes claimable. Returns how many were acknowledged (ids never claimed are ignored).';
+
+CREATE FUNCTION outbox_nack(consumer text, id uuid, error text DEFAULT NULL,
+                            retry_in interval DEFAULT '0 seconds') RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_attempts integer;
+BEGIN
+    PERFORM distcount.outbox_check_consumer(outbox_nack.consumer);
+    UPDATE distcount.outbox_pending AS p
+       SET last_error = outbox_nack.error,
+           leased_until = clock_timestamp() + coalesce(outbox_nack.retry_in, interval '0')
+     WHERE p.consumer = outbox_nack.consumer AND p.id = outbox_nack.id AND p.is_head
+       AND p.attempts > 0
+    RETURNING p.attempts INTO v_attempts;
+    IF NOT FOUND THEN
+        RETURN 'unknown';
+    END IF;
+    IF v_attempts >= distcount.outbox_max_attempts() THEN
+        PERFORM distcount.outbox_remove_heads(outbox_nack.consumer, ARRAY[outbox_nack.id], true);
+        RETURN 'dead';
+    END IF;
+    RETURN 'retry';
+END
+$$;
+COMMENT ON FUNCTION outbox_nack(text, uuid, text, interval) IS 'Reports a failed delivery: the event is claimable again after retry_in, or dead-lettered once it used pg_distcount.outbox_max_attempts claims. Returns retry, dead or unknown.';
+
+CREATE FUNCTION outbox_retry_dead(consumer text, ids uuid[] DEFAULT NULL) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_consumer text := outbox_retry_dead.consumer;
+    v_count integer;
+BEGIN
+    PERFORM distcount.outbox_check_consumer(v_consumer);
+    PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer));
+    WITH back AS (
+        DELETE FROM distcount.outbox_dead AS d
+         WHERE d.consumer = v_consumer AND (outbox_retry_dead.ids IS NULL OR d.id = ANY (outbox_retry_dead.ids))
+        RETURNING d.*
+    )
+    INSERT INTO distcount.outbox_pending (consumer, id, seq, aggregatetype, aggregateid, is_head)
+    SELECT b.consumer, b.id, b.seq, b.aggregatetype, b.aggregateid,
+           row_number() OVER (PARTITION BY b.aggregatetype, b.aggregateid ORDER BY b.seq) = 1
+           AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
+                            WHERE q.consumer = v_consumer
+                              AND q.aggregatetype = b.aggregatetype
+                              AND q.aggregateid = b.aggregateid)
+      FROM back AS b
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION outbox_retry_dead(text, uuid[]) IS 'Puts dead letters of a consumer (all, or the given ids) back in its queue with fresh attempts.';
+
+CREATE FUNCTION outbox_drop_consumer(consumer text) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(outbox_drop_consumer.consumer));
+    DELETE FROM distcount.outbox_pending AS p WHERE p.consumer = outbox_drop_consumer.consumer;
+    DELETE FROM distcount.outbox_dead AS d WHERE d.consumer = outbox_drop_consumer.consumer;
+    DELETE FROM distcount.outbox_consumer AS c WHERE c.consumer = outbox_drop_consumer.consumer;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION outbox_drop_consumer(text) IS 'Forgets a relay consumer: its position, queue and dead letters.';
+
+CREATE FUNCTION outbox_cleanup(older_than interval DEFAULT '7 days') RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_deleted bigint;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'outbox_cleanup: older_than must be a non-negative interval' USING ERRCODE = '22023';
+    END IF;
+    -- Kept: events some consumer has not queued yet, still has queued, or holds as dead letters.
+    DELETE FROM distcount.outbox AS o
+     WHERE o.created_at < clock_timestamp() - older_than
+       AND NOT EXISTS (SELECT FROM distcount.outbox_consumer AS c
+                        WHERE NOT pg_visible_in_snapshot(o.txid, c.seen))
+       AND NOT EXISTS (SELECT FROM distcount.outbox_consumer AS c
+                         JOIN distcount.outbox_pending AS p ON p.consumer = c.consumer AND p.id = o.id)
+       AND NOT EXISTS (SELECT FROM distcount.outbox_consumer AS c
+                         JOIN distcount.outbox_dead AS d ON d.consumer = c.consumer AND d.id = o.id);
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    RETURN v_deleted;
+END
+$$;
+COMMENT ON FUNCTION outbox_cleanup(interval) IS 'Deletes outbox events older than older_than that every relay consumer is done with; returns how many.';
+
+CREATE VIEW outbox_stats AS
+SELECT c.consumer,
+       (SELECT count(*) FROM distcount.outbox_pending AS p WHERE p.consumer = c.consumer) AS queued,
+       (SELECT count(*) FROM distcount.outbox AS o
+         WHERE o.txid >= pg_catalog.pg_snapshot_xmin(c.seen)
+           AND NOT pg_catalog.pg_visible_in_snapshot(o.txid, c.seen)) AS not_yet_queued,
+       (SELECT count(*) FROM distcount.outbox_pending AS p
+         WHERE p.consumer = c.consumer AND p.leased_until > pg_catalog.clock_timestamp()) AS leased,
+       (SELECT count(*) FROM distcount.outbox_dead AS d WHERE d.consumer = c.consumer) AS dead,
+       (SELECT pg_catalog.clock_timestamp() - min(o.created_at)
+          FROM distcount.outbox_pending AS p JOIN distcount.outbox AS o ON o.id = p.id
+         WHERE p.consumer = c.consumer) AS oldest_queued_age
+  FROM distcount.outbox_consumer AS c;
+COMMENT ON VIEW outbox_stats IS 'Per relay consumer: queued and not yet queued events, active leases, dead letters, age of the oldest queued event.';
+
+CREATE VIEW slot_lag AS
+SELECT s.slot_name, s.plugin, s.slot_type, s.database, s.active, s.wal_status,
+       s.restart_lsn, s.confirmed_flush_lsn,
+       pg_catalog.pg_wal_lsn_diff(w.lsn, s.restart_lsn) AS retained_bytes,
+       pg_catalog.pg_wal_lsn_diff(w.lsn, s.confirmed_flush_lsn) AS lag_bytes
+  FROM pg_catalog.pg_replication_slots AS s,
+       LATERAL (SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+                            ELSE pg_catalog.pg_current_wal_lsn() END AS lsn) AS w;
+COMMENT ON VIEW slot_lag IS 'Replication slots with the WAL each one holds back (retained_bytes) and its consumer''s lag (lag_bytes); run cdc_heartbeat() to move an idle logical slot.';

@@ -1,0 +1,509 @@
+//! SQL entry points of the outbox: the row and statement trigger functions, their check at
+//! CREATE TRIGGER time, `outbox_emit` and `cdc_heartbeat`.
+
+use super::emit::{
+    Event, Payload, effective_mode, emit_message, message_prefix, require_logical_wal,
+    session_headers, write_event,
+};
+use super::event::{
+    Attachment, Form, Mode, Op, PayloadShape, TriggerConfig, aggregate_id, check_attachment,
+    check_key_columns,
+};
+use crate::common::report::OrRaise;
+use crate::settings::{OUTBOX_MAX_ATTEMPTS, OUTBOX_TRACING};
+use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::{CStr, CString, c_char};
+
+// TriggerData.tg_event bits (commands/trigger.h).
+const EVENT_OPMASK: u32 = 0x3;
+const EVENT_INSERT: u32 = 0x0;
+const EVENT_DELETE: u32 = 0x1;
+const EVENT_UPDATE: u32 = 0x2;
+const EVENT_ROW: u32 = 0x4;
+const EVENT_TIMINGMASK: u32 = 0x18; // BEFORE 0x8, INSTEAD 0x10, AFTER 0
+
+// pg_trigger.tgtype bits (catalog/pg_trigger.h).
+const TYPE_ROW: i32 = 1 << 0;
+const TYPE_BEFORE: i32 = 1 << 1;
+const TYPE_INSERT: i32 = 1 << 2;
+const TYPE_DELETE: i32 = 1 << 3;
+const TYPE_UPDATE: i32 = 1 << 4;
+const TYPE_TRUNCATE: i32 = 1 << 5;
+const TYPE_INSTEAD: i32 = 1 << 6;
+
+fn cstr_lossy(ptr: *const c_char) -> String {
+    if ptr.is_null() {
+        return String::new();
+    }
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The TriggerData of a call, or an error when the function was called some other way.
+unsafe fn trigger_data<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    name: &str,
+) -> &'a pg_sys::TriggerData {
+    unsafe {
+        let context = (*fcinfo).context;
+        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                format!("distcount.{name}() is a trigger function and cannot be called directly")
+            );
+        }
+        &*(context as *const pg_sys::TriggerData)
+    }
+}
+
+unsafe fn trigger_args(trigger: *const pg_sys::Trigger) -> Vec<String> {
+    unsafe {
+        let n = (*trigger).tgnargs as usize;
+        (0..n)
+            .map(|i| cstr_lossy(*(*trigger).tgargs.add(i)))
+            .collect()
+    }
+}
+
+fn parse_config(args: &[String]) -> TriggerConfig {
+    let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    TriggerConfig::parse(&refs).or_raise()
+}
+
+unsafe fn firing(td: &pg_sys::TriggerData) -> (Op, Attachment) {
+    let event = td.tg_event;
+    let op = match event & EVENT_OPMASK {
+        EVENT_INSERT => Op::Insert,
+        EVENT_DELETE => Op::Delete,
+        EVENT_UPDATE => Op::Update,
+        _ => Op::Insert, // TRUNCATE: refused by check_attachment below
+    };
+    let trigger = td.tg_trigger;
+    let attachment = Attachment {
+        for_each_row: event & EVENT_ROW != 0,
+        after: event & EVENT_TIMINGMASK == 0,
+        insert: op == Op::Insert && event & EVENT_OPMASK != 3,
+        update: op == Op::Update,
+        delete: op == Op::Delete,
+        truncate: event & EVENT_OPMASK == 3,
+        new_table: unsafe { !(*trigger).tgnewtable.is_null() },
+        old_table: unsafe { !(*trigger).tgoldtable.is_null() },
+    };
+    (op, attachment)
+}
+
+unsafe fn relation_name(rel: pg_sys::Relation) -> String {
+    unsafe { cstr_lossy((*(*rel).rd_rel).relname.data.as_ptr()) }
+}
+
+unsafe fn column_exists(tupdesc: pg_sys::TupleDesc, name: &str) -> bool {
+    let name = CString::new(name).unwrap_or_default();
+    unsafe { pg_sys::SPI_fnumber(tupdesc, name.as_ptr()) > 0 }
+}
+
+/// `outbox_trigger('Order', 'id' [, mode [, type_format [, payload]]])`: AFTER … FOR EACH ROW.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn outbox_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let td = trigger_data(fcinfo, "outbox_trigger");
+        let (op, attachment) = firing(td);
+        let config = parse_config(&trigger_args(td.tg_trigger));
+        check_attachment(Form::Row, &attachment, &config).or_raise();
+
+        let rel = td.tg_relation;
+        let tupdesc = (*rel).rd_att;
+        let (old, new) = match op {
+            Op::Insert => (None, Some(td.tg_trigtuple)),
+            Op::Update => (Some(td.tg_trigtuple), Some(td.tg_newtuple)),
+            Op::Delete => (Some(td.tg_trigtuple), None),
+        };
+        let key_tuple = new.or(old).unwrap_or(std::ptr::null_mut());
+
+        let table = relation_name(rel);
+        let mut key_values = Vec::with_capacity(config.key_columns.len());
+        for column in &config.key_columns {
+            let name = CString::new(column.as_str()).unwrap_or_default();
+            let attnum = pg_sys::SPI_fnumber(tupdesc, name.as_ptr());
+            if attnum <= 0 {
+                check_key_columns(&config, &table, |_| false).or_raise();
+            }
+            let value = pg_sys::SPI_getvalue(key_tuple, tupdesc, attnum);
+            if value.is_null() {
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
+                    format!("outbox trigger: key column \"{column}\" of table \"{table}\" is null"),
+                    "An event needs an aggregate id; make the key column NOT NULL."
+                );
+            }
+            key_values.push(cstr_lossy(value));
+        }
+        let refs: Vec<&str> = key_values.iter().map(|s| s.as_str()).collect();
+        let aggregate_id = aggregate_id(&refs);
+        check_id_length(&aggregate_id);
+
+        // Only the rows the payload shows are copied into datums.
+        let as_datum = |t: *mut pg_sys::HeapTupleData| pg_sys::heap_copy_tuple_as_datum(t, tupdesc);
+        let (old_datum, new_datum) = match (config.payload, op) {
+            (PayloadShape::OldNew, _) | (_, Op::Delete) => (old.map(as_datum), new.map(as_datum)),
+            (PayloadShape::New, _) => (None, new.map(as_datum)),
+        };
+        let event_type = config.event_type(op, &table);
+        let event = Event {
+            aggregate_type: &config.aggregate_type,
+            aggregate_id: &aggregate_id,
+            event_type: &event_type,
+            payload: Payload::Rows {
+                rowtype: (*(*rel).rd_rel).reltype,
+                shape: config.payload,
+                old: old_datum,
+                new: new_datum,
+            },
+        };
+        write_event(&event, effective_mode(config.mode));
+        pg_sys::Datum::from(0usize)
+    }
+}
+
+fn check_id_length(aggregate_id: &str) {
+    if aggregate_id.len() > 255 {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+            format!(
+                "outbox aggregate id is {} bytes; at most 255 fit the outbox",
+                aggregate_id.len()
+            )
+        );
+    }
+}
+
+/// `outbox_statement_trigger('Order', 'id' [, mode [, type_format]])`: AFTER INSERT (or UPDATE,
+/// or DELETE) … REFERENCING NEW (OLD) TABLE AS t FOR EACH STATEMENT: one set-based pass.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn outbox_statement_trigger(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe {
+        let td = trigger_data(fcinfo, "outbox_statement_trigger");
+        let (op, attachment) = firing(td);
+        let config = parse_config(&trigger_args(td.tg_trigger));
+        check_attachment(Form::Statement, &attachment, &config).or_raise();
+        let rel = td.tg_relation;
+        let table = relation_name(rel);
+        check_key_columns(&config, &table, |c| column_exists((*rel).rd_att, c)).or_raise();
+        let mode = effective_mode(config.mode);
+        if mode.writes_message() {
+            require_logical_wal();
+        }
+        let transition = if op == Op::Delete {
+            (*td.tg_trigger).tgoldtable
+        } else {
+            (*td.tg_trigger).tgnewtable
+        };
+        let sql = statement_sql(&config, mode, &cstr_lossy(transition));
+        let event_type = config.event_type(op, &table);
+        let headers = session_headers();
+        let tracing = OUTBOX_TRACING
+            .get()
+            .map(|c| c.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty());
+        let prefix = message_prefix();
+        let text = |s: &str| {
+            pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
+                s.as_ptr() as *const c_char,
+                s.len() as i32,
+            ))
+        };
+        let mut types = [pg_sys::TEXTOID; 5];
+        let mut values = [
+            text(&config.aggregate_type),
+            text(&event_type),
+            headers
+                .as_deref()
+                .map(text)
+                .unwrap_or(pg_sys::Datum::from(0usize)),
+            tracing
+                .as_deref()
+                .map(text)
+                .unwrap_or(pg_sys::Datum::from(0usize)),
+            text(&prefix.to_string_lossy()),
+        ];
+        let nulls: [c_char; 5] = [
+            b' ' as c_char,
+            b' ' as c_char,
+            if headers.is_some() { b' ' } else { b'n' } as c_char,
+            if tracing.is_some() { b' ' } else { b'n' } as c_char,
+            b' ' as c_char,
+        ];
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "SPI_connect failed in the outbox"
+            );
+        }
+        pg_sys::SPI_register_trigger_data(td as *const _ as *mut pg_sys::TriggerData);
+        let sql = CString::new(sql).unwrap_or_default();
+        let rc = pg_sys::SPI_execute_with_args(
+            sql.as_ptr(),
+            5,
+            types.as_mut_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            false,
+            0,
+        );
+        if rc < 0 {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("the outbox statement trigger failed (SPI code {rc})")
+            );
+        }
+        pg_sys::SPI_finish();
+        pg_sys::Datum::from(0usize)
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The one statement that writes the events of a whole transition table.
+/// Parameters: $1 aggregate type, $2 event type, $3 headers, $4 tracing context, $5 prefix.
+fn statement_sql(config: &TriggerConfig, mode: Mode, transition: &str) -> String {
+    let keys: Vec<String> = config
+        .key_columns
+        .iter()
+        .map(|c| {
+            format!(
+                "coalesce((t.{})::pg_catalog.text, distcount.outbox_null_key({}))",
+                quote_ident(c),
+                quote_literal(c)
+            )
+        })
+        .collect();
+    let key = if keys.len() == 1 {
+        keys[0].clone()
+    } else {
+        format!(
+            "pg_catalog.json_build_array({})::pg_catalog.text",
+            keys.join(", ")
+        )
+    };
+    let from = format!("FROM {} AS t", quote_ident(transition));
+    let insert = format!(
+        "INSERT INTO distcount.outbox (aggregatetype, aggregateid, type, payload, headers, tracingspancontext) \
+         SELECT $1, {key}, $2, pg_catalog.to_jsonb(t), $3::pg_catalog.jsonb, $4 {from}"
+    );
+    let message = |fields: &str, source: &str| {
+        format!(
+            "SELECT pg_catalog.count(pg_catalog.pg_logical_emit_message(true, $5, \
+             pg_catalog.json_build_object({fields})::pg_catalog.text)) {source}"
+        )
+    };
+    match mode {
+        Mode::Table => insert,
+        Mode::Message => message(
+            &format!(
+                "'id', pg_catalog.gen_random_uuid(), 'aggregatetype', $1, 'aggregateid', {key}, \
+                 'type', $2, 'payload', pg_catalog.row_to_json(t), 'headers', $3::pg_catalog.json, \
+                 'tracingspancontext', $4"
+            ),
+            &from,
+        ),
+        Mode::Both => format!(
+            "WITH ev AS ({insert} RETURNING id, aggregatetype, aggregateid, type, payload, headers, \
+             tracingspancontext) {}",
+            message(
+                "'id', ev.id, 'aggregatetype', ev.aggregatetype, 'aggregateid', ev.aggregateid, \
+                 'type', ev.type, 'payload', ev.payload, 'headers', ev.headers, \
+                 'tracingspancontext', ev.tracingspancontext",
+                "FROM ev"
+            )
+        ),
+    }
+}
+
+/// Called by the event trigger after CREATE TRIGGER: refuses a trigger that could never write
+/// its events (wrong timing, level or events, bad arguments, unknown key column).
+#[pg_extern(sql = false)]
+fn outbox_trigger_check(trigger: pg_sys::Oid, statement_form: bool) {
+    let row = Spi::get_three_with_args::<pg_sys::Oid, i32, Vec<u8>>(
+        "SELECT tgrelid, tgtype::int4, tgargs FROM pg_catalog.pg_trigger WHERE oid = $1",
+        &[trigger.into()],
+    );
+    let Ok((Some(relid), Some(tgtype), args)) = row else {
+        return;
+    };
+    let tables = Spi::get_two_with_args::<bool, bool>(
+        "SELECT tgnewtable IS NOT NULL, tgoldtable IS NOT NULL FROM pg_catalog.pg_trigger WHERE oid = $1",
+        &[trigger.into()],
+    );
+    let (new_table, old_table) = match tables {
+        Ok((n, o)) => (n.unwrap_or(false), o.unwrap_or(false)),
+        Err(_) => (false, false),
+    };
+    let args = args.unwrap_or_default();
+    let mut parts: Vec<String> = args
+        .split(|b| *b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    parts.pop(); // every argument ends with a NUL
+    let config = parse_config(&parts);
+    let attachment = Attachment {
+        for_each_row: tgtype & TYPE_ROW != 0,
+        after: tgtype & (TYPE_BEFORE | TYPE_INSTEAD) == 0,
+        insert: tgtype & TYPE_INSERT != 0,
+        update: tgtype & TYPE_UPDATE != 0,
+        delete: tgtype & TYPE_DELETE != 0,
+        truncate: tgtype & TYPE_TRUNCATE != 0,
+        new_table,
+        old_table,
+    };
+    let form = if statement_form {
+        Form::Statement
+    } else {
+        Form::Row
+    };
+    check_attachment(form, &attachment, &config).or_raise();
+    let columns: Vec<String> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT attname::text FROM pg_catalog.pg_attribute \
+                 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
+                None,
+                &[relid.into()],
+            )
+            .map(|rows| {
+                rows.filter_map(|r| r.get::<String>(1).ok().flatten())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    });
+    let table =
+        Spi::get_one_with_args::<String>("SELECT $1::pg_catalog.regclass::text", &[relid.into()])
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+    check_key_columns(&config, &table, |c| columns.iter().any(|x| x == c)).or_raise();
+}
+
+/// `outbox_emit(aggregatetype, aggregateid, type, payload jsonb [, mode]) → uuid`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn outbox_emit(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let nargs = (*fcinfo).nargs as usize;
+        let text_arg = |i: usize, what: &str| -> String {
+            if i >= nargs || pg_arg_is_null(fcinfo, i) {
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                    format!("outbox_emit: {what} must not be null")
+                );
+            }
+            let text = pg_sys::text_to_cstring(pg_getarg_datum_raw(fcinfo, i).cast_mut_ptr());
+            cstr_lossy(text)
+        };
+        let aggregate_type = text_arg(0, "aggregatetype");
+        let aggregate_id = text_arg(1, "aggregateid");
+        let event_type = text_arg(2, "type");
+        for (what, value) in [
+            ("aggregatetype", &aggregate_type),
+            ("aggregateid", &aggregate_id),
+            ("type", &event_type),
+        ] {
+            if value.is_empty() || value.len() > 255 {
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("outbox_emit: {what} must be 1 to 255 bytes")
+                );
+            }
+        }
+        let payload = (nargs > 3 && !pg_arg_is_null(fcinfo, 3)).then(|| {
+            pg_sys::Datum::from(pg_sys::pg_detoast_datum(
+                pg_getarg_datum_raw(fcinfo, 3).cast_mut_ptr(),
+            ))
+        });
+        let mode = (nargs > 4 && !pg_arg_is_null(fcinfo, 4))
+            .then(|| text_arg(4, "mode"))
+            .filter(|m| m != "default")
+            .map(|m| Mode::parse(&m).or_raise());
+        let event = Event {
+            aggregate_type: &aggregate_type,
+            aggregate_id: &aggregate_id,
+            event_type: &event_type,
+            payload: Payload::Jsonb(payload),
+        };
+        let id = write_event(&event, effective_mode(mode));
+        let ptr = pg_sys::palloc(16) as *mut u8;
+        std::ptr::copy_nonoverlapping(id.as_ptr(), ptr, 16);
+        pg_sys::Datum::from(ptr)
+    }
+}
+
+/// `cdc_heartbeat(prefix)`: a non-transactional message, flushed, so an idle logical slot
+/// has something to confirm and can advance (its WAL would otherwise be kept forever).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn cdc_heartbeat(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let prefix = if (*fcinfo).nargs > 0 && !pg_arg_is_null(fcinfo, 0) {
+            cstr_lossy(pg_sys::text_to_cstring(
+                pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr(),
+            ))
+        } else {
+            "distcount.heartbeat".to_string()
+        };
+        if prefix.is_empty() {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "cdc_heartbeat: the prefix must not be empty"
+            );
+        }
+        let now = pg_sys::GetCurrentTimestamp();
+        let body = format!("{{\"ts\":{now}}}");
+        let prefix = CString::new(prefix).unwrap_or_default();
+        let lsn = emit_message(&prefix, body.as_bytes(), false);
+        // PostgreSQL 17's flush argument: a consumer only sees what is flushed.
+        pg_sys::XLogFlush(lsn);
+        pg_sys::Datum::from(lsn)
+    }
+}
+
+/// Attempts after which the relay dead-letters an event (setting pg_distcount.outbox_max_attempts).
+#[pg_extern(sql = false)]
+fn outbox_max_attempts() -> i32 {
+    OUTBOX_MAX_ATTEMPTS.get()
+}
+
+macro_rules! v1_info {
+    ($($name:ident),*) => {$(
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name() -> &'static pg_sys::Pg_finfo_record {
+            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    )*};
+}
+
+v1_info!(
+    pg_finfo_outbox_trigger,
+    pg_finfo_outbox_statement_trigger,
+    pg_finfo_outbox_emit,
+    pg_finfo_cdc_heartbeat
+);

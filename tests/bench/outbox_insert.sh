@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# What an outbox event costs per business insert, on one cluster and the same tables:
+#   plain      no trigger
+#   table      distcount.outbox_trigger('Order', 'id', 'table')    a row in distcount.outbox
+#   message    distcount.outbox_trigger('Order', 'id', 'message')  a logical decoding message
+#   both       distcount.outbox_trigger('Order', 'id', 'both')
+#   plpgsql    the usual hand-written PL/pgSQL outbox trigger, writing the same outbox row
+# Two measures, interleaved rounds, medians, ratios against plain:
+#   1. pgbench, 4 clients, one INSERT per transaction, synchronous_commit on and off;
+#   2. one INSERT ... SELECT of BULK rows (row triggers fire per row): server time from
+#      EXPLAIN ANALYZE, rolled back, so the CPU cost of the trigger shows without commit noise.
+# Usage: outbox_insert.sh [ROUNDS] [SECONDS] [BULK]
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+CLUSTER="$ROOT/tests/tools/cluster.sh"
+ROUNDS="${1:-5}"
+SECONDS_EACH="${2:-10}"
+BULK="${3:-100000}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/lib.sh"
+
+"$CLUSTER" start bench
+eval "$("$CLUSTER" env bench)"
+dropdb --if-exists outbox_bench
+createdb outbox_bench
+export PGDATABASE=outbox_bench
+variants=(plain table message both plpgsql)
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+CREATE EXTENSION pg_distcount;
+CREATE FUNCTION plpgsql_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    r jsonb := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
+BEGIN
+    INSERT INTO distcount.outbox (aggregatetype, aggregateid, type, payload)
+    VALUES (TG_ARGV[0], r ->> TG_ARGV[1],
+            TG_ARGV[0] || CASE TG_OP WHEN 'INSERT' THEN 'Created' WHEN 'UPDATE' THEN 'Updated' ELSE 'Deleted' END,
+            r);
+    RETURN NULL;
+END
+$$;
+DO $$
+DECLARE v text;
+BEGIN
+    FOREACH v IN ARRAY ARRAY['plain', 'table', 'message', 'both', 'plpgsql'] LOOP
+        EXECUTE format('CREATE TABLE orders_%s (id bigserial PRIMARY KEY, customer_id int NOT NULL,
+                        status text NOT NULL, total numeric(10,2) NOT NULL,
+                        created_at timestamptz NOT NULL DEFAULT now())', v);
+        IF v IN ('table', 'message', 'both') THEN
+            EXECUTE format('CREATE TRIGGER outbox AFTER INSERT OR UPDATE OR DELETE ON orders_%s FOR EACH ROW
+                            EXECUTE FUNCTION distcount.outbox_trigger(''Order'', ''id'', %L)', v, v);
+        ELSIF v = 'plpgsql' THEN
+            EXECUTE format('CREATE TRIGGER outbox AFTER INSERT OR UPDATE OR DELETE ON orders_%s FOR EACH ROW
+                            EXECUTE FUNCTION plpgsql_outbox(''Order'', ''id'')', v);
+        END IF;
+    END LOOP;
+END
+$$;
+SQL
+for v in "${variants[@]}"; do
+    cat >"$WORK/$v.sql" <<SQL
+\set c random(1, 1000)
+INSERT INTO orders_$v (customer_id, status, total) VALUES (:c, 'new', :c * 1.5);
+SQL
+done
+reset_tables() {
+    psql -X -q -c "TRUNCATE distcount.outbox, orders_plain, orders_table, orders_message, orders_both, orders_plpgsql" >/dev/null
+}
+
+report() { # FILE UNIT: median per variant and its ratio to plain
+    local plain m
+    plain="$(median_of "$1" plain)"
+    printf '\n%-10s %14s %12s\n' variant "median $2" "vs plain"
+    for v in "${variants[@]}"; do
+        m="$(median_of "$1" "$v")"
+        if [ "$2" = tps ]; then
+            awk -v v="$v" -v m="$m" -v p="$plain" 'BEGIN { printf "%-10s %14.0f %11.2fx\n", v, m, p / m }'
+        else
+            awk -v v="$v" -v m="$m" -v p="$plain" 'BEGIN { printf "%-10s %14.1f %11.2fx\n", v, m, m / p }'
+        fi
+    done
+    echo "(vs plain: the cost of an insert with this trigger over one without; lower is better)"
+}
+
+for commit in on off; do
+    : >"$WORK/tps"
+    echo "==> pgbench, synchronous_commit = $commit: $ROUNDS interleaved rounds x ${#variants[@]} variants x ${SECONDS_EACH} s, 4 clients"
+    for round in $(seq 1 "$ROUNDS"); do
+        for v in "${variants[@]}"; do
+            reset_tables
+            tps="$(PGOPTIONS="-c synchronous_commit=$commit" pgbench -n -c 4 -j 2 -T "$SECONDS_EACH" -f "$WORK/$v.sql" |
+                   sed -nE 's/^tps = ([0-9.]+).*/\1/p')"
+            echo "    round $round  $v: $tps tps"
+            echo "$v $tps" >>"$WORK/tps"
+        done
+    done
+    report "$WORK/tps" tps
+    echo
+done
+
+: >"$WORK/bulk"
+echo "==> one INSERT ... SELECT of $BULK rows per variant (server time, rolled back): $ROUNDS interleaved rounds"
+for round in $(seq 1 "$ROUNDS"); do
+    for v in "${variants[@]}"; do
+        reset_tables
+        ms="$(psql -X -q -tA <<SQL | sed -nE 's/.*"Execution Time": ([0-9.]+).*/\1/p'
+BEGIN;
+EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON)
+INSERT INTO orders_$v (customer_id, status, total)
+SELECT i % 1000, 'new', i * 1.5 FROM generate_series(1, $BULK) AS i;
+ROLLBACK;
+SQL
+)"
+        echo "    round $round  $v: $ms ms"
+        echo "$v $ms" >>"$WORK/bulk"
+    done
+done
+report "$WORK/bulk" ms
+for v in "${variants[@]}"; do
+    m="$(median_of "$WORK/bulk" "$v")"
+    awk -v v="$v" -v m="$m" -v n="$BULK" 'BEGIN { printf "%-10s %8.2f us per row\n", v, m * 1000 / n }'
+done
+dropdb outbox_bench
+"$CLUSTER" stop bench
