@@ -1,7 +1,7 @@
 //! Writing one event: a row in `distcount.outbox` (a cached SPI plan), a transactional logical
 //! decoding message (straight into the WAL), or both with the same id.
 
-use super::event::{Envelope, Mode, PayloadShape, old_new_payload, uuid_v4};
+use super::event::{Envelope, IdGenerator, Mode, PayloadShape, old_new_payload, uuid_v4};
 use crate::settings::{OUTBOX_HEADERS, OUTBOX_MESSAGE_PREFIX, OUTBOX_MODE, OUTBOX_TRACING};
 use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
@@ -45,7 +45,7 @@ pub fn write_event(event: &Event, mode: Mode) -> [u8; 16] {
     if mode.writes_message() {
         require_logical_wal();
     }
-    let (id_bytes, id_text) = uuid_v4(random_bytes());
+    let (id_bytes, id_text) = uuid_v4(next_id());
     let headers = session_headers();
     let tracing = OUTBOX_TRACING
         .get()
@@ -123,16 +123,27 @@ pub fn emit_message(prefix: &CStr, body: &[u8], transactional: bool) -> pg_sys::
     }
 }
 
-fn random_bytes() -> [u8; 16] {
-    let mut bytes = [0u8; 16];
-    if !unsafe { pg_sys::pg_strong_random(bytes.as_mut_ptr().cast(), bytes.len()) } {
-        ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            "could not generate a random event id"
-        );
-    }
-    bytes
+thread_local! {
+    static IDS: RefCell<Option<IdGenerator>> = const { RefCell::new(None) };
+}
+
+/// 16 random bytes for an event id; the generator is seeded on first use in the session.
+fn next_id() -> [u8; 16] {
+    IDS.with(|ids| {
+        let mut ids = ids.borrow_mut();
+        let generator = ids.get_or_insert_with(|| {
+            let mut seed = [0u8; 32];
+            if !unsafe { pg_sys::pg_strong_random(seed.as_mut_ptr().cast(), seed.len()) } {
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    "could not seed the outbox event ids"
+                );
+            }
+            IdGenerator::from_seed(seed)
+        });
+        generator.next_bytes()
+    })
 }
 
 thread_local! {

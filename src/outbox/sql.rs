@@ -14,7 +14,10 @@ use crate::settings::{OUTBOX_MAX_ATTEMPTS, OUTBOX_TRACING};
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char};
+use std::rc::Rc;
 
 // TriggerData.tg_event bits (commands/trigger.h).
 const EVENT_OPMASK: u32 = 0x3;
@@ -105,6 +108,79 @@ unsafe fn column_exists(tupdesc: pg_sys::TupleDesc, name: &str) -> bool {
     unsafe { pg_sys::SPI_fnumber(tupdesc, name.as_ptr()) > 0 }
 }
 
+/// A row trigger's parsed arguments and rendered event types, kept per trigger for the
+/// session and checked against the trigger's current arguments and table name on each call
+/// (CREATE OR REPLACE TRIGGER keeps the oid; ALTER TABLE RENAME changes `{table}`).
+struct CachedTrigger {
+    args: Vec<String>,
+    table: String,
+    config: TriggerConfig,
+    event_types: [String; 3],
+}
+
+thread_local! {
+    static ROW_TRIGGERS: RefCell<HashMap<pg_sys::Oid, Rc<CachedTrigger>>> = RefCell::new(HashMap::new());
+}
+
+unsafe fn cached_trigger(td: &pg_sys::TriggerData) -> Rc<CachedTrigger> {
+    unsafe {
+        let trigger = td.tg_trigger;
+        let oid = (*trigger).tgoid;
+        let nargs = (*trigger).tgnargs as usize;
+        let relname = CStr::from_ptr((*(*td.tg_relation).rd_rel).relname.data.as_ptr());
+        let current = |c: &CachedTrigger| {
+            c.table.as_bytes() == relname.to_bytes()
+                && c.args.len() == nargs
+                && c.args.iter().enumerate().all(|(i, a)| {
+                    CStr::from_ptr(*(*trigger).tgargs.add(i)).to_bytes() == a.as_bytes()
+                })
+        };
+        if let Some(cached) = ROW_TRIGGERS.with(|t| t.borrow().get(&oid).cloned()) {
+            if current(&cached) {
+                return cached;
+            }
+        }
+        let args = trigger_args(trigger);
+        let config = parse_config(&args);
+        let table = relname.to_string_lossy().into_owned();
+        let cached = Rc::new(CachedTrigger {
+            event_types: config.event_types(&table),
+            args,
+            table,
+            config,
+        });
+        ROW_TRIGGERS.with(|t| t.borrow_mut().insert(oid, cached.clone()));
+        cached
+    }
+}
+
+/// The text of a key column's value: integer and text keys directly, other types through
+/// their output function.
+unsafe fn key_text(
+    tuple: pg_sys::HeapTuple,
+    tupdesc: pg_sys::TupleDesc,
+    attnum: i32,
+) -> Option<String> {
+    unsafe {
+        let mut is_null = false;
+        let datum = pg_sys::SPI_getbinval(tuple, tupdesc, attnum, &mut is_null);
+        if is_null {
+            return None;
+        }
+        let type_oid = (*(*tupdesc).attrs.as_ptr().add(attnum as usize - 1)).atttypid;
+        Some(match type_oid {
+            pg_sys::INT8OID => (datum.value() as i64).to_string(),
+            pg_sys::INT4OID => (datum.value() as i32).to_string(),
+            pg_sys::INT2OID => (datum.value() as i16).to_string(),
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => {
+                let text = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+                String::from_utf8_lossy(crate::common::varlena::payload(text)).into_owned()
+            }
+            _ => cstr_lossy(pg_sys::SPI_getvalue(tuple, tupdesc, attnum)),
+        })
+    }
+}
+
 /// `outbox_trigger('Order', 'id' [, mode [, type_format [, payload]]])`: AFTER … FOR EACH ROW.
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -112,8 +188,9 @@ pub unsafe extern "C-unwind" fn outbox_trigger(fcinfo: pg_sys::FunctionCallInfo)
     unsafe {
         let td = trigger_data(fcinfo, "outbox_trigger");
         let (op, attachment) = firing(td);
-        let config = parse_config(&trigger_args(td.tg_trigger));
-        check_attachment(Form::Row, &attachment, &config).or_raise();
+        let cached = cached_trigger(td);
+        let config = &cached.config;
+        check_attachment(Form::Row, &attachment, config).or_raise();
 
         let rel = td.tg_relation;
         let tupdesc = (*rel).rd_att;
@@ -124,24 +201,27 @@ pub unsafe extern "C-unwind" fn outbox_trigger(fcinfo: pg_sys::FunctionCallInfo)
         };
         let key_tuple = new.or(old).unwrap_or(std::ptr::null_mut());
 
-        let table = relation_name(rel);
         let mut key_values = Vec::with_capacity(config.key_columns.len());
         for column in &config.key_columns {
             let name = CString::new(column.as_str()).unwrap_or_default();
             let attnum = pg_sys::SPI_fnumber(tupdesc, name.as_ptr());
             if attnum <= 0 {
-                check_key_columns(&config, &table, |_| false).or_raise();
+                check_key_columns(config, &cached.table, |_| false).or_raise();
             }
-            let value = pg_sys::SPI_getvalue(key_tuple, tupdesc, attnum);
-            if value.is_null() {
-                ereport!(
-                    ERROR,
-                    PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
-                    format!("outbox trigger: key column \"{column}\" of table \"{table}\" is null"),
-                    "An event needs an aggregate id; make the key column NOT NULL."
-                );
+            match key_text(key_tuple, tupdesc, attnum) {
+                Some(value) => key_values.push(value),
+                None => {
+                    ereport!(
+                        ERROR,
+                        PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
+                        format!(
+                            "outbox trigger: key column \"{column}\" of table \"{}\" is null",
+                            cached.table
+                        ),
+                        "An event needs an aggregate id; make the key column NOT NULL."
+                    );
+                }
             }
-            key_values.push(cstr_lossy(value));
         }
         let refs: Vec<&str> = key_values.iter().map(|s| s.as_str()).collect();
         let aggregate_id = aggregate_id(&refs);
@@ -153,11 +233,10 @@ pub unsafe extern "C-unwind" fn outbox_trigger(fcinfo: pg_sys::FunctionCallInfo)
             (PayloadShape::OldNew, _) | (_, Op::Delete) => (old.map(as_datum), new.map(as_datum)),
             (PayloadShape::New, _) => (None, new.map(as_datum)),
         };
-        let event_type = config.event_type(op, &table);
         let event = Event {
             aggregate_type: &config.aggregate_type,
             aggregate_id: &aggregate_id,
-            event_type: &event_type,
+            event_type: &cached.event_types[op.index()],
             payload: Payload::Rows {
                 rowtype: (*(*rel).rd_rel).reltype,
                 shape: config.payload,

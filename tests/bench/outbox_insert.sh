@@ -82,7 +82,7 @@ report() { # FILE UNIT: median per variant and its ratio to plain
     echo "(vs plain: the cost of an insert with this trigger over one without; lower is better)"
 }
 
-for commit in on off; do
+for commit in ${COMMITS:-on off}; do
     : >"$WORK/tps"
     echo "==> pgbench, synchronous_commit = $commit: $ROUNDS interleaved rounds x ${#variants[@]} variants x ${SECONDS_EACH} s, 4 clients"
     for round in $(seq 1 "$ROUNDS"); do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Counter columns survive binary COPY out and in, and pg_dump/pg_restore, byte for byte;
-# a restored database gets a node id of its own instead of the original's.
+# a restored database gets a node id of its own instead of the original's; outbox events and
+# outbox triggers survive the restore, and the relay delivers the restored events.
 source "$(dirname "$0")/../tools/integration_lib.sh"
 WORK="$(mktemp -d)"
 chmod 777 "$WORK"
@@ -22,6 +23,16 @@ INSERT INTO likes
 SELECT -4, distcount.gcounter_merge_agg(distcount.gcounter_inc(NULL, 1, 'n' || i)), NULL, NULL
 FROM generate_series(1, 4096) i;
 SQL
+sql -d dc_source >/dev/null <<'SQL'
+CREATE TABLE orders (id int PRIMARY KEY, note text);
+CREATE TRIGGER orders_outbox AFTER INSERT OR UPDATE ON orders
+    FOR EACH ROW EXECUTE FUNCTION distcount.outbox_trigger('Order', 'id');
+INSERT INTO orders SELECT i, 'n' || i FROM generate_series(1, 100) AS i;
+UPDATE orders SET note = 'changed' WHERE id <= 10;
+SQL
+events="SELECT md5(string_agg(id || aggregatetype || aggregateid || type || payload::text || seq, ',' ORDER BY seq))
+        FROM distcount.outbox"
+source_events="$(sql -d dc_source -c "$events")"
 fingerprint="SELECT md5(string_agg(post || ':' || coalesce(g::bytea::text, 'null') || ':' || coalesce(p::bytea::text, 'null')
                                    || ':' || coalesce(h::bytea::text, 'null'), ',' ORDER BY post)) FROM likes"
 source_print="$(sql -d dc_source -c "$fingerprint")"
@@ -63,6 +74,12 @@ check "pg_dump/pg_restore keeps every counter byte-identical" "$source_print" \
     "$(sql -d dc_restored -c "$fingerprint")"
 check "values survive the restore" "$(sql -d dc_source -c "SELECT sum(distcount.gcounter_value(g)) FROM likes")" \
     "$(sql -d dc_restored -c "SELECT sum(distcount.gcounter_value(g)) FROM likes")"
+check "outbox events survive the restore" "$source_events" "$(sql -d dc_restored -c "$events")"
+check "the outbox trigger survives the restore and writes the next event" "101|111" \
+    "$(sql -d dc_restored -c "INSERT INTO orders VALUES (101, 'after');
+                              SELECT (SELECT aggregateid FROM distcount.outbox ORDER BY seq DESC LIMIT 1), count(*) FROM distcount.outbox")"
+check "the relay hands out the restored events (the first of each of the 101 orders)" "101" \
+    "$(sql -d dc_restored -c "SELECT count(*) FROM distcount.outbox_claim('restored', 1000)")"
 restored_node="$(sql -d dc_restored -c "SELECT distcount.node_id()")"
 check "the restored database writes under a node id of its own" "different" \
     "$([ -n "$restored_node" ] && [ "$restored_node" != "$source_node" ] && echo different || echo "same: $restored_node")"
