@@ -2,6 +2,7 @@
 //! decoding message (straight into the WAL), or both with the same id.
 
 use super::event::{Envelope, IdGenerator, Mode, PayloadShape, old_new_payload, uuid_v4};
+use super::row_json::row_json;
 use crate::settings::{OUTBOX_HEADERS, OUTBOX_MESSAGE_PREFIX, OUTBOX_MODE, OUTBOX_TRACING};
 use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
@@ -12,12 +13,13 @@ use std::ffi::{CStr, CString};
 
 /// Where the payload comes from.
 pub enum Payload {
-    /// Table rows as composite datums of `rowtype` (the trigger's OLD and NEW).
+    /// The trigger's OLD and NEW rows, of `tupdesc` (row type `rowtype`).
     Rows {
         rowtype: pg_sys::Oid,
+        tupdesc: pg_sys::TupleDesc,
         shape: PayloadShape,
-        old: Option<pg_sys::Datum>,
-        new: Option<pg_sys::Datum>,
+        old: Option<pg_sys::HeapTuple>,
+        new: Option<pg_sys::HeapTuple>,
     },
     /// A `jsonb` value (`outbox_emit`), or None for a null payload.
     Jsonb(Option<pg_sys::Datum>),
@@ -187,14 +189,21 @@ pub fn session_headers() -> Option<String> {
 fn payload_json(payload: &Payload) -> Option<String> {
     match payload {
         Payload::Rows {
-            shape, old, new, ..
-        } => match shape {
-            PayloadShape::New => new.or(*old).map(row_json),
-            PayloadShape::OldNew => Some(old_new_payload(
-                old.map(row_json).as_deref(),
-                new.map(row_json).as_deref(),
-            )),
-        },
+            tupdesc,
+            shape,
+            old,
+            new,
+            ..
+        } => {
+            let json = |t: pg_sys::HeapTuple| unsafe { row_json(t, *tupdesc) };
+            match shape {
+                PayloadShape::New => new.or(*old).map(json),
+                PayloadShape::OldNew => Some(old_new_payload(
+                    old.map(json).as_deref(),
+                    new.map(json).as_deref(),
+                )),
+            }
+        }
         Payload::Jsonb(value) => value.map(|d| unsafe {
             let out = direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(d)]);
             let out = out
@@ -205,19 +214,6 @@ fn payload_json(payload: &Payload) -> Option<String> {
             }
             CStr::from_ptr(out).to_string_lossy().into_owned()
         }),
-    }
-}
-
-/// `row_to_json` of a composite datum.
-fn row_json(row: pg_sys::Datum) -> String {
-    unsafe {
-        match direct_function_call_as_datum(pg_sys::row_to_json, &[Some(row)]) {
-            Some(json) => {
-                let text = pg_sys::text_to_cstring(json.cast_mut_ptr());
-                CStr::from_ptr(text).to_string_lossy().into_owned()
-            }
-            None => "null".to_string(),
-        }
     }
 }
 
@@ -290,13 +286,26 @@ fn insert_row(event: &Event, id: &[u8; 16], headers: Option<&str>, tracing: Opti
     let (key, payload_a, payload_b) = match &event.payload {
         Payload::Rows {
             rowtype,
+            tupdesc,
             shape,
             old,
             new,
-        } => match shape {
-            PayloadShape::New => (PlanKey::Rows(*rowtype, false), new.or(*old), None),
-            PayloadShape::OldNew => (PlanKey::Rows(*rowtype, true), *old, *new),
-        },
+        } => {
+            let datum =
+                |t: pg_sys::HeapTuple| unsafe { pg_sys::heap_copy_tuple_as_datum(t, *tupdesc) };
+            match shape {
+                PayloadShape::New => (
+                    PlanKey::Rows(*rowtype, false),
+                    new.or(*old).map(datum),
+                    None,
+                ),
+                PayloadShape::OldNew => (
+                    PlanKey::Rows(*rowtype, true),
+                    old.map(datum),
+                    new.map(datum),
+                ),
+            }
+        }
         Payload::Jsonb(value) => (PlanKey::Jsonb, *value, None),
     };
     let id_datum = unsafe {

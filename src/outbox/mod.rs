@@ -8,6 +8,7 @@
 
 mod emit;
 pub mod event;
+mod row_json;
 mod sql;
 
 pgrx::extension_sql_file!("outbox.sql", name = "outbox");

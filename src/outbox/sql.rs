@@ -227,11 +227,10 @@ pub unsafe extern "C-unwind" fn outbox_trigger(fcinfo: pg_sys::FunctionCallInfo)
         let aggregate_id = aggregate_id(&refs);
         check_id_length(&aggregate_id);
 
-        // Only the rows the payload shows are copied into datums.
-        let as_datum = |t: *mut pg_sys::HeapTupleData| pg_sys::heap_copy_tuple_as_datum(t, tupdesc);
-        let (old_datum, new_datum) = match (config.payload, op) {
-            (PayloadShape::OldNew, _) | (_, Op::Delete) => (old.map(as_datum), new.map(as_datum)),
-            (PayloadShape::New, _) => (None, new.map(as_datum)),
+        // Only the rows the payload shows.
+        let (old, new) = match (config.payload, op) {
+            (PayloadShape::OldNew, _) | (_, Op::Delete) => (old, new),
+            (PayloadShape::New, _) => (None, new),
         };
         let event = Event {
             aggregate_type: &config.aggregate_type,
@@ -239,9 +238,10 @@ pub unsafe extern "C-unwind" fn outbox_trigger(fcinfo: pg_sys::FunctionCallInfo)
             event_type: &cached.event_types[op.index()],
             payload: Payload::Rows {
                 rowtype: (*(*rel).rd_rel).reltype,
+                tupdesc,
                 shape: config.payload,
-                old: old_datum,
-                new: new_datum,
+                old,
+                new,
             },
         };
         write_event(&event, effective_mode(config.mode));

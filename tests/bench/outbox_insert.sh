@@ -67,19 +67,20 @@ reset_tables() {
     psql -X -q -c "TRUNCATE distcount.outbox, orders_plain, orders_table, orders_message, orders_both, orders_plpgsql" >/dev/null
 }
 
-report() { # FILE UNIT: median per variant and its ratio to plain
-    local plain m
-    plain="$(median_of "$1" plain)"
+# report FILE UNIT: per variant the median, and the median over rounds of its cost relative to
+# plain in the same round (the machine's speed drifts between rounds; within a round it is
+# nearly the same for all variants). FILE lines: variant value round.
+report() {
+    local m r
     printf '\n%-10s %14s %12s\n' variant "median $2" "vs plain"
     for v in "${variants[@]}"; do
         m="$(median_of "$1" "$v")"
-        if [ "$2" = tps ]; then
-            awk -v v="$v" -v m="$m" -v p="$plain" 'BEGIN { printf "%-10s %14.0f %11.2fx\n", v, m, p / m }'
-        else
-            awk -v v="$v" -v m="$m" -v p="$plain" 'BEGIN { printf "%-10s %14.1f %11.2fx\n", v, m, m / p }'
-        fi
+        r="$(awk -v v="$v" -v unit="$2" '
+                $1 == "plain" { p[$3] = $2 } $1 == v { x[$3] = $2 }
+                END { for (k in x) print (unit == "tps" ? p[k] / x[k] : x[k] / p[k]) }' "$1" | median)"
+        awk -v v="$v" -v m="$m" -v r="$r" 'BEGIN { printf "%-10s %14.1f %11.2fx\n", v, m, r }'
     done
-    echo "(vs plain: the cost of an insert with this trigger over one without; lower is better)"
+    echo "(vs plain: median over rounds of this insert's cost over a plain insert's, same round; lower is better)"
 }
 
 for commit in ${COMMITS:-on off}; do
@@ -91,7 +92,7 @@ for commit in ${COMMITS:-on off}; do
             tps="$(PGOPTIONS="-c synchronous_commit=$commit" pgbench -n -c 4 -j 2 -T "$SECONDS_EACH" -f "$WORK/$v.sql" |
                    sed -nE 's/^tps = ([0-9.]+).*/\1/p')"
             echo "    round $round  $v: $tps tps"
-            echo "$v $tps" >>"$WORK/tps"
+            echo "$v $tps $round" >>"$WORK/tps"
         done
     done
     report "$WORK/tps" tps
@@ -112,7 +113,7 @@ ROLLBACK;
 SQL
 )"
         echo "    round $round  $v: $ms ms"
-        echo "$v $ms" >>"$WORK/bulk"
+        echo "$v $ms $round" >>"$WORK/bulk"
     done
 done
 report "$WORK/bulk" ms

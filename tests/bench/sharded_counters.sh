@@ -5,6 +5,8 @@
 #   slots16   distcount.counter_add('s16')                     (mode slots, 16 shards, the default)
 #   slots32   distcount.counter_add('s32')                     (mode slots, 32 shards = writers)
 #   deltas    distcount.counter_add('d')                       (mode deltas)
+#   ceiling   UPDATE own SET n = n + 1 WHERE id = :client_id   (a row of its own per client: no
+#             contention at all, the most one-row-update transactions this machine commits)
 # with synchronous_commit on (durable; the WAL flush and group commit matter) and off (CPU).
 # The roll-up worker runs (pg_distcount preloaded, every second), as it would in production.
 # Then the per-call cost of reading (counter_value, counter_value_cached) against a plain
@@ -39,17 +41,21 @@ CREATE EXTENSION pg_distcount;
 DROP TABLE IF EXISTS hot;
 CREATE TABLE hot (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
 INSERT INTO hot (id) VALUES (1);
+DROP TABLE IF EXISTS own;
+CREATE TABLE own (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0) WITH (fillfactor = 50);
+INSERT INTO own (id) SELECT generate_series(0, 63);
 SELECT distcount.counter_create('s16', 16);
 SELECT distcount.counter_create('s32', 32);
 SELECT distcount.counter_create('d', 16, 'deltas');
 SQL
 
-variants=(hot slots16 slots32 deltas)
+variants=(hot slots16 slots32 deltas ceiling)
 declare -A statement=(
     [hot]="UPDATE hot SET n = n + 1 WHERE id = 1;"
     [slots16]="SELECT distcount.counter_add('s16');"
     [slots32]="SELECT distcount.counter_add('s32');"
     [deltas]="SELECT distcount.counter_add('d');"
+    [ceiling]="UPDATE own SET n = n + 1 WHERE id = :client_id;"
 )
 for v in "${variants[@]}"; do echo "${statement[$v]}" >"$WORK/$v.sql"; done
 

@@ -388,7 +388,7 @@ fn accuracy_with_the_real_hash() {
 
 /// Bias and RMS error per precision and n, over many seeds. Slow in debug builds; run with
 /// `cargo test --release accuracy_table -- --ignored --nocapture` (HLL_ACCURACY_SEEDS sets the
-/// number of seeds, default 100).
+/// number of seeds, default 100; HLL_ACCURACY_LARGE_SEEDS those of n > 100·m, default 40).
 #[test]
 #[ignore]
 fn accuracy_table() {
@@ -396,6 +396,10 @@ fn accuracy_table() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
+    let large_seeds: u64 = std::env::var("HLL_ACCURACY_LARGE_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
     println!("p      n        n/m   bias %   rms %   1.04/√m %  rms/theory");
     let mut worst_bias: f64 = 0.0;
     for p in [10u8, 12, 14, 16] {
@@ -411,9 +415,10 @@ fn accuracy_table() {
             sizes.dedup();
         }
         for n in sizes {
-            // Fewer seeds for the largest runs keep the table under a few minutes.
+            // Fewer seeds for the largest runs keep the table under a few minutes
+            // (HLL_ACCURACY_LARGE_SEEDS, default 40).
             let runs = if n as f64 > 100.0 * m && p >= 14 {
-                seeds.min(40)
+                large_seeds.min(seeds)
             } else {
                 seeds
             };

@@ -123,6 +123,47 @@ CREATE TRIGGER pairs_row AFTER INSERT ON pairs
 INSERT INTO pairs VALUES ('x"y', 1);
 SELECT aggregateid, count(*) FROM outbox WHERE aggregatetype = 'Pair' GROUP BY 1;
 
+-- Message payloads are the text row_to_json gives, for every kind of column (a row with an
+-- array column goes through row_to_json itself), also after columns are dropped or renamed.
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TABLE kinds (id int PRIMARY KEY, b bool, f float8, r real, n numeric, d date,
+                    ts timestamp, tz timestamptz, j json, jb jsonb, u uuid, t text, v varchar(10),
+                    c char(3), p posint, iv interval, by bytea, s smallint, big bigint);
+CREATE TRIGGER kinds_outbox AFTER INSERT ON kinds FOR EACH ROW EXECUTE FUNCTION outbox_trigger('Kind', 'id', 'message');
+CREATE TABLE with_array (id int PRIMARY KEY, tags text[], note text);
+CREATE TRIGGER with_array_outbox AFTER INSERT ON with_array FOR EACH ROW EXECUTE FUNCTION outbox_trigger('Arr', 'id', 'message');
+SET TIME ZONE 'Asia/Kolkata';
+INSERT INTO kinds VALUES
+    (1, true, 'NaN', 1.5, 'Infinity', '2024-02-29', '2024-02-29 12:34:56.789', '2024-02-29 12:34:56+00',
+     '{"a" : [1, 2]}', '{"b": {"c": null}}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', E'tab\t"q"\\ \u00e9\b', 'vc', 'ab', 7,
+     '1 day 2 hours', '\x00ff', -32768, 9223372036854775807),
+    (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    (3, false, 1e100, '-Infinity', 12345678901234567890.000123, 'infinity', '-infinity', '1999-12-31 23:59:59.999999+05',
+     '[]', '"s"', '00000000-0000-0000-0000-000000000000', '', '', '', 1, '-3 mons', '', 0, -1);
+INSERT INTO with_array VALUES (1, ARRAY['x', 'y"z'], 'n');
+CREATE VIEW kinds_messages AS
+SELECT (m.body::json -> 'payload')::text = row_to_json(k)::text AS same_as_row_to_json
+  FROM (SELECT (regexp_match(data, 'content:(.*)$'))[1] AS body
+          FROM pg_logical_slot_get_changes('regress_outbox', NULL, NULL)
+         WHERE data LIKE 'message:%') AS m
+  JOIN kinds AS k ON k.id = (m.body::json ->> 'aggregateid')::int
+ WHERE m.body::json ->> 'aggregatetype' = 'Kind';
+SELECT count(*) AS messages, count(*) FILTER (WHERE same_as_row_to_json) AS same FROM kinds_messages;
+ALTER TABLE kinds DROP COLUMN r;
+ALTER TABLE kinds RENAME COLUMN t TO text_renamed;
+INSERT INTO kinds (id, text_renamed, b) VALUES (4, 'after alter', true);
+SELECT count(*) AS messages, count(*) FILTER (WHERE same_as_row_to_json) AS same FROM kinds_messages;
+DROP VIEW kinds_messages;
+RESET TIME ZONE;
+INSERT INTO with_array VALUES (2, ARRAY['w'], 'again');
+SELECT (m.body::json -> 'payload')::text = row_to_json(w)::text AS array_row_same
+  FROM (SELECT (regexp_match(data, 'content:(.*)$'))[1] AS body
+          FROM pg_logical_slot_get_changes('regress_outbox', NULL, NULL)
+         WHERE data LIKE 'message:%') AS m
+  JOIN with_array AS w ON w.id = (m.body::json ->> 'aggregateid')::int;
+DROP TABLE kinds, with_array;
+DROP DOMAIN posint;
+
 -- outbox_emit: an explicit event in the caller's transaction.
 TRUNCATE outbox;
 SELECT masked(outbox_emit('Customer', 'c-1', 'CustomerMerged', '{"into": "c-2"}')::text);
