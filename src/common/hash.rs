@@ -18,10 +18,22 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
     xxh3_64(bytes)
 }
 
-/// Hash of an integer of any width (int2, int4 and int8 of equal value hash alike).
+/// Hash of an integer of any width (int2, int4 and int8 of equal value hash alike): XXH3-64
+/// of its 8 little-endian bytes, written out for that one length (XXH3's 4-to-8-byte path with
+/// the default secret and seed 0), since it is the aggregates' hottest line. The tests check
+/// it against `xxh3_64` itself.
 #[inline]
 pub fn hash_int(value: i64) -> u64 {
-    xxh3_64(&value.to_le_bytes())
+    // readLE64(secret + 8) ^ readLE64(secret + 16) of XXH3's default secret.
+    const BITFLIP: u64 = 0xc73a_b174_c5ec_d5a2;
+    const PRIME_MX2: u64 = 0x9fb2_1c65_1e98_df25;
+    // XXH3 reads the low and the high 4 bytes and puts the first read on top.
+    let mut h = (value as u64).rotate_left(32) ^ BITFLIP;
+    h ^= h.rotate_left(49) ^ h.rotate_left(24);
+    h = h.wrapping_mul(PRIME_MX2);
+    h ^= (h >> 35).wrapping_add(8);
+    h = h.wrapping_mul(PRIME_MX2);
+    h ^ (h >> 28)
 }
 
 #[cfg(test)]
@@ -44,6 +56,15 @@ mod tests {
     fn integers_hash_as_their_little_endian_bytes() {
         for v in [0i64, 1, -1, i64::MIN, i64::MAX, 1 << 40] {
             assert_eq!(hash_int(v), hash_bytes(&v.to_le_bytes()));
+        }
+        // And the written-out path agrees with xxh3_64 everywhere.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let v = x as i64;
+            assert_eq!(hash_int(v), xxh3_64(&v.to_le_bytes()), "{v}");
         }
     }
 }

@@ -8,7 +8,7 @@
 //! keep keys (Count-Min's heavy hitters) take the canonical bytes themselves, with a
 //! [`KeyKind`] tag that says how to show them again.
 
-use super::hash::hash_bytes;
+use super::hash::{hash_bytes, hash_int};
 use pgrx::pg_sys;
 
 /// What kind of value a canonical key holds, so it can be shown as text again.
@@ -167,22 +167,64 @@ impl ValueHasher {
     ///
     /// # Safety
     /// `datum` must be a non-NULL value of the hasher's type.
+    #[inline]
     pub unsafe fn hash(&mut self, datum: pg_sys::Datum) -> u64 {
+        // Integers skip the byte-slice detour (same bits: see hash_int).
+        match self.int_hash(datum) {
+            Some(hash) => hash,
+            None => unsafe { self.hash_canonical_bytes(datum) },
+        }
+    }
+
+    /// The hash of an integer argument, or None for other types. Pure arithmetic: it can
+    /// neither fail nor call into PostgreSQL.
+    #[inline]
+    pub fn int_hash(&self, datum: pg_sys::Datum) -> Option<u64> {
+        match self.encoding {
+            Encoding::Int8 => Some(hash_int(datum.value() as i64)),
+            Encoding::Int4 => Some(hash_int(datum.value() as i32 as i64)),
+            Encoding::Int2 => Some(hash_int(datum.value() as i16 as i64)),
+            _ => None,
+        }
+    }
+
+    /// The other types, kept out of line so that the integer path above inlines into the
+    /// aggregates' transition functions.
+    #[inline(never)]
+    unsafe fn hash_canonical_bytes(&mut self, datum: pg_sys::Datum) -> u64 {
         unsafe { self.with_canonical_bytes(datum, hash_bytes) }
     }
+}
+
+/// The hasher already cached in `fcinfo->flinfo->fn_extra`, if any (no allocation, no call
+/// into PostgreSQL).
+///
+/// # Safety
+/// `fcinfo` must be a valid call whose `fn_extra` is only ever set by [`cached_hasher`].
+#[inline]
+pub unsafe fn existing_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'a ValueHasher> {
+    unsafe { ((*(*fcinfo).flinfo).fn_extra as *const ValueHasher).as_ref() }
 }
 
 /// The hasher cached in `fcinfo->flinfo->fn_extra` for argument `arg`, built on first use.
 ///
 /// # Safety
 /// `fcinfo` must be a valid call whose argument `arg` is polymorphic (its type resolvable).
+#[inline]
 pub unsafe fn cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &'a mut ValueHasher {
     unsafe {
-        let flinfo = (*fcinfo).flinfo;
-        let existing = (*flinfo).fn_extra as *mut ValueHasher;
+        let existing = (*(*fcinfo).flinfo).fn_extra as *mut ValueHasher;
         if !existing.is_null() {
             return &mut *existing;
         }
+        new_cached_hasher(fcinfo, arg)
+    }
+}
+
+#[cold]
+unsafe fn new_cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &'a mut ValueHasher {
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
         let type_oid = pg_sys::get_fn_expr_argtype(flinfo, arg);
         if type_oid == pg_sys::InvalidOid {
             pgrx::error!("could not determine the type of the value to hash");

@@ -111,6 +111,7 @@ mod fuzz;
 mod tests;
 
 pub use codec::{FORMAT_VERSION, MAX_ENCODED_LEN, TEXT_PREFIX};
+pub use dense::add_hash as add_dense_hash;
 pub use estimate::{normal_quantile, z_for_confidence};
 
 pub const MIN_PRECISION: u8 = 4;
@@ -222,6 +223,15 @@ impl Sketch {
                     self.compact();
                 }
             }
+        }
+    }
+
+    /// The registers and precision of a dense sketch (for the aggregates' fast path).
+    #[inline]
+    pub fn dense_registers_mut(&mut self) -> Option<(&mut [u8], u8)> {
+        match &mut self.repr {
+            Repr::Dense(registers) => Some((registers, self.precision)),
+            Repr::Sparse(_) => None,
         }
     }
 

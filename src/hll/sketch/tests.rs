@@ -400,9 +400,20 @@ fn accuracy_table() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
+    // HLL_ACCURACY_P=16 and HLL_ACCURACY_MIN_FACTOR=1000 narrow the table to one corner.
+    let only_p: Option<u8> = std::env::var("HLL_ACCURACY_P")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let min_factor: f64 = std::env::var("HLL_ACCURACY_MIN_FACTOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     println!("p      n        n/m   bias %   rms %   1.04/√m %  rms/theory");
     let mut worst_bias: f64 = 0.0;
     for p in [10u8, 12, 14, 16] {
+        if only_p.is_some_and(|only| only != p) {
+            continue;
+        }
         let m = (1u64 << p) as f64;
         let theory = 1.04 / m.sqrt();
         let mut sizes: Vec<usize> = [0.5, 1.0, 2.0, 2.7, 5.0, 10.0, 100.0, 1000.0]
@@ -414,7 +425,7 @@ fn accuracy_table() {
             sizes.sort_unstable();
             sizes.dedup();
         }
-        for n in sizes {
+        for n in sizes.into_iter().filter(|&n| n as f64 >= min_factor * m) {
             // Fewer seeds for the largest runs keep the table under a few minutes
             // (HLL_ACCURACY_LARGE_SEEDS, default 40).
             let runs = if n as f64 > 100.0 * m && p >= 14 {
