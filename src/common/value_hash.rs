@@ -9,6 +9,7 @@
 //! [`KeyKind`] tag that says how to show them again.
 
 use super::hash::{hash_bytes, hash_int};
+use super::varlena::inline_payload;
 use pgrx::pg_sys;
 
 /// What kind of value a canonical key holds, so it can be shown as text again.
@@ -170,21 +171,37 @@ impl ValueHasher {
     #[inline]
     pub unsafe fn hash(&mut self, datum: pg_sys::Datum) -> u64 {
         // Integers skip the byte-slice detour (same bits: see hash_int).
-        match self.int_hash(datum) {
+        match unsafe { self.pure_hash(datum) } {
             Some(hash) => hash,
             None => unsafe { self.hash_canonical_bytes(datum) },
         }
     }
 
-    /// The hash of an integer argument, or None for other types. Pure arithmetic: it can
-    /// neither fail nor call into PostgreSQL.
+    /// The hash of a value that needs nothing from PostgreSQL to hash: an integer, a uuid, or a
+    /// text, varchar, bytea or char(n) stored inline and uncompressed. None for the rest (a
+    /// TOAST pointer, a compressed value, a type hashed by its send function). It can neither
+    /// fail nor call into PostgreSQL.
+    ///
+    /// # Safety
+    /// `datum` must be a non-null value of this hasher's type.
     #[inline]
-    pub fn int_hash(&self, datum: pg_sys::Datum) -> Option<u64> {
-        match self.encoding {
-            Encoding::Int8 => Some(hash_int(datum.value() as i64)),
-            Encoding::Int4 => Some(hash_int(datum.value() as i32 as i64)),
-            Encoding::Int2 => Some(hash_int(datum.value() as i16 as i64)),
-            _ => None,
+    pub unsafe fn pure_hash(&self, datum: pg_sys::Datum) -> Option<u64> {
+        unsafe {
+            match self.encoding {
+                Encoding::Int8 => Some(hash_int(datum.value() as i64)),
+                Encoding::Int4 => Some(hash_int(datum.value() as i32 as i64)),
+                Encoding::Int2 => Some(hash_int(datum.value() as i16 as i64)),
+                Encoding::VarlenaBytes => inline_payload(datum.cast_mut_ptr()).map(hash_bytes),
+                Encoding::Bpchar => inline_payload(datum.cast_mut_ptr()).map(|bytes| {
+                    let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+                    hash_bytes(&bytes[..end])
+                }),
+                Encoding::Uuid => Some(hash_bytes(std::slice::from_raw_parts(
+                    datum.cast_mut_ptr::<u8>(),
+                    16,
+                ))),
+                Encoding::Send(_) => None,
+            }
         }
     }
 

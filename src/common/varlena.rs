@@ -27,6 +27,40 @@ pub unsafe fn payload<'a>(ptr: *const pg_sys::varlena) -> &'a [u8] {
     }
 }
 
+/// The payload of a varlena that is stored inline and uncompressed (a short 1-byte header, or a
+/// plain 4-byte one), read in place; None for a TOAST pointer or a compressed value, which need
+/// PostgreSQL to detoast. Never calls into PostgreSQL.
+///
+/// # Safety
+/// `ptr` must point at a varlena datum (little-endian header layout, as on every platform
+/// PostgreSQL 15 builds for that this extension supports).
+#[inline]
+pub unsafe fn inline_payload<'a>(ptr: *const u8) -> Option<&'a [u8]> {
+    unsafe {
+        let first = *ptr;
+        if first & 0x01 == 0x01 {
+            // 1-byte header; exactly 0x01 marks a TOAST pointer.
+            if first == 0x01 {
+                return None;
+            }
+            let len = (first >> 1) as usize;
+            return Some(std::slice::from_raw_parts(
+                ptr.add(1),
+                len.saturating_sub(1),
+            ));
+        }
+        let header = u32::from_le_bytes([*ptr, *ptr.add(1), *ptr.add(2), *ptr.add(3)]);
+        if header & 0x03 != 0 {
+            return None; // compressed inline
+        }
+        let len = (header >> 2) as usize;
+        Some(std::slice::from_raw_parts(
+            ptr.add(4),
+            len.saturating_sub(4),
+        ))
+    }
+}
+
 /// A new varlena in the current memory context holding `bytes` as its payload.
 pub fn palloc_varlena(bytes: &[u8]) -> *mut pg_sys::varlena {
     let total = bytes.len() + pg_sys::VARHDRSZ;

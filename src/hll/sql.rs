@@ -186,10 +186,11 @@ fn hll_info_text(sketch: HllDatum) -> String {
 type State = Option<Sketch>;
 
 /// `hll_agg_trans(internal, anyelement [, integer])`: the hot path, one hash and one register
-/// update per row. Once the sketch is dense and the values are integers, a row is pure
-/// arithmetic on memory this aggregate owns: no allocation, no call into PostgreSQL, nothing
-/// that can fail or panic, so it runs without the error-handling frame (`pg_guard`) that the
-/// general path below needs. That frame was a third of the function's cost per row.
+/// update per row. Once the sketch is dense and a value needs nothing from PostgreSQL to hash
+/// (an integer, a uuid, an inline text), a row is pure arithmetic on memory this aggregate
+/// owns: no allocation, no call into PostgreSQL, nothing that can fail or panic, so it runs
+/// without the error-handling frame (`pg_guard`) that the general path below needs. That frame
+/// was a third of the function's cost per row.
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
@@ -200,7 +201,7 @@ pub unsafe extern "C-unwind" fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) 
                 existing_hasher(fcinfo),
                 state.cast_mut_ptr::<State>().as_mut(),
             ) && let (Some(hash), Some((registers, precision))) = (
-                hasher.int_hash((*args.add(1)).value),
+                hasher.pure_hash((*args.add(1)).value),
                 sketch.dense_registers_mut(),
             ) {
                 crate::hll::sketch::add_dense_hash(registers, precision, hash);
@@ -212,7 +213,7 @@ pub unsafe extern "C-unwind" fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) 
 }
 
 /// Every other row of `hll_agg`: the first (which makes the state), sparse sketches, and
-/// values that are not integers.
+/// values that need PostgreSQL to hash (TOASTed or compressed, or hashed by a send function).
 #[pg_guard]
 unsafe extern "C-unwind" fn hll_agg_trans_general(
     fcinfo: pg_sys::FunctionCallInfo,

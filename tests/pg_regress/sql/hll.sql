@@ -93,3 +93,24 @@ RESET ALL;
 -- (and a byte-order btree class, for DISTINCT and ORDER BY)
 SELECT count(DISTINCT h) FROM (SELECT hll_agg(i % 3) h FROM generate_series(1, 30) i GROUP BY i % 2) s;
 SELECT h, count(*) FROM (VALUES (hll_empty()), (hll_empty()), (hll_empty(10))) v(h) GROUP BY h ORDER BY 2;
+
+-- The aggregate's fast path (dense sketch, values hashed in place) and its general path (first
+-- rows, sparse sketches, TOASTed or compressed values, hll_add) give identical sketches.
+CREATE TABLE long_texts (v text);
+ALTER TABLE long_texts ALTER COLUMN v SET STORAGE main;   -- compressed inline
+INSERT INTO long_texts SELECT repeat(md5(i::text), 100) || i FROM generate_series(1, 20000) i;
+CREATE TABLE toasted_texts (v text);
+ALTER TABLE toasted_texts ALTER COLUMN v SET STORAGE external;  -- out of line, uncompressed
+INSERT INTO toasted_texts SELECT v FROM long_texts;
+SELECT pg_column_compression(v) AS stored_compressed FROM long_texts LIMIT 1;
+SELECT (SELECT hll_agg(v) FROM long_texts) = (SELECT hll_agg(v) FROM toasted_texts) AS compressed_equals_toasted,
+       (SELECT hll_agg(v) FROM long_texts)
+       = (SELECT hll_agg(repeat(md5(i::text), 100) || i) FROM generate_series(1, 20000) i) AS stored_equals_in_memory,
+       (SELECT # hll_agg(v) FROM long_texts) BETWEEN 19000 AND 21000 AS count_plausible;
+SELECT (SELECT hll_agg(i) FROM generate_series(1, 50000) i)
+       = (SELECT hll_union_agg(hll_add(NULL, i)) FROM generate_series(1, 50000) i) AS ints_fast_equals_general,
+       (SELECT hll_agg(v::varchar) FROM long_texts)
+       = (SELECT hll_union_agg(hll_add(NULL, v)) FROM long_texts) AS texts_fast_equals_general,
+       (SELECT hll_agg(md5(i::text)::uuid) FROM generate_series(1, 50000) i)
+       = (SELECT hll_union_agg(hll_add(NULL, md5(i::text)::uuid)) FROM generate_series(1, 50000) i) AS uuids_fast_equals_general;
+DROP TABLE long_texts, toasted_texts;
