@@ -57,18 +57,29 @@ tsv() { local IFS=$'\t'; echo "$*" >>"$TSV"; }
 printf 'section\titem\text\tn\trep\tvalue\tunit\n' >"$TSV"
 
 # Runs "name|statement" pairs in one session (extension libraries loaded first, so no first-call
-# cost lands in a timing) and prints "name ms result" per statement, from psql's \timing.
+# cost lands in a timing) and prints "name ms result cpu_ms" per statement: wall time from
+# psql's \timing, and the CPU time the backend process used (user + system, from
+# /proc/PID/stat, 10 ms ticks), which other tenants of a shared machine disturb far less.
+TICK_MS="$(awk -v t="$(getconf CLK_TCK)" 'BEGIN { print 1000 / t }')"
 timed_session() {
-    local f="$WORK/session.sql" pair
+    local f="$WORK/session.sql" cpu="$WORK/session.cpu" pair
+    : >"$cpu"
     {
         echo "SELECT distcount.hll_count(distcount.hll_empty(14)), public.hll_cardinality(public.hll_empty(14));"
+        echo "SELECT pg_backend_pid() AS backend_pid \\gset"
+        echo "\\setenv BACKEND_PID :backend_pid"
         echo '\timing on'
         for pair in "$@"; do
             echo "\\echo @q ${pair%%|*}"
+            echo "\\! awk '{ print \$14 + \$15 }' /proc/\$BACKEND_PID/stat >>$cpu"
             echo "${pair#*|};"
+            echo "\\! awk '{ print \$14 + \$15 }' /proc/\$BACKEND_PID/stat >>$cpu"
         done
     } >"$f"
-    sql -f "$f" | awk '/^@q /{name=$2; res=""; next} /^Time: /{print name, $2, res; next} {res=$0}'
+    sql -f "$f" | awk '/^@q /{name=$2; res=""; next} /^Time: /{print name, $2, res; next} {res=$0}' >"$WORK/session.out"
+    # Pair each statement with its CPU ticks (two readings per statement, in order).
+    awk -v tick="$TICK_MS" 'NR == FNR { t[NR] = $1; next } { printf "%s %s %s %.0f\n", $1, $2, $3, (t[2 * FNR] - t[2 * FNR - 1]) * tick }' \
+        "$cpu" "$WORK/session.out"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -116,13 +127,13 @@ for round in $(seq 1 "$ROUNDS"); do
     line="    round $round:"
     for q in "${ingest[@]}"; do
         name="${q%%|*}"
-        read -r _ ms res < <(grep "^$name " "$WORK/round")
-        echo "$name $ms $res" >>"$WORK/ingest"
-        line+="  $name ${ms%.*} ms"
+        read -r _ ms res cpu < <(grep "^$name " "$WORK/round")
+        echo "$name $ms $res $cpu" >>"$WORK/ingest"
+        line+="  $name ${ms%.*} ms (cpu $cpu)"
         case "$name" in
-            count_star) tsv ingest count_star none "$ROWS" "$round" "$ms" ms ;;
-            *_distcount) tsv ingest "${name%_*}" pg_distcount "$ROWS" "$round" "$ms" ms; tsv ingest_estimate "${name%_*}" pg_distcount "$ROWS" "$round" "$res" count ;;
-            *) tsv ingest "${name%_*}" postgresql-hll "$ROWS" "$round" "$ms" ms; tsv ingest_estimate "${name%_*}" postgresql-hll "$ROWS" "$round" "$res" count ;;
+            count_star) tsv ingest count_star none "$ROWS" "$round" "$ms" ms; tsv ingest_cpu count_star none "$ROWS" "$round" "$cpu" ms ;;
+            *_distcount) tsv ingest "${name%_*}" pg_distcount "$ROWS" "$round" "$ms" ms; tsv ingest_cpu "${name%_*}" pg_distcount "$ROWS" "$round" "$cpu" ms; tsv ingest_estimate "${name%_*}" pg_distcount "$ROWS" "$round" "$res" count ;;
+            *) tsv ingest "${name%_*}" postgresql-hll "$ROWS" "$round" "$ms" ms; tsv ingest_cpu "${name%_*}" postgresql-hll "$ROWS" "$round" "$cpu" ms; tsv ingest_estimate "${name%_*}" postgresql-hll "$ROWS" "$round" "$res" count ;;
         esac
     done
     echo "$line"
@@ -147,6 +158,19 @@ tsv ingest_summary count_star_median_ms none "$ROWS" median "$ing_count" ms
 printf '    medians: count(*) %.0f ms; bigint %.0f / %.0f ms, text %.0f / %.0f ms (pg_distcount / postgresql-hll) (%s)\n' \
     "$ing_count" "${ING_MS[bigint.distcount]}" "${ING_MS[bigint.postgresql-hll]}" \
     "${ING_MS[text.distcount]}" "${ING_MS[text.postgresql-hll]}" "$(elapsed)"
+# The same on backend CPU time.
+cpu_med() { awk -v n="$1" '$1 == n {print $4}' "$WORK/ingest" | median; }
+cpu_count="$(cpu_med count_star)"
+for col in bigint text; do
+    ours="$(cpu_med "${col}_distcount")"
+    theirs="$(cpu_med "${col}_postgresql-hll")"
+    ratio="$(awk -v a="$ours" -v b="$theirs" -v c="$cpu_count" 'BEGIN {printf "%.2f", (a - c) / (b - c)}')"
+    tsv ingest_summary "${col}_cpu_cost_ratio_distcount_over_hll" ratio "$ROWS" median "$ratio" ratio
+    printf '    backend CPU medians, %s: count(*) %.0f ms, pg_distcount %.0f ms, postgresql-hll %.0f ms: cost per row above count(*) %.1f / %.1f ns, ratio %s\n' \
+        "$col" "$cpu_count" "$ours" "$theirs" \
+        "$(awk -v a="$ours" -v c="$cpu_count" -v r="$ROWS" 'BEGIN {print (a - c) * 1e6 / r}')" \
+        "$(awk -v a="$theirs" -v c="$cpu_count" -v r="$ROWS" 'BEGIN {print (a - c) * 1e6 / r}')" "$ratio"
+done
 
 # ---------------------------------------------------------------------------------------------
 # Union: 100,000 stored p = 14 sketches per extension. Sketch i holds the 100 ids with
@@ -201,8 +225,8 @@ timed_session "${union[@]}" >/dev/null
 for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) = 0 ]; then order=("${union[1]}" "${union[0]}"); else order=("${union[@]}"); fi
     timed_session "${order[@]}" >"$WORK/round"
-    read -r _ ms_d res_d < <(grep '^union_distcount ' "$WORK/round")
-    read -r _ ms_p res_p < <(grep '^union_postgresql-hll ' "$WORK/round")
+    read -r _ ms_d res_d _ < <(grep '^union_distcount ' "$WORK/round")
+    read -r _ ms_p res_p _ < <(grep '^union_postgresql-hll ' "$WORK/round")
     echo "union_distcount $ms_d $res_d" >>"$WORK/union"
     echo "union_postgresql-hll $ms_p $res_p" >>"$WORK/union"
     tsv union union_agg pg_distcount 100000 "$round" "$ms_d" ms
