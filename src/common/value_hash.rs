@@ -70,6 +70,12 @@ enum Encoding {
     Send(pg_sys::FmgrInfo),
 }
 
+/// char(n) values are canonical without their padding blanks.
+fn without_trailing_blanks(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    &bytes[..end]
+}
+
 pub struct ValueHasher {
     type_oid: pg_sys::Oid,
     encoding: Encoding,
@@ -125,8 +131,7 @@ impl ValueHasher {
                     let detoasted = pg_sys::pg_detoast_datum_packed(raw);
                     let mut bytes = super::varlena::payload(detoasted);
                     if bpchar {
-                        let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-                        bytes = &bytes[..end];
+                        bytes = without_trailing_blanks(bytes);
                     }
                     let result = use_bytes(bytes);
                     if detoasted != raw {
@@ -192,10 +197,8 @@ impl ValueHasher {
                 Encoding::Int4 => Some(hash_int(datum.value() as i32 as i64)),
                 Encoding::Int2 => Some(hash_int(datum.value() as i16 as i64)),
                 Encoding::VarlenaBytes => inline_payload(datum.cast_mut_ptr()).map(hash_bytes),
-                Encoding::Bpchar => inline_payload(datum.cast_mut_ptr()).map(|bytes| {
-                    let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-                    hash_bytes(&bytes[..end])
-                }),
+                Encoding::Bpchar => inline_payload(datum.cast_mut_ptr())
+                    .map(|bytes| hash_bytes(without_trailing_blanks(bytes))),
                 Encoding::Uuid => Some(hash_bytes(std::slice::from_raw_parts(
                     datum.cast_mut_ptr::<u8>(),
                     16,

@@ -3,6 +3,7 @@
 
 use super::event::{Envelope, IdGenerator, Mode, PayloadShape, old_new_payload, uuid_v4};
 use super::row_json::row_json;
+use crate::common::varlena::to_cstring;
 use crate::settings::{OUTBOX_HEADERS, OUTBOX_MESSAGE_PREFIX, OUTBOX_MODE, OUTBOX_TRACING};
 use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
@@ -49,10 +50,7 @@ pub fn write_event(event: &Event, mode: Mode) -> [u8; 16] {
     }
     let (id_bytes, id_text) = uuid_v4(next_id());
     let headers = session_headers();
-    let tracing = OUTBOX_TRACING
-        .get()
-        .map(|c| c.to_string_lossy().into_owned())
-        .filter(|s| !s.is_empty());
+    let tracing = session_tracing();
     if mode.writes_table() {
         insert_row(event, &id_bytes, headers.as_deref(), tracing.as_deref());
     }
@@ -162,7 +160,7 @@ pub fn session_headers() -> Option<String> {
     }
     let known = CHECKED_HEADERS.with(|c| c.borrow().as_deref() == Some(text.as_str()));
     if !known {
-        let cstr = CString::new(text.clone()).unwrap_or_default();
+        let cstr = to_cstring(text.clone());
         // jsonb_in raises 22P02 with the position of the error.
         unsafe {
             direct_function_call_as_datum(
@@ -183,6 +181,14 @@ pub fn session_headers() -> Option<String> {
         CHECKED_HEADERS.with(|c| *c.borrow_mut() = Some(text.clone()));
     }
     Some(text)
+}
+
+/// `pg_distcount.outbox_tracingspancontext` when set.
+pub fn session_tracing() -> Option<String> {
+    OUTBOX_TRACING
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
 }
 
 /// JSON text of the payload, for a message.
@@ -246,7 +252,7 @@ fn insert_plan(key: PlanKey) -> pg_sys::SPIPlanPtr {
         PlanKey::Jsonb => ("$5", [pg_sys::JSONBOID, pg_sys::JSONBOID]),
     };
     let sql = format!("{INSERT_HEAD}{payload_expr}, $7::pg_catalog.jsonb, $8)");
-    let sql = CString::new(sql).unwrap_or_default();
+    let sql = to_cstring(sql);
     let mut types = [
         pg_sys::UUIDOID,
         pg_sys::TEXTOID,
@@ -273,12 +279,45 @@ fn insert_plan(key: PlanKey) -> pg_sys::SPIPlanPtr {
     plan
 }
 
-fn text_datum(s: &str) -> pg_sys::Datum {
+/// A text datum in the current memory context.
+pub fn text_datum(s: &str) -> pg_sys::Datum {
     unsafe {
         pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
             s.as_ptr() as *const std::ffi::c_char,
             s.len() as i32,
         ))
+    }
+}
+
+/// SPI parameter values and their null flags.
+pub fn spi_params<const N: usize>(
+    params: [Option<pg_sys::Datum>; N],
+) -> ([pg_sys::Datum; N], [std::ffi::c_char; N]) {
+    let values = params.map(|p| p.unwrap_or(pg_sys::Datum::from(0usize)));
+    let nulls = params.map(|p| if p.is_some() { b' ' } else { b'n' } as std::ffi::c_char);
+    (values, nulls)
+}
+
+/// Runs `f` connected to SPI; `what` names the statement in the error of a failed run
+/// (`f` returns the SPI result code, negative on failure).
+pub unsafe fn run_in_spi(what: &str, f: impl FnOnce() -> i32) {
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "SPI_connect failed in the outbox"
+            );
+        }
+        let rc = f();
+        if rc < 0 {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("{what} failed (SPI code {rc})")
+            );
+        }
+        pg_sys::SPI_finish();
     }
 }
 
@@ -313,49 +352,20 @@ fn insert_row(event: &Event, id: &[u8; 16], headers: Option<&str>, tracing: Opti
         std::ptr::copy_nonoverlapping(id.as_ptr(), ptr, 16);
         pg_sys::Datum::from(ptr)
     };
-    let optional = |v: Option<pg_sys::Datum>| v.unwrap_or(pg_sys::Datum::from(0usize));
-    let mut values = [
-        id_datum,
-        text_datum(event.aggregate_type),
-        text_datum(event.aggregate_id),
-        text_datum(event.event_type),
-        optional(payload_a),
-        optional(payload_b),
-        headers
-            .map(text_datum)
-            .unwrap_or(pg_sys::Datum::from(0usize)),
-        tracing
-            .map(text_datum)
-            .unwrap_or(pg_sys::Datum::from(0usize)),
-    ];
-    let null = |present: bool| if present { b' ' } else { b'n' } as std::ffi::c_char;
-    let nulls = [
-        null(true),
-        null(true),
-        null(true),
-        null(true),
-        null(payload_a.is_some()),
-        null(payload_b.is_some()),
-        null(headers.is_some()),
-        null(tracing.is_some()),
-    ];
+    let (mut values, nulls) = spi_params([
+        Some(id_datum),
+        Some(text_datum(event.aggregate_type)),
+        Some(text_datum(event.aggregate_id)),
+        Some(text_datum(event.event_type)),
+        payload_a,
+        payload_b,
+        headers.map(text_datum),
+        tracing.map(text_datum),
+    ]);
     unsafe {
-        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                "SPI_connect failed in the outbox"
-            );
-        }
-        let plan = insert_plan(key);
-        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), false, 0);
-        if rc != pg_sys::SPI_OK_INSERT as i32 {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("the outbox insert failed (SPI code {rc})")
-            );
-        }
-        pg_sys::SPI_finish();
+        run_in_spi("the outbox insert", || {
+            let plan = insert_plan(key);
+            pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), false, 0)
+        });
     }
 }

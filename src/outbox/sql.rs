@@ -2,15 +2,16 @@
 //! CREATE TRIGGER time, `outbox_emit` and `cdc_heartbeat`.
 
 use super::emit::{
-    Event, Payload, effective_mode, emit_message, message_prefix, require_logical_wal,
-    session_headers, write_event,
+    Event, Payload, effective_mode, emit_message, message_prefix, require_logical_wal, run_in_spi,
+    session_headers, session_tracing, spi_params, text_datum, write_event,
 };
 use super::event::{
     Attachment, Form, Mode, Op, PayloadShape, TriggerConfig, aggregate_id, check_attachment,
     check_key_columns,
 };
 use crate::common::report::OrRaise;
-use crate::settings::{OUTBOX_MAX_ATTEMPTS, OUTBOX_TRACING};
+use crate::common::varlena::to_cstring;
+use crate::settings::OUTBOX_MAX_ATTEMPTS;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -24,6 +25,7 @@ const EVENT_OPMASK: u32 = 0x3;
 const EVENT_INSERT: u32 = 0x0;
 const EVENT_DELETE: u32 = 0x1;
 const EVENT_UPDATE: u32 = 0x2;
+const EVENT_TRUNCATE: u32 = 0x3;
 const EVENT_ROW: u32 = 0x4;
 const EVENT_TIMINGMASK: u32 = 0x18; // BEFORE 0x8, INSTEAD 0x10, AFTER 0
 
@@ -79,20 +81,20 @@ fn parse_config(args: &[String]) -> TriggerConfig {
 
 unsafe fn firing(td: &pg_sys::TriggerData) -> (Op, Attachment) {
     let event = td.tg_event;
-    let op = match event & EVENT_OPMASK {
-        EVENT_INSERT => Op::Insert,
+    let opmask = event & EVENT_OPMASK;
+    let op = match opmask {
         EVENT_DELETE => Op::Delete,
         EVENT_UPDATE => Op::Update,
-        _ => Op::Insert, // TRUNCATE: refused by check_attachment below
+        _ => Op::Insert, // or TRUNCATE, which check_attachment refuses
     };
     let trigger = td.tg_trigger;
     let attachment = Attachment {
         for_each_row: event & EVENT_ROW != 0,
         after: event & EVENT_TIMINGMASK == 0,
-        insert: op == Op::Insert && event & EVENT_OPMASK != 3,
-        update: op == Op::Update,
-        delete: op == Op::Delete,
-        truncate: event & EVENT_OPMASK == 3,
+        insert: opmask == EVENT_INSERT,
+        update: opmask == EVENT_UPDATE,
+        delete: opmask == EVENT_DELETE,
+        truncate: opmask == EVENT_TRUNCATE,
         new_table: unsafe { !(*trigger).tgnewtable.is_null() },
         old_table: unsafe { !(*trigger).tgoldtable.is_null() },
     };
@@ -104,7 +106,7 @@ unsafe fn relation_name(rel: pg_sys::Relation) -> String {
 }
 
 unsafe fn column_exists(tupdesc: pg_sys::TupleDesc, name: &str) -> bool {
-    let name = CString::new(name).unwrap_or_default();
+    let name = to_cstring(name.to_string());
     unsafe { pg_sys::SPI_fnumber(tupdesc, name.as_ptr()) > 0 }
 }
 
@@ -116,6 +118,8 @@ struct CachedTrigger {
     table: String,
     config: TriggerConfig,
     event_types: [String; 3],
+    /// The key column names as C strings, for SPI_fnumber on each row.
+    key_columns: Vec<CString>,
 }
 
 thread_local! {
@@ -145,6 +149,11 @@ unsafe fn cached_trigger(td: &pg_sys::TriggerData) -> Rc<CachedTrigger> {
         let table = relname.to_string_lossy().into_owned();
         let cached = Rc::new(CachedTrigger {
             event_types: config.event_types(&table),
+            key_columns: config
+                .key_columns
+                .iter()
+                .map(|c| to_cstring(c.clone()))
+                .collect(),
             args,
             table,
             config,
@@ -202,8 +211,7 @@ pub unsafe extern "C-unwind" fn outbox_trigger(fcinfo: pg_sys::FunctionCallInfo)
         let key_tuple = new.or(old).unwrap_or(std::ptr::null_mut());
 
         let mut key_values = Vec::with_capacity(config.key_columns.len());
-        for column in &config.key_columns {
-            let name = CString::new(column.as_str()).unwrap_or_default();
+        for (column, name) in config.key_columns.iter().zip(&cached.key_columns) {
             let attnum = pg_sys::SPI_fnumber(tupdesc, name.as_ptr());
             if attnum <= 0 {
                 check_key_columns(config, &cached.table, |_| false).or_raise();
@@ -289,64 +297,28 @@ pub unsafe extern "C-unwind" fn outbox_statement_trigger(
         let sql = statement_sql(&config, mode, &cstr_lossy(transition));
         let event_type = config.event_type(op, &table);
         let headers = session_headers();
-        let tracing = OUTBOX_TRACING
-            .get()
-            .map(|c| c.to_string_lossy().into_owned())
-            .filter(|s| !s.is_empty());
-        let prefix = message_prefix();
-        let text = |s: &str| {
-            pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
-                s.as_ptr() as *const c_char,
-                s.len() as i32,
-            ))
-        };
+        let tracing = session_tracing();
         let mut types = [pg_sys::TEXTOID; 5];
-        let mut values = [
-            text(&config.aggregate_type),
-            text(&event_type),
-            headers
-                .as_deref()
-                .map(text)
-                .unwrap_or(pg_sys::Datum::from(0usize)),
-            tracing
-                .as_deref()
-                .map(text)
-                .unwrap_or(pg_sys::Datum::from(0usize)),
-            text(&prefix.to_string_lossy()),
-        ];
-        let nulls: [c_char; 5] = [
-            b' ' as c_char,
-            b' ' as c_char,
-            if headers.is_some() { b' ' } else { b'n' } as c_char,
-            if tracing.is_some() { b' ' } else { b'n' } as c_char,
-            b' ' as c_char,
-        ];
-        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                "SPI_connect failed in the outbox"
-            );
-        }
-        pg_sys::SPI_register_trigger_data(td as *const _ as *mut pg_sys::TriggerData);
-        let sql = CString::new(sql).unwrap_or_default();
-        let rc = pg_sys::SPI_execute_with_args(
-            sql.as_ptr(),
-            5,
-            types.as_mut_ptr(),
-            values.as_mut_ptr(),
-            nulls.as_ptr(),
-            false,
-            0,
-        );
-        if rc < 0 {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("the outbox statement trigger failed (SPI code {rc})")
-            );
-        }
-        pg_sys::SPI_finish();
+        let (mut values, nulls) = spi_params([
+            Some(text_datum(&config.aggregate_type)),
+            Some(text_datum(&event_type)),
+            headers.as_deref().map(text_datum),
+            tracing.as_deref().map(text_datum),
+            Some(text_datum(&message_prefix().to_string_lossy())),
+        ]);
+        let sql = to_cstring(sql);
+        run_in_spi("the outbox statement trigger", || {
+            pg_sys::SPI_register_trigger_data(td as *const _ as *mut pg_sys::TriggerData);
+            pg_sys::SPI_execute_with_args(
+                sql.as_ptr(),
+                5,
+                types.as_mut_ptr(),
+                values.as_mut_ptr(),
+                nulls.as_ptr(),
+                false,
+                0,
+            )
+        });
         pg_sys::Datum::from(0usize)
     }
 }
@@ -556,7 +528,7 @@ pub unsafe extern "C-unwind" fn cdc_heartbeat(fcinfo: pg_sys::FunctionCallInfo) 
         }
         let now = pg_sys::GetCurrentTimestamp();
         let body = format!("{{\"ts\":{now}}}");
-        let prefix = CString::new(prefix).unwrap_or_default();
+        let prefix = to_cstring(prefix);
         let lsn = emit_message(&prefix, body.as_bytes(), false);
         // PostgreSQL 17's flush argument: a consumer only sees what is flushed.
         pg_sys::XLogFlush(lsn);
