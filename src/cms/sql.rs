@@ -279,17 +279,7 @@ pub unsafe extern "C-unwind" fn cms_agg_weighted_trans(
     unsafe { cms_agg_step(fcinfo, Some(2)) }
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_cms_agg_trans() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_cms_agg_weighted_trans() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::pg_finfo_v1!(pg_finfo_cms_agg_trans, pg_finfo_cms_agg_weighted_trans);
 
 fn union_state(state: &mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &mut State {
     unsafe { state_or_init(state, fcinfo, || State::new(None)) }

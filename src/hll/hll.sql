@@ -123,6 +123,21 @@ CREATE FUNCTION hll_agg_trans(internal, anyelement) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans';
 CREATE FUNCTION hll_agg_trans(internal, anyelement, integer) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans';
+-- Integer columns get their own transition functions: the type is known, so the hot path
+-- needs no hasher lookup. Together they cover every type that casts implicitly to an integer,
+-- so no call becomes ambiguous.
+CREATE FUNCTION hll_agg_trans(internal, smallint) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int2';
+CREATE FUNCTION hll_agg_trans(internal, smallint, integer) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int2';
+CREATE FUNCTION hll_agg_trans(internal, integer) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int4';
+CREATE FUNCTION hll_agg_trans(internal, integer, integer) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int4';
+CREATE FUNCTION hll_agg_trans(internal, bigint) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int8';
+CREATE FUNCTION hll_agg_trans(internal, bigint, integer) RETURNS internal
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int8';
 CREATE FUNCTION hll_union_trans(internal, hll) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_union_trans_wrapper';
 CREATE FUNCTION hll_combine(internal, internal) RETURNS internal
@@ -148,6 +163,31 @@ CREATE AGGREGATE approx_count_distinct(anyelement) (
     SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_count_final,
     COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial, PARALLEL = SAFE);
 COMMENT ON AGGREGATE approx_count_distinct(anyelement) IS 'Estimated number of distinct non-NULL values (HyperLogLog, precision 14).';
+DO $overloads$
+DECLARE
+    int_type text;
+BEGIN
+    FOREACH int_type IN ARRAY ARRAY['smallint', 'integer', 'bigint'] LOOP
+        EXECUTE format($sql$
+            CREATE AGGREGATE hll_agg(%1$s) (
+                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_final,
+                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE hll_agg(%1$s) IS 'Sketch of the distinct non-NULL values, precision 14; int2/int4/int8 of equal value count as one.';
+            CREATE AGGREGATE hll_agg(%1$s, integer) (
+                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_final,
+                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE hll_agg(%1$s, integer) IS 'Sketch of the distinct non-NULL values at precision p (4 to 18).';
+            CREATE AGGREGATE approx_count_distinct(%1$s) (
+                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_count_final,
+                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE approx_count_distinct(%1$s) IS 'Estimated number of distinct non-NULL values (HyperLogLog, precision 14).';
+        $sql$, int_type);
+    END LOOP;
+END
+$overloads$;
 CREATE AGGREGATE hll_union_agg(hll) (
     SFUNC = hll_union_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_final,
     COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial, PARALLEL = SAFE);

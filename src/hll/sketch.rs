@@ -111,7 +111,6 @@ mod fuzz;
 mod tests;
 
 pub use codec::{FORMAT_VERSION, MAX_ENCODED_LEN, TEXT_PREFIX};
-pub use dense::add_hash as add_dense_hash;
 pub use estimate::{normal_quantile, z_for_confidence};
 
 pub const MIN_PRECISION: u8 = 4;
@@ -174,6 +173,27 @@ enum Repr {
     Dense(Vec<u8>),
 }
 
+/// The `2^precision` registers of a dense sketch, borrowed for updates.
+pub struct DenseRegisters<'a> {
+    registers: &'a mut [u8],
+    precision: u8,
+}
+
+impl DenseRegisters<'_> {
+    /// Offers one hash to its register: the aggregates' innermost step.
+    #[inline]
+    pub fn add_hash(&mut self, hash: u64) {
+        let index = (hash >> (64 - self.precision)) as usize;
+        let rank = dense::rank(hash, self.precision);
+        // SAFETY: a dense sketch has exactly 2^precision registers (every constructor of
+        // `Repr::Dense` makes it so, and nothing resizes it), and `index` has `precision` bits.
+        let register = unsafe { self.registers.get_unchecked_mut(index) };
+        if *register < rank {
+            *register = rank;
+        }
+    }
+}
+
 impl Default for Sketch {
     /// An empty sketch at the default precision.
     fn default() -> Self {
@@ -217,7 +237,11 @@ impl Sketch {
     #[inline]
     pub fn add_hash(&mut self, hash: u64) {
         match &mut self.repr {
-            Repr::Dense(registers) => dense::add_hash(registers, self.precision, hash),
+            Repr::Dense(registers) => DenseRegisters {
+                registers,
+                precision: self.precision,
+            }
+            .add_hash(hash),
             Repr::Sparse(set) => {
                 if set.push(sparse::token(hash)) {
                     self.compact();
@@ -226,11 +250,17 @@ impl Sketch {
         }
     }
 
-    /// The registers and precision of a dense sketch (for the aggregates' fast path).
+    /// The registers of a dense sketch, for the aggregates' fast path.
     #[inline]
-    pub fn dense_registers_mut(&mut self) -> Option<(&mut [u8], u8)> {
+    pub fn dense_registers_mut(&mut self) -> Option<DenseRegisters<'_>> {
         match &mut self.repr {
-            Repr::Dense(registers) => Some((registers, self.precision)),
+            Repr::Dense(registers) => {
+                debug_assert_eq!(registers.len(), 1 << self.precision);
+                Some(DenseRegisters {
+                    registers,
+                    precision: self.precision,
+                })
+            }
             Repr::Sparse(_) => None,
         }
     }

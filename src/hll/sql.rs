@@ -2,10 +2,11 @@
 //! The aggregate transition function is a raw V1 function: pgrx's wrapper would double the
 //! per-row cost (DESIGN.md, platform facts).
 
-use super::sketch::{DEFAULT_PRECISION, Sketch, checked_precision};
+use super::sketch::{DEFAULT_PRECISION, DenseRegisters, Sketch, checked_precision};
 use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut, state_or_init};
+use crate::common::hash::hash_int;
 use crate::common::report::OrRaise;
-use crate::common::value_hash::{cached_hasher, existing_hasher};
+use crate::common::value_hash::{ValueHasher, cached_hasher, existing_hasher};
 use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
 use pgrx::prelude::*;
@@ -195,20 +196,83 @@ type State = Option<Sketch>;
 pub unsafe extern "C-unwind" fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let args = (*fcinfo).args.as_ptr();
-        if (*fcinfo).nargs >= 2 && !(*args).isnull && !(*args.add(1)).isnull {
-            let state = (*args).value;
+        // Every SQL declaration of this function has at least two arguments.
+        if !(*args).isnull && !(*args.add(1)).isnull {
+            let (state, value) = ((*args).value, (*args.add(1)).value);
             if let (Some(hasher), Some(Some(sketch))) = (
                 existing_hasher(fcinfo),
                 state.cast_mut_ptr::<State>().as_mut(),
-            ) && let (Some(hash), Some((registers, precision))) = (
-                hasher.pure_hash((*args.add(1)).value),
-                sketch.dense_registers_mut(),
-            ) {
-                crate::hll::sketch::add_dense_hash(registers, precision, hash);
-                return state;
+            ) && let Some(mut registers) = sketch.dense_registers_mut()
+            {
+                // Integers inline here; everything else leaves this function by a tail call,
+                // so that the integer path needs no stack frame.
+                return match hasher.integer(value) {
+                    Some(integer) => {
+                        registers.add_hash(hash_int(integer));
+                        state
+                    }
+                    None => hll_agg_trans_bytes(fcinfo, hasher, registers, value),
+                };
             }
         }
-        hll_agg_trans_general(fcinfo)
+        hll_agg_trans_slow(fcinfo)
+    }
+}
+
+/// `hll_agg_trans_int2/4/8(internal, int [, integer])`: the transition functions of the
+/// integer overloads of `hll_agg` and `approx_count_distinct`. The column's type is known
+/// from the function, so a dense sketch takes a row without looking up a hasher: the hash and
+/// one register update are all the work (`hll_agg_trans` would spend a third more).
+macro_rules! hll_agg_trans_integer {
+    ($name:ident, $int:ty) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $name(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+            unsafe {
+                let args = (*fcinfo).args.as_ptr();
+                // Every SQL declaration of this function has at least two arguments.
+                if !(*args).isnull && !(*args.add(1)).isnull {
+                    let state = (*args).value;
+                    if let Some(Some(sketch)) = state.cast_mut_ptr::<State>().as_mut()
+                        && let Some(mut registers) = sketch.dense_registers_mut()
+                    {
+                        let value = (*args.add(1)).value.value() as $int as i64;
+                        registers.add_hash(hash_int(value));
+                        return state;
+                    }
+                }
+                hll_agg_trans_slow(fcinfo)
+            }
+        }
+    };
+}
+
+hll_agg_trans_integer!(hll_agg_trans_int2, i16);
+hll_agg_trans_integer!(hll_agg_trans_int4, i32);
+hll_agg_trans_integer!(hll_agg_trans_int8, i64);
+
+/// Out of line, so that the fast paths keep small stack frames.
+#[cold]
+#[inline(never)]
+unsafe fn hll_agg_trans_slow(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { hll_agg_trans_general(fcinfo) }
+}
+
+/// The fast path for values hashed from their bytes (uuid, inline text, ...).
+#[inline(never)]
+unsafe fn hll_agg_trans_bytes(
+    fcinfo: pg_sys::FunctionCallInfo,
+    hasher: &ValueHasher,
+    mut registers: DenseRegisters<'_>,
+    value: pg_sys::Datum,
+) -> pg_sys::Datum {
+    unsafe {
+        match hasher.pure_bytes_hash(value) {
+            Some(hash) => {
+                registers.add_hash(hash);
+                (*(*fcinfo).args.as_ptr()).value
+            }
+            None => hll_agg_trans_slow(fcinfo),
+        }
     }
 }
 
@@ -238,11 +302,12 @@ unsafe extern "C-unwind" fn hll_agg_trans_general(
     }
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_hll_agg_trans() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::pg_finfo_v1!(
+    pg_finfo_hll_agg_trans,
+    pg_finfo_hll_agg_trans_int2,
+    pg_finfo_hll_agg_trans_int4,
+    pg_finfo_hll_agg_trans_int8,
+);
 
 #[pg_extern(sql = false)]
 fn hll_union_trans(

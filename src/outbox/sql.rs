@@ -542,17 +542,7 @@ fn outbox_max_attempts() -> i32 {
     OUTBOX_MAX_ATTEMPTS.get()
 }
 
-macro_rules! v1_info {
-    ($($name:ident),*) => {$(
-        #[unsafe(no_mangle)]
-        pub extern "C" fn $name() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
-    )*};
-}
-
-v1_info!(
+crate::pg_finfo_v1!(
     pg_finfo_outbox_trigger,
     pg_finfo_outbox_statement_trigger,
     pg_finfo_outbox_emit,

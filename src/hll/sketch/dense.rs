@@ -1,31 +1,19 @@
 //! Dense registers: ranks, folding, and the 6-bit packing of the binary form.
 
 /// Rank of `hash` at precision `p`: 1 + leading zeros of the `64 - p` bits below the index,
-/// `65 - p` when they are all zero.
+/// `65 - p` when they are all zero. Bit `p - 1` of the shifted hash is a sentinel: it lies
+/// below every bit that can count, and stops the count at `64 - p` when they are all zero, so
+/// the rank needs no branch.
 #[inline]
 pub fn rank(hash: u64, p: u8) -> u8 {
-    let below_index = hash << p;
-    if below_index == 0 {
-        65 - p
-    } else {
-        below_index.leading_zeros() as u8 + 1
-    }
+    debug_assert!((1..64).contains(&p));
+    let below_index = hash << p | 1 << (p - 1);
+    below_index.leading_zeros() as u8 + 1
 }
 
 /// The highest rank a register can hold at precision `p`.
 pub fn max_rank(p: u8) -> u8 {
     65 - p
-}
-
-#[inline]
-pub fn add_hash(registers: &mut [u8], p: u8, hash: u64) {
-    let index = (hash >> (64 - p)) as usize;
-    let rank = rank(hash, p);
-    if let Some(register) = registers.get_mut(index)
-        && *register < rank
-    {
-        *register = rank;
-    }
 }
 
 /// The rank at a lower precision of a hash whose index lost its `dropped_bits` low bits

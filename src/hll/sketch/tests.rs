@@ -780,3 +780,40 @@ proptest! {
         if let Ok(s) = Sketch::parse_text(&text) { prop_assert_eq!(s.to_text(), text); }
     }
 }
+
+#[test]
+fn rank_is_one_plus_the_leading_zeros_below_the_index() {
+    // The branch-free rank (a sentinel bit under the counted ones) against the definition.
+    let by_definition = |hash: u64, p: u8| {
+        let below_index = hash << p;
+        if below_index == 0 {
+            65 - p
+        } else {
+            below_index.leading_zeros() as u8 + 1
+        }
+    };
+    for p in [
+        MIN_PRECISION,
+        10,
+        DEFAULT_PRECISION,
+        MAX_PRECISION,
+        SPARSE_PRECISION,
+    ] {
+        let shift = 64 - u32::from(p);
+        let edges = [
+            0,
+            1,
+            u64::MAX,
+            u64::MAX << shift,
+            1u64 << shift,
+            (1u64 << shift) - 1,
+        ];
+        for hash in edges.into_iter().chain((0..100_000).map(hash_int)) {
+            assert_eq!(
+                super::dense::rank(hash, p),
+                by_definition(hash, p),
+                "p {p}, hash {hash:#x}"
+            );
+        }
+    }
+}

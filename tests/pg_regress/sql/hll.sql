@@ -114,3 +114,24 @@ SELECT (SELECT hll_agg(i) FROM generate_series(1, 50000) i)
        (SELECT hll_agg(md5(i::text)::uuid) FROM generate_series(1, 50000) i)
        = (SELECT hll_union_agg(hll_add(NULL, md5(i::text)::uuid)) FROM generate_series(1, 50000) i) AS uuids_fast_equals_general;
 DROP TABLE long_texts, toasted_texts;
+
+-- Integer columns have their own aggregates (a transition function per width); each gives the
+-- sketch that hll_add builds, at every precision, with negative values and the extremes.
+CREATE TABLE ints AS
+  SELECT i::smallint AS i2, (i * 65535)::integer AS i4, i::bigint * 4294967311 AS i8
+  FROM generate_series(-32768, 32767) i;
+INSERT INTO ints VALUES (-32768, -2147483648, -9223372036854775808), (32767, 2147483647, 9223372036854775807);
+SELECT hll_agg(i2) = hll_union_agg(hll_add(NULL, i2)) AS int2_agg,
+       hll_agg(i4) = hll_union_agg(hll_add(NULL, i4)) AS int4_agg,
+       hll_agg(i8) = hll_union_agg(hll_add(NULL, i8)) AS int8_agg,
+       hll_agg(i2, 10) = hll_union_agg(hll_add(hll_empty(10), i2)) AS int2_p10,
+       hll_agg(i4, 16) = hll_union_agg(hll_add(hll_empty(16), i4)) AS int4_p16,
+       hll_agg(i8, 4) = hll_union_agg(hll_add(hll_empty(4), i8)) AS int8_p4,
+       hll_agg(i2) = hll_agg(i2::integer) AND hll_agg(i2) = hll_agg(i2::bigint) AS widths_agree,
+       approx_count_distinct(i2) = # hll_agg(i2::bigint) AND approx_count_distinct(i4) = # hll_agg(i4)
+         AND approx_count_distinct(i8) = # hll_agg(i8) AS counts_agree
+FROM ints;
+DROP TABLE ints;
+-- The one call that the overloads make ambiguous is an untyped literal, which had no type to
+-- hash before either.
+SELECT hll_agg('abc');
