@@ -1,5 +1,5 @@
 //! HyperLogLog sketch (pure Rust, no PostgreSQL): approximate distinct counting in at most
-//! 12,292 bytes at the default precision, exact or nearly so for small sets.
+//! 12,292 bytes at the default precision, exact for small sets.
 //!
 //! # What a sketch holds
 //!
@@ -19,17 +19,23 @@
 //! # Forms
 //!
 //! - **Empty**: no hash seen.
+//! - **Explicit**: the hashes themselves, for sets of at most 128 (fewer below precision 11,
+//!   [`explicit::capacity`], so that this form is never longer than the dense one). Counted
+//!   exactly: only two values with the same 64-bit hash would be counted once.
 //! - **Sparse**: the set of *tokens* of the hashes seen, at the sparse precision
 //!   `p' = 26` ([`SPARSE_PRECISION`]). A token is the top 26 bits of the hash (its index at
 //!   `p'`) plus, only when the low 8 bits of that index are all zero, its rank at `p'`
 //!   (1 to 39). For any `p <= 18` the dense register of a hash follows from its token: index bits
 //!   `p..26` are the start of the rank field at `p`, and only when they are all zero is the rank
 //!   at `p'` needed. Equal indexes keep the higher rank. Small sets are counted by linear
-//!   counting over `2^26` buckets, which is exact in practice up to thousands of values.
+//!   counting over `2^26` buckets, within a fraction of a value up to thousands of values
+//!   (two values share a token with probability about n²/2^27).
 //! - **Dense**: `2^p` registers, one byte each in memory, packed 6 bits each on disk.
 //!
-//! **Canonical form.** A non-empty sketch is sparse exactly when its sparse encoding is no
-//! longer than its dense encoding at the sketch's precision. Adding tokens never shortens the
+//! **Canonical form.** A non-empty sketch is explicit while it holds at most
+//! `explicit::capacity(p)` hashes; beyond that it is sparse exactly when its sparse encoding is
+//! no longer than its dense encoding at the sketch's precision. (A sketch read from format
+//! version 1, which had no explicit form, holds tokens only, and stays sparse or dense.) Adding tokens never shortens the
 //! sparse encoding (a new token splits one gap in two: the larger part is at least half the old
 //! gap, so its varint is at most one byte shorter, and the other part takes at least one byte;
 //! a higher rank changes no length), so the form is a function of the set of hashes seen:
@@ -52,25 +58,28 @@
 //!   `n = α∞·m² / (m·σ(C_0/m) + Σ_{k=1..q} C_k·2^-k + m·τ(1 - C_{q+1}/m)·2^-q)`,
 //!   `α∞ = 1/(2 ln 2)`. It needs no empirical bias tables and no switch to linear counting, so
 //!   there is no bias bump near `n = 2.5·m`. Relative standard error about `1.04/√m`.
+//! - Explicit: the number of hashes, with an interval of zero width.
 //! - Sparse: linear counting over the `2^26` token buckets, `n = -2^26·ln(1 - k/2^26)` for `k`
 //!   tokens. Its relative standard error at `n` tokens is `√(m'(e^t - t - 1))/n` with
 //!   `t = n/m'`, about 0.01 % or less in the sparse range, so small counts come out exact.
 //!
-//! An estimate is never below the number of distinct values the sketch proves (tokens, or
-//! non-zero registers), never NaN, and capped at 2^64 (the number of distinct hashes).
+//! An estimate is never below the number of distinct values the sketch proves (hashes, tokens,
+//! or non-zero registers), never NaN, and capped at 2^64 (the number of distinct hashes).
 //! [`Sketch::estimate_with_bounds`] gives a two-sided normal interval: `z·σ` around the
 //! estimate, with `σ` the standard errors above and `z` from the confidence (Acklam's inverse
 //! normal CDF); the lower bound is never below the proven count.
 //!
-//! # Binary format, version 1 (little-endian where it matters)
+//! # Binary format, version 2 (little-endian where it matters)
 //!
 //! ```text
-//! u8  format version (1)
-//! u8  form: 0 empty, 1 sparse, 2 dense
+//! u8  format version (2; version 1 is read too)
+//! u8  form: 0 empty, 1 sparse, 2 dense, 3 explicit (3 only from version 2)
 //! u8  precision p (4..=18)
 //! u8  sparse precision p' (26)
 //! payload, by form:
 //!   empty:  nothing (the whole value is 4 bytes)
+//!   explicit: 1 to capacity(p) hashes, u64 little-endian each, strictly increasing;
+//!           capacity(p) = min(128, 3·2^p/32), the dense payload length over 8
 //!   sparse: one entry per token, by strictly increasing index; for each entry
 //!             varint  gap = index - previous index - 1 (the previous index of the first
 //!                     entry is -1), LEB128: 7 bits a byte, low bits first, high bit set
@@ -83,17 +92,21 @@
 //!           each register at most 65 - p, at least one non-zero
 //! ```
 //!
-//! Sizes: empty 4 bytes; 1,000 values about 2,800 bytes (sparse, which lasts up to about 5,400
-//! values at p = 14); dense 12,292 bytes at p = 14 and 196,612 bytes at p = 18, the longest
-//! valid value. The decoder accepts only this canonical form, so equal sketches have identical
-//! bytes.
+//! Sizes: empty 4 bytes; up to 128 values 4 + 8·n bytes (explicit); 1,000 values about 2,800
+//! bytes (sparse, which lasts up to about 5,400 values at p = 14); dense 12,292 bytes at p = 14
+//! and 196,612 bytes at p = 18, the longest valid value. The decoder accepts only the canonical
+//! form, so equal sketches have identical bytes; the one allowance is a sparse value with few
+//! tokens, which a sketch read from version 1 can produce.
+//!
+//! Version 1 is version 2 without the explicit form: the same header (version byte 1) and the
+//! same empty, sparse and dense payloads. This build reads it and writes version 2.
 //!
 //! # Text format, version 1
 //!
 //! `hll1:` followed by the binary form in standard base64 (RFC 4648 alphabet `A-Z a-z 0-9 + /`,
 //! `=` padding to a multiple of 4 characters, no line breaks or blanks; unused bits of the last
 //! character must be zero). The `1` names this text encoding; the binary version is inside.
-//! The empty sketch at p = 14 is `hll1:AQAOGg==`. Parsing is strict: anything that
+//! The empty sketch at p = 14 is `hll1:AgAOGg==` (`hll1:AQAOGg==` in binary version 1). Parsing is strict: anything that
 //! [`Sketch::to_text`] would not have written is refused.
 
 use crate::common::error::{Error, ErrorKind, Result};
@@ -103,6 +116,7 @@ use std::fmt;
 mod codec;
 mod dense;
 mod estimate;
+mod explicit;
 mod sparse;
 
 #[cfg(test)]
@@ -123,6 +137,7 @@ pub const SPARSE_PRECISION: u8 = sparse::SPARSE_PRECISION as u8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
     Empty,
+    Explicit,
     Sparse,
     Dense,
 }
@@ -132,6 +147,7 @@ impl Form {
     pub fn name(self) -> &'static str {
         match self {
             Form::Empty => "empty",
+            Form::Explicit => "explicit",
             Form::Sparse => "sparse",
             Form::Dense => "dense",
         }
@@ -167,7 +183,9 @@ pub struct Sketch {
 
 #[derive(Clone)]
 enum Repr {
-    /// Empty, or sparse once it has a token.
+    /// Empty, or the strictly increasing hashes of a small set.
+    Explicit(Vec<u64>),
+    /// Tokens: no longer the hashes themselves (see the module documentation).
     Sparse(sparse::SparseSet),
     /// `2^precision` registers, one byte each.
     Dense(Vec<u8>),
@@ -199,7 +217,7 @@ impl Default for Sketch {
     fn default() -> Self {
         Sketch {
             precision: DEFAULT_PRECISION,
-            repr: Repr::Sparse(sparse::SparseSet::default()),
+            repr: Repr::Explicit(Vec::new()),
         }
     }
 }
@@ -211,7 +229,7 @@ impl Sketch {
         let precision = checked_precision(precision.into())?;
         Ok(Sketch {
             precision,
-            repr: Repr::Sparse(sparse::SparseSet::default()),
+            repr: Repr::Explicit(Vec::new()),
         })
     }
 
@@ -222,21 +240,29 @@ impl Sketch {
     /// The canonical form (pending insertions included).
     pub fn form(&self) -> Form {
         match &self.normalized().repr {
-            Repr::Sparse(set) if set.is_empty() => Form::Empty,
+            Repr::Explicit(hashes) if hashes.is_empty() => Form::Empty,
+            Repr::Explicit(_) => Form::Explicit,
             Repr::Sparse(_) => Form::Sparse,
             Repr::Dense(_) => Form::Dense,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        matches!(&self.repr, Repr::Sparse(set) if set.is_empty())
+        matches!(&self.repr, Repr::Explicit(hashes) if hashes.is_empty())
     }
 
     /// Adds one hashed value. Cheap in every form: dense updates one register, sparse appends
-    /// to a small buffer that is sorted into the token list in batches.
+    /// to a small buffer that is sorted into the token list in batches, explicit inserts into a
+    /// list of at most 128 hashes.
     #[inline]
     pub fn add_hash(&mut self, hash: u64) {
         match &mut self.repr {
+            Repr::Explicit(hashes) => {
+                explicit::insert(hashes, hash);
+                if hashes.len() > explicit::capacity(self.precision) {
+                    self.compact();
+                }
+            }
             Repr::Dense(registers) => DenseRegisters {
                 registers,
                 precision: self.precision,
@@ -261,14 +287,20 @@ impl Sketch {
                     precision: self.precision,
                 })
             }
-            Repr::Sparse(_) => None,
+            Repr::Explicit(_) | Repr::Sparse(_) => None,
         }
     }
 
-    /// Brings the in-memory state to its canonical form: sorts pending sparse tokens into the
-    /// token list and turns the sketch dense if that is smaller. Observable behaviour does not
+    /// Brings the in-memory state to its canonical form: turns an explicit sketch with more
+    /// hashes than its precision allows into tokens, sorts pending sparse tokens into the token
+    /// list and turns the sketch dense if that is smaller. Observable behaviour does not
     /// change; call it before keeping a state for long (e.g. in a serial function).
     pub fn compact(&mut self) {
+        if let Repr::Explicit(hashes) = &self.repr
+            && hashes.len() > explicit::capacity(self.precision)
+        {
+            self.repr = Repr::Sparse(sparse::SparseSet::from_hashes(hashes));
+        }
         if let Repr::Sparse(set) = &mut self.repr {
             set.flush();
             if codec::HEADER_LEN + set.encoded_payload_len()
@@ -301,6 +333,39 @@ impl Sketch {
         }
         let p = self.precision;
         match (&mut self.repr, &other.repr) {
+            (Repr::Explicit(mine), Repr::Explicit(theirs)) => {
+                explicit::merge(mine, theirs);
+                self.compact();
+            }
+            (Repr::Sparse(mine), Repr::Explicit(theirs)) => {
+                for &hash in theirs {
+                    mine.push(sparse::token(hash));
+                }
+                self.compact();
+            }
+            (Repr::Dense(registers), Repr::Explicit(theirs)) => {
+                let mut registers = DenseRegisters {
+                    registers,
+                    precision: p,
+                };
+                theirs.iter().for_each(|&hash| registers.add_hash(hash));
+            }
+            (Repr::Explicit(mine), Repr::Dense(theirs)) => {
+                let mut registers = vec![0u8; 1 << p];
+                dense::merge_folded(&mut registers, p, theirs, other.precision);
+                let mut dense_registers = DenseRegisters {
+                    registers: &mut registers,
+                    precision: p,
+                };
+                mine.iter().for_each(|&hash| dense_registers.add_hash(hash));
+                self.repr = Repr::Dense(registers);
+            }
+            (Repr::Explicit(mine), Repr::Sparse(theirs)) => {
+                let mut set = sparse::SparseSet::from_hashes(mine);
+                set.merge_from(theirs);
+                self.repr = Repr::Sparse(set);
+                self.compact();
+            }
             (Repr::Dense(registers), Repr::Dense(theirs)) => {
                 dense::merge_folded(registers, p, theirs, other.precision)
             }
@@ -361,8 +426,9 @@ impl Sketch {
                 dense::merge_folded(&mut folded, precision, registers, from);
                 *registers = folded;
             }
-            // Tokens do not depend on the precision; only the sparse/dense threshold does.
-            Repr::Sparse(_) => self.compact(),
+            // Hashes and tokens do not depend on the precision; only the thresholds between
+            // the forms do.
+            Repr::Explicit(_) | Repr::Sparse(_) => self.compact(),
         }
     }
 
@@ -393,6 +459,7 @@ impl Sketch {
     fn estimate_at(&self, z: f64) -> Estimate {
         let sketch = self.normalized();
         match &sketch.repr {
+            Repr::Explicit(hashes) => estimate::exact(hashes.len()),
             Repr::Sparse(set) => estimate::sparse(set.len(), z),
             Repr::Dense(registers) => {
                 estimate::dense(&dense::histogram(registers), sketch.precision, z)
@@ -409,6 +476,7 @@ impl Sketch {
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Sketch>()
             + match &self.repr {
+                Repr::Explicit(hashes) => hashes.capacity() * std::mem::size_of::<u64>(),
                 Repr::Sparse(set) => set.memory_bytes(),
                 Repr::Dense(registers) => registers.capacity(),
             }
@@ -435,6 +503,7 @@ impl PartialEq for Sketch {
         }
         let (a, b) = (self.normalized(), other.normalized());
         match (&a.repr, &b.repr) {
+            (Repr::Explicit(x), Repr::Explicit(y)) => x == y,
             (Repr::Sparse(x), Repr::Sparse(y)) => x.tokens() == y.tokens(),
             (Repr::Dense(x), Repr::Dense(y)) => x == y,
             _ => false,
@@ -451,6 +520,7 @@ impl fmt::Debug for Sketch {
         out.field("precision", &sketch.precision)
             .field("form", &sketch.form());
         match &sketch.repr {
+            Repr::Explicit(hashes) => out.field("hashes", &hashes.len()),
             Repr::Sparse(set) => out.field("tokens", &set.len()),
             Repr::Dense(registers) => out.field(
                 "nonzero_registers",

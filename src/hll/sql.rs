@@ -169,13 +169,15 @@ fn hll_estimate_array(sketch: HllDatum, confidence: f64) -> Vec<f64> {
 #[pg_extern(sql = false)]
 fn hll_info_text(sketch: HllDatum) -> String {
     let bytes = sketch.bytes().len();
+    // The version of the stored bytes (values written by an earlier build keep theirs).
+    let format_version = sketch.bytes().first().copied().unwrap_or_default();
     let s = sketch.sketch();
     format!(
         r#"{{"precision": {}, "form": "{}", "bytes": {}, "format_version": {}, "relative_standard_error": {:.6}}}"#,
         s.precision(),
         s.form().name(),
         bytes,
-        super::sketch::FORMAT_VERSION,
+        format_version,
         s.relative_standard_error()
     )
 }

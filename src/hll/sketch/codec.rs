@@ -1,10 +1,12 @@
 //! The binary and text forms (specified in the parent module's documentation).
 
 use super::sparse::{self, SparseSet};
-use super::{MAX_PRECISION, MIN_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense};
+use super::{MAX_PRECISION, MIN_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense, explicit};
 use crate::common::error::{Error, ErrorKind, Result};
 
-pub const FORMAT_VERSION: u8 = 1;
+/// The version this build writes. It reads version 1 too (the same forms but the explicit one).
+pub const FORMAT_VERSION: u8 = 2;
+const FIRST_FORMAT_VERSION: u8 = 1;
 /// Prefix of the text form; the digit is the version of the text encoding.
 pub const TEXT_PREFIX: &str = "hll1:";
 pub const HEADER_LEN: usize = 4;
@@ -16,6 +18,7 @@ const MAX_TEXT_LEN: usize = TEXT_PREFIX.len() + MAX_ENCODED_LEN.div_ceil(3) * 4;
 const FORM_EMPTY: u8 = 0;
 const FORM_SPARSE: u8 = 1;
 const FORM_DENSE: u8 = 2;
+const FORM_EXPLICIT: u8 = 3;
 /// The longest gap varint: gaps are below 2^26, 7 bits a byte.
 const MAX_VARINT_BYTES: usize = 4;
 
@@ -58,9 +61,9 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
             bytes.len()
         )));
     };
-    if version != FORMAT_VERSION {
+    if !(FIRST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(invalid_binary(format!(
-            "unknown format version {version} (this build reads version {FORMAT_VERSION})"
+            "unknown format version {version} (this build reads versions {FIRST_FORMAT_VERSION} to {FORMAT_VERSION})"
         )));
     }
     if !(MIN_PRECISION..=MAX_PRECISION).contains(&precision) {
@@ -70,7 +73,7 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
     }
     if sparse_precision != SPARSE_PRECISION {
         return Err(invalid_binary(format!(
-            "sparse precision {sparse_precision} is not supported (format version 1 uses {SPARSE_PRECISION})"
+            "sparse precision {sparse_precision} is not supported (format version {version} uses {SPARSE_PRECISION})"
         )));
     }
     let payload = bytes.len() - HEADER_LEN;
@@ -91,9 +94,22 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
             bytes.len(),
             dense_encoded_len(precision)
         ))),
-        FORM_EMPTY | FORM_SPARSE | FORM_DENSE => Ok(Header { form, precision }),
+        FORM_EXPLICIT if version == FIRST_FORMAT_VERSION => Err(invalid_binary(
+            "format version 1 has no explicit form (form 3 came with version 2)",
+        )),
+        FORM_EXPLICIT if payload == 0 || payload % 8 != 0 => Err(invalid_binary(format!(
+            "an explicit hll holds whole 8-byte hashes, at least one, but has {payload} payload bytes"
+        ))),
+        FORM_EXPLICIT if payload / 8 > explicit::capacity(precision) => {
+            Err(invalid_binary(format!(
+                "an explicit hll of {} hashes is longer than precision {precision} allows ({}); not canonical",
+                payload / 8,
+                explicit::capacity(precision)
+            )))
+        }
+        FORM_EMPTY | FORM_SPARSE | FORM_DENSE | FORM_EXPLICIT => Ok(Header { form, precision }),
         other => Err(invalid_binary(format!(
-            "unknown form {other} (0 empty, 1 sparse, 2 dense)"
+            "unknown form {other} (0 empty, 1 sparse, 2 dense, 3 explicit)"
         ))),
     }
 }
@@ -146,6 +162,22 @@ fn decode_tokens(payload: &[u8]) -> Result<Vec<u32>> {
     Ok(tokens)
 }
 
+/// Decodes the hashes of an explicit payload (whole 8-byte words, checked by the header),
+/// which must be strictly increasing.
+fn decode_hashes(payload: &[u8]) -> Result<Vec<u64>> {
+    let hashes: Vec<u64> = payload
+        .chunks_exact(8)
+        .map(|word| u64::from_le_bytes(word.try_into().unwrap_or_default()))
+        .collect();
+    match hashes.windows(2).position(|pair| pair[0] >= pair[1]) {
+        Some(at) => Err(invalid_binary(format!(
+            "explicit hashes {at} and {} are not strictly increasing",
+            at + 1
+        ))),
+        None => Ok(hashes),
+    }
+}
+
 /// Reads a LEB128 varint of at most 4 bytes with no overlong encoding. Returns the value and
 /// the bytes it took.
 fn read_varint(bytes: &[u8]) -> std::result::Result<(u32, usize), &'static str> {
@@ -179,6 +211,7 @@ impl Sketch {
     pub fn encoded_len(&self) -> usize {
         let sketch = self.normalized();
         match &sketch.repr {
+            Repr::Explicit(hashes) => HEADER_LEN + 8 * hashes.len(),
             Repr::Sparse(set) => HEADER_LEN + set.encoded_payload_len(),
             Repr::Dense(_) => dense_encoded_len(sketch.precision),
         }
@@ -196,12 +229,18 @@ impl Sketch {
         let sketch = self.normalized();
         out.reserve(sketch.encoded_len());
         let form = match &sketch.repr {
-            Repr::Sparse(set) if set.is_empty() => FORM_EMPTY,
+            Repr::Explicit(hashes) if hashes.is_empty() => FORM_EMPTY,
+            Repr::Explicit(_) => FORM_EXPLICIT,
             Repr::Sparse(_) => FORM_SPARSE,
             Repr::Dense(_) => FORM_DENSE,
         };
         out.extend_from_slice(&[FORMAT_VERSION, form, sketch.precision, SPARSE_PRECISION]);
         match &sketch.repr {
+            Repr::Explicit(hashes) => {
+                hashes
+                    .iter()
+                    .for_each(|hash| out.extend_from_slice(&hash.to_le_bytes()));
+            }
             Repr::Sparse(set) => {
                 let mut previous = None;
                 for &token in set.tokens() {
@@ -224,7 +263,8 @@ impl Sketch {
         let precision = header.precision;
         let payload = &bytes[HEADER_LEN..];
         let repr = match header.form {
-            FORM_EMPTY => Repr::Sparse(SparseSet::default()),
+            FORM_EMPTY => Repr::Explicit(Vec::new()),
+            FORM_EXPLICIT => Repr::Explicit(decode_hashes(payload)?),
             FORM_SPARSE => Repr::Sparse(SparseSet::from_sorted(decode_tokens(payload)?)),
             _ => Repr::Dense(
                 dense::unpack(payload, dense::max_rank(precision))

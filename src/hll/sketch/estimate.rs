@@ -15,6 +15,16 @@ const ZERO: Estimate = Estimate {
     upper: 0.0,
 };
 
+/// The count of an explicit sketch: its number of hashes, with no uncertainty.
+pub fn exact(hashes: usize) -> Estimate {
+    let count = hashes as f64;
+    Estimate {
+        estimate: count,
+        lower: count,
+        upper: count,
+    }
+}
+
 /// Linear counting over the `2^26` sparse buckets for `tokens` occupied ones, with the
 /// normal interval `± z·σ`; the lower bound never drops below `tokens`, the proven count.
 pub fn sparse(tokens: usize, z: f64) -> Estimate {

@@ -115,8 +115,14 @@ impl SparseSet {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty() && self.pending.is_empty()
+    /// The tokens of `hashes` (an explicit sketch turning sparse).
+    pub fn from_hashes(hashes: &[u64]) -> Self {
+        let mut set = SparseSet {
+            pending: hashes.iter().map(|&hash| token(hash)).collect(),
+            ..SparseSet::default()
+        };
+        set.flush();
+        set
     }
 
     pub fn has_pending(&self) -> bool {

@@ -38,6 +38,27 @@ fn sketch(p: u8, hashes: &[u64]) -> Sketch {
     Sketch::from_hashes(p, hashes.iter().copied()).unwrap()
 }
 
+/// A token set of `hashes` as a sketch, whatever their number: what a version-1 sketch
+/// decodes to (this build makes sets of up to 128 hashes explicit).
+fn tokens_sketch(p: u8, hashes: &[u64]) -> Sketch {
+    let mut s = Sketch {
+        precision: p,
+        repr: Repr::Sparse(SparseSet::from_hashes(hashes)),
+    };
+    s.compact();
+    s
+}
+
+/// What this build writes back for bytes it accepted: the same bytes, in the current version
+/// (a version-1 value differs in its first byte only).
+pub(super) fn as_rewritten(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    if let Some(version) = out.first_mut() {
+        *version = FORMAT_VERSION;
+    }
+    out
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -64,8 +85,8 @@ fn bias_and_rms(p: u8, n: usize, seeds: std::ops::Range<u64>) -> (f64, f64) {
 #[test]
 fn empty_sketch_bytes_and_text() {
     let empty = Sketch::new(14).unwrap();
-    assert_eq!(empty.encode(), [1, 0, 14, 26]);
-    assert_eq!(empty.to_text(), "hll1:AQAOGg==");
+    assert_eq!(empty.encode(), [2, 0, 14, 26]);
+    assert_eq!(empty.to_text(), "hll1:AgAOGg==");
     assert_eq!(empty.form(), Form::Empty);
     assert_eq!(empty.estimate(), 0.0);
     assert_eq!(empty.count().unwrap(), 0);
@@ -78,43 +99,86 @@ fn empty_sketch_bytes_and_text() {
         }
     );
     assert_eq!(Sketch::default(), empty);
-    assert_eq!(Sketch::decode(&[1, 0, 4, 26]).unwrap().precision(), 4);
+    assert_eq!(Sketch::decode(&[2, 0, 4, 26]).unwrap().precision(), 4);
+    // Version 1 is read too.
+    assert_eq!(Sketch::decode(&[1, 0, 14, 26]).unwrap(), empty);
+    assert_eq!(Sketch::parse_text("hll1:AQAOGg==").unwrap(), empty);
+}
+
+#[test]
+fn explicit_bytes_by_hand() {
+    // Hashes in increasing order, 8 bytes little-endian each; duplicates kept once.
+    let mut expected = vec![2, 3, 14, 26];
+    expected.extend_from_slice(&3u64.to_le_bytes());
+    expected.extend_from_slice(&(u64::MAX - 1).to_le_bytes());
+    let s = sketch(14, &[u64::MAX - 1, 3, 3]);
+    assert_eq!(s.form(), Form::Explicit);
+    assert_eq!(s.encode(), expected);
+    assert_eq!(Sketch::decode(&expected).unwrap(), s);
+    // Two hashes with the same 26-bit sparse index are still two values.
+    let same_index = [5u64 << 40, (5u64 << 40) | 1];
+    assert_eq!(sketch(14, &same_index).count().unwrap(), 2);
+    assert_eq!(tokens_sketch(14, &same_index).count().unwrap(), 1);
+    // Capacity: 128 hashes from precision 11 up, fewer below so that dense stays the longest.
+    for (p, capacity) in [
+        (4u8, 1usize),
+        (5, 3),
+        (8, 24),
+        (10, 96),
+        (11, 128),
+        (18, 128),
+    ] {
+        let at = sketch(p, &hashes(u64::from(p), capacity));
+        assert_eq!(at.form(), Form::Explicit, "p {p}");
+        assert_eq!(at.encoded_len(), 4 + 8 * capacity);
+        assert!(at.encoded_len() <= codec::dense_encoded_len(p));
+        let past = sketch(p, &hashes(u64::from(p), capacity + 1));
+        assert_ne!(past.form(), Form::Explicit, "p {p}");
+    }
 }
 
 #[test]
 fn sparse_bytes_by_hand() {
+    // Token sets (version-1 sketches, or more than 128 hashes) written by hand.
     // Hash 0: index 0 (low 8 bits zero, so the rank is kept), all 38 rank bits zero: rank 39.
-    assert_eq!(sketch(14, &[0]).encode(), [1, 1, 14, 26, 0x00, 39]);
+    assert_eq!(tokens_sketch(14, &[0]).encode(), [2, 1, 14, 26, 0x00, 39]);
     // Index 1: gap 0 after index 0, no rank byte (index & 0xff != 0).
     let index_one = 1u64 << 38;
     assert_eq!(
-        sketch(14, &[index_one, 0]).encode(),
-        [1, 1, 14, 26, 0x00, 39, 0x00]
+        tokens_sketch(14, &[index_one, 0]).encode(),
+        [2, 1, 14, 26, 0x00, 39, 0x00]
     );
     // Alone, index 1 is the first entry: its gap from the virtual index -1 is 1 - (-1) - 1 = 1.
-    assert_eq!(sketch(14, &[index_one]).encode(), [1, 1, 14, 26, 0x01]);
+    assert_eq!(
+        tokens_sketch(14, &[index_one]).encode(),
+        [2, 1, 14, 26, 0x01]
+    );
     // Index 256 keeps its rank; bit 37 set makes the rank 1. Gap 256 = varint 80 02.
     let index_256 = (256u64 << 38) | (1 << 37);
     assert_eq!(
-        sketch(14, &[index_256]).encode(),
-        [1, 1, 14, 26, 0x80, 0x02, 1]
+        tokens_sketch(14, &[index_256]).encode(),
+        [2, 1, 14, 26, 0x80, 0x02, 1]
     );
     // The same index seen with a higher rank keeps the higher one.
     let index_256_rank_3 = (256u64 << 38) | (1 << 35);
     assert_eq!(
-        sketch(14, &[index_256, index_256_rank_3]).encode(),
-        [1, 1, 14, 26, 0x80, 0x02, 3]
+        tokens_sketch(14, &[index_256, index_256_rank_3]).encode(),
+        [2, 1, 14, 26, 0x80, 0x02, 3]
     );
     assert_eq!(
-        sketch(14, &[index_256_rank_3, index_256]).encode(),
-        [1, 1, 14, 26, 0x80, 0x02, 3]
+        tokens_sketch(14, &[index_256_rank_3, index_256]).encode(),
+        [2, 1, 14, 26, 0x80, 0x02, 3]
     );
+    // The same bytes in version 1 decode to the same sketch.
+    let v1 = [1, 1, 14, 26, 0x80, 0x02, 3];
+    assert_eq!(Sketch::decode(&v1).unwrap().encode(), as_rewritten(&v1));
+    assert_eq!(Sketch::decode(&v1).unwrap().form(), Form::Sparse);
 }
 
 #[test]
 fn dense_bytes_by_hand() {
     // p = 4: 16 registers in 12 bytes. Registers 0..4 = 1, 2, 3, 4 pack to 0x103081 (LE).
-    let mut bytes = vec![1, 2, 4, 26, 0x81, 0x30, 0x10];
+    let mut bytes = vec![2, 2, 4, 26, 0x81, 0x30, 0x10];
     bytes.resize(16, 0);
     let s = Sketch::decode(&bytes).unwrap();
     let Repr::Dense(registers) = &s.repr else {
@@ -143,15 +207,21 @@ fn dense_bytes_by_hand() {
 fn golden_encodings() {
     // Pins the whole path from XXH3 to bytes; a change here breaks every stored sketch.
     let small: Vec<u64> = (1..=5).map(hash_int).collect();
-    assert_eq!(hex(&sketch(14, &small).encode()), GOLDEN_SMALL);
+    assert_eq!(hex(&sketch(14, &small).encode()), GOLDEN_EXPLICIT);
+    assert_eq!(hex(&tokens_sketch(14, &small).encode()), GOLDEN_SPARSE);
     let dense: Vec<u64> = (1..=100).map(hash_int).collect();
     let s = sketch(4, &dense);
     assert_eq!(s.form(), Form::Dense);
     assert_eq!(s.to_text(), GOLDEN_DENSE_TEXT);
 }
 
-const GOLDEN_SMALL: &str = "01010e1a99b68804caacf3019baedd03a58e8708fdf1c107";
-const GOLDEN_DENSE_TEXT: &str = "hll1:AQIEGsNQEIMyDIRACARRCA==";
+// Computed with the reference C implementation (Python xxhash: xxh3_64 of each i64 LE, sorted).
+const GOLDEN_EXPLICIT: &str =
+    "02030e1a43e2ee915cc686202e79db643559bc2f7d2ef4c12920924d8ca7aa39aae9038e78715ed90a2922ca";
+// The version-1 value of an earlier build, with its first byte changed to 2.
+const GOLDEN_SPARSE: &str = "02010e1a99b68804caacf3019baedd03a58e8708fdf1c107";
+// The version-1 value of an earlier build was "hll1:AQIEGsNQEIMyDIRACARRCA==".
+const GOLDEN_DENSE_TEXT: &str = "hll1:AgIEGsNQEIMyDIRACARRCA==";
 
 // ---- precision and parameters ----------------------------------------------------------------
 
@@ -239,7 +309,7 @@ fn confidence_range_and_quantiles() {
 #[test]
 fn small_counts_are_exact() {
     for seed in 0..20 {
-        let all = hashes(seed, 100);
+        let all = hashes(seed, 128);
         let mut s = Sketch::new(14).unwrap();
         for (i, &h) in all.iter().enumerate() {
             s.add_hash(h);
@@ -247,8 +317,16 @@ fn small_counts_are_exact() {
             assert_eq!(s.count().unwrap(), i as i64 + 1, "seed {seed}");
         }
         let bounds = s.estimate_with_bounds(0.95).unwrap();
-        assert_eq!(bounds.lower, 100.0);
-        assert!(bounds.upper - 100.0 < 0.1, "{bounds:?}");
+        assert_eq!(
+            (bounds.lower, bounds.estimate, bounds.upper),
+            (128.0, 128.0, 128.0)
+        );
+        // The 129th value makes it sparse, where linear counting is nearly exact.
+        s.add_hash(hashes(seed + 1000, 1)[0]);
+        assert_eq!(s.form(), Form::Sparse);
+        let bounds = s.estimate_with_bounds(0.95).unwrap();
+        assert_eq!(bounds.lower, 129.0);
+        assert!(bounds.upper - 129.0 < 0.1, "{bounds:?}");
     }
 }
 
@@ -286,13 +364,13 @@ fn small_aggregate_states_stay_small() {
     for h in hashes(3, 10) {
         s.add_hash(h);
     }
-    assert!(s.memory_bytes() <= 160, "{}", s.memory_bytes());
-    // A run of one value does not grow the buffer.
+    assert!(s.memory_bytes() <= 200, "{}", s.memory_bytes());
+    // A run of one value does not grow the state.
     let mut same = Sketch::new(14).unwrap();
     for _ in 0..10_000 {
         same.add_hash(42);
     }
-    assert!(same.memory_bytes() <= 80, "{}", same.memory_bytes());
+    assert!(same.memory_bytes() <= 112, "{}", same.memory_bytes());
     assert_eq!(same.count().unwrap(), 1);
 }
 
@@ -316,9 +394,14 @@ fn form_follows_the_size_rule_while_growing() {
                 !was_dense || is_dense,
                 "p {p}: dense turned sparse after {i} hashes"
             );
+            assert_eq!(compacted, s);
+            if i < explicit::capacity(p) {
+                assert_eq!(compacted.form(), Form::Explicit, "p {p}, {} hashes", i + 1);
+                assert_eq!(compacted.encoded_len(), codec::HEADER_LEN + 8 * (i + 1));
+                continue;
+            }
             assert_eq!(is_dense, sparse_len > dense_len, "p {p}, {} hashes", i + 1);
             assert_eq!(compacted.encoded_len(), sparse_len.min(dense_len));
-            assert_eq!(compacted, s);
             was_dense = is_dense;
         }
         assert!(was_dense, "p {p} never became dense");
@@ -501,39 +584,68 @@ fn forged_extremes_never_give_nan() {
 
 #[test]
 fn decoder_rejects_each_broken_field() {
-    let sparse_bytes = sketch(14, &hashes(1, 10)).encode();
+    let sparse_bytes = sketch(14, &hashes(1, 300)).encode();
+    let explicit_bytes = sketch(14, &hashes(1, 10)).encode();
     let dense_bytes = sketch(4, &hashes(1, 100)).encode();
     assert_eq!(dense_bytes.len(), 16);
     let mut cases: Vec<(&str, Vec<u8>)> = vec![
         ("nothing", vec![]),
-        ("short header", vec![1, 0, 14]),
+        ("short header", vec![2, 0, 14]),
         ("version 0", vec![0, 0, 14, 26]),
-        ("version 2", vec![2, 0, 14, 26]),
-        ("form 3", vec![1, 3, 14, 26]),
-        ("precision 3", vec![1, 0, 3, 26]),
-        ("precision 19", vec![1, 0, 19, 26]),
-        ("sparse precision 25", vec![1, 0, 14, 25]),
-        ("empty with payload", vec![1, 0, 14, 26, 0]),
-        ("sparse without tokens", vec![1, 1, 14, 26]),
-        ("overlong varint", vec![1, 1, 14, 26, 0x81, 0x00]),
+        ("version 3", vec![3, 0, 14, 26]),
+        ("form 4", vec![2, 4, 14, 26]),
+        ("explicit form in version 1", {
+            let mut b = vec![1, 3, 14, 26];
+            b.extend_from_slice(&7u64.to_le_bytes());
+            b
+        }),
+        ("explicit without hashes", vec![2, 3, 14, 26]),
+        (
+            "explicit with a partial hash",
+            vec![2, 3, 14, 26, 1, 2, 3, 4, 5, 6, 7],
+        ),
+        ("explicit hashes out of order", {
+            let mut b = vec![2, 3, 14, 26];
+            b.extend_from_slice(&9u64.to_le_bytes());
+            b.extend_from_slice(&7u64.to_le_bytes());
+            b
+        }),
+        ("explicit hash repeated", {
+            let mut b = vec![2, 3, 14, 26];
+            b.extend_from_slice(&7u64.to_le_bytes());
+            b.extend_from_slice(&7u64.to_le_bytes());
+            b
+        }),
+        ("explicit beyond its capacity at p = 4", {
+            let mut b = vec![2, 3, 4, 26];
+            b.extend_from_slice(&7u64.to_le_bytes());
+            b.extend_from_slice(&9u64.to_le_bytes());
+            b
+        }),
+        ("precision 3", vec![2, 0, 3, 26]),
+        ("precision 19", vec![2, 0, 19, 26]),
+        ("sparse precision 25", vec![2, 0, 14, 25]),
+        ("empty with payload", vec![2, 0, 14, 26, 0]),
+        ("sparse without tokens", vec![2, 1, 14, 26]),
+        ("overlong varint", vec![2, 1, 14, 26, 0x81, 0x00]),
         (
             "5-byte varint",
-            vec![1, 1, 14, 26, 0x81, 0x80, 0x80, 0x80, 0x01],
+            vec![2, 1, 14, 26, 0x81, 0x80, 0x80, 0x80, 0x01],
         ),
-        ("truncated varint", vec![1, 1, 14, 26, 0x81]),
-        ("index 2^26", vec![1, 1, 14, 26, 0x80, 0x80, 0x80, 0x20]),
-        ("missing rank byte", vec![1, 1, 14, 26, 0x00]),
-        ("rank 0", vec![1, 1, 14, 26, 0x00, 0]),
-        ("rank 40", vec![1, 1, 14, 26, 0x00, 40]),
+        ("truncated varint", vec![2, 1, 14, 26, 0x81]),
+        ("index 2^26", vec![2, 1, 14, 26, 0x80, 0x80, 0x80, 0x20]),
+        ("missing rank byte", vec![2, 1, 14, 26, 0x00]),
+        ("rank 0", vec![2, 1, 14, 26, 0x00, 0]),
+        ("rank 40", vec![2, 1, 14, 26, 0x00, 40]),
         (
             "too long for anything",
-            vec![1, 2, 18, 26]
+            vec![2, 2, 18, 26]
                 .into_iter()
                 .chain(std::iter::repeat_n(0, MAX_ENCODED_LEN))
                 .collect(),
         ),
         ("all-zero dense", {
-            let mut b = vec![1, 2, 4, 26];
+            let mut b = vec![2, 2, 4, 26];
             b.resize(16, 0);
             b
         }),
@@ -541,10 +653,10 @@ fn decoder_rejects_each_broken_field() {
     // Index 2^26 - 2, then a gap of 1: two entries that add up past the last index.
     cases.push((
         "index overflow",
-        vec![1, 1, 14, 26, 0xfe, 0xff, 0xff, 0x1f, 0x01],
+        vec![2, 1, 14, 26, 0xfe, 0xff, 0xff, 0x1f, 0x01],
     ));
     // Sparse form longer than the dense one at p = 4 (16 bytes).
-    let long_sparse = sketch(18, &hashes(2, 8)).encode();
+    let long_sparse = tokens_sketch(18, &hashes(2, 8)).encode();
     let mut as_p4 = long_sparse.clone();
     as_p4[2] = 4;
     assert!(as_p4.len() > 16);
@@ -554,6 +666,13 @@ fn decoder_rejects_each_broken_field() {
         // Cutting after a whole entry leaves a valid, shorter sketch: skip those.
         if Sketch::decode(&truncated).is_err() {
             cases.push(("truncated sparse", truncated));
+        }
+    }
+    for cut in 0..explicit_bytes.len() - 1 {
+        let truncated = explicit_bytes[..cut].to_vec();
+        // Cutting after a whole hash leaves a valid, shorter sketch: skip those.
+        if Sketch::decode(&truncated).is_err() {
+            cases.push(("truncated explicit", truncated));
         }
     }
     for cut in 0..dense_bytes.len() {
@@ -606,7 +725,7 @@ fn text_parser_is_strict() {
         "hll1:AQAOG===".to_string(),
         "hll1:AQAOGg-=".to_string(),
         "hll1:AQAOGgé=".to_string(),
-        "hll1:AgAOGg==".to_string(), // version 2
+        "hll1:AwAOGg==".to_string(), // version 3
         "hll1:AQAEGgA=".to_string(), // empty with a payload byte
     ];
     for input in &bad {
@@ -618,11 +737,10 @@ fn text_parser_is_strict() {
         );
         assert!(e.detail.is_some(), "{input:?}");
     }
-    // The empty sketch at p = 15 differs in one character and is fine.
-    assert_eq!(
-        Sketch::parse_text("hll1:AQAPGg==").unwrap(),
-        Sketch::new(15).unwrap()
-    );
+    // The empty sketch at p = 15 differs in one character and is fine, in either version.
+    for text in ["hll1:AgAPGg==", "hll1:AQAPGg=="] {
+        assert_eq!(Sketch::parse_text(text).unwrap(), Sketch::new(15).unwrap());
+    }
     let huge = format!("hll1:{}", "A".repeat(400_000));
     assert_eq!(
         Sketch::parse_text(&huge).unwrap_err().kind,
@@ -755,14 +873,14 @@ proptest! {
     /// The decoders never panic; whatever they accept re-encodes to the same bytes.
     #[test]
     fn decoder_survives_garbage(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-        if let Ok(s) = Sketch::decode(&bytes) { prop_assert_eq!(s.encode(), bytes); }
+        if let Ok(s) = Sketch::decode(&bytes) { prop_assert_eq!(s.encode(), as_rewritten(&bytes)); }
     }
 
     #[test]
-    fn decoder_survives_garbage_after_a_valid_header(form in 0u8..3, p in 4u8..=6, payload in prop::collection::vec(any::<u8>(), 0..60)) {
-        let mut bytes = vec![1, form, p, 26];
+    fn decoder_survives_garbage_after_a_valid_header(version in 1u8..=2, form in 0u8..4, p in 4u8..=6, payload in prop::collection::vec(any::<u8>(), 0..60)) {
+        let mut bytes = vec![version, form, p, 26];
         bytes.extend(payload);
-        if let Ok(s) = Sketch::decode(&bytes) { prop_assert_eq!(s.encode(), bytes); }
+        if let Ok(s) = Sketch::decode(&bytes) { prop_assert_eq!(s.encode(), as_rewritten(&bytes)); }
     }
 
     #[test]

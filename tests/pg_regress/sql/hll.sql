@@ -22,10 +22,13 @@ SELECT hll_empty(), hll_empty(10);
 SELECT hll_agg(i)::text::hll = hll_agg(i) AS text_round_trip,
        hll_agg(i)::bytea::hll = hll_agg(i) AS bytea_round_trip
 FROM generate_series(1, 20000) i;
+-- A value of format version 1 is read, and written back in version 2.
 SELECT 'hll1:AQEOGpm2iATKrPMBm67dAw=='::hll, # 'hll1:AQEOGpm2iATKrPMBm67dAw=='::hll AS count;
 
--- Info and sizes: sparse while smaller, dense at most 12,292 bytes at p = 14.
+-- Info and sizes: explicit up to 128 values, sparse while smaller, dense at most 12,292 bytes
+-- at p = 14.
 SELECT hll_info(hll_empty()) AS empty;
+SELECT hll_info(hll_agg(i)) AS hundred FROM generate_series(1, 100) i;
 SELECT hll_info(hll_agg(i)) AS thousand FROM generate_series(1, 1000) i;
 SELECT hll_info(hll_agg(i)) AS million FROM generate_series(1, 1000000) i;
 

@@ -21,15 +21,27 @@ SELECT error_of($$ SELECT '\xdeadbeef'::hll $$);
 -- Truncated, garbage or forged bytes through the bytea cast (22P03).
 SELECT error_of($$ SELECT ''::bytea::hll $$);
 SELECT error_of($$ SELECT '\x01'::bytea::hll $$);
-SELECT error_of($$ SELECT '\x02000e1a'::bytea::hll $$);
-SELECT error_of($$ SELECT '\x01030e1a'::bytea::hll $$);
-SELECT error_of($$ SELECT '\x0100131a'::bytea::hll $$);
-SELECT error_of($$ SELECT '\x01000e1a00'::bytea::hll $$);
-SELECT error_of($$ SELECT '\x01010e1a'::bytea::hll $$);
-SELECT error_of($$ SELECT ('\x01020e1a' || repeat('00', 12288))::bytea::hll $$);
-SELECT error_of($$ SELECT ('\x01020e1a' || repeat('ff', 12288))::bytea::hll $$);
+SELECT error_of($$ SELECT '\x03000e1a'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x02040e1a'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x0200131a'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x02000e1a00'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x02010e1a'::bytea::hll $$);
+SELECT error_of($$ SELECT ('\x02020e1a' || repeat('00', 12288))::bytea::hll $$);
+SELECT error_of($$ SELECT ('\x02020e1a' || repeat('ff', 12288))::bytea::hll $$);
+-- The explicit form (version 2): whole 8-byte hashes, strictly increasing, at most 128 (fewer
+-- below precision 11), and not in version 1.
+SELECT error_of($$ SELECT '\x01030e1a0700000000000000'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x02030e1a07000000000000'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x02030e1a09000000000000000700000000000000'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x02030e1a07000000000000000700000000000000'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x0203041a07000000000000000900000000000000'::bytea::hll $$);
+SELECT error_of($$ SELECT ('\x02030e1a' || string_agg(lpad(to_hex(i), 16, '0'), '' ORDER BY i))::bytea::hll
+                    FROM generate_series(1, 129) i $$);
+-- Version 1 values (before the explicit form) are still read.
+SELECT '\x01010e1a0027'::bytea::hll AS version_1, hll_info('\x01010e1a0027'::bytea::hll) ->> 'form' AS form;
 SELECT error_of($$ SELECT (hll_agg(i)::bytea || '\x00'::bytea)::hll FROM generate_series(1, 100000) i $$);
-SELECT error_of($$ SELECT substr(hll_agg(i)::bytea, 1, 20)::hll FROM generate_series(1, 100) i $$);
+SELECT error_of($$ SELECT substr(hll_agg(i)::bytea, 1, 20)::hll FROM generate_series(1, 300) i $$);
+SELECT error_of($$ SELECT substr(hll_agg(i)::bytea, 1, 23)::hll FROM generate_series(1, 100) i $$);
 
 -- Confidence outside [0, 1) (22023), never a NaN bound.
 SELECT error_of($$ SELECT hll_estimate(hll_empty(), 1.0) $$);
