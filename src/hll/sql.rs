@@ -201,10 +201,10 @@ pub unsafe extern "C-unwind" fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) 
         // Every SQL declaration of this function has at least two arguments.
         if !(*args).isnull && !(*args.add(1)).isnull {
             let (state, value) = ((*args).value, (*args.add(1)).value);
-            if let (Some(hasher), Some(Some(sketch))) = (
+            if let (Some(hasher), Some(state_ref)) = (
                 existing_hasher(fcinfo),
                 state.cast_mut_ptr::<State>().as_mut(),
-            ) && let Some(mut registers) = sketch.dense_registers_mut()
+            ) && let Some(mut registers) = Sketch::dense_registers_mut(state_ref)
             {
                 // Integers inline here; everything else leaves this function by a tail call,
                 // so that the integer path needs no stack frame.
@@ -234,8 +234,8 @@ macro_rules! hll_agg_trans_integer {
                 // Every SQL declaration of this function has at least two arguments.
                 if !(*args).isnull && !(*args.add(1)).isnull {
                     let state = (*args).value;
-                    if let Some(Some(sketch)) = state.cast_mut_ptr::<State>().as_mut()
-                        && let Some(mut registers) = sketch.dense_registers_mut()
+                    if let Some(state_ref) = state.cast_mut_ptr::<State>().as_mut()
+                        && let Some(mut registers) = Sketch::dense_registers_mut(state_ref)
                     {
                         let value = (*args.add(1)).value.value() as $int as i64;
                         registers.add_hash(hash_int(value));
