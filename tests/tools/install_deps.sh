@@ -6,7 +6,7 @@ set -euo pipefail
 PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
 PGRX_VERSION=0.18.1
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang sudo
-          postgresql-15-hll postgresql-15-wal2json)
+          postgresql-15-hll postgresql-15-wal2json valgrind)
 
 say() { printf '==> %s\n' "$*"; }
 

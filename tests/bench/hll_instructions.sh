@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Ingest cost of hll_agg against postgresql-hll's hll_add_agg, counted in CPU instructions:
+# valgrind (callgrind) runs a single-user backend over a 1M-row scan, once per query. Unlike
+# timings on a shared machine, the counts repeat to the instruction, so small differences can be
+# read. Reported: instructions per row above count(*) of the same scan, and their ratio (the
+# issue's goal for ingest is at most 0.5).
+# Usage: hll_instructions.sh          (about 2 minutes; needs valgrind, which `make deps` installs)
+set -euo pipefail
+{ # One block, read whole before it runs.
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+CLUSTER="$ROOT/tests/tools/cluster.sh"
+BINDIR="$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)"
+NAME=hllcount
+DB=hllcount
+ROWS=1000000
+DATA="$ROOT/target/clusters/$NAME/data"
+WORK="$(mktemp -d)"
+chmod 1777 "$WORK"   # the backend under valgrind runs as the cluster's owner and writes here
+cleanup() {
+    local rc=$?
+    [ "$rc" = 0 ] || { echo "!! hll_instructions.sh failed (exit $rc); the last valgrind log:" >&2; tail -5 "$WORK"/*.log >&2 2>/dev/null || true; }
+    rm -rf "$WORK"
+    "$CLUSTER" stop "$NAME" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+if ! command -v valgrind >/dev/null; then
+    echo "!! valgrind is not installed (make deps installs it); skipping the instruction counts"
+    exit 0
+fi
+as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+echo "==> cluster $NAME: $ROWS-row tables of bigint and of text ('user-' || id)"
+"$CLUSTER" start "$NAME" >/dev/null
+eval "$("$CLUSTER" env "$NAME")"
+dropdb --if-exists "$DB" 2>/dev/null
+createdb "$DB"
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<SQL
+CREATE EXTENSION hll;
+CREATE EXTENSION pg_distcount;
+CREATE TABLE nums AS SELECT g::bigint AS id FROM generate_series(1, $ROWS) g;
+CREATE TABLE texts AS SELECT 'user-' || g AS v FROM generate_series(1, $ROWS) g;
+VACUUM ANALYZE nums, texts;
+SQL
+# The single-user backend needs the data directory to itself.
+"$CLUSTER" stop "$NAME" >/dev/null
+
+queries=(
+    "count_bigint|SELECT count(*) FROM nums"
+    "distcount_bigint|SELECT distcount.hll_count(distcount.hll_agg(id)) FROM nums"
+    "postgresql-hll_bigint|SELECT public.hll_cardinality(public.hll_add_agg(public.hll_hash_bigint(id), 14)) FROM nums"
+    "count_text|SELECT count(*) FROM texts"
+    "distcount_text|SELECT distcount.hll_count(distcount.hll_agg(v)) FROM texts"
+    "postgresql-hll_text|SELECT public.hll_cardinality(public.hll_add_agg(public.hll_hash_text(v), 14)) FROM texts"
+)
+declare -A TOTAL
+i=0
+for pair in "${queries[@]}"; do
+    i=$((i + 1))
+    name="${pair%%|*}"
+    printf '%s\n%s;\n' "SET max_parallel_workers_per_gather = 0;" "${pair#*|}" >"$WORK/$name.sql"
+    echo "    [$i/${#queries[@]}] callgrind: $name"
+    as_owner valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.out" \
+        "$BINDIR/postgres" --single -D "$DATA" "$DB" <"$WORK/$name.sql" >"$WORK/$name.log" 2>&1
+    TOTAL[$name]="$(awk '/^totals:/ {print $2}' "$WORK/$name.out")"
+done
+
+echo "Instructions per row above count(*) of the same scan ($ROWS rows, serial plan):"
+for col in bigint text; do
+    awk -v c="${TOTAL[count_$col]}" -v d="${TOTAL[distcount_$col]}" -v h="${TOTAL[postgresql-hll_$col]}" \
+        -v r="$ROWS" -v col="$col" 'BEGIN {
+            printf "  %-6s  count(*) %6.1f a row;  pg_distcount %6.1f,  postgresql-hll %6.1f above it;  ratio %.3f\n",
+                col, c / r, (d - c) / r, (h - c) / r, (d - c) / (h - c) }'
+done
+}
