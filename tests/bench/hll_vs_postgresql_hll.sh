@@ -10,7 +10,8 @@
 # 2-core machine are noise). Nothing here asserts on a timing.
 # Usage: hll_vs_postgresql_hll.sh [ROUNDS]        (default 5; about 8 minutes on 2 cores)
 #   HLL_BENCH_RANGES (default 200) and HLL_BENCH_RANGES_LARGEST (default 40, at n = 1000·m) set
-#   the number of value ranges per n in the accuracy part.
+#   the number of value ranges per n in the accuracy part; HLL_BENCH_INGEST_ONLY=1 runs only the
+#   ingest part (more rounds of it in the same time: its timings are the noisiest).
 # Writes tests/bench/results/hll_vs_postgresql_hll.tsv and hll_relative_error.svg.
 set -euo pipefail
 { # The whole script is one block, so bash reads it all before it starts: editing the file during a
@@ -171,6 +172,11 @@ for col in bigint text; do
         "$(awk -v a="$ours" -v c="$cpu_count" -v r="$ROWS" 'BEGIN {print (a - c) * 1e6 / r}')" \
         "$(awk -v a="$theirs" -v c="$cpu_count" -v r="$ROWS" 'BEGIN {print (a - c) * 1e6 / r}')" "$ratio"
 done
+
+if [ "${HLL_BENCH_INGEST_ONLY:-0}" = 1 ]; then
+    echo "HLL_BENCH_INGEST_ONLY=1: stopping after the ingest part (figures above; tests/bench/results/ left as it was) ($(elapsed))"
+    exit 0
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Union: 100,000 stored p = 14 sketches per extension. Sketch i holds the 100 ids with
