@@ -57,6 +57,8 @@ pub fn render_key(key: &[u8], tag: u8) -> String {
     }
 }
 
+// An explicit tag byte, so that the hot paths test the encoding with one comparison.
+#[repr(u8)]
 enum Encoding {
     Int2,
     Int4,
@@ -200,6 +202,19 @@ impl ValueHasher {
     pub fn integer(&self, datum: pg_sys::Datum) -> Option<i64> {
         self.integer_sign_shift
             .map(|shift| (datum.value() as i64) << shift >> shift)
+    }
+
+    /// The bytes of a text, varchar or bytea value stored inline and uncompressed (the common
+    /// case of short strings); None for other types and for TOASTed or compressed values.
+    ///
+    /// # Safety
+    /// `datum` must be a non-null value of this hasher's type.
+    #[inline(always)]
+    pub unsafe fn inline_string_bytes<'a>(&self, datum: pg_sys::Datum) -> Option<&'a [u8]> {
+        match self.encoding {
+            Encoding::VarlenaBytes => unsafe { inline_payload(datum.cast_mut_ptr()) },
+            _ => None,
+        }
     }
 
     /// The hash of a value hashed from its bytes that needs nothing from PostgreSQL to hash: a

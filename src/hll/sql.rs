@@ -4,7 +4,7 @@
 
 use super::sketch::{DEFAULT_PRECISION, DenseRegisters, Sketch, checked_precision};
 use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut, state_or_init};
-use crate::common::hash::hash_int;
+use crate::common::hash::{hash_bytes, hash_int};
 use crate::common::report::OrRaise;
 use crate::common::value_hash::{ValueHasher, cached_hasher, existing_hasher};
 use crate::common::varlena::{take_recv_bytes, to_cstring};
@@ -206,8 +206,16 @@ pub unsafe extern "C-unwind" fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) 
                 state.cast_mut_ptr::<State>().as_mut(),
             ) && let Some(mut registers) = Sketch::dense_registers_mut(state_ref)
             {
-                // Integers inline here; everything else leaves this function by a tail call,
-                // so that the integer path needs no stack frame.
+                // Short strings and integers inline here (integer columns mostly have their
+                // own overloads below); the other types, and strings longer than 16 bytes,
+                // leave by a tail call. The length bound lets the compiler keep only XXH3's
+                // short-input code here, small enough to need no stack frame.
+                if let Some(bytes) = hasher.inline_string_bytes(value)
+                    && bytes.len() <= 16
+                {
+                    registers.add_hash(hash_bytes(bytes));
+                    return state;
+                }
                 return match hasher.integer(value) {
                     Some(integer) => {
                         registers.add_hash(hash_int(integer));

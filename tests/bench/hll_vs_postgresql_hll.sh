@@ -173,6 +173,24 @@ for col in bigint text; do
         "$(awk -v a="$theirs" -v c="$cpu_count" -v r="$ROWS" 'BEGIN {print (a - c) * 1e6 / r}')" "$ratio"
 done
 
+# Ratios of medians suffer when the machine's speed drifts between rounds; the median of each
+# round's own ratio is the steadier figure there. (A round where postgresql-hll did not take
+# longer than count(*) has no ratio and is left out.)
+per_round_ratios() { # COLUMN FIELD (2: wall ms, 4: CPU ms)
+    awk -v col="$1" -v f="$2" '
+        $1 == "count_star" { c = $f }
+        $1 == col "_distcount" { d = $f }
+        $1 == col "_postgresql-hll" && $f > c { print (d - c) / ($f - c) }' "$WORK/ingest"
+}
+for col in bigint text; do
+    wall_ratio="$(per_round_ratios "$col" 2 | median)"
+    cpu_ratio="$(per_round_ratios "$col" 4 | median)"
+    kept="$(per_round_ratios "$col" 2 | wc -l)"
+    tsv ingest_summary "${col}_per_round_cost_ratio" ratio "$ROWS" median "$wall_ratio" ratio
+    tsv ingest_summary "${col}_per_round_cpu_cost_ratio" ratio "$ROWS" median "$cpu_ratio" ratio
+    printf '    median of per-round ratios, %s: wall %.2f, CPU %.2f (%s of %s rounds)\n' "$col" "$wall_ratio" "$cpu_ratio" "$kept" "$ROUNDS"
+done
+
 if [ "${HLL_BENCH_INGEST_ONLY:-0}" = 1 ]; then
     echo "HLL_BENCH_INGEST_ONLY=1: stopping after the ingest part (figures above; tests/bench/results/ left as it was) ($(elapsed))"
     exit 0
