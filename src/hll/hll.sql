@@ -123,21 +123,6 @@ CREATE FUNCTION hll_agg_trans(internal, anyelement) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans';
 CREATE FUNCTION hll_agg_trans(internal, anyelement, integer) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans';
--- Integer columns get their own transition functions: the type is known, so the hot path
--- needs no hasher lookup. Together they cover every type that casts implicitly to an integer,
--- so no call becomes ambiguous.
-CREATE FUNCTION hll_agg_trans(internal, smallint) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int2';
-CREATE FUNCTION hll_agg_trans(internal, smallint, integer) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int2';
-CREATE FUNCTION hll_agg_trans(internal, integer) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int4';
-CREATE FUNCTION hll_agg_trans(internal, integer, integer) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int4';
-CREATE FUNCTION hll_agg_trans(internal, bigint) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int8';
-CREATE FUNCTION hll_agg_trans(internal, bigint, integer) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans_int8';
 CREATE FUNCTION hll_union_trans(internal, hll) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_union_trans_wrapper';
 CREATE FUNCTION hll_combine(internal, internal) RETURNS internal
@@ -163,12 +148,26 @@ CREATE AGGREGATE approx_count_distinct(anyelement) (
     SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_count_final,
     COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial, PARALLEL = SAFE);
 COMMENT ON AGGREGATE approx_count_distinct(anyelement) IS 'Estimated number of distinct non-NULL values (HyperLogLog, precision 14).';
+-- Overloads for the commonest column types. Integers and text get their own transition
+-- functions: the type is known, so the hot path needs no hasher lookup. char(n) and "char" get
+-- overloads on the general function only so that no call becomes ambiguous: with these, every
+-- type that casts implicitly to one of them matches an overload outright or by PostgreSQL's
+-- preferred-type rule (varchar, name and untyped literals go to text, with the same bytes).
 DO $overloads$
 DECLARE
-    int_type text;
+    value_type text;
+    symbol text;
 BEGIN
-    FOREACH int_type IN ARRAY ARRAY['smallint', 'integer', 'bigint'] LOOP
+    FOR value_type, symbol IN VALUES
+        ('smallint', 'hll_agg_trans_int2'), ('integer', 'hll_agg_trans_int4'),
+        ('bigint', 'hll_agg_trans_int8'), ('text', 'hll_agg_trans_text'),
+        ('character', 'hll_agg_trans'), ('"char"', 'hll_agg_trans')
+    LOOP
         EXECUTE format($sql$
+            CREATE FUNCTION hll_agg_trans(internal, %1$s) RETURNS internal
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', %2$L;
+            CREATE FUNCTION hll_agg_trans(internal, %1$s, integer) RETURNS internal
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', %2$L;
             CREATE AGGREGATE hll_agg(%1$s) (
                 SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_final,
                 COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
@@ -184,7 +183,7 @@ BEGIN
                 COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
                 PARALLEL = SAFE);
             COMMENT ON AGGREGATE approx_count_distinct(%1$s) IS 'Estimated number of distinct non-NULL values (HyperLogLog, precision 14).';
-        $sql$, int_type);
+        $sql$, value_type, symbol);
     END LOOP;
 END
 $overloads$;

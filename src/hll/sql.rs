@@ -7,7 +7,7 @@ use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut
 use crate::common::hash::{hash_bytes, hash_int};
 use crate::common::report::OrRaise;
 use crate::common::value_hash::{ValueHasher, cached_hasher, existing_hasher};
-use crate::common::varlena::{take_recv_bytes, to_cstring};
+use crate::common::varlena::{inline_payload, take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
 use pgrx::prelude::*;
 use pgrx::{AnyElement, Internal, PgSqlErrorCode};
@@ -188,6 +188,28 @@ fn hll_info_text(sketch: HllDatum) -> String {
 
 type State = Option<Sketch>;
 
+/// A row for a fast path: the aggregate state (as passed in), its dense registers and the
+/// non-NULL value. None for the rows the general path takes: the first (which makes the
+/// state), those of a sketch not yet dense, and NULL values.
+///
+/// # Safety
+/// `fcinfo` must be a call of one of this file's transition functions, every SQL declaration
+/// of which has at least two arguments.
+#[inline(always)]
+unsafe fn dense_row<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<(pg_sys::Datum, DenseRegisters<'a>, pg_sys::Datum)> {
+    unsafe {
+        let args = (*fcinfo).args.as_ptr();
+        if (*args).isnull || (*args.add(1)).isnull {
+            return None;
+        }
+        let state = (*args).value;
+        let registers = Sketch::dense_registers_mut(state.cast_mut_ptr::<State>().as_mut()?)?;
+        Some((state, registers, (*args.add(1)).value))
+    }
+}
+
 /// `hll_agg_trans(internal, anyelement [, integer])`: the hot path, one hash and one register
 /// update per row. Once the sketch is dense and a value needs nothing from PostgreSQL to hash
 /// (an integer, a uuid, an inline text), a row is pure arithmetic on memory this aggregate
@@ -197,37 +219,33 @@ type State = Option<Sketch>;
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        let args = (*fcinfo).args.as_ptr();
-        // Every SQL declaration of this function has at least two arguments.
-        if !(*args).isnull && !(*args.add(1)).isnull {
-            let (state, value) = ((*args).value, (*args.add(1)).value);
-            if let (Some(hasher), Some(state_ref)) = (
-                existing_hasher(fcinfo),
-                state.cast_mut_ptr::<State>().as_mut(),
-            ) && let Some(mut registers) = Sketch::dense_registers_mut(state_ref)
+        if let (Some(hasher), Some((state, mut registers, value))) =
+            (existing_hasher(fcinfo), dense_row(fcinfo))
+        {
+            // Short strings and integers inline here (text and integer columns mostly have
+            // their own overloads below); the other types, and strings longer than 16 bytes,
+            // leave by a tail call. The length bound lets the compiler keep only XXH3's
+            // short-input code here, small enough to need no stack frame.
+            if let Some(bytes) = hasher.inline_string_bytes(value)
+                && bytes.len() <= SHORT_STRING
             {
-                // Short strings and integers inline here (integer columns mostly have their
-                // own overloads below); the other types, and strings longer than 16 bytes,
-                // leave by a tail call. The length bound lets the compiler keep only XXH3's
-                // short-input code here, small enough to need no stack frame.
-                if let Some(bytes) = hasher.inline_string_bytes(value)
-                    && bytes.len() <= 16
-                {
-                    registers.add_hash(hash_bytes(bytes));
-                    return state;
-                }
-                return match hasher.integer(value) {
-                    Some(integer) => {
-                        registers.add_hash(hash_int(integer));
-                        state
-                    }
-                    None => hll_agg_trans_bytes(fcinfo, hasher, registers, value),
-                };
+                registers.add_hash(hash_bytes(bytes));
+                return state;
             }
+            return match hasher.integer(value) {
+                Some(integer) => {
+                    registers.add_hash(hash_int(integer));
+                    state
+                }
+                None => hll_agg_trans_bytes(fcinfo, hasher, registers, value),
+            };
         }
         hll_agg_trans_slow(fcinfo)
     }
 }
+
+/// Strings up to this many bytes hash inside the transition functions.
+const SHORT_STRING: usize = 16;
 
 /// `hll_agg_trans_int2/4/8(internal, int [, integer])`: the transition functions of the
 /// integer overloads of `hll_agg` and `approx_count_distinct`. The column's type is known
@@ -238,19 +256,13 @@ macro_rules! hll_agg_trans_integer {
         #[unsafe(no_mangle)]
         pub unsafe extern "C-unwind" fn $name(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             unsafe {
-                let args = (*fcinfo).args.as_ptr();
-                // Every SQL declaration of this function has at least two arguments.
-                if !(*args).isnull && !(*args.add(1)).isnull {
-                    let state = (*args).value;
-                    if let Some(state_ref) = state.cast_mut_ptr::<State>().as_mut()
-                        && let Some(mut registers) = Sketch::dense_registers_mut(state_ref)
-                    {
-                        let value = (*args.add(1)).value.value() as $int as i64;
-                        registers.add_hash(hash_int(value));
-                        return state;
+                match dense_row(fcinfo) {
+                    Some((state, mut registers, value)) => {
+                        registers.add_hash(hash_int(value.value() as $int as i64));
+                        state
                     }
+                    None => hll_agg_trans_slow(fcinfo),
                 }
-                hll_agg_trans_slow(fcinfo)
             }
         }
     };
@@ -259,6 +271,26 @@ macro_rules! hll_agg_trans_integer {
 hll_agg_trans_integer!(hll_agg_trans_int2, i16);
 hll_agg_trans_integer!(hll_agg_trans_int4, i32);
 hll_agg_trans_integer!(hll_agg_trans_int8, i64);
+
+/// `hll_agg_trans_text(internal, text [, integer])`, for the text overloads (and varchar,
+/// name and untyped literals, which resolve to them): a short string stored inline hashes
+/// here without a hasher lookup; everything else goes to `hll_agg_trans`, whose hasher is
+/// built for text.
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn hll_agg_trans_text(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe {
+        if let Some((state, mut registers, value)) = dense_row(fcinfo)
+            && let Some(bytes) = inline_payload(value.cast_mut_ptr())
+            && bytes.len() <= SHORT_STRING
+        {
+            registers.add_hash(hash_bytes(bytes));
+            return state;
+        }
+        hll_agg_trans(fcinfo)
+    }
+}
 
 /// Out of line, so that the fast paths keep small stack frames.
 #[cold]
@@ -317,6 +349,7 @@ crate::pg_finfo_v1!(
     pg_finfo_hll_agg_trans_int2,
     pg_finfo_hll_agg_trans_int4,
     pg_finfo_hll_agg_trans_int8,
+    pg_finfo_hll_agg_trans_text,
 );
 
 #[pg_extern(sql = false)]

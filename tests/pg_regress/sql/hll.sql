@@ -118,9 +118,14 @@ SELECT (SELECT hll_agg(i) FROM generate_series(1, 50000) i)
        = (SELECT hll_union_agg(hll_add(NULL, md5(i::text)::uuid)) FROM generate_series(1, 50000) i) AS uuids_fast_equals_general;
 -- Short strings (up to 16 bytes hash inline in the transition function, longer ones out of
 -- line): every length from 0 to 40, stored in a table (short varlena headers) and computed.
+-- (text through its own transition function, bytea through the general one).
 CREATE TABLE short_texts AS
   SELECT left(md5(i::text) || md5((i + 1)::text), i % 41) AS v FROM generate_series(1, 30000) i;
+ALTER TABLE short_texts ADD COLUMN b bytea;
+UPDATE short_texts SET b = convert_to(v, 'UTF8');
 SELECT hll_agg(v) = hll_union_agg(hll_add(NULL, v)) AS short_texts_fast_equals_general,
+       hll_agg(b) = hll_union_agg(hll_add(NULL, b)) AS short_bytea_fast_equals_general,
+       hll_agg(b) = hll_agg(convert_to(v, 'UTF8')) AS stored_bytea_equals_computed,
        hll_agg(v) = hll_agg(v || '') AS stored_equals_computed,
        abs(hll_count(hll_agg(v)) - count(DISTINCT v)) < 0.03 * count(DISTINCT v) AS count_plausible
 FROM short_texts;
@@ -143,6 +148,20 @@ SELECT hll_agg(i2) = hll_union_agg(hll_add(NULL, i2)) AS int2_agg,
          AND approx_count_distinct(i8) = # hll_agg(i8) AS counts_agree
 FROM ints;
 DROP TABLE ints;
--- The one call that the overloads make ambiguous is an untyped literal, which had no type to
--- hash before either.
-SELECT hll_agg('abc');
+-- Text has its own aggregates too; varchar, name and untyped literals resolve to them, and
+-- char(n) and "char" have overloads of the general function. All give hll_add's sketches.
+CREATE TABLE strs AS
+  SELECT md5(i::text) AS t, left(md5(i::text), 10)::varchar(10) AS vc, ('x' || i)::name AS nm,
+         left(md5(i::text), 3)::char(5) AS ch, chr(65 + i % 26)::"char" AS c1
+  FROM generate_series(1, 20000) i;
+SELECT hll_agg(t) = hll_union_agg(hll_add(NULL, t)) AS text_agg,
+       hll_agg(t, 10) = hll_union_agg(hll_add(hll_empty(10), t)) AS text_p10,
+       hll_agg(vc) = hll_union_agg(hll_add(NULL, vc)) AND hll_agg(vc) = hll_agg(vc::text) AS varchar_agg,
+       hll_agg(nm) = hll_union_agg(hll_add(NULL, nm)) AS name_agg,
+       hll_agg(ch) = hll_union_agg(hll_add(NULL, ch)) AND hll_agg(ch) = hll_agg(ch::text) AS bpchar_agg,
+       hll_agg(c1) = hll_union_agg(hll_add(NULL, c1)) AND # hll_agg(c1) = 26 AS char_agg,
+       approx_count_distinct(t) = # hll_agg(t) AND approx_count_distinct(ch) = # hll_agg(ch) AS counts_agree
+FROM strs;
+DROP TABLE strs;
+-- Untyped literals are text.
+SELECT hll_agg('abc') = hll_agg('abc'::text) AS literal_is_text, # hll_agg(NULL) AS null_literal;
