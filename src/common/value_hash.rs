@@ -81,9 +81,6 @@ fn without_trailing_blanks(bytes: &[u8]) -> &[u8] {
 pub struct ValueHasher {
     type_oid: pg_sys::Oid,
     encoding: Encoding,
-    /// For int2, int4 and int8: the shift that sign-extends the datum's low 16, 32 or 64
-    /// bits (48, 32, 0), so that the hot paths widen any integer without a branch.
-    integer_sign_shift: Option<u32>,
 }
 
 impl ValueHasher {
@@ -108,17 +105,7 @@ impl ValueHasher {
                 Encoding::Send(info)
             },
         };
-        let integer_sign_shift = match encoding {
-            Encoding::Int2 => Some(48),
-            Encoding::Int4 => Some(32),
-            Encoding::Int8 => Some(0),
-            _ => None,
-        };
-        ValueHasher {
-            type_oid,
-            encoding,
-            integer_sign_shift,
-        }
+        ValueHasher { type_oid, encoding }
     }
 
     pub fn type_oid(&self) -> pg_sys::Oid {
@@ -138,9 +125,9 @@ impl ValueHasher {
         unsafe {
             let bpchar = matches!(self.encoding, Encoding::Bpchar);
             match &mut self.encoding {
-                Encoding::Int2 => use_bytes(&(datum.value() as i16 as i64).to_le_bytes()),
-                Encoding::Int4 => use_bytes(&(datum.value() as i32 as i64).to_le_bytes()),
-                Encoding::Int8 => use_bytes(&(datum.value() as i64).to_le_bytes()),
+                Encoding::Int2 | Encoding::Int4 | Encoding::Int8 => {
+                    use_bytes(&self.integer(datum).unwrap_or_default().to_le_bytes())
+                }
                 Encoding::VarlenaBytes | Encoding::Bpchar => {
                     let raw = datum.cast_mut_ptr::<pg_sys::varlena>();
                     let detoasted = pg_sys::pg_detoast_datum_packed(raw);
@@ -198,21 +185,12 @@ impl ValueHasher {
     }
 
     /// The value of an int2, int4 or int8 datum widened to i64; None for other types.
-    #[inline(always)]
+    #[inline]
     pub fn integer(&self, datum: pg_sys::Datum) -> Option<i64> {
-        self.integer_sign_shift
-            .map(|shift| (datum.value() as i64) << shift >> shift)
-    }
-
-    /// The bytes of a text, varchar or bytea value stored inline and uncompressed (the common
-    /// case of short strings); None for other types and for TOASTed or compressed values.
-    ///
-    /// # Safety
-    /// `datum` must be a non-null value of this hasher's type.
-    #[inline(always)]
-    pub unsafe fn inline_string_bytes<'a>(&self, datum: pg_sys::Datum) -> Option<&'a [u8]> {
         match self.encoding {
-            Encoding::VarlenaBytes => unsafe { inline_payload(datum.cast_mut_ptr()) },
+            Encoding::Int2 => Some(datum.value() as i16 as i64),
+            Encoding::Int4 => Some(datum.value() as i32 as i64),
+            Encoding::Int8 => Some(datum.value() as i64),
             _ => None,
         }
     }

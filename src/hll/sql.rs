@@ -6,7 +6,7 @@ use super::sketch::{DEFAULT_PRECISION, DenseRegisters, Sketch, checked_precision
 use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut, state_or_init};
 use crate::common::hash::{hash_bytes, hash_int};
 use crate::common::report::OrRaise;
-use crate::common::value_hash::{ValueHasher, cached_hasher, existing_hasher};
+use crate::common::value_hash::{cached_hasher, existing_hasher};
 use crate::common::varlena::{inline_payload, take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
 use pgrx::prelude::*;
@@ -210,41 +210,28 @@ unsafe fn dense_row<'a>(
     }
 }
 
-/// `hll_agg_trans(internal, anyelement [, integer])`: the hot path, one hash and one register
-/// update per row. Once the sketch is dense and a value needs nothing from PostgreSQL to hash
-/// (an integer, a uuid, an inline text), a row is pure arithmetic on memory this aggregate
-/// owns: no allocation, no call into PostgreSQL, nothing that can fail or panic, so it runs
-/// without the error-handling frame (`pg_guard`) that the general path below needs. That frame
-/// was a third of the function's cost per row.
+/// `hll_agg_trans(internal, anyelement [, integer])`: the types without a transition function
+/// of their own (integers and text have theirs, below). Once the sketch is dense and a value
+/// needs nothing from PostgreSQL to hash (a uuid, an inline uncompressed varlena, char(n)), a
+/// row is pure arithmetic on memory this aggregate owns: no allocation, no call into
+/// PostgreSQL, nothing that can fail or panic, so it runs without the error-handling frame
+/// (`pg_guard`) that the general path needs. That frame was a third of the cost of a row.
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn hll_agg_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         if let (Some(hasher), Some((state, mut registers, value))) =
             (existing_hasher(fcinfo), dense_row(fcinfo))
+            && let Some(hash) = hasher.pure_bytes_hash(value)
         {
-            // Short strings and integers inline here (text and integer columns mostly have
-            // their own overloads below); the other types, and strings longer than 16 bytes,
-            // leave by a tail call. The length bound lets the compiler keep only XXH3's
-            // short-input code here, small enough to need no stack frame.
-            if let Some(bytes) = hasher.inline_string_bytes(value)
-                && bytes.len() <= SHORT_STRING
-            {
-                registers.add_hash(hash_bytes(bytes));
-                return state;
-            }
-            return match hasher.integer(value) {
-                Some(integer) => {
-                    registers.add_hash(hash_int(integer));
-                    state
-                }
-                None => hll_agg_trans_bytes(fcinfo, hasher, registers, value),
-            };
+            registers.add_hash(hash);
+            return state;
         }
         hll_agg_trans_slow(fcinfo)
     }
 }
 
-/// Strings up to this many bytes hash inside the transition functions.
+/// Strings up to this many bytes hash inside `hll_agg_trans_text`: the bound lets the compiler
+/// keep only XXH3's short-input code there, small enough to need no stack frame.
 const SHORT_STRING: usize = 16;
 
 /// `hll_agg_trans_int2/4/8(internal, int [, integer])`: the transition functions of the
@@ -297,25 +284,6 @@ pub unsafe extern "C-unwind" fn hll_agg_trans_text(
 #[inline(never)]
 unsafe fn hll_agg_trans_slow(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe { hll_agg_trans_general(fcinfo) }
-}
-
-/// The fast path for values hashed from their bytes (uuid, inline text, ...).
-#[inline(never)]
-unsafe fn hll_agg_trans_bytes(
-    fcinfo: pg_sys::FunctionCallInfo,
-    hasher: &ValueHasher,
-    mut registers: DenseRegisters<'_>,
-    value: pg_sys::Datum,
-) -> pg_sys::Datum {
-    unsafe {
-        match hasher.pure_bytes_hash(value) {
-            Some(hash) => {
-                registers.add_hash(hash);
-                (*(*fcinfo).args.as_ptr()).value
-            }
-            None => hll_agg_trans_slow(fcinfo),
-        }
-    }
 }
 
 /// Every other row of `hll_agg`: the first (which makes the state), sparse sketches, and
