@@ -18,6 +18,10 @@ pgrx::pg_module_magic!();
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // pgrx captures a Rust backtrace on every caught error and shows it in the error's DETAIL
+    // when RUST_BACKTRACE is set in the server's environment: users see PostgreSQL's message
+    // only. std reads RUST_LIB_BACKTRACE first (and once); a backend has one thread.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     settings::register();
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         shard::register_worker();

@@ -4,7 +4,7 @@
 use super::sketch::{DEFAULT_DELTA, DEFAULT_EPSILON, DEFAULT_HEAVY, Mode, Sketch};
 use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut, state_or_init};
 use crate::common::report::OrRaise;
-use crate::common::value_hash::{cached_hasher, render_key};
+use crate::common::value_hash::{KeyKind, cached_hasher, render_key};
 use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
@@ -50,7 +50,7 @@ fn cms_in(input: &CStr) -> CmsDatum {
     let text = input
         .to_str()
         .unwrap_or_else(|_| error!("cms input is not valid UTF-8"));
-    CmsDatum::from_sketch(&Sketch::parse_text(text).or_raise())
+    CmsDatum::from_sketch(&with_valid_keys(Sketch::parse_text(text).or_raise()))
 }
 
 #[pg_extern(sql = false)]
@@ -60,7 +60,9 @@ fn cms_out(value: CmsDatum) -> CString {
 
 #[pg_extern(sql = false)]
 fn cms_recv(buf: Internal) -> CmsDatum {
-    CmsDatum::from_sketch(&Sketch::decode(take_recv_bytes(buf)).or_raise())
+    CmsDatum::from_sketch(&with_valid_keys(
+        Sketch::decode(take_recv_bytes(buf)).or_raise(),
+    ))
 }
 
 /// The stored bytes are the binary format, validated when they came in.
@@ -71,7 +73,35 @@ fn cms_send(value: CmsDatum) -> Vec<u8> {
 
 #[pg_extern(sql = false)]
 fn cms_from_bytea(bytes: &[u8]) -> CmsDatum {
-    CmsDatum::from_sketch(&Sketch::decode(bytes).or_raise())
+    CmsDatum::from_sketch(&with_valid_keys(Sketch::decode(bytes).or_raise()))
+}
+
+/// A sketch from outside (text in, binary recv, bytea cast): its text keys must be valid in
+/// the server encoding, as every text value is (the codec has refused NUL bytes already), or
+/// `cms_topk` would hand out text that no other function could have made.
+fn with_valid_keys(sketch: Sketch) -> Sketch {
+    for (index, candidate) in sketch.candidates().iter().enumerate() {
+        if candidate.tag != KeyKind::Text as u8 {
+            continue;
+        }
+        let valid = unsafe {
+            pg_sys::pg_verifymbstr(
+                candidate.key.as_ptr() as *const std::ffi::c_char,
+                candidate.key.len() as i32,
+                true,
+            )
+        };
+        if !valid {
+            ereport!(
+                ERROR,
+                pgrx::PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                format!(
+                    "invalid cms value: candidate {index} is a text key that is not valid in the server encoding"
+                )
+            );
+        }
+    }
+    sketch
 }
 
 #[pg_extern(sql = false)]

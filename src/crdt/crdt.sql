@@ -6,7 +6,8 @@
 -- ---------------------------------------------------------------------------------------------
 
 -- Where this database runs: compared with where its node id was made, to catch copies
--- (restored backups, clones, promoted standbys). The timeline is NULL during recovery.
+-- (restored backups, clones, promoted standbys). The timeline is NULL during recovery. It
+-- names the data directory, which core shows only to pg_read_all_settings: not for PUBLIC.
 CREATE FUNCTION node_fingerprint(
     OUT system_identifier bigint, OUT timeline_id integer, OUT database_oid oid, OUT data_directory text)
     LANGUAGE sql VOLATILE PARALLEL SAFE
@@ -19,7 +20,8 @@ CREATE FUNCTION node_fingerprint(
                current_setting('data_directory')
         FROM pg_control_system() s
     $$;
-COMMENT ON FUNCTION node_fingerprint() IS 'Where this database runs now: system identifier, WAL timeline, database OID, data directory.';
+REVOKE ALL ON FUNCTION node_fingerprint() FROM PUBLIC;
+COMMENT ON FUNCTION node_fingerprint() IS 'Where this database runs now: system identifier, WAL timeline, database OID, data directory (not for PUBLIC: it names the data directory).';
 
 -- One row: the id this database writes its counter slots under, and the fingerprint of where
 -- it was made. Deliberately not dumped by pg_dump (not a configuration table): a restored
@@ -37,19 +39,75 @@ CREATE TABLE node (
 INSERT INTO node (id, system_identifier, timeline_id, database_oid, data_directory)
 SELECT pg_catalog.gen_random_uuid()::text, f.* FROM node_fingerprint() f;
 COMMENT ON TABLE node IS 'The local node id (one row, made at CREATE EXTENSION) and the fingerprint of where it was made.';
--- Anyone may read the id (node_id() does, as the caller); only its owner may rotate it.
+-- The fingerprint names the data directory and the system identifier: only the owner reads the
+-- table. Every role reads the id through node_id().
 REVOKE ALL ON node FROM PUBLIC;
-GRANT SELECT ON node TO PUBLIC;
 
--- No SET search_path here (its queries are schema-qualified): that clause would cost a GUC
--- save and restore on every increment that takes the default node.
+-- The check behind node_id(), with the owner's rights (the caller may not read the fingerprint):
+-- the id, and whether this database still runs where it was made. verdict is ok, recovery (a
+-- standby: nothing to protect until promotion), copy (refused by node_id) or rotated (the copy
+-- got a new id because pg_distcount.on_node_copy, a superuser setting, is rotate). differs names
+-- what changed, never its value.
+CREATE FUNCTION node_check(OUT id text, OUT previous_id text, OUT verdict text, OUT differs text)
+    LANGUAGE plpgsql VOLATILE PARALLEL RESTRICTED SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        n record;
+        f record;
+        changed text[] := '{}';
+    BEGIN
+        SELECT x.id, x.system_identifier, x.timeline_id, x.database_oid, x.data_directory
+          INTO n FROM distcount.node x;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'distcount.node holds no node id'
+                USING ERRCODE = '55000', HINT = 'Recreate it with SELECT distcount.node_rotate().';
+        END IF;
+        id := n.id;
+        IF pg_is_in_recovery() THEN
+            verdict := 'recovery';
+            RETURN;
+        END IF;
+        SELECT * INTO f FROM distcount.node_fingerprint();
+        IF f.system_identifier IS DISTINCT FROM n.system_identifier THEN changed := changed || 'system identifier'::text; END IF;
+        IF f.timeline_id IS DISTINCT FROM n.timeline_id THEN changed := changed || 'WAL timeline'::text; END IF;
+        IF f.database_oid IS DISTINCT FROM n.database_oid THEN changed := changed || 'database OID'::text; END IF;
+        IF f.data_directory IS DISTINCT FROM n.data_directory THEN changed := changed || 'data directory'::text; END IF;
+        IF cardinality(changed) = 0 THEN
+            verdict := 'ok';
+            RETURN;
+        END IF;
+        differs := array_to_string(changed, ', ');
+        IF current_setting('pg_distcount.on_node_copy') <> 'rotate' THEN
+            verdict := 'copy';
+            RETURN;
+        END IF;
+        UPDATE distcount.node AS x
+           SET previous_id = x.id, id = gen_random_uuid()::text,
+               (system_identifier, timeline_id, database_oid, data_directory) =
+                   (f.system_identifier, f.timeline_id, f.database_oid, f.data_directory),
+               created_at = now()
+         WHERE x.id = n.id
+        RETURNING x.id INTO id;
+        IF NOT FOUND THEN  -- another backend rotated first: use its id
+            SELECT x.id INTO id FROM distcount.node x;
+        END IF;
+        previous_id := n.id;
+        verdict := 'rotated';
+    END $$;
+COMMENT ON FUNCTION node_check() IS 'Internal: the check behind node_id(), run with the owner''s rights; says what differs, never the values.';
+
+-- No SET search_path here: its one query names distcount.node_check() in full and uses no
+-- operator, and that clause would cost a GUC save and restore on every increment that takes
+-- the default node.
 CREATE FUNCTION node_id() RETURNS text
     VOLATILE PARALLEL RESTRICTED
     LANGUAGE c AS 'MODULE_PATHNAME', 'node_id_wrapper';
 COMMENT ON FUNCTION node_id() IS 'The local node id: pg_distcount.node_id when set, else the id in distcount.node, checked against this database''s fingerprint (see pg_distcount.on_node_copy).';
 
+-- Runs with the owner's rights (the table is the owner's); EXECUTE is for the admin role.
 CREATE FUNCTION node_rotate() RETURNS text
-    VOLATILE PARALLEL UNSAFE
+    VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     LANGUAGE c AS 'MODULE_PATHNAME', 'node_rotate_wrapper';
 REVOKE ALL ON FUNCTION node_rotate() FROM PUBLIC;
@@ -63,6 +121,8 @@ CREATE TABLE retired_node (
 );
 COMMENT ON TABLE retired_node IS 'Retired node ids and the node each is folded into; record a retirement on every node, only after the retired node''s last state has reached every peer.';
 SELECT pg_catalog.pg_extension_config_dump('retired_node', '');
+-- Every role that merges or prunes counters reads it; retired ids are not secret.
+GRANT SELECT ON retired_node TO PUBLIC;
 
 -- ---------------------------------------------------------------------------------------------
 -- Types
@@ -318,7 +378,7 @@ CREATE FUNCTION pncounter_fold_slot(c pncounter, retired text, "into" text) RETU
 COMMENT ON FUNCTION pncounter_fold_slot(pncounter, text, text) IS 'Adds retired''s P and N to into''s and drops it, without checking distcount.retired_node (use pncounter_prune).';
 
 CREATE FUNCTION node_retire(retired text, "into" text) RETURNS void
-    LANGUAGE plpgsql VOLATILE
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
     DECLARE recorded text;
@@ -332,6 +392,7 @@ CREATE FUNCTION node_retire(retired text, "into" text) RETURNS void
         END IF;
         INSERT INTO distcount.retired_node (id, into_id) VALUES ($1, $2);
     END $$;
+REVOKE ALL ON FUNCTION node_retire(text, text) FROM PUBLIC;
 COMMENT ON FUNCTION node_retire(text, text) IS 'Records that node retired will never write again and folds into node into. Run it on every node, only after retired''s last state has reached every peer.';
 
 CREATE FUNCTION crdt_check_retired(retired text, "into" text) RETURNS void

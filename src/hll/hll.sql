@@ -149,8 +149,9 @@ CREATE AGGREGATE approx_count_distinct(anyelement) (
     COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial, PARALLEL = SAFE);
 COMMENT ON AGGREGATE approx_count_distinct(anyelement) IS 'Estimated number of distinct non-NULL values (HyperLogLog, precision 14).';
 -- Overloads for the commonest column types. Integers and text get their own transition
--- functions: the type is known, so the hot path needs no hasher lookup. char(n) and "char" get
--- overloads on the general function only so that no call becomes ambiguous: with these, every
+-- functions: the type is known, so the hot path needs no hasher lookup. char(n), "char" and
+-- four catalog types get overloads on the general function only so that no call becomes
+-- ambiguous (regress file security.sql tries every type): with these, every
 -- type that casts implicitly to one of them matches an overload outright or by PostgreSQL's
 -- preferred-type rule (varchar, name and untyped literals go to text, with the same bytes).
 DO $overloads$
@@ -161,7 +162,11 @@ BEGIN
     FOR value_type, symbol IN VALUES
         ('smallint', 'hll_agg_trans_int2'), ('integer', 'hll_agg_trans_int4'),
         ('bigint', 'hll_agg_trans_int8'), ('text', 'hll_agg_trans_text'),
-        ('character', 'hll_agg_trans'), ('"char"', 'hll_agg_trans')
+        ('character', 'hll_agg_trans'), ('"char"', 'hll_agg_trans'),
+        -- Catalog types that cast implicitly to text and bytea alike: without their own
+        -- overloads a call on them would be ambiguous.
+        ('pg_node_tree', 'hll_agg_trans'), ('pg_ndistinct', 'hll_agg_trans'),
+        ('pg_dependencies', 'hll_agg_trans'), ('pg_mcv_list', 'hll_agg_trans')
     LOOP
         EXECUTE format($sql$
             CREATE FUNCTION hll_agg_trans(internal, %1$s) RETURNS internal

@@ -83,11 +83,31 @@ pub fn require_logical_wal() {
     }
 }
 
+/// Longest prefix of a logical decoding message the outbox writes: a prefix is a label that
+/// CDC tools filter on, and every message repeats it in the WAL.
+pub const MAX_PREFIX_BYTES: usize = 128;
+
+/// Refuses an empty or oversized message prefix (`what` names where it came from).
+pub fn check_prefix(prefix: &[u8], what: &str) {
+    if prefix.is_empty() || prefix.len() > MAX_PREFIX_BYTES {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "{what} must be 1 to {MAX_PREFIX_BYTES} bytes, got {}",
+                prefix.len()
+            )
+        );
+    }
+}
+
+/// The outbox's message prefix: pg_distcount.outbox_message_prefix (default distcount.outbox).
 pub fn message_prefix() -> CString {
-    OUTBOX_MESSAGE_PREFIX
+    let prefix = OUTBOX_MESSAGE_PREFIX
         .get()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| c"distcount.outbox".to_owned())
+        .unwrap_or_else(|| c"distcount.outbox".to_owned());
+    check_prefix(prefix.as_bytes(), "pg_distcount.outbox_message_prefix");
+    prefix
 }
 
 // replication/message.h, which pgrx does not bind.

@@ -24,6 +24,8 @@ CREATE INDEX outbox_txid_idx ON outbox (txid);
 SELECT pg_catalog.pg_extension_config_dump('outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox_seq', '');
 COMMENT ON TABLE outbox IS 'Outbox events (insert-only; Debezium event router column names). seq orders events; txid is the writing transaction.';
+-- Writers get INSERT on the event columns only (README, Security): seq, txid and created_at,
+-- which the relay trusts, always come from their defaults.
 
 -- The event router treats an UPDATE of the outbox as invalid; delivery state lives elsewhere.
 -- outbox_ingest may rewrite txid of rows restored from another cluster (see there).
@@ -45,21 +47,28 @@ CREATE TRIGGER outbox_insert_only BEFORE UPDATE ON outbox
 
 -- Writing events ------------------------------------------------------------------------------
 
+-- EXECUTE on the trigger functions and outbox_emit is granted, not PUBLIC: in message mode
+-- they write events that CDC consumers trust without any table privilege.
 CREATE FUNCTION outbox_trigger() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'outbox_trigger';
+REVOKE ALL ON FUNCTION outbox_trigger() FROM PUBLIC;
 COMMENT ON FUNCTION outbox_trigger() IS 'AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW trigger: one outbox event per changed row. Arguments: aggregatetype, key column(s) [, mode table|message|both|default [, type format (default {aggregatetype}{Op}) [, payload new|old_new]]].';
 
 CREATE FUNCTION outbox_statement_trigger() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'outbox_statement_trigger';
+REVOKE ALL ON FUNCTION outbox_statement_trigger() FROM PUBLIC;
 COMMENT ON FUNCTION outbox_statement_trigger() IS 'AFTER INSERT (or UPDATE, or DELETE) ... REFERENCING NEW (OLD) TABLE AS t FOR EACH STATEMENT trigger: the events of a bulk statement in one set-based pass. Arguments as outbox_trigger, payload new only.';
 
 CREATE FUNCTION outbox_emit(aggregatetype text, aggregateid text, type text, payload jsonb,
                             mode text DEFAULT NULL) RETURNS uuid
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'outbox_emit';
+REVOKE ALL ON FUNCTION outbox_emit(text, text, text, jsonb, text) FROM PUBLIC;
 COMMENT ON FUNCTION outbox_emit(text, text, text, jsonb, text) IS 'Writes one event in the current transaction (mode table, message, both; default pg_distcount.outbox_mode) and returns its id.';
 
 CREATE FUNCTION cdc_heartbeat(prefix text DEFAULT 'distcount.heartbeat') RETURNS pg_lsn
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cdc_heartbeat';
+-- It writes and flushes WAL on demand: for the relay and admin roles only.
+REVOKE ALL ON FUNCTION cdc_heartbeat(text) FROM PUBLIC;
 COMMENT ON FUNCTION cdc_heartbeat(text) IS 'Writes and flushes a non-transactional logical decoding message, so an idle logical slot can advance (Debezium heartbeat.action.query). Returns its LSN.';
 
 CREATE FUNCTION outbox_null_key(key_column text) RETURNS text
@@ -74,9 +83,15 @@ $$;
 COMMENT ON FUNCTION outbox_null_key(text) IS 'Internal: raises the error of a null key column in outbox_statement_trigger.';
 
 CREATE FUNCTION outbox_trigger_check(trigger oid, statement_form boolean) RETURNS void
-    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'outbox_trigger_check_wrapper';
+    LANGUAGE c STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'outbox_trigger_check_wrapper';
 COMMENT ON FUNCTION outbox_trigger_check(oid, boolean) IS 'Internal: refuses, at CREATE TRIGGER, an outbox trigger whose attachment or arguments could not write its events.';
 
+-- Fires on every CREATE TRIGGER in the database, by any role: it must not need USAGE on schema
+-- distcount (a role without it creating an unrelated trigger must succeed), so it finds outbox
+-- triggers through the catalogs alone and calls into distcount only for them (whose creator
+-- needed USAGE and EXECUTE to name the function).
 CREATE FUNCTION outbox_check_new_triggers() RETURNS event_trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -85,12 +100,14 @@ DECLARE
     t record;
 BEGIN
     FOR t IN
-        SELECT tg.oid, tg.tgfoid = 'distcount.outbox_statement_trigger()'::regprocedure AS statement_form
+        SELECT tg.oid, p.proname = 'outbox_statement_trigger' AS statement_form
           FROM pg_event_trigger_ddl_commands() AS c
           JOIN pg_trigger AS tg ON tg.oid = c.objid
-         WHERE c.classid = 'pg_trigger'::regclass
-           AND tg.tgfoid IN ('distcount.outbox_trigger()'::regprocedure,
-                             'distcount.outbox_statement_trigger()'::regprocedure)
+          JOIN pg_proc AS p ON p.oid = tg.tgfoid
+          JOIN pg_namespace AS n ON n.oid = p.pronamespace
+         WHERE c.classid = 'pg_catalog.pg_trigger'::regclass
+           AND n.nspname = 'distcount'
+           AND p.proname IN ('outbox_trigger', 'outbox_statement_trigger')
     LOOP
         PERFORM distcount.outbox_trigger_check(t.oid, t.statement_form);
     END LOOP;
@@ -122,9 +139,10 @@ COMMENT ON FUNCTION outbox_max_attempts() IS 'Claims after which the relay dead-
 CREATE TABLE outbox_consumer (
     consumer   text PRIMARY KEY CHECK (consumer <> ''),
     seen       pg_snapshot NOT NULL DEFAULT '1:1:',
-    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    relay_role name NOT NULL DEFAULT CURRENT_USER
 );
-COMMENT ON TABLE outbox_consumer IS 'Relay consumers: every event written by a transaction visible in snapshot seen is queued or done.';
+COMMENT ON TABLE outbox_consumer IS 'Relay consumers: every event written by a transaction visible in snapshot seen is queued or done; only members of relay_role may claim, acknowledge or drop its events.';
 
 -- fillfactor leaves room for the lease updates to stay HOT.
 CREATE TABLE outbox_pending (
@@ -156,11 +174,37 @@ CREATE TABLE outbox_dead (
 );
 COMMENT ON TABLE outbox_dead IS 'Dead letters: events a consumer failed pg_distcount.outbox_max_attempts times (outbox_retry_dead puts them back).';
 
+-- Per-consumer rights. The relay functions run as the caller (so they know who calls) and check
+-- the consumer's role with a clear error; row-level security enforces the same on the tables,
+-- which relay roles are granted (README, Security): a role sees and changes only the consumers
+-- whose relay_role it has the privileges of, and their queues and dead letters.
+ALTER TABLE outbox_consumer ENABLE ROW LEVEL SECURITY;
+ALTER TABLE outbox_pending ENABLE ROW LEVEL SECURITY;
+ALTER TABLE outbox_dead ENABLE ROW LEVEL SECURITY;
+-- By the role's OID: a dropped role must not make every reader's scan fail.
+CREATE POLICY outbox_consumer_by_role ON outbox_consumer
+    USING (EXISTS (SELECT FROM pg_catalog.pg_roles AS r
+                    WHERE r.rolname OPERATOR(pg_catalog.=) relay_role
+                      AND pg_catalog.pg_has_role(r.oid, 'USAGE')));
+CREATE POLICY outbox_pending_by_role ON outbox_pending
+    USING (consumer IN (SELECT c.consumer FROM distcount.outbox_consumer AS c));
+CREATE POLICY outbox_dead_by_role ON outbox_dead
+    USING (consumer IN (SELECT c.consumer FROM distcount.outbox_consumer AS c));
+
+-- The role a consumer belongs to, read past row-level security so that a refusal can say so.
+CREATE FUNCTION outbox_consumer_role(consumer text) RETURNS name
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT c.relay_role FROM distcount.outbox_consumer AS c WHERE c.consumer = $1 $$;
+COMMENT ON FUNCTION outbox_consumer_role(text) IS 'Internal: the role whose members may use a relay consumer (NULL for a new consumer).';
+
 CREATE FUNCTION outbox_check_consumer(consumer text, batch integer DEFAULT 1, lease interval DEFAULT '1 second')
     RETURNS void
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_role name;
 BEGIN
     IF consumer IS NULL THEN
         RAISE EXCEPTION 'outbox relay: the consumer name must not be null' USING ERRCODE = '22004';
@@ -175,9 +219,38 @@ BEGIN
     IF lease IS NULL OR lease <= interval '0' THEN
         RAISE EXCEPTION 'outbox relay: the lease must be a positive interval' USING ERRCODE = '22023';
     END IF;
+    -- Runs as the caller: current_user is who asks.
+    v_role := distcount.outbox_consumer_role(consumer);
+    IF v_role IS NOT NULL
+       AND NOT EXISTS (SELECT FROM pg_roles AS r
+                        WHERE r.rolname = v_role AND pg_has_role(current_user, r.oid, 'USAGE')) THEN
+        RAISE EXCEPTION 'permission denied for outbox consumer "%"', consumer
+            USING ERRCODE = '42501',
+                  DETAIL = format('The consumer belongs to role %s.', quote_ident(v_role)),
+                  HINT = format('GRANT %s to the relay role, or use a consumer of its own.', quote_ident(v_role));
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION outbox_check_consumer(text, integer, interval) IS 'Internal: argument checks of the relay functions.';
+
+-- Rows restored from another cluster can carry transaction ids this cluster has not reached
+-- yet; they committed long ago, so give them the current one (one index probe when none).
+-- Writers cannot set txid (README, Security), so only a restore makes such rows; this runs with
+-- the owner's rights, since the relay may not update the outbox.
+CREATE FUNCTION outbox_rebase_restored() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (SELECT max(o.txid) FROM distcount.outbox AS o) >= pg_snapshot_xmax(pg_current_snapshot()) THEN
+        PERFORM set_config('distcount.outbox_rebasing', 'on', true);
+        UPDATE distcount.outbox AS o SET txid = pg_current_xact_id()
+         WHERE o.txid >= pg_snapshot_xmax(pg_current_snapshot());
+        PERFORM set_config('distcount.outbox_rebasing', 'off', true);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox_rebase_restored() IS 'Internal: gives outbox rows restored from another cluster a transaction id of this one.';
 
 -- Queues the events that became visible since the consumer's last fill; returns how many.
 CREATE FUNCTION outbox_ingest(consumer text) RETURNS bigint
@@ -196,14 +269,7 @@ BEGIN
     END IF;
     INSERT INTO distcount.outbox_consumer AS c (consumer) VALUES (v_consumer) ON CONFLICT DO NOTHING;
     SELECT c.seen INTO v_seen FROM distcount.outbox_consumer AS c WHERE c.consumer = v_consumer;
-    -- Rows restored from another cluster can carry transaction ids this cluster has not reached
-    -- yet; they committed long ago, so give them the current one (one index probe when none).
-    IF (SELECT max(o.txid) FROM distcount.outbox AS o) >= pg_snapshot_xmax(pg_current_snapshot()) THEN
-        PERFORM set_config('distcount.outbox_rebasing', 'on', true);
-        UPDATE distcount.outbox AS o SET txid = pg_current_xact_id()
-         WHERE o.txid >= pg_snapshot_xmax(pg_current_snapshot());
-        PERFORM set_config('distcount.outbox_rebasing', 'off', true);
-    END IF;
+    PERFORM distcount.outbox_rebase_restored();
     -- One statement, so the rows read and the snapshot kept are the same snapshot.
     WITH queued AS (
         INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
@@ -397,6 +463,7 @@ CREATE FUNCTION outbox_drop_consumer(consumer text) RETURNS boolean
 AS $$
 #variable_conflict use_column
 BEGIN
+    PERFORM distcount.outbox_check_consumer(outbox_drop_consumer.consumer);
     PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(outbox_drop_consumer.consumer));
     DELETE FROM distcount.outbox_pending AS p WHERE p.consumer = outbox_drop_consumer.consumer;
     DELETE FROM distcount.outbox_dead AS d WHERE d.consumer = outbox_drop_consumer.consumer;
@@ -406,8 +473,10 @@ END
 $$;
 COMMENT ON FUNCTION outbox_drop_consumer(text) IS 'Forgets a relay consumer: its position, queue and dead letters.';
 
+-- Runs with the owner's rights, so it sees every consumer (row-level security would hide some
+-- from the caller, and their events would go); EXECUTE is for the admin role.
 CREATE FUNCTION outbox_cleanup(older_than interval DEFAULT '7 days') RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -429,9 +498,11 @@ BEGIN
     RETURN v_deleted;
 END
 $$;
+REVOKE ALL ON FUNCTION outbox_cleanup(interval) FROM PUBLIC;
 COMMENT ON FUNCTION outbox_cleanup(interval) IS 'Deletes outbox events older than older_than that every relay consumer is done with; returns how many.';
 
-CREATE VIEW outbox_stats AS
+-- With the caller's rights: a relay role sees its own consumers.
+CREATE VIEW outbox_stats WITH (security_invoker = true) AS
 SELECT c.consumer,
        (SELECT count(*) FROM distcount.outbox_pending AS p WHERE p.consumer = c.consumer) AS queued,
        (SELECT count(*) FROM distcount.outbox AS o

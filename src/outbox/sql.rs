@@ -2,8 +2,9 @@
 //! CREATE TRIGGER time, `outbox_emit` and `cdc_heartbeat`.
 
 use super::emit::{
-    Event, Payload, effective_mode, emit_message, message_prefix, require_logical_wal, run_in_spi,
-    session_headers, session_tracing, spi_params, text_datum, write_event,
+    Event, Payload, check_prefix, effective_mode, emit_message, message_prefix,
+    require_logical_wal, run_in_spi, session_headers, session_tracing, spi_params, text_datum,
+    write_event,
 };
 use super::event::{
     Attachment, Form, Mode, Op, PayloadShape, TriggerConfig, aggregate_id, check_attachment,
@@ -298,20 +299,28 @@ pub unsafe extern "C-unwind" fn outbox_statement_trigger(
         let event_type = config.event_type(op, &table);
         let headers = session_headers();
         let tracing = session_tracing();
-        let mut types = [pg_sys::TEXTOID; 5];
+        let mut types = [
+            pg_sys::TEXTOID,
+            pg_sys::TEXTOID,
+            pg_sys::TEXTOID,
+            pg_sys::TEXTOID,
+            pg_sys::TEXTOID,
+            pg_sys::TEXTARRAYOID,
+        ];
         let (mut values, nulls) = spi_params([
             Some(text_datum(&config.aggregate_type)),
             Some(text_datum(&event_type)),
             headers.as_deref().map(text_datum),
             tracing.as_deref().map(text_datum),
             Some(text_datum(&message_prefix().to_string_lossy())),
+            config.key_columns.clone().into_datum(),
         ]);
         let sql = to_cstring(sql);
         run_in_spi("the outbox statement trigger", || {
             pg_sys::SPI_register_trigger_data(td as *const _ as *mut pg_sys::TriggerData);
             pg_sys::SPI_execute_with_args(
                 sql.as_ptr(),
-                5,
+                types.len() as i32,
                 types.as_mut_ptr(),
                 values.as_mut_ptr(),
                 nulls.as_ptr(),
@@ -323,25 +332,26 @@ pub unsafe extern "C-unwind" fn outbox_statement_trigger(
     }
 }
 
+/// An identifier quoted by PostgreSQL's own rules (`quote_identifier`).
 fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    let name = to_cstring(name.to_string());
+    unsafe { cstr_lossy(pg_sys::quote_identifier(name.as_ptr())) }
 }
 
-fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-/// The one statement that writes the events of a whole transition table.
-/// Parameters: $1 aggregate type, $2 event type, $3 headers, $4 tracing context, $5 prefix.
+/// The one statement that writes the events of a whole transition table. Nothing the user
+/// named is spliced in as a literal: values go as parameters, identifiers through
+/// `quote_identifier`. Parameters: $1 aggregate type, $2 event type, $3 headers, $4 tracing
+/// context, $5 prefix, $6 the key column names (for the error of a NULL key).
 fn statement_sql(config: &TriggerConfig, mode: Mode, transition: &str) -> String {
     let keys: Vec<String> = config
         .key_columns
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(i, c)| {
             format!(
-                "coalesce((t.{})::pg_catalog.text, distcount.outbox_null_key({}))",
+                "coalesce((t.{})::pg_catalog.text, distcount.outbox_null_key($6[{}]))",
                 quote_ident(c),
-                quote_literal(c)
+                i + 1
             )
         })
         .collect();
@@ -354,10 +364,6 @@ fn statement_sql(config: &TriggerConfig, mode: Mode, transition: &str) -> String
         )
     };
     let from = format!("FROM {} AS t", quote_ident(transition));
-    let insert = format!(
-        "INSERT INTO distcount.outbox (aggregatetype, aggregateid, type, payload, headers, tracingspancontext) \
-         SELECT $1, {key}, $2, pg_catalog.to_jsonb(t), $3::pg_catalog.jsonb, $4 {from}"
-    );
     let message = |fields: &str, source: &str| {
         format!(
             "SELECT pg_catalog.count(pg_catalog.pg_logical_emit_message(true, $5, \
@@ -365,7 +371,10 @@ fn statement_sql(config: &TriggerConfig, mode: Mode, transition: &str) -> String
         )
     };
     match mode {
-        Mode::Table => insert,
+        Mode::Table => format!(
+            "INSERT INTO distcount.outbox (aggregatetype, aggregateid, type, payload, headers, tracingspancontext) \
+             SELECT $1, {key}, $2, pg_catalog.to_jsonb(t), $3::pg_catalog.jsonb, $4 {from}"
+        ),
         Mode::Message => message(
             &format!(
                 "'id', pg_catalog.gen_random_uuid(), 'aggregatetype', $1, 'aggregateid', {key}, \
@@ -374,13 +383,17 @@ fn statement_sql(config: &TriggerConfig, mode: Mode, transition: &str) -> String
             ),
             &from,
         ),
+        // The ids are made before the insert, so the messages need no RETURNING (which would
+        // need SELECT on the outbox: writers only insert).
         Mode::Both => format!(
-            "WITH ev AS ({insert} RETURNING id, aggregatetype, aggregateid, type, payload, headers, \
-             tracingspancontext) {}",
+            "WITH ev AS MATERIALIZED (SELECT pg_catalog.gen_random_uuid() AS id, {key} AS aggregateid, \
+             pg_catalog.to_jsonb(t) AS payload {from}), \
+             ins AS (INSERT INTO distcount.outbox (id, aggregatetype, aggregateid, type, payload, headers, \
+             tracingspancontext) SELECT ev.id, $1, ev.aggregateid, $2, ev.payload, $3::pg_catalog.jsonb, $4 FROM ev) {}",
             message(
-                "'id', ev.id, 'aggregatetype', ev.aggregatetype, 'aggregateid', ev.aggregateid, \
-                 'type', ev.type, 'payload', ev.payload, 'headers', ev.headers, \
-                 'tracingspancontext', ev.tracingspancontext",
+                "'id', ev.id, 'aggregatetype', $1, 'aggregateid', ev.aggregateid, \
+                 'type', $2, 'payload', ev.payload, 'headers', $3::pg_catalog.jsonb, \
+                 'tracingspancontext', $4",
                 "FROM ev"
             )
         ),
@@ -519,13 +532,7 @@ pub unsafe extern "C-unwind" fn cdc_heartbeat(fcinfo: pg_sys::FunctionCallInfo) 
         } else {
             "distcount.heartbeat".to_string()
         };
-        if prefix.is_empty() {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                "cdc_heartbeat: the prefix must not be empty"
-            );
-        }
+        check_prefix(prefix.as_bytes(), "cdc_heartbeat: the prefix");
         let now = pg_sys::GetCurrentTimestamp();
         let body = format!("{{\"ts\":{now}}}");
         let prefix = to_cstring(prefix);

@@ -96,10 +96,15 @@ COMMENT ON FUNCTION counter_check_shards(integer) IS 'Raises 22004 for a NULL sh
 
 -- ---------------------------------------------------------------------------------------------
 -- Create, add, read
+--
+-- The tables are the owner's and granted to nobody: counters change only through these
+-- functions, which run with the owner's rights (SECURITY DEFINER, search_path pinned). EXECUTE
+-- is granted per role (README, Security): counter_add to writers, counter_value and
+-- counter_value_cached to readers, the rest to the admin role.
 -- ---------------------------------------------------------------------------------------------
 
 CREATE FUNCTION counter_create(name text, shards integer DEFAULT 16, mode text DEFAULT 'slots') RETURNS void
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
     BEGIN
@@ -118,6 +123,7 @@ CREATE FUNCTION counter_create(name text, shards integer DEFAULT 16, mode text D
             RAISE EXCEPTION 'counter "%" already exists', counter_create.name USING ERRCODE = 'duplicate_object';
         END IF;
     END $$;
+REVOKE ALL ON FUNCTION counter_create(text, integer, text) FROM PUBLIC;
 COMMENT ON FUNCTION counter_create(text, integer, text) IS 'Creates a sharded counter: shards 1..1024; mode slots (N slot rows updated in place) or deltas (append-only rows folded by counter_rollup).';
 
 -- Point lookups only: PL/pgSQL keeps a session's generic plan, and one made while the tables
@@ -128,7 +134,7 @@ COMMENT ON FUNCTION counter_create(text, integer, text) IS 'Creates a sharded co
 -- The hot path: one primary-key lookup of the counter, then one upsert of one slot row (or one
 -- insert of a delta row). The slot is this backend's dense slot number modulo the shard count.
 CREATE FUNCTION counter_add(name text, delta bigint DEFAULT 1) RETURNS void
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     SET enable_seqscan = off
     AS $$
@@ -159,10 +165,11 @@ CREATE FUNCTION counter_add(name text, delta bigint DEFAULT 1) RETURNS void
             INSERT INTO distcount.counter_delta (id, delta) VALUES (k.id, counter_add.delta);
         END IF;
     END $$;
+REVOKE ALL ON FUNCTION counter_add(text, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION counter_add(text, bigint) IS 'Adds delta (negative allowed) to a sharded counter, creating it with pg_distcount.default_shards shards if it does not exist; writes only this backend''s slot row (or one delta row).';
 
 CREATE FUNCTION counter_value(name text) RETURNS bigint
-    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     SET enable_seqscan = off
     AS $$
@@ -185,6 +192,7 @@ CREATE FUNCTION counter_value(name text) RETURNS bigint
         END IF;
         RETURN total;
     END $$;
+REVOKE ALL ON FUNCTION counter_value(text) FROM PUBLIC;
 COMMENT ON FUNCTION counter_value(text) IS 'Exact value of a sharded counter in the caller''s snapshot (base + slots + unrolled deltas); NULL for a counter that does not exist.';
 
 -- The cache is the counter's own row (cached_value, cached_at), written only by counter_rollup
@@ -192,7 +200,7 @@ COMMENT ON FUNCTION counter_value(text) IS 'Exact value of a sharded counter in 
 -- costs one primary-key lookup. A stale or missing cache falls back to the exact sum; this
 -- function itself never writes, so reads never create a hot row.
 CREATE FUNCTION counter_value_cached(name text, max_age interval DEFAULT '1 second') RETURNS bigint
-    LANGUAGE plpgsql VOLATILE PARALLEL SAFE
+    LANGUAGE plpgsql VOLATILE PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     SET enable_seqscan = off
     AS $$
@@ -213,6 +221,7 @@ CREATE FUNCTION counter_value_cached(name text, max_age interval DEFAULT '1 seco
         END IF;
         RETURN distcount.counter_value(counter_value_cached.name);
     END $$;
+REVOKE ALL ON FUNCTION counter_value_cached(text, interval) FROM PUBLIC;
 COMMENT ON FUNCTION counter_value_cached(text, interval) IS 'Value of a sharded counter no older than max_age: the value cached in distcount.counter by the last roll-up if it is fresh enough, else the exact value. Never writes.';
 
 -- ---------------------------------------------------------------------------------------------
@@ -289,10 +298,11 @@ CREATE FUNCTION counter_rollup_one(id bigint) RETURNS bigint
          WHERE c.id = counter_rollup_one.id;
         RETURN rows_folded;
     END $$;
+REVOKE ALL ON FUNCTION counter_rollup_one(bigint) FROM PUBLIC;
 COMMENT ON FUNCTION counter_rollup_one(bigint) IS 'Rolls up one counter by id (see counter_rollup); returns the slot and delta rows folded, 0 when another roll-up of it is running.';
 
 CREATE FUNCTION counter_rollup(name text DEFAULT NULL) RETURNS bigint
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
     DECLARE
@@ -306,6 +316,15 @@ CREATE FUNCTION counter_rollup(name text DEFAULT NULL) RETURNS bigint
             END IF;
             RETURN distcount.counter_rollup_one(k.id);
         END IF;
+        -- Rows of dropped counters: a counter_add that read the counter before a concurrent
+        -- counter_drop committed writes its row after the drop's delete. Such an increment is
+        -- dropped with its counter (ids are never reused, so it was never counted); here its row
+        -- goes. A row is visible only once its writer committed, and a counter row is never
+        -- visible after its slot and delta rows, so a row without one is an orphan for good.
+        DELETE FROM distcount.counter_slot AS s
+         WHERE NOT EXISTS (SELECT FROM distcount.counter AS c WHERE c.id = s.id);
+        DELETE FROM distcount.counter_delta AS d
+         WHERE NOT EXISTS (SELECT FROM distcount.counter AS c WHERE c.id = d.id);
         -- Every counter with something to fold, or whose cache is older than its data. One
         -- counter's failure (say, overflow) is reported and does not stop the others.
         FOR k IN
@@ -324,10 +343,11 @@ CREATE FUNCTION counter_rollup(name text DEFAULT NULL) RETURNS bigint
         END LOOP;
         RETURN total;
     END $$;
+REVOKE ALL ON FUNCTION counter_rollup(text) FROM PUBLIC;
 COMMENT ON FUNCTION counter_rollup(text) IS 'Folds slot values and delta rows into the counter''s base and refreshes its cached value, skipping rows a writer holds (never waits); NULL rolls up every counter. At most one roll-up per counter at a time (row lock, SKIP LOCKED). Returns the rows folded.';
 
 CREATE FUNCTION counter_reshard(name text, shards integer) RETURNS void
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     SET enable_seqscan = off
     AS $$
@@ -359,10 +379,11 @@ CREATE FUNCTION counter_reshard(name text, shards integer) RETURNS void
         END IF;
         UPDATE distcount.counter c SET shards = counter_reshard.shards WHERE c.id = k.id;
     END $$;
+REVOKE ALL ON FUNCTION counter_reshard(text, integer) FROM PUBLIC;
 COMMENT ON FUNCTION counter_reshard(text, integer) IS 'Changes a counter''s shard count (1..1024), up or down; exact under concurrent counter_add.';
 
 CREATE FUNCTION counter_drop(name text) RETURNS void
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     SET enable_seqscan = off
     AS $$
@@ -378,8 +399,10 @@ CREATE FUNCTION counter_drop(name text) RETURNS void
         DELETE FROM distcount.counter_slot s WHERE s.id = k.id;
         DELETE FROM distcount.counter_delta d WHERE d.id = k.id;
     END $$;
-COMMENT ON FUNCTION counter_drop(text) IS 'Drops a sharded counter and its slot and delta rows. A counter_add racing the drop may leave rows under the old id; they are never counted (ids are not reused).';
+REVOKE ALL ON FUNCTION counter_drop(text) FROM PUBLIC;
+COMMENT ON FUNCTION counter_drop(text) IS 'Drops a sharded counter and its slot and delta rows. An increment racing the drop is dropped with the counter: it may leave a row under the old id, never counted (ids are not reused) and removed by the next counter_rollup().';
 
+-- With the owner's rights (the tables are granted to nobody); SELECT is for the admin role.
 CREATE VIEW counters AS
 SELECT c.name, c.mode, c.shards,
        (c.base + coalesce(s.total, 0) + coalesce(d.total, 0))::bigint AS value,

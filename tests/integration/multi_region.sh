@@ -107,7 +107,7 @@ subscriptions() { # enable|disable on every server
 
 echo "==> phase 1: 8 s of increments on all three servers"
 load_all 8
-on virginia -c "SELECT g, p, visitors FROM crdt_tokyo.likes WHERE post = 1" -F '|' >"$WORK/stale_state"
+on virginia -c "SELECT g, p, visitors FROM crdt_tokyo.\"public.likes\" WHERE post = 1" -F '|' >"$WORK/stale_state"
 echo "    converged after $(wait_converged 60) s"
 
 echo "==> phase 2: partition (every subscription disabled), 6 s of increments, then heal"
@@ -133,7 +133,7 @@ echo "    converged ${restart_seconds} s after the restart"
 echo "==> phase 4: a stale state of tokyo's re-delivered by hand into virginia's inbox"
 IFS='|' read -r stale_g stale_p stale_v <"$WORK/stale_state"
 before="$(fingerprint virginia)"
-on virginia -c "UPDATE crdt_tokyo.likes SET g = '$stale_g', p = '$stale_p', visitors = '$stale_v' WHERE post = 1"
+on virginia -c "UPDATE crdt_tokyo.\"public.likes\" SET g = '$stale_g', p = '$stale_p', visitors = '$stale_v' WHERE post = 1"
 check "a stale re-delivery changes nothing" "$before" "$(fingerprint virginia)"
 
 echo "==> checks"

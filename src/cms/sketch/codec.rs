@@ -317,6 +317,7 @@ impl Sketch {
                 )));
             }
             let key = r.take(key_len, &what)?;
+            check_key(key, tag).map_err(|problem| bad(format!("{what} {problem}")))?;
             let count = r.i64(&what)?;
             let error = r.i64(&what)?;
             if count < 1 || error < 0 || error > count {
@@ -412,6 +413,16 @@ fn base64_value(c: u8) -> Option<u32> {
 }
 
 /// Strict base64: groups of four, `=` only as the padding of the last group, unused bits zero.
+/// A text key (tag 2, `common::value_hash::KeyKind::Text`) must not hold a NUL byte: SQL text
+/// cannot, and a forged one would show as a shorter, different string. Whether text keys are
+/// valid in the server encoding is checked where that is known, in the SQL binding.
+fn check_key(key: &[u8], tag: u8) -> std::result::Result<(), String> {
+    if tag == 2 && key.contains(&0) {
+        return Err("is a text key holding a NUL byte".into());
+    }
+    Ok(())
+}
+
 fn base64_decode(text: &[u8]) -> std::result::Result<Vec<u8>, String> {
     if !text.len().is_multiple_of(4) {
         return Err(format!(
