@@ -98,8 +98,6 @@ CREATE FUNCTION cms_agg_weighted_trans(internal, anyelement, bigint, float8, flo
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_weighted_trans';
 CREATE FUNCTION cms_union_trans(internal, cms) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_union_trans_wrapper';
-CREATE FUNCTION cms_union_inverse(internal, cms) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_union_inverse_wrapper';
 CREATE FUNCTION cms_combine(internal, internal) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_combine_wrapper';
 CREATE FUNCTION cms_serial(internal) RETURNS bytea
@@ -130,6 +128,7 @@ COMMENT ON AGGREGATE cms_agg_weighted(anyelement, bigint, float8, float8) IS 'Co
 CREATE AGGREGATE cms_union_agg(cms) (
     SFUNC = cms_union_trans, STYPE = internal, SSPACE = 65536, FINALFUNC = cms_final,
     COMBINEFUNC = cms_combine, SERIALFUNC = cms_serial, DESERIALFUNC = cms_deserial,
-    MSFUNC = cms_union_trans, MINVFUNC = cms_union_inverse, MSTYPE = internal, MSSPACE = 65536,
-    MFINALFUNC = cms_final, PARALLEL = SAFE);
-COMMENT ON AGGREGATE cms_union_agg(cms) IS 'Union of sketches (NULLs skipped); as a window aggregate over a sliding frame it subtracts what leaves the frame.';
+    PARALLEL = SAFE);
+-- No moving-aggregate form: subtracting what leaves a sliding frame restores the counters but
+-- not the heavy-hitter list, so the frame's value would differ from a fresh union of it.
+COMMENT ON AGGREGATE cms_union_agg(cms) IS 'Union of sketches (NULLs skipped); sketches that counted nothing are neutral whatever their shape.';

@@ -362,6 +362,13 @@ impl Sketch {
     pub fn heavy_len(&self) -> usize {
         self.heavy.len()
     }
+
+    /// Whether the sketch has counted nothing: every counter zero, N zero, no candidate. Such a
+    /// sketch is neutral in a union whatever its shape: an aggregate over zero rows cannot know
+    /// the epsilon, delta and mode it was asked for.
+    pub fn is_untouched(&self) -> bool {
+        self.total == 0 && self.heavy.len() == 0 && self.counters.iter().all(|&c| c == 0)
+    }
     /// An upper bound on the true count of every key the heavy-hitter list does not hold, or
     /// `None` when the sketch keeps no list.
     pub fn untracked_upper(&self) -> Option<i64> {
@@ -662,8 +669,16 @@ impl Sketch {
     /// Merges `other` into `self` (union). Counters and N add; the heavy-hitter lists merge
     /// and are re-scored against the merged counters (see [`heavy`]); the result keeps the larger
     /// heavy capacity and the smaller epsilon and delta of the two (both give these dimensions).
+    /// An untouched side ([`Sketch::is_untouched`]) is neutral whatever its shape.
     /// All-or-nothing: on error `self` is unchanged.
     pub fn merge_from(&mut self, other: &Sketch) -> Result<()> {
+        if other.is_untouched() {
+            return Ok(()); // neutral, whatever its shape
+        }
+        if self.is_untouched() {
+            *self = other.clone();
+            return Ok(());
+        }
         self.check_compatible(other)?;
         let total = self
             .total
@@ -725,7 +740,6 @@ impl Sketch {
     /// heavy-hitter list keeps its candidates with bounds widened by what `other` may have held
     /// (see [`heavy`]); it stays sound but is not restored exactly.
     pub fn subtract_from(&mut self, other: &Sketch) -> Result<()> {
-        self.check_compatible(other)?;
         if self.mode != Mode::Linear {
             return Err(Error::new(
                 ErrorKind::InvalidParameter,
@@ -735,6 +749,10 @@ impl Sketch {
                 "Conservative update is not reversible; use mode => 'linear' for subtraction.",
             ));
         }
+        if other.is_untouched() {
+            return Ok(());
+        }
+        self.check_compatible(other)?;
         let total = self
             .total
             .checked_sub(other.total)

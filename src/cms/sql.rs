@@ -3,6 +3,7 @@
 
 use super::sketch::{DEFAULT_DELTA, DEFAULT_EPSILON, DEFAULT_HEAVY, Mode, Sketch};
 use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut, state_or_init};
+use crate::common::hash::hash_bytes;
 use crate::common::report::OrRaise;
 use crate::common::value_hash::{KeyKind, cached_hasher, render_key};
 use crate::common::varlena::{take_recv_bytes, to_cstring};
@@ -152,10 +153,22 @@ fn key_of(key: AnyElement, fcinfo: pg_sys::FunctionCallInfo) -> (Vec<u8>, u8) {
     (bytes, kind as u8)
 }
 
+/// The Count-Min bounds of a key. Point queries read the counters only: counters add, so the
+/// answer is the same for every input order and plan (serial, parallel, window, distributed).
+/// The heavy-hitter list, whose contents depend on order wherever its space runs out, serves
+/// `cms_topk` only.
+fn point_bounds(
+    sketch: &CmsDatum,
+    key: AnyElement,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> super::sketch::Bounds {
+    let (bytes, _kind) = key_of(key, fcinfo);
+    sketch.sketch().bounds(hash_bytes(&bytes))
+}
+
 #[pg_extern(sql = false)]
 fn cms_estimate(sketch: CmsDatum, key: AnyElement, fcinfo: pg_sys::FunctionCallInfo) -> i64 {
-    let (bytes, kind) = key_of(key, fcinfo);
-    sketch.sketch().key_bounds(&bytes, kind).estimate
+    point_bounds(&sketch, key, fcinfo).estimate
 }
 
 #[pg_extern(sql = false)]
@@ -164,8 +177,7 @@ fn cms_bounds_array(
     key: AnyElement,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Vec<i64> {
-    let (bytes, kind) = key_of(key, fcinfo);
-    let b = sketch.sketch().key_bounds(&bytes, kind);
+    let b = point_bounds(&sketch, key, fcinfo);
     vec![b.estimate, b.lower, b.upper]
 }
 
@@ -177,8 +189,7 @@ fn cms_exceeds(
     threshold: i64,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> bool {
-    let (bytes, kind) = key_of(key, fcinfo);
-    sketch.sketch().key_bounds(&bytes, kind).estimate > threshold
+    point_bounds(&sketch, key, fcinfo).estimate > threshold
 }
 
 #[pg_extern(sql = false)]
@@ -328,24 +339,6 @@ fn cms_union_trans(
             Some(sketch) => sketch.merge_from(&incoming).or_raise(),
             None => st.sketch = Some(incoming),
         }
-    }
-    state
-}
-
-/// Inverse transition for sliding windows: subtracts a row that left the frame. A
-/// conservative sketch cannot be subtracted: NULL tells PostgreSQL to recompute the frame.
-#[pg_extern(sql = false)]
-fn cms_union_inverse(
-    mut state: Internal,
-    value: Option<CmsDatum>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    let st = union_state(&mut state, fcinfo);
-    if let (Some(value), Some(sketch)) = (value, st.sketch.as_mut()) {
-        if sketch.mode() != Mode::Linear {
-            return Internal::from(None);
-        }
-        sketch.subtract_from(&value.sketch()).or_raise();
     }
     state
 }

@@ -334,8 +334,18 @@ impl Sketch {
     }
 
     /// Merges `other` into `self` (set union). When the precisions differ, the result has the
-    /// smaller one. Never fails.
+    /// smaller one, except that an empty sketch takes no part in that: it holds no hash, so it
+    /// is neutral whatever its precision (an aggregate over zero rows cannot know the precision
+    /// it was asked for, and must not fold later unions down). Two empty sketches give the empty
+    /// sketch of the smaller precision. Never fails.
     pub fn merge_from(&mut self, other: &Sketch) {
+        if other.is_empty() && !self.is_empty() {
+            return;
+        }
+        if self.is_empty() && !other.is_empty() {
+            *self = other.clone();
+            return;
+        }
         if other.precision < self.precision {
             self.fold_in_place(other.precision);
         }
@@ -393,12 +403,14 @@ impl Sketch {
 
     /// The union of two sketches, at the smaller precision of the two.
     pub fn union(&self, other: &Sketch) -> Sketch {
-        // Start from the one that needs no folding, so the copy is the cheap part.
-        let (mut out, rest) = if self.precision <= other.precision {
-            (self.clone(), other)
-        } else {
-            (other.clone(), self)
-        };
+        // Start from the one that needs no folding, so the copy is the cheap part (an empty
+        // side is neutral, see merge_from).
+        let (mut out, rest) =
+            if other.is_empty() || (!self.is_empty() && self.precision <= other.precision) {
+                (self.clone(), other)
+            } else {
+                (other.clone(), self)
+            };
         out.merge_from(rest);
         out
     }

@@ -34,6 +34,11 @@ fn apply_typmod(sketch: Sketch, typmod: i32) -> Sketch {
     if typmod < 0 || i64::from(sketch.precision()) == i64::from(typmod) {
         return sketch;
     }
+    // An empty sketch holds nothing a precision could lose: it fits any column (an aggregate
+    // over zero rows gives one at the default precision).
+    if sketch.is_empty() {
+        return Sketch::new(typmod).or_raise();
+    }
     if i64::from(sketch.precision()) < i64::from(typmod) {
         ereport!(
             ERROR,

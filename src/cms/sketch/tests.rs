@@ -400,7 +400,18 @@ fn mode_rules() {
         cu.subtract(&cu.clone()).unwrap_err().kind,
         ErrorKind::InvalidParameter
     );
-    let linear = sketch(0.01, 0.01, 8, Mode::Linear);
+    // A sketch that counted nothing is neutral whatever its shape (zero-row aggregates)...
+    let untouched = sketch(0.1, 0.2, 3, Mode::Linear);
+    assert!(untouched.is_untouched());
+    assert_eq!(cu.merge(&untouched).unwrap(), cu);
+    assert_eq!(untouched.merge(&cu).unwrap(), cu);
+    assert_eq!(
+        cu.subtract(&untouched.clone()).unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
+    // ...one that counted something merges only with its own shape and mode.
+    let mut linear = sketch(0.01, 0.01, 8, Mode::Linear);
+    linear.add(b"b", 0, 1).unwrap();
     let err = cu.merge(&linear).unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidParameter);
     assert!(
@@ -408,7 +419,9 @@ fn mode_rules() {
         "{}",
         err.message
     );
-    let err = linear.merge(&Sketch::default()).unwrap_err();
+    let mut default_shape = Sketch::default();
+    default_shape.add(b"c", 0, 1).unwrap();
+    let err = linear.merge(&default_shape).unwrap_err();
     assert!(
         err.message.contains("272x5 linear and 2719x5 linear"),
         "{}",
@@ -416,7 +429,9 @@ fn mode_rules() {
     );
     // Same dimensions from slightly different parameters merge; the smaller ones are kept.
     let mut a = sketch(0.01, 0.01, 8, Mode::Linear);
-    let b = sketch(0.009999, 0.009, 16, Mode::Linear);
+    a.add(b"a", 0, 1).unwrap();
+    let mut b = sketch(0.009999, 0.009, 16, Mode::Linear);
+    b.add(b"b", 0, 1).unwrap();
     a.merge_from(&b).unwrap();
     assert_eq!(
         (a.epsilon(), a.delta(), a.heavy_capacity()),
@@ -1103,5 +1118,37 @@ proptest! {
         if let Ok(s) = Sketch::parse_text(&text) {
             prop_assert_eq!(s.to_text(), text);
         }
+    }
+
+    /// Point queries read the counters only, so every order and partition of one linear stream
+    /// answers alike: a permutation fed to one sketch, or cut into parts whose sketches (some
+    /// of them empty, of another shape) merge in any order.
+    #[test]
+    fn point_queries_do_not_depend_on_order_or_plan(stream in stream_strategy(UNIVERSE, 120), heavy in 0i64..6,
+                                                    seed in any::<u64>(), parts in 1usize..6) {
+        let whole = built(&stream, heavy, Mode::Linear);
+        let mut rng = SplitMix64(seed);
+        let mut shuffled = stream.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let mut pieces: Vec<Sketch> = (0..parts).map(|_| small(heavy, Mode::Linear)).collect();
+        for (i, event) in shuffled.iter().enumerate() {
+            feed(&mut pieces[(i * 7 + rng.below(3) as usize) % parts], std::slice::from_ref(event));
+        }
+        pieces.push(Sketch::default()); // a zero-row aggregate of the default shape
+        while pieces.len() > 1 {
+            let b = pieces.remove(rng.below(pieces.len() as u64) as usize);
+            let a = pieces.remove(rng.below(pieces.len() as u64) as usize);
+            pieces.push(a.merge(&b).unwrap());
+        }
+        let merged = &pieces[0];
+        let mut one_by_one = small(heavy, Mode::Linear);
+        feed(&mut one_by_one, &shuffled);
+        for id in 0..UNIVERSE + 5 {
+            prop_assert_eq!(merged.bounds(h(id)), whole.bounds(h(id)));
+            prop_assert_eq!(one_by_one.bounds(h(id)), whole.bounds(h(id)));
+        }
+        prop_assert_eq!(merged.total(), whole.total());
     }
 }

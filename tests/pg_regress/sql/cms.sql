@@ -45,7 +45,7 @@ SELECT cms_total(cms_agg_weighted(k, w, 0.01, 0.01)) AS weighted_total,
        cms_estimate(cms_agg_weighted(k, w, 0.01, 0.01), 'x'::text) AS x
 FROM (VALUES ('x', 10), ('y', 3), ('x', -4)) v(k, w);
 
--- Union and subtraction; a sliding window subtracts what leaves the frame.
+-- Union and subtraction; a sliding window gives each frame's union.
 SELECT cms_total(a + b) AS total, cms_total((a + b) - b) = cms_total(a) AS subtract_restores,
        (a + b) - b = a AS same_counters
 FROM (SELECT cms_agg(url, 0.01, 0.01, 0) AS a FROM events WHERE id <= 1000) x,
@@ -73,3 +73,40 @@ SET max_parallel_workers_per_gather = 2;
 EXPLAIN (COSTS OFF) SELECT cms_agg(url, 0.01, 0.01, 0) FROM events;
 SELECT cms_agg(url, 0.01, 0.01, 0) = :'serial'::cms AS parallel_equals_serial FROM events;
 RESET ALL;
+
+-- Point queries do not depend on input order or plan: small heavy lists (4) over skewed parts,
+-- unioned in three orders, serially and in parallel, and over sliding frames.
+CREATE TABLE cms_parts AS
+  SELECT d AS day, cms_agg(((d * 17 + 1000 / (1 + x % 97)) % 500)::text, 0.01, 0.01, 4) AS hits
+  FROM generate_series(1, 20) d, generate_series(1, 3000) x GROUP BY d;
+SELECT bool_and(cms_estimate(a, k::text) = cms_estimate(b, k::text)
+                AND cms_estimate(a, k::text) = cms_estimate(c, k::text)) AS same_estimates,
+       bool_and(cms_bounds(a, k::text) = cms_bounds(c, k::text)) AS same_bounds,
+       count(*) FILTER (WHERE cms_estimate(a, k::text) > 0) AS keys_seen
+FROM (SELECT cms_union_agg(hits ORDER BY day) AS a, cms_union_agg(hits ORDER BY day DESC) AS b,
+             cms_union_agg(hits ORDER BY md5(day::text)) AS c FROM cms_parts) s,
+     generate_series(0, 1000) k;
+-- (The heavy-hitter lists themselves differ by order here, as bounded lists must.)
+SELECT count(DISTINCT (SELECT array_agg(t.item ORDER BY t.item) FROM cms_topk(u, 4) t)) AS distinct_top4_lists
+FROM (SELECT cms_union_agg(hits ORDER BY day) FROM cms_parts
+      UNION ALL SELECT cms_union_agg(hits ORDER BY day DESC) FROM cms_parts
+      UNION ALL SELECT cms_union_agg(hits ORDER BY md5(day::text)) FROM cms_parts) AS s(u);
+SELECT cms_union_agg(hits ORDER BY day) AS ordered FROM cms_parts \gset
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT bool_and(cms_estimate(p, k::text) = cms_estimate(:'ordered'::cms, k::text)) AS parallel_same_estimates
+FROM (SELECT cms_union_agg(hits) AS p FROM cms_parts) s, generate_series(0, 1000) k;
+RESET ALL;
+-- A sliding frame gives what a fresh union of that frame gives.
+SELECT bool_and(w.frame = (SELECT cms_union_agg(p.hits ORDER BY p.day) FROM cms_parts p
+                           WHERE p.day BETWEEN w.day - 4 AND w.day)) AS frames_equal_fresh_unions
+FROM (SELECT day, cms_union_agg(hits) OVER (ORDER BY day ROWS 4 PRECEDING) AS frame FROM cms_parts) w;
+-- A zero-row aggregate of any shape is neutral in a union.
+SELECT cms_union(z, :'ordered'::cms) = :'ordered'::cms AS zero_rows_neutral,
+       cms_union(:'ordered'::cms, z) = :'ordered'::cms AS either_side
+FROM (SELECT cms_agg(x, 0.2, 0.3, 1) AS z FROM generate_series(1, 0) x) e;
+SELECT cms_union_agg(c) = :'ordered'::cms AS union_agg_skips_empty
+FROM (SELECT :'ordered'::cms AS c UNION ALL SELECT cms_agg(x, 0.5, 0.5) FROM generate_series(1, 0) x) u;
+DROP TABLE cms_parts;

@@ -11,12 +11,15 @@ SELECT error_of($$ SELECT cms_empty(0.01, 0.01, 10, 'fancy') $$);
 SELECT error_of($$ SELECT cms_agg(i, 2, 0.5) FROM generate_series(1, 3) i $$);
 SELECT error_of($$ SELECT * FROM cms_topk(cms_empty(), -1) $$);
 
--- Mixing dimensions or modes names both; conservative sketches do not subtract or go negative.
-SELECT error_of($$ SELECT cms_empty(0.01, 0.01) + cms_empty(0.001, 0.01) $$);
-SELECT error_of($$ SELECT cms_empty(0.01, 0.01, 0, 'linear') + cms_empty(0.01, 0.01, 0, 'conservative') $$);
+-- Mixing dimensions or modes of sketches that counted something names both; conservative
+-- sketches do not subtract or go negative.
+SELECT error_of($$ SELECT cms_add(cms_empty(0.01, 0.01), 1) + cms_add(cms_empty(0.001, 0.01), 1) $$);
+SELECT error_of($$ SELECT cms_add(cms_empty(0.01, 0.01, 0, 'linear'), 1) + cms_add(cms_empty(0.01, 0.01, 0, 'conservative'), 1) $$);
 SELECT error_of($$ SELECT cms_empty(0.01, 0.01, 0, 'conservative') - cms_empty(0.01, 0.01, 0, 'conservative') $$);
 SELECT error_of($$ SELECT cms_add(cms_empty(0.01, 0.01, 0, 'conservative'), 'x'::text, -1) $$);
-SELECT error_of($$ SELECT cms_union_agg(c) FROM (VALUES (cms_empty(0.01, 0.01)), (cms_empty(0.1, 0.01))) v(c) $$);
+SELECT error_of($$ SELECT cms_union_agg(c) FROM (VALUES (cms_add(cms_empty(0.01, 0.01), 1)), (cms_add(cms_empty(0.1, 0.01), 1))) v(c) $$);
+-- (Sketches that counted nothing are neutral whatever their shape.)
+SELECT error_of($$ SELECT cms_empty(0.01, 0.01) + cms_empty(0.001, 0.01, 0, 'conservative') $$);
 
 -- Overflow (22003), never a wrap.
 SELECT error_of($$ SELECT cms_add(cms_add(NULL, 'x'::text, 9223372036854775807), 'x'::text, 1) $$);

@@ -52,8 +52,10 @@ CREATE TABLE daily (day date, visitors hll(12));
 \d daily
 INSERT INTO daily SELECT date '2026-01-01', hll_agg(i) FROM generate_series(1, 3000) i;
 SELECT hll_info(visitors) ->> 'precision' AS stored_at, # visitors FROM daily;
-SELECT error_of($$ INSERT INTO daily VALUES (now(), hll_empty(10)) $$);
-SELECT error_of($$ SELECT hll_empty()::hll(16) $$);
+SELECT error_of($$ INSERT INTO daily VALUES (now(), hll_add(hll_empty(10), 1)) $$);
+SELECT error_of($$ SELECT hll_add(hll_empty(), 1)::hll(16) $$);
+-- An empty sketch holds nothing a precision could lose: it fits any column.
+SELECT hll_info(hll_empty(10)::hll(16)) ->> 'precision' AS empty_raised;
 SELECT 'hll1:AQAOGg=='::hll(12);
 
 -- Estimates with confidence intervals.
@@ -165,3 +167,17 @@ FROM strs;
 DROP TABLE strs;
 -- Untyped literals are text.
 SELECT hll_agg('abc') = hll_agg('abc'::text) AS literal_is_text, # hll_agg(NULL) AS null_literal;
+
+-- A zero-row aggregate is neutral in later unions, whatever precision it was asked for, and
+-- fits a column of any precision.
+SELECT hll_info(hll_union(z, hll_agg_p16)) ->> 'precision' AS union_precision,
+       hll_union(z, hll_agg_p16) = hll_agg_p16 AS zero_rows_neutral
+FROM (SELECT hll_agg(x, 16) AS z FROM generate_series(1, 0) x) e,
+     (SELECT hll_agg(x, 16) AS hll_agg_p16 FROM generate_series(1, 1000) x) f;
+SELECT hll_info(hll_union_agg(h)) ->> 'precision' AS union_agg_precision
+FROM (SELECT hll_agg(x, 16) AS h FROM generate_series(1, 1000) x
+      UNION ALL SELECT hll_union_agg(h) FROM (SELECT hll_empty(10) AS h WHERE false) n
+      UNION ALL SELECT hll_empty(10)) u;
+CREATE TEMP TABLE p16 (h hll(16));
+INSERT INTO p16 SELECT hll_agg(x, 16) FROM generate_series(1, 0) x;
+SELECT hll_info(h) ->> 'precision' AS stored_precision, # h AS count FROM p16;
