@@ -100,6 +100,7 @@ make_with_progress() {
         for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
         kill -0 "$pid" 2>/dev/null || break
         n="$(find "$dir/src" -name '*.o' | wc -l)"
+        [ "$n" -le "$total" ] || total=$n # a few sources are generated during the build
         echo "    still building… $n of about $total files compiled ($((SECONDS - started)) s)"
     done
     rc=0
@@ -150,7 +151,7 @@ ensure() {
 
     if [ "$built" = 0 ]; then
         [ -f "$CITUS_TARBALL" ] || die "Citus source not found: $CITUS_TARBALL (set CITUS_TARBALL)"
-        say "building Citus $CITUS_VERSION for PostgreSQL $major in $build (about 10 minutes on 2 cores)"
+        say "building Citus $CITUS_VERSION for PostgreSQL $major in $build (2 to 4 minutes on 2 cores)"
         install_build_deps
         rm -rf "$src" "$stamp"
         say "unpacking $CITUS_TARBALL"
