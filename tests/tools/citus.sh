@@ -189,7 +189,7 @@ start() {
         if [ "$(node_sql "$node" postgres "SELECT count(*) FROM pg_database WHERE datname = '$CITUS_DB'")" = 0 ]; then
             node_sql "$node" postgres "CREATE DATABASE $CITUS_DB"
         fi
-        node_sql "$node" "$CITUS_DB" "CREATE EXTENSION IF NOT EXISTS citus"
+        node_sql "$node" "$CITUS_DB" "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS citus"
     done
     # Nodes reach each other over their Unix sockets: a host that starts with / is a socket
     # directory to libpq, and so to Citus.
