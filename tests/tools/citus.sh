@@ -236,7 +236,7 @@ stop | destroy)
     name="${2:?usage: citus.sh $cmd NAME}"
     for node in "${name}_coord" "${name}_w1" "${name}_w2"; do
         "$CLUSTER" stop "$node"
-        [ "$cmd" = destroy ] && rm -rf "$(node_dir "$node")"
+        if [ "$cmd" = destroy ]; then rm -rf "$(node_dir "$node")"; fi
     done
     ;;
 *)
