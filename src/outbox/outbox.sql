@@ -306,6 +306,7 @@ DECLARE
     v_count integer;
     v_types text[];
     v_aggregates text[];
+    v_next uuid[];
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(hashtext('distcount.outbox'), hashtext(v_consumer));
     WITH gone AS (
@@ -323,15 +324,19 @@ BEGIN
       INTO v_count, v_types, v_aggregates
       FROM gone AS g;
     IF v_count > 0 THEN
-        UPDATE distcount.outbox_pending AS p SET is_head = true
+        -- The next event of each aggregate first, then one update by primary key: as a single
+        -- UPDATE ... FROM the planner may drive the join from the queue side (row-level
+        -- security hides its size from the estimate) and probe every aggregate per queued row.
+        SELECT array_agg(nxt.id) INTO v_next
           FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
           CROSS JOIN LATERAL (
               SELECT q.id FROM distcount.outbox_pending AS q
                WHERE q.consumer = v_consumer
                  AND q.aggregatetype = a.aggregatetype
                  AND q.aggregateid = a.aggregateid
-               ORDER BY q.seq LIMIT 1) AS nxt
-         WHERE p.consumer = v_consumer AND p.id = nxt.id AND NOT p.is_head;
+               ORDER BY q.seq LIMIT 1) AS nxt;
+        UPDATE distcount.outbox_pending AS p SET is_head = true
+         WHERE p.consumer = v_consumer AND p.id = ANY (v_next) AND NOT p.is_head;
     END IF;
     RETURN v_count;
 END

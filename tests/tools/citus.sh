@@ -23,7 +23,7 @@
 # Environment:
 #   PG_CONFIG       the PostgreSQL to use (default /usr/lib/postgresql/15/bin/pg_config)
 #   CITUS_TARBALL   the Citus source (default ../shared/vendor/citus-13.2.2.tar.gz beside the
-#                   checkout)
+#                   checkout, else /work/shared/vendor/)
 #   CITUS_CACHE     where builds are kept, one directory per Citus version and PostgreSQL major
 #                   (default /var/cache/pg_distcount as root, ~/.cache/pg_distcount otherwise);
 #                   a fresh clone reuses it
@@ -41,7 +41,13 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
 export PG_CONFIG
 CITUS_VERSION=13.2.2
-CITUS_TARBALL="${CITUS_TARBALL:-$ROOT/../shared/vendor/citus-$CITUS_VERSION.tar.gz}"
+# A clone anywhere (CI clones into a temporary directory) finds the workplace's shared folder too.
+if [ -z "${CITUS_TARBALL:-}" ]; then
+    for candidate in "$ROOT/../shared/vendor" /work/shared/vendor; do
+        CITUS_TARBALL="$candidate/citus-$CITUS_VERSION.tar.gz"
+        [ -f "$CITUS_TARBALL" ] && break
+    done
+fi
 CITUS_DB="${CITUS_DB:-distcount_citus}"
 CLUSTER="$ROOT/tests/tools/cluster.sh"
 EXIT_UNSUPPORTED=3
