@@ -195,6 +195,54 @@ impl<'a> TextReader<'a> {
     pub fn position(&self) -> usize {
         self.pos
     }
+
+    /// Skips one JSON value of any kind and returns its source text. Only its extent is
+    /// checked here (strings and nesting); the caller validates the value itself (jsonb does,
+    /// for registers). Nesting is bounded so that hostile input cannot exhaust the stack.
+    pub fn skip_value(&mut self) -> Result<&'a str> {
+        const MAX_DEPTH: usize = 1000;
+        self.skip_whitespace();
+        let start = self.pos;
+        let mut depth = 0usize;
+        loop {
+            let Some(&b) = self.input.get(self.pos) else {
+                return Err(self.error("unterminated value"));
+            };
+            match b {
+                b'"' => {
+                    self.string()?;
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(self.error(format!("values nest deeper than {MAX_DEPTH}")));
+                    }
+                    self.pos += 1;
+                }
+                b'}' | b']' => {
+                    if depth == 0 {
+                        return Err(self.error("expected a value"));
+                    }
+                    depth -= 1;
+                    self.pos += 1;
+                }
+                b',' | b':' if depth > 0 => self.pos += 1,
+                b' ' | b'\t' | b'\n' | b'\r' if depth > 0 => self.pos += 1,
+                b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' => {
+                    while let Some(b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z') =
+                        self.input.get(self.pos)
+                    {
+                        self.pos += 1;
+                    }
+                }
+                _ => return Err(self.error("expected a value")),
+            }
+            if depth == 0 && self.pos > start {
+                break;
+            }
+        }
+        std::str::from_utf8(&self.input[start..self.pos]).map_err(|_| self.error("invalid UTF-8"))
+    }
 }
 
 /// Appends `s` as a JSON string literal, escaped as PostgreSQL's `json` output escapes it.

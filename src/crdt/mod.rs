@@ -1,13 +1,17 @@
-//! CRDT counters: `gcounter` (grow-only) and `pncounter` (increment/decrement).
-//! `counter` is the pure algorithm; `sql`, `node` and `crdt.sql` bind it to PostgreSQL;
+//! CRDTs: the counters `gcounter` (grow-only) and `pncounter` (increment/decrement), and the
+//! last-writer-wins register `lwwreg`. `counter` and `register` are the pure algorithms; `sql`,
+//! `register_sql`, `node`, `crdt.sql` and `register.sql` bind them to PostgreSQL;
 //! `replication` and `replication.sql` merge states that logical replication carries.
 
 pub mod counter;
 mod node;
+pub mod register;
+mod register_sql;
 mod replication;
 mod sql;
 
 pgrx::extension_sql_file!("crdt.sql", name = "crdt");
+pgrx::extension_sql_file!("register.sql", name = "crdt_register", requires = ["crdt"]);
 pgrx::extension_sql_file!(
     "replication.sql",
     name = "crdt_replication",

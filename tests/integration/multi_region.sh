@@ -26,7 +26,8 @@ on() { local n="$1"; shift; PGHOST="${HOST[$n]}" PGPORT="${PORT[$n]}" sql -d reg
 for n in "${NODES[@]}"; do
     "$CLUSTER" stop "mr_$n" >/dev/null 2>&1 || true
     rm -rf "$ROOT/target/clusters/mr_$n"
-    "$CLUSTER" start "mr_$n" "max_worker_processes = 16" "max_logical_replication_workers = 6"
+    # autovacuum off: its WAL would blur the "no replication loop" check at the end.
+    "$CLUSTER" start "mr_$n" "max_worker_processes = 16" "max_logical_replication_workers = 6" "autovacuum = off"
     eval "$("$CLUSTER" env "mr_$n")"
     HOST[$n]="$PGHOST"; PORT[$n]="$PGPORT"
     createdb regions
@@ -35,10 +36,12 @@ CREATE EXTENSION pg_distcount;
 CREATE TABLE likes (post int PRIMARY KEY,
                     g distcount.gcounter NOT NULL DEFAULT '{}',
                     p distcount.pncounter NOT NULL DEFAULT '{}',
-                    visitors distcount.hll NOT NULL DEFAULT distcount.hll_empty());
+                    visitors distcount.hll NOT NULL DEFAULT distcount.hll_empty(),
+                    profile distcount.lwwreg NOT NULL DEFAULT '{}');
 INSERT INTO likes (post) SELECT generate_series(1, 8);
--- Ground truth: every increment this server commits, in the same transaction. Not replicated.
-CREATE TABLE local_log (post int, delta int, visitor int);
+-- Ground truth: every increment this server commits, in the same transaction, with the
+-- register it wrote. Not replicated.
+CREATE TABLE local_log (post int, delta int, visitor int, written distcount.lwwreg);
 SQL
 done
 
@@ -58,9 +61,12 @@ cat >"$WORK/increment.sql" <<'SQL'
 \set delta random(-2, 5)
 \set visitor random(1, 5000)
 BEGIN;
-UPDATE likes SET g = distcount.gcounter_inc(g), p = distcount.pncounter_inc(p, :delta),
-                 visitors = distcount.hll_add(visitors, :visitor) WHERE post = :post;
-INSERT INTO local_log VALUES (:post, :delta, :visitor);
+WITH u AS (
+    UPDATE likes SET g = distcount.gcounter_inc(g), p = distcount.pncounter_inc(p, :delta),
+                     visitors = distcount.hll_add(visitors, :visitor),
+                     profile = distcount.lww_set(profile, jsonb_build_object('last_visitor', :visitor))
+     WHERE post = :post RETURNING profile)
+INSERT INTO local_log SELECT :post, :delta, :visitor, u.profile FROM u;
 END;
 SQL
 
@@ -78,8 +84,8 @@ load_all() { # SECONDS: pgbench on every server at once
 }
 
 fingerprint() {
-    on "$1" -c "SELECT md5(string_agg(post || ':' || g::bytea::text || ':' || p::bytea::text || ':' || visitors::bytea::text,
-                                      ',' ORDER BY post)) FROM likes"
+    on "$1" -c "SELECT md5(string_agg(post || ':' || g::bytea::text || ':' || p::bytea::text || ':' || visitors::bytea::text
+                                      || ':' || profile::bytea::text, ',' ORDER BY post)) FROM likes"
 }
 
 converged() {
@@ -161,6 +167,20 @@ per_post="$(for n in "${NODES[@]}"; do on "$n" -c "SELECT post, count(*), sum(de
     awk -F'|' '{c[$1]+=$2; d[$1]+=$3} END {for (p in c) print p"|"c[p]"|"d[p]}' | sort -n | tr '\n' ' ')"
 check "every post's values equal its own committed increments" "$per_post" \
     "$(on tokyo -c "SELECT post, distcount.gcounter_value(g), distcount.pncounter_value(p) FROM likes WHERE distcount.gcounter_value(g) > 0 ORDER BY post" | tr '\n' ' ')"
+
+# The profile register: on every server each post holds the greatest of all the writes that
+# committed anywhere (the logs, gathered on tokyo), even across the partition and the crash.
+for n in "${NODES[@]}"; do
+    on "$n" -c "COPY (SELECT post, written FROM local_log) TO STDOUT" >"$WORK/writes_$n"
+done
+expected_profiles="$(cat "$WORK"/writes_* | on tokyo -c "CREATE TEMP TABLE all_writes (post int, written distcount.lwwreg)" \
+    -c "COPY all_writes FROM STDIN" -c "SELECT md5(string_agg(post || ':' || w::bytea::text, ',' ORDER BY post))
+    FROM (SELECT post, distcount.lww_merge_agg(written) AS w FROM all_writes GROUP BY post) x" | tail -1)"
+for n in "${NODES[@]}"; do
+    check "$n: every profile is the greatest committed write of its post" "$expected_profiles" \
+        "$(on "$n" -c "SELECT md5(string_agg(post || ':' || profile::bytea::text, ',' ORDER BY post)) FROM likes WHERE distcount.lww_node(profile) IS NOT NULL")"
+done
+echo "    profile of post 1: $(on tokyo -c "SELECT profile FROM likes WHERE post = 1")"
 
 echo "==> no replication loop: once the backlog has drained, WAL and row writes stay still"
 wal_position() { on "$1" -c "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"; }
