@@ -6,6 +6,7 @@ pub mod error;
 pub mod hash;
 pub mod report;
 pub mod text;
+pub mod tupdesc;
 pub mod value_hash;
 pub mod varlena;
 

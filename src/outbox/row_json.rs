@@ -5,6 +5,7 @@
 //! `row_to_json` itself.
 
 use crate::common::text::write_json_string;
+use crate::common::tupdesc::attribute;
 use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
 use std::cell::RefCell;
@@ -48,10 +49,6 @@ struct RowShape {
 
 thread_local! {
     static SHAPES: RefCell<HashMap<pg_sys::Oid, RowShape>> = RefCell::new(HashMap::new());
-}
-
-unsafe fn attribute<'a>(tupdesc: pg_sys::TupleDesc, i: usize) -> &'a pg_sys::FormData_pg_attribute {
-    unsafe { &*(*tupdesc).attrs.as_ptr().add(i) }
 }
 
 unsafe fn categorize(type_oid: pg_sys::Oid) -> Option<Category> {

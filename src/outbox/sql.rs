@@ -177,7 +177,7 @@ unsafe fn key_text(
         if is_null {
             return None;
         }
-        let type_oid = (*(*tupdesc).attrs.as_ptr().add(attnum as usize - 1)).atttypid;
+        let type_oid = crate::common::tupdesc::attribute(tupdesc, attnum as usize - 1).atttypid;
         Some(match type_oid {
             pg_sys::INT8OID => (datum.value() as i64).to_string(),
             pg_sys::INT4OID => (datum.value() as i32).to_string(),
