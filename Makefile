@@ -5,11 +5,18 @@
 #   make bench   benchmarks (tests/bench/), each against its anchor, medians and ratios
 #   make stop    stop the demo cluster
 #   make psql    open psql on the demo cluster
+#
+# Each takes PG=15|16|17|18 (default 15, Debian's server; the others are fetched once into a
+# cache outside the checkout, see tests/tools/postgres.sh), or PG_CONFIG=/path/to/pg_config.
 
-PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
-export PG_CONFIG
+ifeq ($(origin PG_CONFIG),undefined)
+PG        ?= 15
+PG_CONFIG := $(shell tests/tools/postgres.sh pg_config $(PG))
+endif
+export PG PG_CONFIG
 CLUSTER   := tests/tools/cluster.sh
-SUDO_FLAG := $(if $(filter 0,$(shell id -u)),,--sudo)
+# sudo only where the server's library directory is not writable (not for a server one owns).
+SUDO_FLAG  = $(if $(shell test -w "$$($(PG_CONFIG) --pkglibdir)" && echo w),,--sudo)
 
 .PHONY: all demo test bench stop psql deps install clean
 
@@ -47,4 +54,5 @@ bench: install
 
 clean: stop
 	@$(CLUSTER) stop test
+	@rm -rf "$$(dirname "$$(dirname "$$($(CLUSTER) dir test)")")"
 	cargo clean

@@ -13,7 +13,7 @@ BINDIR="$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)"
 NAME=hllcount
 DB=hllcount
 ROWS=1000000
-DATA="$ROOT/target/clusters/$NAME/data"
+DATA="$("$CLUSTER" dir "$NAME")/data"
 WORK="$(mktemp -d)"
 chmod 1777 "$WORK"   # the backend under valgrind runs as the cluster's owner and writes here
 cleanup() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Three real PostgreSQL 15 servers (tokyo, virginia, frankfurt) in a full mesh of native
+# Three real PostgreSQL servers (tokyo, virginia, frankfurt) in a full mesh of native
 # logical replication, set up by distcount.crdt_replicate_setup. pgbench increments shared
 # gcounter and pncounter rows on all three at once, then through a partition (subscriptions
 # disabled), a heal, a kill -9 of one server and its restart, and a stale state re-delivered
@@ -25,7 +25,7 @@ on() { local n="$1"; shift; PGHOST="${HOST[$n]}" PGPORT="${PORT[$n]}" sql -d reg
 
 for n in "${NODES[@]}"; do
     "$CLUSTER" stop "mr_$n" >/dev/null 2>&1 || true
-    rm -rf "$ROOT/target/clusters/mr_$n"
+    rm -rf "$CLUSTERS/mr_$n"
     # autovacuum off: its WAL would blur the "no replication loop" check at the end.
     "$CLUSTER" start "mr_$n" "max_worker_processes = 16" "max_logical_replication_workers = 6" "autovacuum = off"
     eval "$("$CLUSTER" env "mr_$n")"
@@ -129,7 +129,7 @@ echo "==> phase 3: kill -9 of virginia's postmaster during the load, then a rest
 load_all 8 &
 load_pid=$!
 sleep 3
-kill -9 "$(head -1 "$ROOT/target/clusters/mr_virginia/data/postmaster.pid")"
+kill -9 "$(head -1 "$CLUSTERS/mr_virginia/data/postmaster.pid")"
 sleep 2
 wait "$load_pid" || true
 for i in $(seq 1 30); do "$CLUSTER" start mr_virginia >/dev/null 2>&1 && break; sleep 1; done
@@ -207,11 +207,10 @@ for n in "${NODES[@]}"; do
 done
 
 echo "==> a base-backup copy of tokyo refuses to write under tokyo's node id"
-copy_dir="$ROOT/target/clusters/mr_tokyo_copy"
+copy_dir="$CLUSTERS/mr_tokyo_copy"
 "$CLUSTER" stop mr_tokyo_copy >/dev/null 2>&1 || true
 rm -rf "$copy_dir" && mkdir -p "$copy_dir/data" "$copy_dir/socket"
 chown -R postgres "$copy_dir" 2>/dev/null || true
-as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 as_owner pg_basebackup -h "${HOST[tokyo]}" -p "${PORT[tokyo]}" -U postgres -D "$copy_dir/data" -X stream -c fast
 chmod 700 "$copy_dir/data"
 # The copy must not start tokyo's subscriptions, nor listen on tokyo's socket.

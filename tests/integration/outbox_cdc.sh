@@ -15,34 +15,44 @@ WORK="$(mktemp -d)"
 chmod 755 "$WORK"
 cleanup() {
     "$CLUSTER" stop "$NAME" >/dev/null 2>&1 || true
-    rm -rf "$WORK" "$ROOT/target/clusters/$NAME"
+    rm -rf "$WORK" "$CLUSTERS/$NAME"
 }
 trap cleanup EXIT
 
 "$CLUSTER" stop "$NAME" >/dev/null 2>&1 || true
-rm -rf "$ROOT/target/clusters/$NAME"
+rm -rf "$CLUSTERS/$NAME"
 conf=("max_connections = 60")
+# wal2json comes from Debian's postgresql-15-wal2json; for the other majors there is no build to
+# be had here (Debian 12 packages it for 15 only, trixie's needs glibc 2.38, and the source
+# archive is not served), so its part is skipped there, and says so.
+decoders=(test_decoding pgoutput)
+if [ -f "$("$PG_CONFIG" --pkglibdir)/wal2json.so" ]; then
+    decoders+=(wal2json)
+else
+    skip "wal2json decoding of outbox messages" "no wal2json.so for PostgreSQL $PG_MAJOR in $("$PG_CONFIG" --pkglibdir)"
+fi
+has_wal2json() { [[ " ${decoders[*]} " == *" wal2json "* ]]; }
 # Debian's server only lets logical slots use the output plugins this setting lists.
-BINDIR="$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)"
-settings="$( (runuser -u postgres -- "$BINDIR/postgres" --describe-config || "$BINDIR/postgres" --describe-config) 2>/dev/null || true)"
+BINDIR="$("$PG_CONFIG" --bindir)"
+settings="$(as_owner "$BINDIR/postgres" --describe-config 2>/dev/null || true)"
 if grep -q '^output_plugin_libraries' <<<"$settings"; then
     conf+=("output_plugin_libraries = 'pgoutput, test_decoding, wal2json'")
 fi
 "$CLUSTER" start "$NAME" "${conf[@]}"
 eval "$("$CLUSTER" env "$NAME")"
-DATA="$ROOT/target/clusters/$NAME/data"
+DATA="$CLUSTERS/$NAME/data"
 createdb outbox_it
 export PGDATABASE=outbox_it
 sql -c "CREATE EXTENSION pg_distcount"
 
 # ---- 1. one event per committed change, through three decoders ------------------------------
-echo "==> part 1: inserts, updates, deletes, rollbacks; read through test_decoding, pgoutput, wal2json"
+echo "==> part 1: inserts, updates, deletes, rollbacks; read through ${decoders[*]}"
+! has_wal2json || sql -c "SELECT pg_create_logical_replication_slot('w2j', 'wal2json')" >/dev/null
 sql >/dev/null <<'SQL'
 CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, total int NOT NULL);
 CREATE PUBLICATION outbox_pub FOR TABLE orders;
 SELECT pg_create_logical_replication_slot('td', 'test_decoding');
 SELECT pg_create_logical_replication_slot('pgo', 'pgoutput');
-SELECT pg_create_logical_replication_slot('w2j', 'wal2json');
 CREATE TRIGGER orders_outbox AFTER INSERT OR UPDATE OR DELETE ON orders
     FOR EACH ROW EXECUTE FUNCTION distcount.outbox_trigger('Order', 'id', 'both');
 -- The expected events, written by the test itself as it goes.
@@ -90,12 +100,6 @@ SELECT 'test_decoding', (b->>'id')::uuid, b->>'aggregateid', b->>'type', m[1] = 
        LATERAL regexp_match(c.data, '^message: transactional: (\d) prefix: distcount\.outbox, sz: \d+ content:(.*)$') AS m,
        LATERAL (SELECT m[2]::jsonb AS b) AS body
  WHERE m IS NOT NULL;
-INSERT INTO decoded
-SELECT 'wal2json', (b->>'id')::uuid, b->>'aggregateid', b->>'type', (w->>'transactional')::boolean
-  FROM pg_logical_slot_get_changes('w2j', NULL, NULL, 'format-version', '2') AS c,
-       LATERAL (SELECT c.data::jsonb AS w) AS j,
-       LATERAL (SELECT (w->>'content')::jsonb AS b) AS body
- WHERE w->>'action' = 'M' AND w->>'prefix' = 'distcount.outbox';
 -- pgoutput 'M' record: 'M', flags (1 = transactional), LSN (8 bytes), prefix NUL, length (4), content.
 INSERT INTO decoded
 SELECT 'pgoutput', (b->>'id')::uuid, b->>'aggregateid', b->>'type', get_byte(c.data, 1) = 1
@@ -106,7 +110,15 @@ SELECT 'pgoutput', (b->>'id')::uuid, b->>'aggregateid', b->>'type', get_byte(c.d
                        convert_from(substring(c.data FROM p.nul + 5), 'UTF8')::jsonb AS b) AS body
  WHERE get_byte(c.data, 0) = ascii('M') AND body.prefix = 'distcount.outbox';
 SQL
-for decoder in test_decoding pgoutput wal2json; do
+! has_wal2json || sql >/dev/null <<'SQL'
+INSERT INTO decoded
+SELECT 'wal2json', (b->>'id')::uuid, b->>'aggregateid', b->>'type', (w->>'transactional')::boolean
+  FROM pg_logical_slot_get_changes('w2j', NULL, NULL, 'format-version', '2') AS c,
+       LATERAL (SELECT c.data::jsonb AS w) AS j,
+       LATERAL (SELECT (w->>'content')::jsonb AS b) AS body
+ WHERE w->>'action' = 'M' AND w->>'prefix' = 'distcount.outbox';
+SQL
+for decoder in "${decoders[@]}"; do
     check "$decoder: one message per committed change" "$expected" \
         "$(sql -c "SELECT count(*) FROM decoded WHERE decoder = '$decoder'")"
     check "$decoder: all messages transactional" "t" \
@@ -127,7 +139,7 @@ sql -c "SELECT distcount.cdc_heartbeat()" >/dev/null
 check "heartbeat visible to the idle slot without another write" "1" "$(sql -c "
     SELECT count(*) FROM pg_logical_slot_get_changes('td', NULL, NULL)
      WHERE data LIKE 'message: transactional: 0 prefix: distcount.heartbeat,%'")"
-sql -c "SELECT pg_drop_replication_slot(s) FROM unnest(ARRAY['pgo', 'w2j']) AS s" >/dev/null
+sql -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('pgo', 'w2j')" >/dev/null
 
 # ---- 2. kill -9 of the postmaster during the load ---------------------------------------------
 sql >/dev/null <<'SQL'

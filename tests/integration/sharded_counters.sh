@@ -15,17 +15,17 @@ chmod 755 "$WORK"
 cleanup() {
     [ -n "${LOOP_PID:-}" ] && kill "$LOOP_PID" 2>/dev/null
     "$CLUSTER" stop "$NAME" >/dev/null 2>&1 || true
-    rm -rf "$WORK" "$ROOT/target/clusters/$NAME"
+    rm -rf "$WORK" "$CLUSTERS/$NAME"
 }
 trap cleanup EXIT
 
 "$CLUSTER" stop "$NAME" >/dev/null 2>&1 || true
-rm -rf "$ROOT/target/clusters/$NAME"
+rm -rf "$CLUSTERS/$NAME"
 # The worker starts paused (interval 0); part 3 switches it on.
 "$CLUSTER" start "$NAME" "shared_preload_libraries = 'pg_distcount'" "pg_distcount.rollup_database = 'shard_it'" \
     "pg_distcount.rollup_interval = 0" "max_connections = 100"
 eval "$("$CLUSTER" env "$NAME")"
-DATA="$ROOT/target/clusters/$NAME/data"
+DATA="$CLUSTERS/$NAME/data"
 createdb shard_it
 export PGDATABASE=shard_it
 sql -c "CREATE EXTENSION pg_distcount"
@@ -168,7 +168,7 @@ done
 check "the worker keeps going after a failing counter, pass after pass" "6050" \
     "$(sql -c "SELECT base FROM distcount.counter WHERE name = 'bg'")"
 check "the failing counter was logged, not fatal" "yes" \
-    "$(grep -q 'roll-up of counter "bg_broken" failed' "$ROOT/target/clusters/$NAME/server.log" && echo yes || echo no)"
+    "$(grep -q 'roll-up of counter "bg_broken" failed' "$CLUSTERS/$NAME/server.log" && echo yes || echo no)"
 check "the worker is still the same process" "$worker_pid" \
     "$(sql -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_distcount rollup'")"
 finish

@@ -1,34 +1,29 @@
 #!/usr/bin/env bash
-# A local PostgreSQL 15 cluster for the demo and the tests, kept under target/.
+# A local PostgreSQL cluster for the demo and the tests, one per name and major, kept where
+# tests/tools/common.sh says (outside the checkout as root, so that any checkout works).
 #
 #   cluster.sh start NAME [extra postgresql.conf lines...]   start (initdb first if needed)
 #   cluster.sh stop NAME                                     stop, if running
 #   cluster.sh env NAME                                      print PGHOST/PGPORT/PGUSER exports
+#   cluster.sh dir NAME                                      print the cluster's directory
 #
-# As root the cluster belongs to the `postgres` user (initdb and pg_ctl refuse root); otherwise
-# to the current user. It listens only on its own socket directory, on a free port.
+# The server is PG_CONFIG's (else that of major PG, default 15). As root the cluster belongs to
+# the `postgres` user (initdb and pg_ctl refuse root); otherwise to the current user. It listens
+# only on its own socket directory, on a free port.
 set -euo pipefail
 
-PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
+source "$(dirname "$0")/common.sh"
 BINDIR="$("$PG_CONFIG" --bindir)"
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cmd="$1"; name="$2"; shift 2
-DIR="$ROOT/target/clusters/$name"
+DIR="$CLUSTERS/$name"
 DATA="$DIR/data"
 SOCK="$DIR/socket"
+OWNER="$(if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi)"
 
-if [ "$(id -u)" = 0 ]; then
-    OWNER=postgres
-    as_owner() { runuser -u postgres -- "$@"; }
-else
-    OWNER="$(id -un)"
-    as_owner() { "$@"; }
-fi
-
-# Free: nothing listens on it over TCP or in /tmp, and no other cluster of ours claims it.
+# Free: nothing listens on it over TCP or in /tmp, and no other cluster of this checkout claims it.
 port_is_free() {
     local claimed
-    claimed="$(find "$ROOT/target/clusters" -name port -not -path "$DIR/port" -exec cat {} + 2>/dev/null || true)"
+    claimed="$(find "$(dirname "$STATE")" -path '*/clusters/*/port' -not -path "$DIR/port" -exec cat {} + 2>/dev/null || true)"
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$1" ] && ! grep -qx "$1" <<<"$claimed"
 }
 
@@ -41,8 +36,6 @@ start)
         exit 0
     fi
     mkdir -p "$DIR"
-    # The owner must reach the data directory through target/.
-    chmod o+x "$ROOT" "$ROOT/target" "$ROOT/target/clusters" 2>/dev/null || true
     if [ ! -f "$DATA/PG_VERSION" ]; then
         echo "==> initdb $DATA (owner $OWNER)"
         mkdir -p "$DATA" "$SOCK"
@@ -79,8 +72,11 @@ stop)
 env)
     echo "export PGHOST='$SOCK' PGPORT='$(cat "$DIR/port")' PGUSER=postgres PATH='$BINDIR':\"\$PATH\""
     ;;
+dir)
+    echo "$DIR"
+    ;;
 *)
-    echo "usage: $0 start|stop|env NAME" >&2
+    echo "usage: $0 start|stop|env|dir NAME" >&2
     exit 2
     ;;
 esac

@@ -1,6 +1,8 @@
 # Sourced by tests/integration/*.sh. They run against the test cluster whose PGHOST, PGPORT
 # and PGUSER run_all.sh exports; `check` compares and counts, `finish` sets the exit status.
 set -euo pipefail
+# PG_CONFIG, PG_MAJOR, CLUSTERS (where tests/tools/cluster.sh keeps each cluster), as_owner.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 CHECKS_FAILED=0
 sql() { psql -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
@@ -35,6 +37,11 @@ kill_postmaster() {
         sleep 0.2
     done
     for p in $alive; do kill -9 "$p" 2>/dev/null || true; done
+}
+
+# skip WHAT WHY: a check that cannot run here, said in the output and counted by run_all.sh.
+skip() {
+    echo "SKIPPED: $1: $2"
 }
 
 finish() {
