@@ -1,7 +1,7 @@
 //! Sharded counters: one logical counter over N slot rows or append-only delta rows.
 //!
 //! `shard.sql` holds the tables and the PL/pgSQL functions (plans cached per session by
-//! PL/pgSQL); Rust supplies what SQL cannot reach (the backend's dense slot number, the
+//! PL/pgSQL); Rust supplies what SQL cannot reach (the session's dense slot number, the
 //! default shard count setting) and the background worker that rolls counters up.
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
@@ -12,22 +12,89 @@ use crate::settings::{DEFAULT_SHARDS, ROLLUP_DATABASE, ROLLUP_INTERVAL};
 
 pgrx::extension_sql_file!("shard.sql", name = "shard");
 
-/// This backend's dense slot number, from 0. Sessions alive at the same time have different
-/// numbers, and the numbers are reused from the bottom, so `backend_slot() % shards` spreads
-/// concurrent writers over different slots (a hashed pid collides; see the research note).
+/// This session's slot number, from 0: the lowest number no other live session of this
+/// database holds, claimed on first use and held for the session's life, so
+/// `backend_slot() % shards` spreads concurrent writers over different slots (a hashed pid
+/// collides; see the research note), on every major (the backend numbers are not reused from
+/// the bottom on PostgreSQL 17 and later).
 #[pg_extern(sql = false)]
 fn backend_slot() -> i32 {
-    dense_backend_slot()
+    claimed_slot()
+}
+
+/// The advisory lock class of the slots: a session holds the session-level advisory lock
+/// (SLOT_LOCK_CLASS, slot) on its slot, visible in `pg_locks` as locktype `advisory`, classid
+/// 1684632436, objid the slot, objsubid 2. The two-key form keeps clear of bigint-keyed locks.
+const SLOT_LOCK_CLASS: u32 = u32::from_be_bytes(*b"dist");
+
+thread_local! {
+    static SLOT: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
+
+fn slot_lock_tag(slot: i32) -> pg_sys::LOCKTAG {
+    // SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, SLOT_LOCK_CLASS, slot, 2), as
+    // pg_try_advisory_lock(int4, int4) builds it.
+    pg_sys::LOCKTAG {
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: SLOT_LOCK_CLASS,
+        locktag_field3: slot as u32,
+        locktag_field4: 2,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+    }
+}
+
+fn holds_slot_lock(slot: i32) -> bool {
+    let tag = slot_lock_tag(slot);
+    let mode = pg_sys::ExclusiveLock as pg_sys::LOCKMODE;
+    #[cfg(any(feature = "pg15", feature = "pg16"))]
+    unsafe {
+        pg_sys::LockHeldByMe(&tag, mode)
+    }
+    #[cfg(not(any(feature = "pg15", feature = "pg16")))]
+    unsafe {
+        pg_sys::LockHeldByMe(&tag, mode, false)
+    }
+}
+
+/// The slot this session holds. The lock goes with `pg_advisory_unlock_all()` and `DISCARD
+/// ALL`; the next call then claims the lowest free slot again (often the same one). Between
+/// the two, another session may claim the same slot: the two then share a row, which costs
+/// contention, never a count (every write is an upsert that adds).
+fn claimed_slot() -> i32 {
+    if let Some(slot) = SLOT.get()
+        && holds_slot_lock(slot)
+    {
+        return slot;
+    }
+    if unsafe { pg_sys::IsInParallelMode() } {
+        // No lock may be taken during a parallel operation (as pg_try_advisory_lock refuses).
+        return backend_number();
+    }
+    // Each live session holds at most one slot, so one of the first MaxBackends + 1 is free
+    // unless someone else takes locks of this class; then fall back to the backend number.
+    let limit = unsafe { pg_sys::MaxBackends }.max(0);
+    let slot = (0..=limit)
+        .find(|&slot| {
+            let tag = slot_lock_tag(slot);
+            let result = unsafe {
+                pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, true, true)
+            };
+            result != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+        })
+        .unwrap_or_else(backend_number);
+    SLOT.set(Some(slot));
+    slot
 }
 
 #[cfg(any(feature = "pg15", feature = "pg16"))]
-fn dense_backend_slot() -> i32 {
+fn backend_number() -> i32 {
     // BackendId is 1-based; InvalidBackendId (-1) only outside a regular backend.
     (unsafe { pg_sys::MyBackendId } - 1).max(0)
 }
 
 #[cfg(not(any(feature = "pg15", feature = "pg16")))]
-fn dense_backend_slot() -> i32 {
+fn backend_number() -> i32 {
     // PostgreSQL 17 renamed it: MyProcNumber, 0-based.
     unsafe { pg_sys::MyProcNumber }.max(0)
 }
@@ -119,5 +186,41 @@ pub extern "C-unwind" fn distcount_rollup_worker_main(_arg: pg_sys::Datum) {
         if ROLLUP_INTERVAL.get() > 0 {
             rollup_pass();
         }
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn slot_locks() -> i64 {
+        Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                AND classid = 1684632436 AND objsubid = 2 AND granted",
+        )
+        .expect("query runs")
+        .unwrap()
+    }
+
+    #[pg_test]
+    fn backend_slot_is_held_for_the_session_and_claimed_again_after_unlock_all() {
+        let slot = Spi::get_one::<i32>("SELECT distcount.backend_slot()")
+            .unwrap()
+            .unwrap();
+        assert!(slot >= 0);
+        assert_eq!(slot_locks(), 1);
+        assert_eq!(
+            Spi::get_one::<i32>("SELECT distcount.backend_slot()").unwrap(),
+            Some(slot)
+        );
+        assert_eq!(slot_locks(), 1, "a second call claims nothing more");
+        Spi::run("SELECT pg_advisory_unlock_all()").unwrap();
+        assert_eq!(slot_locks(), 0);
+        let again = Spi::get_one::<i32>("SELECT distcount.backend_slot()")
+            .unwrap()
+            .unwrap();
+        assert_eq!(slot_locks(), 1, "the next call holds a slot again");
+        assert!(again >= 0);
     }
 }

@@ -52,11 +52,12 @@ SELECT pg_catalog.pg_extension_config_dump('counter_delta', '');
 -- C entry points
 -- ---------------------------------------------------------------------------------------------
 
--- Constant for the life of a session; parallel workers have slots of their own.
+-- Constant for the life of a session (claimed again after pg_advisory_unlock_all() or
+-- DISCARD ALL); runs in the leader only, as it takes an advisory lock.
 CREATE FUNCTION backend_slot() RETURNS integer
     STABLE STRICT PARALLEL RESTRICTED
     LANGUAGE c AS 'MODULE_PATHNAME', 'backend_slot_wrapper';
-COMMENT ON FUNCTION backend_slot() IS 'This session''s dense backend slot number, from 0 (MyBackendId - 1 on PostgreSQL 15 and 16): counter_add writes slot backend_slot() % shards.';
+COMMENT ON FUNCTION backend_slot() IS 'This session''s slot number, from 0: the lowest that no other live session of this database holds, claimed on first use with a session-level advisory lock (classid 1684632436) and held while the session lives: counter_add writes slot backend_slot() % shards.';
 
 CREATE FUNCTION counter_default_shards() RETURNS integer
     STABLE STRICT PARALLEL SAFE
