@@ -58,9 +58,9 @@ fn holds_slot_lock(slot: i32) -> bool {
 }
 
 /// The slot this session holds. The lock goes with `pg_advisory_unlock_all()` and `DISCARD
-/// ALL`; the next call then claims the lowest free slot again (often the same one). Between
-/// the two, another session may claim the same slot: the two then share a row, which costs
-/// contention, never a count (every write is an upsert that adds).
+/// ALL`; every call checks that it is still held (a lookup in the backend's own lock table), so
+/// the next call then claims the lowest free slot again, maybe another one. Counts stay exact
+/// either way: a write adds to whichever row it lands in.
 fn claimed_slot() -> i32 {
     if let Some(slot) = SLOT.get()
         && holds_slot_lock(slot)

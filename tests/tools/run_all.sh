@@ -94,7 +94,9 @@ regress_status=${PIPESTATUS[0]}
 before=$failed
 while read -r name status; do
     record "pg_regress $name" "$([ "$status" = ok ] && echo 0 || echo 1)"
-done < <(sed -nE 's/^(not ok|ok|test)? *[0-9]* *[-+]? *([a-z0-9_]+) +\.\.\. +(ok|FAILED|failed).*/\2 \3/p' "$LOGS/pg_regress.log")
+# "test NAME ... ok" up to PostgreSQL 15; TAP from 16 on: "ok 1 - NAME 74 ms", "not ok 2 - NAME".
+done < <(sed -nE -e 's/^(not ok|ok|test)? *[0-9]* *[-+]? *([a-z0-9_]+) +\.\.\. +(ok|FAILED|failed).*/\2 \3/p' \
+                 -e 's/^(ok|not ok) +[0-9]+ +[-+] +([a-z0-9_]+) +[0-9]+ ms.*/\2 \1/p' "$LOGS/pg_regress.log")
 if [ "$regress_status" != 0 ] && [ "$failed" = "$before" ]; then
     record "pg_regress (exit $regress_status, see $LOGS/pg_regress.log)" 1
 fi
