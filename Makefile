@@ -14,6 +14,8 @@ PG        ?= 15
 PG_CONFIG := $(shell tests/tools/postgres.sh pg_config $(PG))
 endif
 export PG PG_CONFIG
+# What `make psql` and `make stop` need to find the same cluster again.
+SAME_PG   := $(if $(filter command line environment,$(origin PG_CONFIG)),PG_CONFIG=$(PG_CONFIG),$(if $(filter-out 15,$(PG)),PG=$(PG)))
 CLUSTER   := tests/tools/cluster.sh
 # sudo only where the server's library directory is not writable (not for a server one owns).
 SUDO_FLAG  = $(if $(shell test -w "$$($(PG_CONFIG) --pkglibdir)" && echo w),,--sudo)
@@ -37,8 +39,8 @@ demo: install
 	  echo "==> running tests/demo.sql"; \
 	  psql -X -q -d distcount_demo -v ON_ERROR_STOP=1 -f tests/demo.sql && \
 	  echo && echo "The demo cluster is running. Connect with:" && \
-	  echo "    psql -h $$PGHOST -p $$PGPORT -U postgres distcount_demo      (or: make psql)" && \
-	  echo "Stop it with:" && echo "    make stop"
+	  echo "    psql -h $$PGHOST -p $$PGPORT -U postgres distcount_demo      (or: make psql$(if $(SAME_PG), $(SAME_PG)))" && \
+	  echo "Stop it with:" && echo "    make stop$(if $(SAME_PG), $(SAME_PG))"
 
 psql:
 	@eval "$$($(CLUSTER) env demo)"; psql -X distcount_demo
