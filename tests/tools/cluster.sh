@@ -23,7 +23,7 @@ OWNER="$(if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi)"
 # Free: nothing listens on it over TCP or in /tmp, and no other cluster of this checkout claims it.
 port_is_free() {
     local claimed
-    claimed="$(find "$(dirname "$STATE")" -path '*/clusters/*/port' -not -path "$DIR/port" -exec cat {} + 2>/dev/null || true)"
+    claimed="$(for f in "$(dirname "$STATE")"/pg*/clusters/*/port; do [ "$f" = "$DIR/port" ] || cat "$f" 2>/dev/null; done)"
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$1" ] && ! grep -qx "$1" <<<"$claimed"
 }
 
