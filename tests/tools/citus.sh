@@ -38,8 +38,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
-export PG_CONFIG
+# PG_CONFIG (or PG) and CLUSTERS, this checkout's cluster directory for that major.
+source "$ROOT/tests/tools/common.sh"
 CITUS_VERSION=13.2.2
 # A clone anywhere (CI clones into a temporary directory) finds the workplace's shared folder too.
 if [ -z "${CITUS_TARBALL:-}" ]; then
@@ -179,7 +179,7 @@ ensure() {
     say "Citus $CITUS_VERSION installed for PostgreSQL $major in $((SECONDS - started)) s"
 }
 
-node_dir() { echo "$ROOT/target/clusters/$1"; }
+node_dir() { echo "$CLUSTERS/$1"; }
 node_env() { "$CLUSTER" env "$1"; echo "export PGDATABASE='$CITUS_DB'"; }
 node_port() { cat "$(node_dir "$1")/port"; }
 node_sock() { echo "$(node_dir "$1")/socket"; }
