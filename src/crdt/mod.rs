@@ -5,6 +5,7 @@
 
 pub mod counter;
 mod node;
+pub mod orset;
 pub mod register;
 mod register_sql;
 mod replication;
