@@ -91,6 +91,7 @@ mod fuzz;
 #[cfg(test)]
 mod tests;
 
+use crate::common::arena::{Arena, ArenaVec, CloneIn};
 use crate::common::error::{Error, ErrorKind, Result};
 use crate::common::hash::hash_bytes;
 use heavy::HeavyList;
@@ -260,7 +261,7 @@ pub struct Sketch {
     /// Sum of all weights added, merged and subtracted (N).
     total: i64,
     /// `depth` rows of `width` counters, row after row.
-    counters: Vec<i64>,
+    counters: ArenaVec<i64>,
     heavy: HeavyList,
 }
 
@@ -273,12 +274,22 @@ impl PartialEq for Sketch {
             && self.width == other.width
             && self.depth == other.depth
             && self.total == other.total
-            && self.counters == other.counters
+            && self.counters[..] == other.counters[..]
             && self.heavy == other.heavy
     }
 }
 
 impl Eq for Sketch {}
+
+impl CloneIn for Sketch {
+    fn clone_in(&self, arena: Arena) -> Sketch {
+        Sketch {
+            counters: arena.vec_from(&self.counters),
+            heavy: self.heavy.clone_in(arena),
+            ..*self
+        }
+    }
+}
 
 impl Default for Sketch {
     fn default() -> Self {
@@ -302,6 +313,17 @@ fn overflow(what: &str) -> Error {
 impl Sketch {
     /// An empty sketch. `heavy` is the capacity of the heavy-hitter list, 0 to [`MAX_HEAVY`].
     pub fn new(epsilon: f64, delta: f64, heavy: i64, mode: Mode) -> Result<Sketch> {
+        Sketch::new_in(epsilon, delta, heavy, mode, Arena::HEAP)
+    }
+
+    /// [`Sketch::new`] with its buffers in `arena`.
+    pub fn new_in(
+        epsilon: f64,
+        delta: f64,
+        heavy: i64,
+        mode: Mode,
+        arena: Arena,
+    ) -> Result<Sketch> {
         let (width, depth) = dimensions(epsilon, delta)?;
         let capacity = u32::try_from(heavy)
             .ok()
@@ -321,13 +343,18 @@ impl Sketch {
             width,
             depth,
             total: 0,
-            counters: vec![0; cells],
-            heavy: HeavyList::new(capacity),
+            counters: arena.vec_filled(0, cells),
+            heavy: HeavyList::new(capacity, arena),
         })
     }
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Where this sketch's buffers live.
+    pub fn arena(&self) -> Arena {
+        *self.counters.allocator()
     }
     /// The epsilon asked for; [`Sketch::epsilon_actual`] is what the width delivers.
     pub fn epsilon(&self) -> f64 {
@@ -676,7 +703,7 @@ impl Sketch {
             return Ok(()); // neutral, whatever its shape
         }
         if self.is_untouched() {
-            *self = other.clone();
+            *self = other.clone_in(self.arena());
             return Ok(());
         }
         self.check_compatible(other)?;

@@ -2,7 +2,10 @@
 //! The aggregate transition functions are raw V1 functions (the per-row hot path).
 
 use super::sketch::{DEFAULT_DELTA, DEFAULT_EPSILON, DEFAULT_HEAVY, Mode, Sketch};
-use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut, state_or_init};
+use crate::common::aggregate::{
+    combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
+};
+use crate::common::arena::{Arena, CloneIn};
 use crate::common::hash::hash_bytes;
 use crate::common::report::OrRaise;
 use crate::common::value_hash::{KeyKind, cached_hasher, render_key};
@@ -21,7 +24,7 @@ sql_varlena_type!(
 
 impl CmsDatum {
     fn sketch(&self) -> Sketch {
-        Sketch::decode(self.bytes()).or_raise()
+        Sketch::decode_in(self.bytes(), Arena::current()).or_raise()
     }
 
     fn from_sketch(sketch: &Sketch) -> Self {
@@ -35,6 +38,12 @@ impl CmsDatum {
 struct State {
     sketch: Option<Sketch>,
     key: Vec<u8>,
+}
+
+impl CloneIn for State {
+    fn clone_in(&self, arena: Arena) -> Self {
+        State::new(self.sketch.clone_in(arena))
+    }
 }
 
 impl State {
@@ -62,7 +71,7 @@ fn cms_out(value: CmsDatum) -> CString {
 #[pg_extern(sql = false)]
 fn cms_recv(buf: Internal) -> CmsDatum {
     CmsDatum::from_sketch(&with_valid_keys(
-        Sketch::decode(take_recv_bytes(buf)).or_raise(),
+        Sketch::decode_in(take_recv_bytes(buf), Arena::current()).or_raise(),
     ))
 }
 
@@ -74,7 +83,9 @@ fn cms_send(value: CmsDatum) -> Vec<u8> {
 
 #[pg_extern(sql = false)]
 fn cms_from_bytea(bytes: &[u8]) -> CmsDatum {
-    CmsDatum::from_sketch(&with_valid_keys(Sketch::decode(bytes).or_raise()))
+    CmsDatum::from_sketch(&with_valid_keys(
+        Sketch::decode_in(bytes, Arena::current()).or_raise(),
+    ))
 }
 
 /// A sketch from outside (text in, binary recv, bytea cast): its text keys must be valid in
@@ -232,7 +243,7 @@ fn cms_topk(
 
 #[pg_extern(sql = false)]
 fn cms_total(sketch: CmsDatum) -> i64 {
-    sketch.sketch().total()
+    Sketch::encoded_total(sketch.bytes()).or_raise()
 }
 
 #[pg_extern(sql = false)]
@@ -281,7 +292,7 @@ unsafe fn cms_agg_step(
             let heavy = param(first_param + 2)
                 .map_or(i64::from(DEFAULT_HEAVY), |d| d.value() as i32 as i64);
             State::new(Some(
-                Sketch::new(epsilon, delta, heavy, Mode::Linear).or_raise(),
+                Sketch::new_in(epsilon, delta, heavy, Mode::Linear, state_arena(fcinfo)).or_raise(),
             ))
         });
         let weight = match weight_arg {
@@ -334,10 +345,11 @@ fn cms_union_trans(
 ) -> Internal {
     let st = union_state(&mut state, fcinfo);
     if let Some(value) = value {
-        let incoming = value.sketch();
         match &mut st.sketch {
-            Some(sketch) => sketch.merge_from(&incoming).or_raise(),
-            None => st.sketch = Some(incoming),
+            Some(sketch) => sketch.merge_from(&value.sketch()).or_raise(),
+            None => {
+                st.sketch = Some(Sketch::decode_in(value.bytes(), state_arena(fcinfo)).or_raise())
+            }
         }
     }
     state
@@ -345,12 +357,13 @@ fn cms_union_trans(
 
 #[pg_extern(sql = false)]
 fn cms_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let mine_arena = state_arena(fcinfo);
     unsafe {
         combine_states::<State>(a, b, fcinfo, |mine, theirs| {
             match (mine.sketch.as_mut(), &theirs.sketch) {
                 (_, None) => {}
                 (Some(mine), Some(theirs)) => mine.merge_from(theirs).or_raise(),
-                (None, Some(theirs)) => mine.sketch = Some(theirs.clone()),
+                (None, Some(theirs)) => mine.sketch = Some(theirs.clone_in(mine_arena)),
             }
         })
     }
@@ -372,7 +385,7 @@ fn cms_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInf
     let sketch = if bytes.is_empty() {
         None
     } else {
-        Some(Sketch::decode(bytes).or_raise())
+        Some(Sketch::decode_in(bytes, state_arena(fcinfo)).or_raise())
     };
     new_state(fcinfo, State::new(sketch))
 }

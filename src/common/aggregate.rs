@@ -1,6 +1,8 @@
 //! Helpers for aggregates with an `internal` state: the state is a Rust value leaked into the
-//! aggregate's memory context, dropped when PostgreSQL deletes that context.
+//! aggregate's memory context, dropped when PostgreSQL deletes that context. Its buffers live
+//! in that context too ([`state_arena`]), so hash aggregation counts them against work_mem.
 
+use crate::common::arena::{Arena, CloneIn};
 use pgrx::prelude::*;
 use pgrx::{Internal, PgMemoryContexts};
 
@@ -11,6 +13,11 @@ pub fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryCont
         error!("aggregate support function called outside an aggregate");
     }
     context
+}
+
+/// The arena of the aggregate context: where a state's buffers must live.
+pub fn state_arena(fcinfo: pg_sys::FunctionCallInfo) -> Arena {
+    Arena::context(aggregate_context(fcinfo))
 }
 
 /// Moves `value` into the aggregate context and returns it as the `internal` state datum.
@@ -60,7 +67,7 @@ pub fn state_datum(state: Internal) -> pg_sys::Datum {
 ///
 /// # Safety
 /// Initialised states must have been made by `new_state::<T>` for this aggregate.
-pub unsafe fn combine_states<T: Clone>(
+pub unsafe fn combine_states<T: CloneIn>(
     mut a: Internal,
     mut b: Internal,
     fcinfo: pg_sys::FunctionCallInfo,
@@ -70,7 +77,7 @@ pub unsafe fn combine_states<T: Clone>(
         return a;
     };
     if !a.initialized() {
-        return new_state(fcinfo, theirs.clone());
+        return new_state(fcinfo, theirs.clone_in(state_arena(fcinfo)));
     }
     match unsafe { a.get_mut::<T>() } {
         Some(mine) => merge(mine, theirs),

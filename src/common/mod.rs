@@ -2,6 +2,7 @@
 //! `aggregate` bind them to PostgreSQL.
 
 pub mod aggregate;
+pub mod arena;
 pub mod error;
 pub mod hash;
 pub mod report;

@@ -109,6 +109,7 @@
 //! The empty sketch at p = 14 is `hll1:AgAOGg==` (`hll1:AQAOGg==` in binary version 1). Parsing is strict: anything that
 //! [`Sketch::to_text`] would not have written is refused.
 
+use crate::common::arena::{Arena, ArenaVec, CloneIn};
 use crate::common::error::{Error, ErrorKind, Result};
 use std::borrow::Cow;
 use std::fmt;
@@ -187,11 +188,22 @@ pub struct Sketch {
 #[repr(u8)]
 enum Repr {
     /// Empty, or the strictly increasing hashes of a small set.
-    Explicit(Vec<u64>),
+    Explicit(ArenaVec<u64>),
     /// Tokens: no longer the hashes themselves (see the module documentation).
     Sparse(sparse::SparseSet),
     /// `2^precision` registers, one byte each.
-    Dense(Vec<u8>),
+    Dense(ArenaVec<u8>),
+}
+
+impl Repr {
+    /// Where this sketch's buffers live; new ones go there too.
+    fn arena(&self) -> Arena {
+        match self {
+            Repr::Explicit(hashes) => *hashes.allocator(),
+            Repr::Sparse(set) => set.arena(),
+            Repr::Dense(registers) => *registers.allocator(),
+        }
+    }
 }
 
 /// The `2^precision` registers of a dense sketch, borrowed for updates.
@@ -220,7 +232,21 @@ impl Default for Sketch {
     fn default() -> Self {
         Sketch {
             precision: DEFAULT_PRECISION,
-            repr: Repr::Explicit(Vec::new()),
+            repr: Repr::Explicit(Arena::HEAP.vec()),
+        }
+    }
+}
+
+impl CloneIn for Sketch {
+    fn clone_in(&self, arena: Arena) -> Sketch {
+        let repr = match &self.repr {
+            Repr::Explicit(hashes) => Repr::Explicit(arena.vec_from(hashes)),
+            Repr::Sparse(set) => Repr::Sparse(set.clone_in(arena)),
+            Repr::Dense(registers) => Repr::Dense(arena.vec_from(registers)),
+        };
+        Sketch {
+            precision: self.precision,
+            repr,
         }
     }
 }
@@ -229,11 +255,21 @@ impl Sketch {
     /// An empty sketch; errors when `precision` is outside 4..=18. Takes any integer type, so
     /// an SQL `integer` is checked as it is, never truncated first.
     pub fn new(precision: impl Into<i64>) -> Result<Self> {
+        Sketch::new_in(precision, Arena::HEAP)
+    }
+
+    /// An empty sketch whose buffers live in `arena`.
+    pub fn new_in(precision: impl Into<i64>, arena: Arena) -> Result<Self> {
         let precision = checked_precision(precision.into())?;
         Ok(Sketch {
             precision,
-            repr: Repr::Explicit(Vec::new()),
+            repr: Repr::Explicit(arena.vec()),
         })
+    }
+
+    /// Where this sketch's buffers live.
+    pub fn arena(&self) -> Arena {
+        self.repr.arena()
     }
 
     pub fn precision(&self) -> u8 {
@@ -307,14 +343,14 @@ impl Sketch {
         if let Repr::Explicit(hashes) = &self.repr
             && hashes.len() > explicit::capacity(self.precision)
         {
-            self.repr = Repr::Sparse(sparse::SparseSet::from_hashes(hashes));
+            self.repr = Repr::Sparse(sparse::SparseSet::from_hashes(hashes, *hashes.allocator()));
         }
         if let Repr::Sparse(set) = &mut self.repr {
             set.flush();
             if codec::HEADER_LEN + set.encoded_payload_len()
                 > codec::dense_encoded_len(self.precision)
             {
-                let mut registers = vec![0u8; 1 << self.precision];
+                let mut registers = set.arena().vec_filled(0u8, 1 << self.precision);
                 set.scatter_into(&mut registers, self.precision);
                 self.repr = Repr::Dense(registers);
             }
@@ -343,9 +379,10 @@ impl Sketch {
             return;
         }
         if self.is_empty() && !other.is_empty() {
-            *self = other.clone();
+            *self = other.clone_in(self.arena());
             return;
         }
+        let arena = self.arena();
         if other.precision < self.precision {
             self.fold_in_place(other.precision);
         }
@@ -369,7 +406,7 @@ impl Sketch {
                 theirs.iter().for_each(|&hash| registers.add_hash(hash));
             }
             (Repr::Explicit(mine), Repr::Dense(theirs)) => {
-                let mut registers = vec![0u8; 1 << p];
+                let mut registers = arena.vec_filled(0u8, 1 << p);
                 dense::merge_folded(&mut registers, p, theirs, other.precision);
                 let mut dense_registers = DenseRegisters {
                     registers: &mut registers,
@@ -379,7 +416,7 @@ impl Sketch {
                 self.repr = Repr::Dense(registers);
             }
             (Repr::Explicit(mine), Repr::Sparse(theirs)) => {
-                let mut set = sparse::SparseSet::from_hashes(mine);
+                let mut set = sparse::SparseSet::from_hashes(mine, arena);
                 set.merge_from(theirs);
                 self.repr = Repr::Sparse(set);
                 self.compact();
@@ -389,7 +426,7 @@ impl Sketch {
             }
             (Repr::Dense(registers), Repr::Sparse(theirs)) => theirs.scatter_into(registers, p),
             (Repr::Sparse(mine), Repr::Dense(theirs)) => {
-                let mut registers = vec![0u8; 1 << p];
+                let mut registers = arena.vec_filled(0u8, 1 << p);
                 dense::merge_folded(&mut registers, p, theirs, other.precision);
                 mine.scatter_into(&mut registers, p);
                 self.repr = Repr::Dense(registers);
@@ -442,7 +479,7 @@ impl Sketch {
         self.precision = precision;
         match &mut self.repr {
             Repr::Dense(registers) => {
-                let mut folded = vec![0u8; 1 << precision];
+                let mut folded = registers.allocator().vec_filled(0u8, 1 << precision);
                 dense::merge_folded(&mut folded, precision, registers, from);
                 *registers = folded;
             }
@@ -523,9 +560,9 @@ impl PartialEq for Sketch {
         }
         let (a, b) = (self.normalized(), other.normalized());
         match (&a.repr, &b.repr) {
-            (Repr::Explicit(x), Repr::Explicit(y)) => x == y,
+            (Repr::Explicit(x), Repr::Explicit(y)) => x[..] == y[..],
             (Repr::Sparse(x), Repr::Sparse(y)) => x.tokens() == y.tokens(),
-            (Repr::Dense(x), Repr::Dense(y)) => x == y,
+            (Repr::Dense(x), Repr::Dense(y)) => x[..] == y[..],
             _ => false,
         }
     }

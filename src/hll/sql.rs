@@ -3,7 +3,10 @@
 //! per-row cost (DESIGN.md, platform facts).
 
 use super::sketch::{DEFAULT_PRECISION, DenseRegisters, Sketch, checked_precision};
-use crate::common::aggregate::{combine_states, new_state, state_datum, state_mut, state_or_init};
+use crate::common::aggregate::{
+    combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
+};
+use crate::common::arena::{Arena, CloneIn};
 use crate::common::hash::{hash_bytes, hash_int};
 use crate::common::report::OrRaise;
 use crate::common::value_hash::{cached_hasher, existing_hasher};
@@ -20,8 +23,9 @@ sql_varlena_type!(
 );
 
 impl HllDatum {
+    /// The decoded sketch, its buffers in the current memory context.
     fn sketch(&self) -> Sketch {
-        Sketch::decode(self.bytes()).or_raise()
+        Sketch::decode_in(self.bytes(), Arena::current()).or_raise()
     }
 
     fn from_sketch(sketch: &Sketch) -> Self {
@@ -68,7 +72,7 @@ fn hll_out(value: HllDatum) -> CString {
 
 #[pg_extern(sql = false)]
 fn hll_recv(buf: Internal, _type_oid: pg_sys::Oid, typmod: i32) -> HllDatum {
-    let sketch = Sketch::decode(take_recv_bytes(buf)).or_raise();
+    let sketch = Sketch::decode_in(take_recv_bytes(buf), Arena::current()).or_raise();
     HllDatum::from_sketch(&apply_typmod(sketch, typmod))
 }
 
@@ -127,7 +131,7 @@ fn hll_enforce_typmod(value: HllDatum, typmod: i32, _explicit: bool) -> HllDatum
 
 #[pg_extern(sql = false)]
 fn hll_from_bytea(bytes: &[u8]) -> HllDatum {
-    HllDatum::from_sketch(&Sketch::decode(bytes).or_raise())
+    HllDatum::from_sketch(&Sketch::decode_in(bytes, Arena::current()).or_raise())
 }
 
 #[pg_extern(sql = false)]
@@ -308,7 +312,7 @@ unsafe extern "C-unwind" fn hll_agg_trans_general(
             } else {
                 i64::from(DEFAULT_PRECISION)
             };
-            Some(Sketch::new(precision).or_raise())
+            Some(Sketch::new_in(precision, state_arena(fcinfo)).or_raise())
         });
         if let (false, Some(sketch)) = (pg_arg_is_null(fcinfo, 1), sketch) {
             sketch.add_hash(cached_hasher(fcinfo, 1).hash(pg_getarg_datum_raw(fcinfo, 1)));
@@ -335,7 +339,7 @@ fn hll_union_trans(
     if let Some(value) = value {
         match slot {
             Some(sketch) => sketch.merge_encoded(value.bytes()).or_raise(),
-            None => *slot = Some(value.sketch()),
+            None => *slot = Some(Sketch::decode_in(value.bytes(), state_arena(fcinfo)).or_raise()),
         }
     }
     state
@@ -343,11 +347,12 @@ fn hll_union_trans(
 
 #[pg_extern(sql = false)]
 fn hll_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let mine_arena = state_arena(fcinfo);
     unsafe {
         combine_states::<State>(a, b, fcinfo, |mine, theirs| match (mine.as_mut(), theirs) {
             (_, None) => {}
             (Some(mine), Some(theirs)) => mine.merge_from(theirs),
-            (None, Some(theirs)) => *mine = Some(theirs.clone()),
+            (None, Some(theirs)) => *mine = Some(theirs.clone_in(mine_arena)),
         })
     }
 }
@@ -369,7 +374,7 @@ fn hll_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInf
     let state: State = if bytes.is_empty() {
         None
     } else {
-        Some(Sketch::decode(bytes).or_raise())
+        Some(Sketch::decode_in(bytes, state_arena(fcinfo)).or_raise())
     };
     new_state::<State>(fcinfo, state)
 }

@@ -44,6 +44,7 @@
 
 use super::heavy::{HeavyList, MAX_HEAVY, MAX_KEY_BYTES};
 use super::{Mode, Sketch, dimensions};
+use crate::common::arena::Arena;
 use crate::common::error::{Error, ErrorKind, Result};
 
 pub const FORMAT_VERSION: u8 = 1;
@@ -199,9 +200,24 @@ impl Sketch {
         out
     }
 
+    /// N of an encoded sketch, read from its header: a stored value was validated when it came
+    /// in, and its counters (up to 64 MiB once decoded) are not needed for this.
+    pub fn encoded_total(bytes: &[u8]) -> Result<i64> {
+        if bytes.len() < HEADER_BYTES || bytes[0] != FORMAT_VERSION {
+            return Sketch::decode(bytes).map(|s| s.total()); // the decoder says what is wrong
+        }
+        let mut r = Reader { bytes, pos: 31 };
+        r.i64("total")
+    }
+
     /// Decodes and fully validates the binary form; anything but canonical bytes is an
     /// `InvalidBinary` error.
     pub fn decode(bytes: &[u8]) -> Result<Sketch> {
+        Sketch::decode_in(bytes, Arena::HEAP)
+    }
+
+    /// [`Sketch::decode`] into buffers in `arena`.
+    pub fn decode_in(bytes: &[u8], arena: Arena) -> Result<Sketch> {
         if bytes.len() < HEADER_BYTES {
             return Err(bad(format!(
                 "{} bytes is shorter than the {HEADER_BYTES}-byte header",
@@ -263,7 +279,7 @@ impl Sketch {
         // the length check comes before the allocation.
         let cells = width as usize * depth as usize;
         let raw = r.take(cells * counter_bytes as usize, "counters")?;
-        let mut counters = vec![0i64; cells];
+        let mut counters = arena.vec_filled(0i64, cells);
         match counter_bytes {
             0 => {}
             1 => read_counters::<1>(raw, &mut counters, |b| i64::from(i8::from_le_bytes(b))),
@@ -305,7 +321,7 @@ impl Sketch {
                 r.remaining()
             )));
         }
-        let mut candidates: Vec<(Vec<u8>, u8, i64, i64)> =
+        let mut candidates: Vec<(&[u8], u8, i64, i64)> =
             Vec::with_capacity(candidate_count as usize);
         for index in 0..candidate_count {
             let what = format!("candidate {index}");
@@ -326,13 +342,13 @@ impl Sketch {
                 )));
             }
             if let Some((prev_key, prev_tag, _, _)) = candidates.last()
-                && (prev_key.as_slice(), *prev_tag) >= (key, tag)
+                && (*prev_key, *prev_tag) >= (key, tag)
             {
                 return Err(bad(format!(
                     "{what}: candidates are not strictly ascending by key and tag"
                 )));
             }
-            candidates.push((key.to_vec(), tag, count, error));
+            candidates.push((key, tag, count, error));
         }
         if r.remaining() != 0 {
             return Err(bad(format!(
@@ -348,7 +364,7 @@ impl Sketch {
             depth,
             total,
             counters,
-            heavy: HeavyList::from_parts(capacity, floor, candidates),
+            heavy: HeavyList::from_parts(capacity, floor, candidates, arena),
         })
     }
 

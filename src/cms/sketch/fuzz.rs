@@ -184,15 +184,10 @@ fn twist(bytes: &[u8], rng: &mut SplitMix64) -> Vec<u8> {
                     .saturating_add(5)
                     .min(1 << 62),
             ) as i64;
-            (
-                c.key.to_vec(),
-                c.tag,
-                count,
-                rng.below(count as u64 + 1) as i64,
-            )
+            (c.key, c.tag, count, rng.below(count as u64 + 1) as i64)
         })
         .collect();
-    s.heavy = HeavyList::from_parts(s.heavy.capacity(), floor, parts);
+    s.heavy = HeavyList::from_parts(s.heavy.capacity(), floor, parts, Arena::HEAP);
     s.encode()
 }
 

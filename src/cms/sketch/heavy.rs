@@ -60,10 +60,13 @@
 //! only grows, up to N, and `guaranteed` top-k rows become rare; estimates and upper bounds stay
 //! as good as a fresh union's, because every count is re-scored against the exact counters.
 
+use crate::common::arena::{Arena, ArenaVec};
 use crate::common::error::{Error, ErrorKind, Result};
 use crate::common::hash::hash_bytes;
 use std::cmp::Ordering;
-use std::collections::HashMap;
+
+/// The hash index lives in the list's arena too.
+type HashMap<K, V, S> = hashbrown::HashMap<K, V, S, Arena>;
 use std::hash::{BuildHasher, Hasher, RandomState};
 
 /// Largest heavy-hitter capacity.
@@ -127,7 +130,7 @@ pub struct Candidate<'a> {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    key: Vec<u8>,
+    key: ArenaVec<u8>,
     tag: u8,
     hash: u64,
     count: i64,
@@ -170,8 +173,8 @@ fn key_order(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
 pub(super) struct HeavyList {
     capacity: u32,
     floor: i64,
-    entries: Vec<Entry>,
-    heap: Vec<u32>,
+    entries: ArenaVec<Entry>,
+    heap: ArenaVec<u32>,
     by_hash: HashMap<u64, u32, SeededFold>,
 }
 
@@ -205,15 +208,30 @@ fn overflow() -> Error {
 }
 
 impl HeavyList {
-    pub(super) fn new(capacity: u32) -> HeavyList {
-        let by_hash = HashMap::with_hasher(SeededFold::random());
+    pub(super) fn new(capacity: u32, arena: Arena) -> HeavyList {
+        let by_hash = HashMap::with_hasher_in(SeededFold::random(), arena);
         HeavyList {
             capacity,
             floor: 0,
-            entries: Vec::new(),
-            heap: Vec::new(),
+            entries: arena.vec(),
+            heap: arena.vec(),
             by_hash,
         }
+    }
+
+    /// Where the list's entries, keys and index live.
+    pub(super) fn arena(&self) -> Arena {
+        *self.entries.allocator()
+    }
+
+    /// A copy in `arena`.
+    pub(super) fn clone_in(&self, arena: Arena) -> HeavyList {
+        let parts = self
+            .entries
+            .iter()
+            .map(|e| (&e.key[..], e.tag, e.count, e.error))
+            .collect();
+        HeavyList::from_parts(self.capacity, self.floor, parts, arena)
     }
 
     /// A list from candidates in any order, which must have distinct keys, satisfy the
@@ -221,23 +239,26 @@ impl HeavyList {
     pub(super) fn from_parts(
         capacity: u32,
         floor: i64,
-        candidates: Vec<(Vec<u8>, u8, i64, i64)>,
+        candidates: Vec<(&[u8], u8, i64, i64)>,
+        arena: Arena,
     ) -> HeavyList {
         debug_assert!(candidates.len() <= capacity as usize);
-        let mut list = HeavyList::new(capacity);
+        let mut list = HeavyList::new(capacity, arena);
         list.floor = if capacity == 0 { 0 } else { floor };
-        list.entries = candidates
-            .into_iter()
-            .map(|(key, tag, count, error)| Entry {
-                hash: hash_bytes(&key),
-                key,
-                tag,
-                count,
-                error,
-                heap_slot: 0,
-                next_same_hash: NONE,
-            })
-            .collect();
+        list.entries.reserve(candidates.len());
+        list.entries.extend(
+            candidates
+                .into_iter()
+                .map(|(key, tag, count, error)| Entry {
+                    hash: hash_bytes(key),
+                    key: arena.vec_from(key),
+                    tag,
+                    count,
+                    error,
+                    heap_slot: 0,
+                    next_same_hash: NONE,
+                }),
+        );
         list.rebuild_index();
         list
     }
@@ -305,7 +326,7 @@ impl HeavyList {
             let error = count - weight;
             if self.entries.len() < self.capacity as usize {
                 self.push(Entry {
-                    key: key.to_vec(),
+                    key: self.arena().vec_from(key),
                     tag,
                     hash,
                     count,
@@ -335,8 +356,9 @@ impl HeavyList {
         total: i64,
     ) -> Result<HeavyList> {
         let capacity = a.capacity.max(b.capacity);
+        let arena = a.arena();
         if capacity == 0 {
-            return Ok(HeavyList::new(0));
+            return Ok(HeavyList::new(0, arena));
         }
         let (list_a, list_b) = (a.canonical(), b.canonical());
         let mut merged: Vec<Candidate<'_>> = Vec::with_capacity(list_a.len() + list_b.len());
@@ -377,7 +399,7 @@ impl HeavyList {
             }
         }
         let floor = floor_a.saturating_add(floor_b);
-        Ok(HeavyList::keep_best(capacity, floor, merged, total))
+        Ok(HeavyList::keep_best(capacity, floor, merged, total, arena))
     }
 
     /// This list minus `other` (see the module documentation), re-scored by `estimate` (the
@@ -391,7 +413,7 @@ impl HeavyList {
         total: i64,
     ) -> Result<HeavyList> {
         if self.capacity == 0 {
-            return Ok(HeavyList::new(0));
+            return Ok(HeavyList::new(0, self.arena()));
         }
         let mut kept = Vec::with_capacity(self.entries.len());
         for mine in self.canonical() {
@@ -410,7 +432,13 @@ impl HeavyList {
                 });
             }
         }
-        Ok(HeavyList::keep_best(self.capacity, self.floor, kept, total))
+        Ok(HeavyList::keep_best(
+            self.capacity,
+            self.floor,
+            kept,
+            total,
+            self.arena(),
+        ))
     }
 
     /// The `capacity` best-ranked of `candidates` (distinct keys); the floor rises to the largest
@@ -420,6 +448,7 @@ impl HeavyList {
         floor: i64,
         mut candidates: Vec<Candidate<'_>>,
         total: i64,
+        arena: Arena,
     ) -> HeavyList {
         candidates.sort_by(|a, b| rank(a.count, a.key, a.tag, b.count, b.key, b.tag));
         let mut floor = floor;
@@ -429,9 +458,9 @@ impl HeavyList {
         candidates.truncate(capacity as usize);
         let parts = candidates
             .into_iter()
-            .map(|c| (c.key.to_vec(), c.tag, c.count, c.error))
+            .map(|c| (c.key, c.tag, c.count, c.error))
             .collect();
-        HeavyList::from_parts(capacity, floor.min(total.max(0)), parts)
+        HeavyList::from_parts(capacity, floor.min(total.max(0)), parts, arena)
     }
 
     // ---- the index: hash chains and the heap ------------------------------------------------
@@ -509,9 +538,13 @@ impl HeavyList {
     }
 
     fn rebuild_index(&mut self) {
-        self.by_hash =
-            HashMap::with_capacity_and_hasher(self.entries.len(), self.by_hash.hasher().clone());
-        self.heap = Vec::with_capacity(self.entries.len());
+        let arena = self.arena();
+        self.by_hash = HashMap::with_capacity_and_hasher_in(
+            self.entries.len(),
+            self.by_hash.hasher().clone(),
+            arena,
+        );
+        self.heap = ArenaVec::with_capacity_in(self.entries.len(), arena);
         for at in 0..self.entries.len() as u32 {
             self.link_hash(at);
             self.heap.push(at);

@@ -1152,3 +1152,18 @@ proptest! {
         prop_assert_eq!(merged.total(), whole.total());
     }
 }
+
+#[test]
+fn total_is_read_from_the_header() {
+    let mut s = sketch(0.01, 0.1, 4, Mode::Linear);
+    assert_eq!(Sketch::encoded_total(&s.encode()).unwrap(), 0);
+    feed(&mut s, &[(1, 5), (2, -3), (3, 1_000_000)]);
+    let bytes = s.encode();
+    assert_eq!(Sketch::encoded_total(&bytes).unwrap(), 1_000_002);
+    assert_eq!(Sketch::encoded_total(&bytes).unwrap(), s.total());
+    // Bytes too short for a header, or of another version, get the decoder's error.
+    for bad in [&bytes[..10], &[9u8; 60][..]] {
+        let error = Sketch::encoded_total(bad).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidBinary);
+    }
+}

@@ -2,6 +2,7 @@
 
 use super::sparse::{self, SparseSet};
 use super::{MAX_PRECISION, MIN_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense, explicit};
+use crate::common::arena::{Arena, ArenaVec};
 use crate::common::error::{Error, ErrorKind, Result};
 
 /// The version this build writes. It reads version 1 too (the same forms but the explicit one).
@@ -115,9 +116,9 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
 }
 
 /// Decodes the token entries of a sparse payload, checking every field.
-fn decode_tokens(payload: &[u8]) -> Result<Vec<u32>> {
+fn decode_tokens(payload: &[u8], arena: Arena) -> Result<ArenaVec<u32>> {
     // Every entry takes at least one byte, so the payload length bounds the allocation.
-    let mut tokens = Vec::with_capacity(payload.len());
+    let mut tokens = ArenaVec::with_capacity_in(payload.len(), arena);
     let mut pos = 0;
     let mut previous: Option<u32> = None;
     while pos < payload.len() {
@@ -164,11 +165,13 @@ fn decode_tokens(payload: &[u8]) -> Result<Vec<u32>> {
 
 /// Decodes the hashes of an explicit payload (whole 8-byte words, checked by the header),
 /// which must be strictly increasing.
-fn decode_hashes(payload: &[u8]) -> Result<Vec<u64>> {
-    let hashes: Vec<u64> = payload
-        .chunks_exact(8)
-        .map(|word| u64::from_le_bytes(word.try_into().unwrap_or_default()))
-        .collect();
+fn decode_hashes(payload: &[u8], arena: Arena) -> Result<ArenaVec<u64>> {
+    let mut hashes = ArenaVec::with_capacity_in(payload.len() / 8, arena);
+    hashes.extend(
+        payload
+            .chunks_exact(8)
+            .map(|word| u64::from_le_bytes(word.try_into().unwrap_or_default())),
+    );
     match hashes.windows(2).position(|pair| pair[0] >= pair[1]) {
         Some(at) => Err(invalid_binary(format!(
             "explicit hashes {at} and {} are not strictly increasing",
@@ -259,15 +262,20 @@ impl Sketch {
     /// Decodes and fully validates the binary form; anything but a canonical value is refused.
     /// Never panics, and allocates at most about four times the input length.
     pub fn decode(bytes: &[u8]) -> Result<Sketch> {
+        Sketch::decode_in(bytes, Arena::HEAP)
+    }
+
+    /// [`Sketch::decode`] into buffers in `arena`.
+    pub fn decode_in(bytes: &[u8], arena: Arena) -> Result<Sketch> {
         let header = read_header(bytes)?;
         let precision = header.precision;
         let payload = &bytes[HEADER_LEN..];
         let repr = match header.form {
-            FORM_EMPTY => Repr::Explicit(Vec::new()),
-            FORM_EXPLICIT => Repr::Explicit(decode_hashes(payload)?),
-            FORM_SPARSE => Repr::Sparse(SparseSet::from_sorted(decode_tokens(payload)?)),
+            FORM_EMPTY => Repr::Explicit(arena.vec()),
+            FORM_EXPLICIT => Repr::Explicit(decode_hashes(payload, arena)?),
+            FORM_SPARSE => Repr::Sparse(SparseSet::from_sorted(decode_tokens(payload, arena)?)),
             _ => Repr::Dense(
-                dense::unpack(payload, dense::max_rank(precision))
+                dense::unpack(payload, dense::max_rank(precision), arena)
                     .map_err(|e| invalid_registers(e, precision))?,
             ),
         };
@@ -277,7 +285,7 @@ impl Sketch {
     /// Merges an encoded sketch into `self`: `merge_from(&Sketch::decode(bytes)?)`. On error
     /// `self` is unchanged.
     pub fn merge_encoded(&mut self, bytes: &[u8]) -> Result<()> {
-        self.merge_from(&Sketch::decode(bytes)?);
+        self.merge_from(&Sketch::decode_in(bytes, self.arena())?);
         Ok(())
     }
 

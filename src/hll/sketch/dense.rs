@@ -1,5 +1,7 @@
 //! Dense registers: ranks, folding, and the 6-bit packing of the binary form.
 
+use crate::common::arena::{Arena, ArenaVec};
+
 /// Rank of `hash` at precision `p`: 1 + leading zeros of the `64 - p` bits below the index,
 /// `65 - p` when they are all zero. Bit `p - 1` of the shifted hash is a sentinel: it lies
 /// below every bit that can count, and stops the count at `64 - p` when they are all zero, so
@@ -115,8 +117,8 @@ fn check(registers: &[u8], max: u8) -> Result<bool, PackedError> {
 }
 
 /// Unpacks and checks packed registers: each at most `max`, at least one non-zero.
-pub fn unpack(packed: &[u8], max: u8) -> Result<Vec<u8>, PackedError> {
-    let mut registers = vec![0u8; packed.len() / 6 * 8];
+pub fn unpack(packed: &[u8], max: u8, arena: Arena) -> Result<ArenaVec<u8>, PackedError> {
+    let mut registers = arena.vec_filled(0u8, packed.len() / 6 * 8);
     unpack_into(packed, &mut registers);
     if check(&registers, max)? {
         Ok(registers)

@@ -3,6 +3,7 @@
 //! tokens keep 26 bits of each hash and can merge two values (45 in 2^26 for a 10-value set).
 
 use super::{MAX_PRECISION, dense};
+use crate::common::arena::ArenaVec;
 
 /// The most hashes an explicit sketch holds at precisions 11 and above (1 KiB of payload).
 pub const MAX_HASHES: usize = 128;
@@ -16,16 +17,17 @@ pub fn capacity(p: u8) -> usize {
 
 /// Inserts `hash` into a strictly increasing list, unless it is there already.
 #[inline]
-pub fn insert(hashes: &mut Vec<u64>, hash: u64) {
+pub fn insert(hashes: &mut ArenaVec<u64>, hash: u64) {
     if let Err(at) = hashes.binary_search(&hash) {
         hashes.insert(at, hash);
     }
 }
 
 /// Merges a strictly increasing list into another, keeping it strictly increasing.
-pub fn merge(hashes: &mut Vec<u64>, other: &[u64]) {
-    let mine = std::mem::take(hashes);
-    let mut merged = Vec::with_capacity(mine.len() + other.len());
+pub fn merge(hashes: &mut ArenaVec<u64>, other: &[u64]) {
+    let arena = *hashes.allocator();
+    let mine = std::mem::replace(hashes, arena.vec());
+    let mut merged = ArenaVec::with_capacity_in(mine.len() + other.len(), arena);
     let (mut i, mut j) = (0, 0);
     while i < mine.len() && j < other.len() {
         let (a, b) = (mine[i], other[j]);

@@ -7,6 +7,7 @@
 //! `u32`s sorts by index and, within an index, by rank.
 
 use super::{MAX_PRECISION, dense};
+use crate::common::arena::{Arena, ArenaVec};
 
 pub const SPARSE_PRECISION: u32 = 26;
 const RANK_BITS: u32 = 6;
@@ -94,35 +95,60 @@ pub fn gap(previous: Option<u32>, index: u32) -> u32 {
 }
 
 /// A set of tokens: a sorted list with one token per index, plus unsorted recent insertions.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SparseSet {
     /// Strictly increasing indexes, each with the highest rank seen.
-    sorted: Vec<u32>,
+    sorted: ArenaVec<u32>,
     /// Encoded payload bytes of `sorted`.
     sorted_bytes: usize,
     /// Tokens not yet in `sorted`, in arrival order, possibly repeated.
-    pending: Vec<u32>,
+    pending: ArenaVec<u32>,
 }
 
 impl SparseSet {
     /// A set from tokens already sorted and deduplicated (the decoder checks that).
-    pub fn from_sorted(sorted: Vec<u32>) -> Self {
+    pub fn from_sorted(sorted: ArenaVec<u32>) -> Self {
         let sorted_bytes = payload_len(&sorted);
+        let pending = sorted.allocator().vec();
         SparseSet {
             sorted,
             sorted_bytes,
-            pending: Vec::new(),
+            pending,
         }
     }
 
-    /// The tokens of `hashes` (an explicit sketch turning sparse).
-    pub fn from_hashes(hashes: &[u64]) -> Self {
+    /// The tokens of `hashes` (an explicit sketch turning sparse), in `arena`.
+    pub fn from_hashes(hashes: &[u64], arena: Arena) -> Self {
+        let mut pending = ArenaVec::with_capacity_in(hashes.len(), arena);
+        pending.extend(hashes.iter().map(|&hash| token(hash)));
         let mut set = SparseSet {
-            pending: hashes.iter().map(|&hash| token(hash)).collect(),
-            ..SparseSet::default()
+            pending,
+            ..SparseSet::new_in(arena)
         };
         set.flush();
         set
+    }
+
+    /// An empty set in `arena`.
+    pub fn new_in(arena: Arena) -> Self {
+        SparseSet {
+            sorted: arena.vec(),
+            sorted_bytes: 0,
+            pending: arena.vec(),
+        }
+    }
+
+    /// Where the token lists live.
+    pub fn arena(&self) -> Arena {
+        *self.sorted.allocator()
+    }
+
+    pub fn clone_in(&self, arena: Arena) -> Self {
+        SparseSet {
+            sorted: arena.vec_from(&self.sorted),
+            sorted_bytes: self.sorted_bytes,
+            pending: arena.vec_from(&self.pending),
+        }
     }
 
     pub fn has_pending(&self) -> bool {
@@ -144,7 +170,8 @@ impl SparseSet {
         if self.pending.is_empty() {
             return;
         }
-        let mut pending = std::mem::take(&mut self.pending);
+        let arena = self.arena();
+        let mut pending = std::mem::replace(&mut self.pending, arena.vec());
         sort_and_dedup(&mut pending);
         if self.sorted.is_empty() {
             self.sorted = pending;
@@ -162,7 +189,7 @@ impl SparseSet {
         self.flush();
         if !other.sorted.is_empty() {
             if self.sorted.is_empty() {
-                self.sorted = other.sorted.clone();
+                self.sorted = self.arena().vec_from(&other.sorted);
                 self.sorted_bytes = other.sorted_bytes;
             } else {
                 self.merge_sorted(&other.sorted);
@@ -176,8 +203,9 @@ impl SparseSet {
 
     /// Merges a sorted, deduplicated token list into `sorted`, keeping the higher rank.
     fn merge_sorted(&mut self, other: &[u32]) {
-        let mine = std::mem::take(&mut self.sorted);
-        let mut merged = Vec::with_capacity(mine.len() + other.len());
+        let arena = self.arena();
+        let mine = std::mem::replace(&mut self.sorted, arena.vec());
+        let mut merged = ArenaVec::with_capacity_in(mine.len() + other.len(), arena);
         let (mut i, mut j) = (0, 0);
         while i < mine.len() && j < other.len() {
             let (a, b) = (mine[i], other[j]);
@@ -237,7 +265,7 @@ impl SparseSet {
 }
 
 /// Sorts tokens and keeps one per index, the one with the highest rank.
-fn sort_and_dedup(tokens: &mut Vec<u32>) {
+fn sort_and_dedup(tokens: &mut ArenaVec<u32>) {
     tokens.sort_unstable();
     // Equal indexes are adjacent and ordered by rank, so the last of each run wins.
     let mut kept = 0;
