@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod arena;
+pub mod bytes;
 pub mod error;
 pub mod hash;
 pub mod report;

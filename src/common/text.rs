@@ -192,6 +192,32 @@ impl<'a> TextReader<'a> {
         })
     }
 
+    /// Opens the outer object of a value's text form; true when the whole input is `{}` (the
+    /// empty value), false when a member follows the `{`.
+    pub fn open_or_empty(&mut self) -> Result<bool> {
+        self.skip_whitespace();
+        self.require(b'{')?;
+        self.skip_whitespace();
+        if self.accept(b'}') {
+            self.expect_end()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// `"name":` with blanks around, or an error pointing at the key that stands there instead.
+    pub fn key(&mut self, name: &str) -> Result<()> {
+        self.skip_whitespace();
+        let at = self.position();
+        if self.string()? != name {
+            return Err(self.error_at(at, format!("expected the key \"{name}\" here")));
+        }
+        self.skip_whitespace();
+        self.require(b':')?;
+        self.skip_whitespace();
+        Ok(())
+    }
+
     pub fn position(&self) -> usize {
         self.pos
     }

@@ -189,5 +189,8 @@ impl OrSet {
     }
 }
 
+mod codec;
+pub use codec::FORMAT_VERSION;
+
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,7 @@
 //! `{"node": "tokyo", "stamp": "2026-12-04T19:40:00.123456Z", "tick": 0, "value": <json>}`
 //! (keys in this order, the stamp with six fraction digits and `Z`).
 
+use crate::common::bytes::ByteReader;
 use crate::common::error::{Error, ErrorKind, Result};
 use crate::common::text::{TextReader, write_json_string};
 use crate::crdt::counter::validate_node_id;
@@ -182,48 +183,27 @@ impl Register {
     /// Decodes the binary form, checking every field (the value's jsonb syntax is the SQL
     /// binding's to check).
     pub fn decode(bytes: &[u8]) -> Result<Register> {
-        let bad = |what: String| {
-            Error::new(
-                ErrorKind::InvalidBinary,
-                "invalid binary data for type lwwreg",
-            )
-            .with_detail(what)
-        };
-        let mut pos = 0usize;
-        let mut take = |n: usize, what: &str| -> Result<&[u8]> {
-            let end = pos
-                .checked_add(n)
-                .filter(|&e| e <= bytes.len())
-                .ok_or_else(|| bad(format!("truncated in the {what}")))?;
-            let slice = &bytes[pos..end];
-            pos = end;
-            Ok(slice)
-        };
-        let version = take(1, "version")?[0];
+        let mut r = ByteReader::new(bytes, TYPE_NAME);
+        let version = r.u8("version")?;
         if version != FORMAT_VERSION {
-            return Err(bad(format!("unknown format version {version}")));
+            return Err(r.invalid(format!("unknown format version {version}")));
         }
-        let register = match take(1, "form")?[0] {
+        let register = match r.u8("form")? {
             0 => Register(None),
             1 => {
-                let micros = i64::from_le_bytes(take(8, "stamp")?.try_into().unwrap_or([0; 8]));
-                let tick = u32::from_le_bytes(take(4, "tick")?.try_into().unwrap_or([0; 4]));
-                let node_len = take(1, "node id length")?[0] as usize;
-                let node = std::str::from_utf8(take(node_len, "node id")?)
-                    .map_err(|_| bad("the node id is not UTF-8".into()))?;
-                let value_len =
-                    u32::from_le_bytes(take(4, "value length")?.try_into().unwrap_or([0; 4]));
-                let value = std::str::from_utf8(take(value_len as usize, "value")?)
-                    .map_err(|_| bad("the value is not UTF-8".into()))?;
-                let write =
-                    Write::new(Stamp { micros, tick }, node, value).map_err(|e| bad(e.message))?;
+                let micros = r.i64("stamp")?;
+                let tick = r.u32("tick")?;
+                let node_len = r.u8("node id length")? as usize;
+                let node = r.str(node_len, "node id")?;
+                let value_len = r.u32("value length")? as usize;
+                let value = r.str(value_len, "value")?;
+                let write = Write::new(Stamp { micros, tick }, node, value)
+                    .map_err(|e| r.invalid(e.message))?;
                 Register(Some(write))
             }
-            other => return Err(bad(format!("unknown form {other}"))),
+            other => return Err(r.invalid(format!("unknown form {other}"))),
         };
-        if pos != bytes.len() {
-            return Err(bad(format!("{} trailing bytes", bytes.len() - pos)));
-        }
+        r.finish()?;
         Ok(register)
     }
 
@@ -247,11 +227,7 @@ impl Register {
     /// SQL binding canonicalises it through jsonb and checks that it was canonical).
     pub fn parse_text(text: &str) -> Result<Register> {
         let mut r = TextReader::new(text, TYPE_NAME);
-        r.skip_whitespace();
-        r.require(b'{')?;
-        r.skip_whitespace();
-        if r.accept(b'}') {
-            r.expect_end()?;
+        if r.open_or_empty()? {
             return Ok(Register(None));
         }
         let key = |r: &mut TextReader<'_>, name: &str, first: bool| -> Result<()> {
@@ -259,15 +235,7 @@ impl Register {
                 r.skip_whitespace();
                 r.require(b',')?;
             }
-            r.skip_whitespace();
-            let at = r.position();
-            if r.string()? != name {
-                return Err(r.error_at(at, format!("expected the key \"{name}\" here")));
-            }
-            r.skip_whitespace();
-            r.require(b':')?;
-            r.skip_whitespace();
-            Ok(())
+            r.key(name)
         };
         key(&mut r, "node", true)?;
         let node = r.string()?;

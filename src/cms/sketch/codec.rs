@@ -45,6 +45,7 @@
 use super::heavy::{HeavyList, MAX_HEAVY, MAX_KEY_BYTES};
 use super::{Mode, Sketch, dimensions};
 use crate::common::arena::Arena;
+use crate::common::bytes::ByteReader;
 use crate::common::error::{Error, ErrorKind, Result};
 
 pub const FORMAT_VERSION: u8 = 1;
@@ -94,53 +95,6 @@ fn read_counters<const N: usize>(raw: &[u8], counters: &mut [i64], widen: fn([u8
 
 fn bad(what: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidBinary, "invalid binary data for type cms").with_detail(what)
-}
-
-/// Reads fields in order; every read checks the remaining length.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&end| end <= self.bytes.len())
-            .ok_or_else(|| {
-                bad(format!(
-                    "truncated in {what}: {} bytes, {n} more needed at byte {}",
-                    self.bytes.len(),
-                    self.pos
-                ))
-            })?;
-        let slice = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(slice)
-    }
-
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N, what)?);
-        Ok(out)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8> {
-        Ok(self.array::<1>(what)?[0])
-    }
-    fn u32(&mut self, what: &str) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.array(what)?))
-    }
-    fn i64(&mut self, what: &str) -> Result<i64> {
-        Ok(i64::from_le_bytes(self.array(what)?))
-    }
-    fn f64(&mut self, what: &str) -> Result<f64> {
-        Ok(f64::from_le_bytes(self.array(what)?))
-    }
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
 }
 
 impl Sketch {
@@ -206,7 +160,8 @@ impl Sketch {
         if bytes.len() < HEADER_BYTES || bytes[0] != FORMAT_VERSION {
             return Sketch::decode(bytes).map(|s| s.total()); // the decoder says what is wrong
         }
-        let mut r = Reader { bytes, pos: 31 };
+        let mut r = ByteReader::new(bytes, "cms");
+        r.take(31, "header")?;
         r.i64("total")
     }
 
@@ -224,7 +179,7 @@ impl Sketch {
                 bytes.len()
             )));
         }
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = ByteReader::new(bytes, "cms");
         let version = r.u8("version")?;
         if version != FORMAT_VERSION {
             return Err(bad(format!(

@@ -221,3 +221,163 @@ proptest! {
         prop_assert_eq!(a.merge(&b).unwrap().merge(&b).unwrap(), a.merge(&b).unwrap());
     }
 }
+
+// ---- binary and text forms ---------------------------------------------------------------------
+
+/// A state built by replicas trading adds, removes and merges.
+fn replicated(ops: &[Op]) -> OrSet {
+    let mut sets = vec![OrSet::new(); REPLICAS];
+    for op in ops {
+        match *op {
+            Op::Add(r, e) => sets[r].add(&name(e), NODES[r]).unwrap(),
+            Op::Remove(r, e) => {
+                sets[r].remove(&name(e));
+            }
+            Op::Deliver(from, to) => {
+                let state = sets[from].clone();
+                sets[to].merge_from(&state).unwrap();
+            }
+        }
+    }
+    sets.swap_remove(0)
+}
+
+#[test]
+fn worked_text_and_bytes() {
+    let mut s = OrSet::new();
+    s.add("milk", "a").unwrap();
+    s.add("eggs", "b").unwrap();
+    s.add("milk", "a").unwrap();
+    assert_eq!(
+        s.to_text(),
+        r#"{"clock": {"a": 2, "b": 1}, "elements": {"eggs": {"b": 1}, "milk": {"a": 2}}}"#
+    );
+    assert_eq!(OrSet::parse_text(&s.to_text()).unwrap(), s);
+    assert_eq!(OrSet::decode(&s.encode()).unwrap(), s);
+    assert_eq!(OrSet::new().to_text(), "{}");
+    assert_eq!(OrSet::new().encode(), [1, 0, 0, 0, 0, 0, 0]);
+    // Removing everything keeps the clock: that is what stops a stale add coming back.
+    s.remove("milk");
+    s.remove("eggs");
+    assert_eq!(
+        s.to_text(),
+        r#"{"clock": {"a": 2, "b": 1}, "elements": {}}"#
+    );
+    assert_eq!(OrSet::parse_text(&s.to_text()).unwrap(), s);
+}
+
+#[test]
+fn text_is_strict() {
+    for (text, why) in [
+        (r#"{"elements": {}, "clock": {"a": 1}}"#, "key order"),
+        (
+            r#"{"clock": {"b": 1, "a": 1}, "elements": {}}"#,
+            "node order",
+        ),
+        (
+            r#"{"clock": {"a": 1, "a": 1}, "elements": {}}"#,
+            "duplicate node",
+        ),
+        (r#"{"clock": {"a": 0}, "elements": {}}"#, "zero adds"),
+        (r#"{"clock": {"a": -1}, "elements": {}}"#, "negative adds"),
+        (
+            r#"{"clock": {"a": 1}, "elements": {"x": {"a": 2}}}"#,
+            "dot beyond the clock",
+        ),
+        (
+            r#"{"clock": {"a": 1}, "elements": {"x": {"b": 1}}}"#,
+            "dot of an unknown node",
+        ),
+        (
+            r#"{"clock": {"a": 1}, "elements": {"x": {}}}"#,
+            "element without a dot",
+        ),
+        (
+            r#"{"clock": {}, "elements": {}}"#,
+            "empty set not written {}",
+        ),
+        (r#"{"clock": {"": 1}, "elements": {}}"#, "empty node id"),
+        (r#"{"clock": {"a": 1}, "elements": {}} x"#, "trailing text"),
+        (r#"{"clock": {"a": 1.0}, "elements": {}}"#, "fraction"),
+    ] {
+        let error = OrSet::parse_text(text).expect_err(why);
+        assert!(
+            matches!(error.kind, ErrorKind::InvalidText | ErrorKind::Overflow),
+            "{why}: {error:?}"
+        );
+    }
+}
+
+#[test]
+fn decoder_refuses_what_the_encoder_would_not_write() {
+    let s = replicated(&[
+        Op::Add(0, 1),
+        Op::Add(0, 2),
+        Op::Remove(0, 1),
+        Op::Add(0, 3),
+    ]);
+    let bytes = s.encode();
+    assert_eq!(OrSet::decode(&bytes).unwrap(), s);
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(
+        OrSet::decode(&longer).unwrap_err().kind,
+        ErrorKind::InvalidBinary
+    );
+    for cut in 0..bytes.len() {
+        assert_eq!(
+            OrSet::decode(&bytes[..cut]).unwrap_err().kind,
+            ErrorKind::InvalidBinary
+        );
+    }
+    let mut version = bytes.clone();
+    version[0] = 2;
+    assert_eq!(
+        OrSet::decode(&version).unwrap_err().kind,
+        ErrorKind::InvalidBinary
+    );
+    // A forged element count cannot make the decoder allocate for it.
+    let mut huge = vec![1u8, 0, 0];
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(
+        OrSet::decode(&huge).unwrap_err().kind,
+        ErrorKind::InvalidBinary
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Forms round-trip, and equal states have identical bytes and text whatever the order
+    /// of the merges that made them.
+    #[test]
+    fn forms_are_canonical(a_ops in prop::collection::vec(op_strategy(), 0..40),
+                           b_ops in prop::collection::vec(op_strategy(), 0..40)) {
+        let a = replicated(&a_ops);
+        let b = replicated(&b_ops);
+        for s in [&a, &b] {
+            prop_assert_eq!(&OrSet::decode(&s.encode()).unwrap(), s);
+            prop_assert_eq!(&OrSet::parse_text(&s.to_text()).unwrap(), s);
+        }
+        if let (Ok(ab), Ok(ba)) = (a.merge(&b), b.merge(&a)) {
+            prop_assert_eq!(ab.encode(), ba.encode());
+            prop_assert_eq!(ab.to_text(), ba.to_text());
+        }
+    }
+
+    /// Mutated bytes never panic: they decode to a valid state (that re-encodes to the same
+    /// bytes) or give an InvalidBinary error.
+    #[test]
+    fn decoder_survives_mutations(ops in prop::collection::vec(op_strategy(), 0..30),
+                                  edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let mut bytes = replicated(&ops).encode();
+        for (at, byte) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+        }
+        match OrSet::decode(&bytes) {
+            Ok(s) => prop_assert_eq!(s.encode(), bytes),
+            Err(e) => prop_assert_eq!(e.kind, ErrorKind::InvalidBinary),
+        }
+    }
+}
