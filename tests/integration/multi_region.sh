@@ -202,7 +202,10 @@ sleep 5
 for n in "${NODES[@]}"; do
     moved="$(on "$n" -c "SELECT pg_current_wal_lsn() - '${lsn[$n]}'::pg_lsn")"
     echo "    $n: WAL moved $moved bytes"
-    check "$n: WAL quiet (under 1 kB in 5 s, background records only)" "yes" "$([ "$moved" -lt 1024 ] && echo yes || echo "no: $moved")"
+    # A loop re-applies rows without end (the row check below sees it). Background records stay
+    # small, but with PostgreSQL 18's default data checksums a hint bit set on a page after a
+    # checkpoint logs the whole 8 kB page: 16,224 bytes were seen once. 64 kB holds a few.
+    check "$n: WAL quiet (under 64 kB in 5 s, background records only)" "yes" "$([ "$moved" -lt 65536 ] && echo yes || echo "no: $moved")"
     check "$n: no row written in 5 s" "${writes[$n]}" "$(on "$n" -c "SELECT sum(n_tup_ins + n_tup_upd) FROM pg_stat_user_tables")"
 done
 
