@@ -1,11 +1,13 @@
-//! CRDTs: the counters `gcounter` (grow-only) and `pncounter` (increment/decrement), and the
-//! last-writer-wins register `lwwreg`. `counter` and `register` are the pure algorithms; `sql`,
-//! `register_sql`, `node`, `crdt.sql` and `register.sql` bind them to PostgreSQL;
+//! CRDTs: the counters `gcounter` (grow-only) and `pncounter` (increment/decrement), the
+//! last-writer-wins register `lwwreg` and the add-wins set `orset`. `counter`, `register` and
+//! `orset` are the pure algorithms; `sql`, `register_sql`, `orset_sql`, `node`, `crdt.sql`,
+//! `register.sql` and `orset.sql` bind them to PostgreSQL;
 //! `replication` and `replication.sql` merge states that logical replication carries.
 
 pub mod counter;
 mod node;
 pub mod orset;
+mod orset_sql;
 pub mod register;
 mod register_sql;
 mod replication;
@@ -13,6 +15,7 @@ mod sql;
 
 pgrx::extension_sql_file!("crdt.sql", name = "crdt");
 pgrx::extension_sql_file!("register.sql", name = "crdt_register", requires = ["crdt"]);
+pgrx::extension_sql_file!("orset.sql", name = "crdt_orset", requires = ["crdt"]);
 pgrx::extension_sql_file!(
     "replication.sql",
     name = "crdt_replication",
