@@ -36,7 +36,7 @@ acl AS (
            WHERE m.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND n.oid = m.objid
       ) AS o
       CROSS JOIN LATERAL pg_catalog.aclexplode(coalesce(o.acl, pg_catalog.acldefault(
-          CASE o.kind WHEN 'function' THEN 'f' WHEN 'relation' THEN 'r' WHEN 'type' THEN 'T' ELSE 'n' END,
+          (CASE o.kind WHEN 'function' THEN 'f' WHEN 'relation' THEN 'r' WHEN 'type' THEN 'T' ELSE 'n' END)::"char",
           o.owner))) AS a
 ),
 facts AS (
