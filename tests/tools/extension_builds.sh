@@ -13,7 +13,9 @@
 #                                         same layout
 #   extension_builds.sh package DIR       build this checkout for the major of PG_CONFIG (`cargo
 #                                         pgrx package`, release: the build `make test PG=NN`
-#                                         makes, so each reuses the other's) into DIR, same layout
+#                                         makes, so each reuses the other's) into DIR, same layout;
+#                                         kept in the cache by commit when src/, sql/ and the
+#                                         manifests are committed
 #   extension_builds.sh copy-server DEST  copy PG_CONFIG's server (programs, libraries, share
 #                                         directory) under DEST, at the same paths below DEST
 #                                         (PostgreSQL finds its directories relative to its
@@ -105,13 +107,43 @@ release() {
 }
 
 package() {
-    local out="$1" tmp
+    local out="$1" tmp major version short kept=""
+    major="$(major_of "$PG_CONFIG")"
+    # Where everything the build is made of is committed, the build is kept by commit in the
+    # cache: pg_upgrade.sh needs this checkout's build for 18 on 15, 16 and 17, and a release
+    # build (fat LTO) of the crate takes minutes each time another major's was built in between.
+    if [ -z "$(git -C "$ROOT" status --porcelain -- Cargo.toml Cargo.lock pg_distcount.control src sql 2>/dev/null || echo dirty)" ]; then
+        short="$(git -C "$ROOT" rev-parse --short=10 HEAD)"
+        version="$(sed -nE 's/^version = "(.*)"$/\1/p' "$ROOT/Cargo.toml" | head -1)"
+        kept="$CACHE/pg_distcount-$version-$short-pg$major-release"
+        if [ -f "$kept/built" ]; then
+            say "this checkout's release build for PostgreSQL $major ($short), from $kept"
+            mkdir -p "$out"
+            cp -r "$kept/lib" "$kept/extension" "$out/"
+            return 0
+        fi
+    fi
     tmp="$(mktemp -d)"
-    # Release, like `cargo pgrx install --release` in run_all.sh: one build serves both.
-    (cd "$ROOT" && cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$tmp") >&2 ||
+    # Release, like `cargo pgrx install --release` in run_all.sh: one build serves both, when
+    # pgrx finds the server in ~/.pgrx/config.toml as it does there (install_deps.sh puts it
+    # there; a change of PGRX_PG_CONFIG_PATH rebuilds pgrx). Else it is told by that variable.
+    local pgrx_env=()
+    grep -qs "^pg$major = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" ||
+        pgrx_env=(PGRX_PG_CONFIG_PATH="$PG_CONFIG")
+    (cd "$ROOT" && env "${pgrx_env[@]}" cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$tmp") >&2 ||
         die "cargo pgrx package for $PG_CONFIG failed"
     collect "$out" "$tmp$("$PG_CONFIG" --pkglibdir)" "$tmp$("$PG_CONFIG" --sharedir)"
     rm -rf "$tmp"
+    if [ -n "$kept" ]; then
+        mkdir -p "$CACHE"
+        rm -rf "$kept.tmp"
+        mkdir -p "$kept.tmp"
+        cp -r "$out/lib" "$out/extension" "$kept.tmp/"
+        chmod -R go+rX "$kept.tmp"
+        rm -rf "$kept"
+        mv "$kept.tmp" "$kept"
+        touch "$kept/built"
+    fi
 }
 
 copy_server() {
