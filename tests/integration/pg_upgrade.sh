@@ -7,7 +7,7 @@
 # server under test nor the system's is touched. PostgreSQL 18 is fetched like `make test
 # PG=18` does (tests/tools/install_deps.sh), and this checkout is built for it with `cargo pgrx
 # package --release`, the build `make test PG=18` makes, so each reuses the other's; with src/
-# committed it is kept in the cache by commit, so that the runs on 16 and 17 reuse 15's.
+# committed it is kept in the cache (extension_builds.sh package), so 16 and 17 reuse 15's.
 # On PostgreSQL 18 itself there is nothing newer to upgrade to: SKIPPED.
 source "$(dirname "$0")/../tools/integration_lib.sh"
 ROOT="$DISTCOUNT_ROOT"

@@ -14,8 +14,8 @@
 #   extension_builds.sh package DIR       build this checkout for the major of PG_CONFIG (`cargo
 #                                         pgrx package`, release: the build `make test PG=NN`
 #                                         makes, so each reuses the other's) into DIR, same layout;
-#                                         kept in the cache by commit when src/, sql/ and the
-#                                         manifests are committed
+#                                         kept in the cache, named by the tree of src/, sql/ and
+#                                         the manifests, when they are committed
 #   extension_builds.sh copy-server DEST  copy PG_CONFIG's server (programs, libraries, share
 #                                         directory) under DEST, at the same paths below DEST
 #                                         (PostgreSQL finds its directories relative to its
@@ -109,11 +109,12 @@ release() {
 package() {
     local out="$1" tmp major version short kept=""
     major="$(major_of "$PG_CONFIG")"
-    # Where everything the build is made of is committed, the build is kept by commit in the
-    # cache: pg_upgrade.sh needs this checkout's build for 18 on 15, 16 and 17, and a release
-    # build (fat LTO) of the crate takes minutes each time another major's was built in between.
+    # Where everything the build is made of is committed, the build is kept in the cache:
+    # pg_upgrade.sh needs this checkout's build for 18 on 15, 16 and 17, and a release build
+    # (fat LTO) of the crate takes minutes each time another major's was built in between.
     if [ -z "$(git -C "$ROOT" status --porcelain -- Cargo.toml Cargo.lock pg_distcount.control src sql 2>/dev/null || echo dirty)" ]; then
-        short="$(git -C "$ROOT" rev-parse --short=10 HEAD)"
+        # Named by what it is built from (commits that change only tests keep it).
+        short="src$(git -C "$ROOT" ls-tree -r HEAD -- Cargo.toml Cargo.lock pg_distcount.control src sql | sha256sum | cut -c1-10)"
         version="$(sed -nE 's/^version = "(.*)"$/\1/p' "$ROOT/Cargo.toml" | head -1)"
         kept="$CACHE/pg_distcount-$version-$short-pg$major-release"
         if [ -f "$kept/built" ]; then
