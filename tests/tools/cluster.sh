@@ -9,7 +9,8 @@
 #
 # The server is PG_CONFIG's (else that of major PG, default 15). As root the cluster belongs to
 # the `postgres` user (initdb and pg_ctl refuse root); otherwise to the current user. It listens
-# only on its own socket directory, on a free port.
+# only on its own socket directory, on a free port. CLUSTER_INITDB_OPTIONS adds options to the
+# initdb of a new cluster (pg_upgrade.sh: a new cluster's data checksums must match the old's).
 set -euo pipefail
 
 source "$(dirname "$0")/common.sh"
@@ -40,7 +41,8 @@ start)
         echo "==> initdb $DATA (owner $OWNER)"
         mkdir -p "$DATA" "$SOCK"
         chown "$OWNER" "$DIR" "$DATA" "$SOCK"
-        as_owner "$BINDIR/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log"
+        as_owner "$BINDIR/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
+            ${CLUSTER_INITDB_OPTIONS:-} >"$DIR/initdb.log"
         {
             echo "listen_addresses = ''"
             echo "unix_socket_directories = '$SOCK'"

@@ -1,0 +1,809 @@
+-- pg_distcount 0.1.0 -> 0.2.0, run by ALTER EXTENSION pg_distcount UPDATE (in schema distcount).
+-- Install the 0.2.0 library and scripts first, then run ALTER EXTENSION in every database that
+-- has the extension. Until then the 0.1.0 objects call into the 0.2.0 library: nothing here
+-- needs the old library, and the one C function 0.2.0 no longer has (cms_union_inverse, a
+-- sliding window's inverse of cms_union_agg) is dropped here.
+-- Stored values (hll, cms, gcounter, pncounter) keep their formats: nothing is rewritten.
+-- tests/integration/upgrade.sh checks that a database upgraded by this script has exactly the
+-- schema of a fresh 0.2.0 install (tests/tools/extension_schema.sql) and the same answers.
+\echo Use "ALTER EXTENSION pg_distcount UPDATE TO '0.2.0'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------------------------
+-- Node identity (crdt.sql): the table and the fingerprint name the data directory and the
+-- system identifier, so PUBLIC reads neither; node_id() checks through node_check(), which
+-- runs with the owner's rights.
+-- ---------------------------------------------------------------------------------------------
+REVOKE ALL ON FUNCTION node_fingerprint() FROM PUBLIC;
+COMMENT ON FUNCTION node_fingerprint() IS 'Where this database runs now: system identifier, WAL timeline, database OID, data directory (not for PUBLIC: it names the data directory).';
+REVOKE SELECT ON node FROM PUBLIC;
+
+CREATE FUNCTION node_check(OUT id text, OUT previous_id text, OUT verdict text, OUT differs text)
+    LANGUAGE plpgsql VOLATILE PARALLEL RESTRICTED SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        n record;
+        f record;
+        changed text[] := '{}';
+    BEGIN
+        SELECT x.id, x.system_identifier, x.timeline_id, x.database_oid, x.data_directory
+          INTO n FROM distcount.node x;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'distcount.node holds no node id'
+                USING ERRCODE = '55000', HINT = 'Recreate it with SELECT distcount.node_rotate().';
+        END IF;
+        id := n.id;
+        IF pg_is_in_recovery() THEN
+            verdict := 'recovery';
+            RETURN;
+        END IF;
+        SELECT * INTO f FROM distcount.node_fingerprint();
+        IF f.system_identifier IS DISTINCT FROM n.system_identifier THEN changed := changed || 'system identifier'::text; END IF;
+        IF f.timeline_id IS DISTINCT FROM n.timeline_id THEN changed := changed || 'WAL timeline'::text; END IF;
+        IF f.database_oid IS DISTINCT FROM n.database_oid THEN changed := changed || 'database OID'::text; END IF;
+        IF f.data_directory IS DISTINCT FROM n.data_directory THEN changed := changed || 'data directory'::text; END IF;
+        IF cardinality(changed) = 0 THEN
+            verdict := 'ok';
+            RETURN;
+        END IF;
+        differs := array_to_string(changed, ', ');
+        IF current_setting('pg_distcount.on_node_copy') <> 'rotate' THEN
+            verdict := 'copy';
+            RETURN;
+        END IF;
+        UPDATE distcount.node AS x
+           SET previous_id = x.id, id = gen_random_uuid()::text,
+               (system_identifier, timeline_id, database_oid, data_directory) =
+                   (f.system_identifier, f.timeline_id, f.database_oid, f.data_directory),
+               created_at = now()
+         WHERE x.id = n.id
+        RETURNING x.id INTO id;
+        IF NOT FOUND THEN  -- another backend rotated first: use its id
+            SELECT x.id INTO id FROM distcount.node x;
+        END IF;
+        previous_id := n.id;
+        verdict := 'rotated';
+    END $$;
+COMMENT ON FUNCTION node_check() IS 'Internal: the check behind node_id(), run with the owner''s rights; says what differs, never the values.';
+
+ALTER FUNCTION node_rotate() SECURITY DEFINER;
+GRANT SELECT ON retired_node TO PUBLIC;
+ALTER FUNCTION node_retire(text, text) SECURITY DEFINER;
+REVOKE ALL ON FUNCTION node_retire(text, text) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+-- lwwreg, the last-writer-wins register (new in 0.2.0; register.sql as it is).
+-- ---------------------------------------------------------------------------------------------
+CREATE TYPE lwwreg;
+CREATE FUNCTION lwwreg_in(cstring) RETURNS lwwreg
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lwwreg_in_wrapper';
+CREATE FUNCTION lwwreg_out(lwwreg) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lwwreg_out_wrapper';
+CREATE FUNCTION lwwreg_recv(internal) RETURNS lwwreg
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lwwreg_recv_wrapper';
+CREATE FUNCTION lwwreg_send(lwwreg) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lwwreg_send_wrapper';
+CREATE TYPE lwwreg (
+    INPUT = lwwreg_in, OUTPUT = lwwreg_out,
+    RECEIVE = lwwreg_recv, SEND = lwwreg_send,
+    INTERNALLENGTH = VARIABLE, STORAGE = extended
+);
+COMMENT ON TYPE lwwreg IS 'Last-writer-wins register on a hybrid logical clock: a jsonb value, its stamp (timestamp and logical tick) and writing node. Text form {"node": ..., "stamp": ..., "tick": ..., "value": ...}, or {} when empty.';
+
+CREATE FUNCTION lwwreg_from_bytea(bytea) RETURNS lwwreg
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lwwreg_from_bytea_wrapper';
+CREATE CAST (bytea AS lwwreg) WITH FUNCTION lwwreg_from_bytea(bytea);
+CREATE CAST (lwwreg AS bytea) WITHOUT FUNCTION;
+CREATE CAST (lwwreg AS jsonb) WITH INOUT;
+
+-- Writes. lww_set is VOLATILE: it reads the clock.
+CREATE FUNCTION lww_set(r lwwreg, value jsonb, node text DEFAULT distcount.node_id()) RETURNS lwwreg
+    VOLATILE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lww_set_wrapper';
+COMMENT ON FUNCTION lww_set(lwwreg, jsonb, text) IS 'Writes value at this server''s clock, stamped after r even when the clock is behind r''s stamp (hybrid logical clock); a NULL register counts as empty.';
+CREATE FUNCTION lww_set_at(r lwwreg, value jsonb, stamp timestamptz, node text DEFAULT distcount.node_id())
+    RETURNS lwwreg
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lww_set_at_wrapper';
+COMMENT ON FUNCTION lww_set_at(lwwreg, jsonb, timestamptz, text) IS 'A write stamped by the caller''s own clock (a row version, an event time): the result is the greater of r and the write.';
+
+-- Merge.
+CREATE FUNCTION lww_merge(a lwwreg, b lwwreg) RETURNS lwwreg
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lww_merge_wrapper';
+COMMENT ON FUNCTION lww_merge(lwwreg, lwwreg) IS 'The greater write by stamp, then node id, then value bytes; a NULL side counts as empty.';
+CREATE OPERATOR || (LEFTARG = lwwreg, RIGHTARG = lwwreg, FUNCTION = lww_merge, COMMUTATOR = ||);
+CREATE FUNCTION lww_discarded(a lwwreg, b lwwreg) RETURNS lwwreg
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lww_discarded_wrapper';
+COMMENT ON FUNCTION lww_discarded(lwwreg, lwwreg) IS 'The write a merge of a and b discards, as a register; NULL when nothing is discarded.';
+
+-- The state of the merge aggregate is the register itself (no internal state): the winner is
+-- carried from row to row without copying the others, PostgreSQL accounts for it, and a
+-- distributed planner can ship it through the text form.
+CREATE AGGREGATE lww_merge_agg(lwwreg) (
+    SFUNC = lww_merge, STYPE = lwwreg, COMBINEFUNC = lww_merge, PARALLEL = SAFE);
+COMMENT ON AGGREGATE lww_merge_agg(lwwreg) IS 'The greatest write of all inputs (NULLs skipped); zero rows give NULL.';
+
+-- Reading.
+CREATE FUNCTION lww_value_text(r lwwreg) RETURNS text
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lww_value_text_wrapper';
+COMMENT ON FUNCTION lww_value_text(lwwreg) IS 'The value as canonical jsonb text; NULL for an empty register.';
+CREATE FUNCTION lww_value(r lwwreg) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT distcount.lww_value_text(r)::pg_catalog.jsonb $$;
+COMMENT ON FUNCTION lww_value(lwwreg) IS 'The value; NULL for an empty register.';
+CREATE FUNCTION lww_stamp(r lwwreg) RETURNS timestamptz
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lww_stamp_wrapper';
+COMMENT ON FUNCTION lww_stamp(lwwreg) IS 'The physical part of the winning write''s stamp; NULL for an empty register.';
+CREATE FUNCTION lww_tick(r lwwreg) RETURNS bigint
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lww_tick_wrapper';
+COMMENT ON FUNCTION lww_tick(lwwreg) IS 'The logical part of the stamp: writes whose clock had not passed the stamp they replaced count up from it.';
+CREATE FUNCTION lww_node(r lwwreg) RETURNS text
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'lww_node_wrapper';
+COMMENT ON FUNCTION lww_node(lwwreg) IS 'The node that made the winning write; NULL for an empty register.';
+
+CREATE FUNCTION lww_merge_report(a lwwreg, b lwwreg, OUT merged lwwreg, OUT discarded_value jsonb,
+                                 OUT discarded_stamp timestamptz, OUT discarded_node text)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT distcount.lww_merge(a, b), distcount.lww_value(d), distcount.lww_stamp(d), distcount.lww_node(d)
+        FROM (SELECT distcount.lww_discarded(a, b) AS d) AS x
+    $$;
+COMMENT ON FUNCTION lww_merge_report(lwwreg, lwwreg) IS 'The merge and what it discarded (value, stamp, node), since last-writer-wins otherwise loses writes silently.';
+
+-- Equality on the canonical bytes; hashable for GROUP BY and hash joins.
+CREATE FUNCTION lwwreg_eq(lwwreg, lwwreg) RETURNS boolean
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE internal AS 'byteaeq';
+CREATE FUNCTION lwwreg_ne(lwwreg, lwwreg) RETURNS boolean
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE internal AS 'byteane';
+CREATE FUNCTION lwwreg_hash(lwwreg) RETURNS integer
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE internal AS 'hashvarlena';
+CREATE FUNCTION lwwreg_hash_extended(lwwreg, bigint) RETURNS bigint
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE internal AS 'hashvarlenaextended';
+CREATE OPERATOR = (LEFTARG = lwwreg, RIGHTARG = lwwreg, FUNCTION = lwwreg_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel, HASHES);
+CREATE OPERATOR <> (LEFTARG = lwwreg, RIGHTARG = lwwreg, FUNCTION = lwwreg_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR CLASS lwwreg_hash_ops DEFAULT FOR TYPE lwwreg USING hash AS
+    OPERATOR 1 = (lwwreg, lwwreg),
+    FUNCTION 1 lwwreg_hash(lwwreg),
+    FUNCTION 2 lwwreg_hash_extended(lwwreg, bigint);
+
+-- ---------------------------------------------------------------------------------------------
+-- orset, the add-wins observed-remove set (new in 0.2.0; orset.sql as it is).
+-- ---------------------------------------------------------------------------------------------
+CREATE TYPE orset;
+CREATE FUNCTION orset_in(cstring) RETURNS orset
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_in_wrapper';
+CREATE FUNCTION orset_out(orset) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_out_wrapper';
+CREATE FUNCTION orset_recv(internal) RETURNS orset
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_recv_wrapper';
+CREATE FUNCTION orset_send(orset) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_send_wrapper';
+CREATE TYPE orset (
+    INPUT = orset_in, OUTPUT = orset_out,
+    RECEIVE = orset_recv, SEND = orset_send,
+    INTERNALLENGTH = VARIABLE, STORAGE = extended
+);
+COMMENT ON TYPE orset IS 'Add-wins observed-remove set of text elements (ORSWOT: a version vector and, per element, the adds no seen remove observed). Text form {"clock": {...}, "elements": {...}}, or {} when empty.';
+
+CREATE FUNCTION orset_from_bytea(bytea) RETURNS orset
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_from_bytea_wrapper';
+CREATE CAST (bytea AS orset) WITH FUNCTION orset_from_bytea(bytea);
+CREATE CAST (orset AS bytea) WITHOUT FUNCTION;
+CREATE CAST (orset AS jsonb) WITH INOUT;
+
+-- Writes: the node is an argument (its default reads the setting), so the functions are
+-- immutable and can be used in generated columns and indexes like the counters' are not.
+CREATE FUNCTION orset_add(s orset, element text, node text DEFAULT distcount.node_id()) RETURNS orset
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_add_wrapper';
+COMMENT ON FUNCTION orset_add(orset, text, text) IS 'Adds element as node (a new dot); a NULL set counts as empty. An add wins over every remove that has not seen it.';
+CREATE FUNCTION orset_remove(s orset, element text) RETURNS orset
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_remove_wrapper';
+COMMENT ON FUNCTION orset_remove(orset, text) IS 'Removes element as far as this state has seen it: an add made concurrently elsewhere survives the merge. A NULL set counts as empty.';
+
+-- Merge.
+CREATE FUNCTION orset_merge(a orset, b orset) RETURNS orset
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_merge_wrapper';
+COMMENT ON FUNCTION orset_merge(orset, orset) IS 'Merge (commutative, associative, idempotent): elements whose adds the other side has not removed, clocks by maximum; a NULL side counts as empty.';
+CREATE OPERATOR || (LEFTARG = orset, RIGHTARG = orset, FUNCTION = orset_merge, COMMUTATOR = ||);
+-- As for lww_merge_agg, the state is the type itself: PostgreSQL sees and accounts for it.
+CREATE AGGREGATE orset_merge_agg(orset) (
+    SFUNC = orset_merge, STYPE = orset, COMBINEFUNC = orset_merge, PARALLEL = SAFE);
+COMMENT ON AGGREGATE orset_merge_agg(orset) IS 'Merge of all inputs (NULLs skipped); zero rows give NULL.';
+
+-- Reading.
+CREATE FUNCTION orset_contains(s orset, element text) RETURNS boolean
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_contains_wrapper';
+COMMENT ON FUNCTION orset_contains(orset, text) IS 'Whether element is in the set.';
+CREATE FUNCTION orset_elements(s orset) RETURNS text[]
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_elements_wrapper';
+COMMENT ON FUNCTION orset_elements(orset) IS 'The elements, in byte order.';
+CREATE FUNCTION orset_size(s orset) RETURNS integer
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_size_wrapper';
+COMMENT ON FUNCTION orset_size(orset) IS 'The number of elements.';
+
+-- Equality on the canonical bytes; hashable for GROUP BY and hash joins.
+CREATE FUNCTION orset_eq(orset, orset) RETURNS boolean
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE internal AS 'byteaeq';
+CREATE FUNCTION orset_ne(orset, orset) RETURNS boolean
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE internal AS 'byteane';
+CREATE FUNCTION orset_hash(orset) RETURNS integer
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE internal AS 'hashvarlena';
+CREATE FUNCTION orset_hash_extended(orset, bigint) RETURNS bigint
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE internal AS 'hashvarlenaextended';
+CREATE OPERATOR = (LEFTARG = orset, RIGHTARG = orset, FUNCTION = orset_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel, HASHES);
+CREATE OPERATOR <> (LEFTARG = orset, RIGHTARG = orset, FUNCTION = orset_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR CLASS orset_hash_ops DEFAULT FOR TYPE orset USING hash AS
+    OPERATOR 1 = (orset, orset),
+    FUNCTION 1 orset_hash(orset),
+    FUNCTION 2 orset_hash_extended(orset, bigint);
+
+-- ---------------------------------------------------------------------------------------------
+-- HyperLogLog: hll_agg and approx_count_distinct overloads for four catalog types that cast
+-- implicitly to text and bytea alike (a call on them was ambiguous in 0.1.0). The same loop as
+-- hll.sql, over the new types only.
+-- ---------------------------------------------------------------------------------------------
+DO $overloads$
+DECLARE
+    value_type text;
+    symbol text;
+BEGIN
+    FOR value_type, symbol IN VALUES
+        ('pg_node_tree', 'hll_agg_trans'), ('pg_ndistinct', 'hll_agg_trans'),
+        ('pg_dependencies', 'hll_agg_trans'), ('pg_mcv_list', 'hll_agg_trans')
+    LOOP
+        EXECUTE format($sql$
+            CREATE FUNCTION hll_agg_trans(internal, %1$s) RETURNS internal
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', %2$L;
+            CREATE FUNCTION hll_agg_trans(internal, %1$s, integer) RETURNS internal
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', %2$L;
+            CREATE AGGREGATE hll_agg(%1$s) (
+                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_final,
+                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE hll_agg(%1$s) IS 'Sketch of the distinct non-NULL values, precision 14.';
+            CREATE AGGREGATE hll_agg(%1$s, integer) (
+                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_final,
+                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE hll_agg(%1$s, integer) IS 'Sketch of the distinct non-NULL values at precision p (4 to 18).';
+            CREATE AGGREGATE approx_count_distinct(%1$s) (
+                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_count_final,
+                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE approx_count_distinct(%1$s) IS 'Estimated number of distinct non-NULL values (HyperLogLog, precision 14).';
+        $sql$, value_type, symbol);
+    END LOOP;
+END
+$overloads$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Count-Min: cms_union_agg loses its moving-aggregate form (subtracting what leaves a sliding
+-- frame restores the counters but not the heavy-hitter list), and with it cms_union_inverse.
+-- CREATE OR REPLACE keeps views and functions that use the aggregate.
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE AGGREGATE cms_union_agg(cms) (
+    SFUNC = cms_union_trans, STYPE = internal, SSPACE = 65536, FINALFUNC = cms_final,
+    COMBINEFUNC = cms_combine, SERIALFUNC = cms_serial, DESERIALFUNC = cms_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE cms_union_agg(cms) IS 'Union of sketches (NULLs skipped); sketches that counted nothing are neutral whatever their shape.';
+DROP FUNCTION cms_union_inverse(internal, cms);
+
+-- ---------------------------------------------------------------------------------------------
+-- Sharded counters (shard.sql): the functions run with the owner's rights and EXECUTE is
+-- granted per role, no longer to PUBLIC; backend_slot() claims the lowest free slot; the
+-- roll-up removes rows an increment racing counter_drop left behind.
+-- ---------------------------------------------------------------------------------------------
+COMMENT ON FUNCTION backend_slot() IS 'This session''s slot number, from 0: the lowest that no other live session of this database holds, claimed on first use with a session-level advisory lock (classid 1684632436) and held while the session lives: counter_add writes slot backend_slot() % shards.';
+ALTER FUNCTION counter_create(text, integer, text) SECURITY DEFINER;
+ALTER FUNCTION counter_add(text, bigint) SECURITY DEFINER;
+ALTER FUNCTION counter_value(text) SECURITY DEFINER;
+ALTER FUNCTION counter_value_cached(text, interval) SECURITY DEFINER;
+ALTER FUNCTION counter_reshard(text, integer) SECURITY DEFINER;
+ALTER FUNCTION counter_drop(text) SECURITY DEFINER;
+REVOKE ALL ON FUNCTION counter_create(text, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION counter_add(text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION counter_value(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION counter_value_cached(text, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION counter_rollup_one(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION counter_reshard(text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION counter_drop(text) FROM PUBLIC;
+COMMENT ON FUNCTION counter_drop(text) IS 'Drops a sharded counter and its slot and delta rows. An increment racing the drop is dropped with the counter: it may leave a row under the old id, never counted (ids are not reused) and removed by the next counter_rollup().';
+
+CREATE OR REPLACE FUNCTION counter_rollup(name text DEFAULT NULL) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        k record;
+        total bigint := 0;
+    BEGIN
+        IF counter_rollup.name IS NOT NULL THEN
+            SELECT c.id INTO k FROM distcount.counter c WHERE c.name = counter_rollup.name;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'counter "%" does not exist', counter_rollup.name USING ERRCODE = 'undefined_object';
+            END IF;
+            RETURN distcount.counter_rollup_one(k.id);
+        END IF;
+        -- Rows of dropped counters: a counter_add that read the counter before a concurrent
+        -- counter_drop committed writes its row after the drop's delete. Such an increment is
+        -- dropped with its counter (ids are never reused, so it was never counted); here its row
+        -- goes. A row is visible only once its writer committed, and a counter row is never
+        -- visible after its slot and delta rows, so a row without one is an orphan for good.
+        DELETE FROM distcount.counter_slot AS s
+         WHERE NOT EXISTS (SELECT FROM distcount.counter AS c WHERE c.id = s.id);
+        DELETE FROM distcount.counter_delta AS d
+         WHERE NOT EXISTS (SELECT FROM distcount.counter AS c WHERE c.id = d.id);
+        -- Every counter with something to fold, or whose cache is older than its data. One
+        -- counter's failure (say, overflow) is reported and does not stop the others.
+        FOR k IN
+            SELECT c.id, c.name FROM distcount.counter c
+             WHERE EXISTS (SELECT FROM distcount.counter_slot s
+                            WHERE s.id = c.id AND (s.value <> 0 OR s.slot >= c.shards))
+                OR EXISTS (SELECT FROM distcount.counter_delta d WHERE d.id = c.id)
+                OR c.cached_at IS NULL
+             ORDER BY c.id
+        LOOP
+            BEGIN
+                total := total + distcount.counter_rollup_one(k.id);
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'roll-up of counter "%" failed: %', k.name, SQLERRM;
+            END;
+        END LOOP;
+        RETURN total;
+    END $$;
+REVOKE ALL ON FUNCTION counter_rollup(text) FROM PUBLIC;
+COMMENT ON FUNCTION counter_rollup(text) IS 'Folds slot values and delta rows into the counter''s base and refreshes its cached value, skipping rows a writer holds (never waits); NULL rolls up every counter. At most one roll-up per counter at a time (row lock, SKIP LOCKED). Returns the rows folded.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Outbox (outbox.sql): EXECUTE on what writes events is granted, not PUBLIC's; relay consumers
+-- belong to a role, enforced by row-level security; statements pinned to pg_catalog.
+-- ---------------------------------------------------------------------------------------------
+REVOKE ALL ON FUNCTION outbox_trigger() FROM PUBLIC;
+REVOKE ALL ON FUNCTION outbox_statement_trigger() FROM PUBLIC;
+REVOKE ALL ON FUNCTION outbox_emit(text, text, text, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION cdc_heartbeat(text) FROM PUBLIC;
+ALTER FUNCTION outbox_trigger_check(oid, boolean) SET search_path = pg_catalog, pg_temp;
+CREATE OR REPLACE FUNCTION outbox_check_new_triggers() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN
+        SELECT tg.oid, p.proname = 'outbox_statement_trigger' AS statement_form
+          FROM pg_event_trigger_ddl_commands() AS c
+          JOIN pg_trigger AS tg ON tg.oid = c.objid
+          JOIN pg_proc AS p ON p.oid = tg.tgfoid
+          JOIN pg_namespace AS n ON n.oid = p.pronamespace
+         WHERE c.classid = 'pg_catalog.pg_trigger'::regclass
+           AND n.nspname = 'distcount'
+           AND p.proname IN ('outbox_trigger', 'outbox_statement_trigger')
+    LOOP
+        PERFORM distcount.outbox_trigger_check(t.oid, t.statement_form);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION outbox_check_new_triggers() IS 'Internal: event trigger function checking new outbox triggers.';
+
+-- Consumers made by 0.1.0 had no owner: they go to the role that runs this update (a
+-- superuser). Hand each to its relay role with
+--   UPDATE distcount.outbox_consumer SET relay_role = 'relay' WHERE consumer = '...';
+ALTER TABLE outbox_consumer ADD COLUMN relay_role name NOT NULL DEFAULT CURRENT_USER;
+COMMENT ON TABLE outbox_consumer IS 'Relay consumers: every event written by a transaction visible in snapshot seen is queued or done; only members of relay_role may claim, acknowledge or drop its events.';
+
+ALTER TABLE outbox_consumer ENABLE ROW LEVEL SECURITY;
+ALTER TABLE outbox_pending ENABLE ROW LEVEL SECURITY;
+ALTER TABLE outbox_dead ENABLE ROW LEVEL SECURITY;
+-- By the role's OID: a dropped role must not make every reader's scan fail.
+CREATE POLICY outbox_consumer_by_role ON outbox_consumer
+    USING (EXISTS (SELECT FROM pg_catalog.pg_roles AS r
+                    WHERE r.rolname OPERATOR(pg_catalog.=) relay_role
+                      AND pg_catalog.pg_has_role(r.oid, 'USAGE')));
+CREATE POLICY outbox_pending_by_role ON outbox_pending
+    USING (consumer IN (SELECT c.consumer FROM distcount.outbox_consumer AS c));
+CREATE POLICY outbox_dead_by_role ON outbox_dead
+    USING (consumer IN (SELECT c.consumer FROM distcount.outbox_consumer AS c));
+
+-- The role a consumer belongs to, read past row-level security so that a refusal can say so.
+CREATE FUNCTION outbox_consumer_role(consumer text) RETURNS name
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT c.relay_role FROM distcount.outbox_consumer AS c WHERE c.consumer = $1 $$;
+COMMENT ON FUNCTION outbox_consumer_role(text) IS 'Internal: the role whose members may use a relay consumer (NULL for a new consumer).';
+
+CREATE OR REPLACE FUNCTION outbox_check_consumer(consumer text, batch integer DEFAULT 1, lease interval DEFAULT '1 second')
+    RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_role name;
+BEGIN
+    IF consumer IS NULL THEN
+        RAISE EXCEPTION 'outbox relay: the consumer name must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF consumer = '' THEN
+        RAISE EXCEPTION 'outbox relay: the consumer name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 100000 THEN
+        RAISE EXCEPTION 'outbox relay: batch must be 1 to 100000, got %', coalesce(batch::text, 'null')
+            USING ERRCODE = '22023';
+    END IF;
+    IF lease IS NULL OR lease <= interval '0' THEN
+        RAISE EXCEPTION 'outbox relay: the lease must be a positive interval' USING ERRCODE = '22023';
+    END IF;
+    -- Runs as the caller: current_user is who asks.
+    v_role := distcount.outbox_consumer_role(consumer);
+    IF v_role IS NOT NULL
+       AND NOT EXISTS (SELECT FROM pg_roles AS r
+                        WHERE r.rolname = v_role AND pg_has_role(current_user, r.oid, 'USAGE')) THEN
+        RAISE EXCEPTION 'permission denied for outbox consumer "%"', consumer
+            USING ERRCODE = '42501',
+                  DETAIL = format('The consumer belongs to role %s.', quote_ident(v_role)),
+                  HINT = format('GRANT %s to the relay role, or use a consumer of its own.', quote_ident(v_role));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox_check_consumer(text, integer, interval) IS 'Internal: argument checks of the relay functions.';
+
+CREATE FUNCTION outbox_rebase_restored() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (SELECT max(o.txid) FROM distcount.outbox AS o) >= pg_snapshot_xmax(pg_current_snapshot()) THEN
+        PERFORM set_config('distcount.outbox_rebasing', 'on', true);
+        UPDATE distcount.outbox AS o SET txid = pg_current_xact_id()
+         WHERE o.txid >= pg_snapshot_xmax(pg_current_snapshot());
+        PERFORM set_config('distcount.outbox_rebasing', 'off', true);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox_rebase_restored() IS 'Internal: gives outbox rows restored from another cluster a transaction id of this one.';
+
+CREATE OR REPLACE FUNCTION outbox_ingest(consumer text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_consumer text := outbox_ingest.consumer;
+    v_seen pg_snapshot;
+    v_queued bigint;
+BEGIN
+    -- One filler per consumer; a claimer that finds it busy serves what is queued.
+    IF NOT pg_try_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer)) THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO distcount.outbox_consumer AS c (consumer) VALUES (v_consumer) ON CONFLICT DO NOTHING;
+    SELECT c.seen INTO v_seen FROM distcount.outbox_consumer AS c WHERE c.consumer = v_consumer;
+    PERFORM distcount.outbox_rebase_restored();
+    -- One statement, so the rows read and the snapshot kept are the same snapshot.
+    WITH queued AS (
+        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
+        SELECT v_consumer, o.id, o.seq, o.aggregatetype, o.aggregateid,
+               row_number() OVER (PARTITION BY o.aggregatetype, o.aggregateid ORDER BY o.seq) = 1
+               AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
+                                WHERE q.consumer = v_consumer
+                                  AND q.aggregatetype = o.aggregatetype
+                                  AND q.aggregateid = o.aggregateid)
+          FROM distcount.outbox AS o
+         WHERE o.txid >= pg_snapshot_xmin(v_seen) AND NOT pg_visible_in_snapshot(o.txid, v_seen)
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    ), moved AS (
+        UPDATE distcount.outbox_consumer AS c SET seen = pg_current_snapshot()
+         WHERE c.consumer = v_consumer
+    )
+    SELECT count(*) INTO v_queued FROM queued;
+    RETURN v_queued;
+END
+$$;
+COMMENT ON FUNCTION outbox_ingest(text) IS 'Internal: queues for a consumer the events committed since its last fill.';
+
+CREATE OR REPLACE FUNCTION outbox_remove_heads(consumer text, ids uuid[], dead boolean) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_consumer text := outbox_remove_heads.consumer;
+    v_dead boolean := outbox_remove_heads.dead;
+    v_count integer;
+    v_types text[];
+    v_aggregates text[];
+    v_next uuid[];
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtext('distcount.outbox'), hashtext(v_consumer));
+    WITH gone AS (
+        DELETE FROM distcount.outbox_pending AS p
+         WHERE p.consumer = v_consumer AND p.id = ANY (outbox_remove_heads.ids) AND p.is_head
+           AND (v_dead OR p.attempts > 0)
+        RETURNING p.*
+    ), buried AS (
+        INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
+        SELECT g.consumer, g.id, g.seq, g.aggregatetype, g.aggregateid, g.attempts, g.last_error
+          FROM gone AS g WHERE v_dead
+        ON CONFLICT DO NOTHING
+    )
+    SELECT count(*), array_agg(g.aggregatetype), array_agg(g.aggregateid)
+      INTO v_count, v_types, v_aggregates
+      FROM gone AS g;
+    IF v_count > 0 THEN
+        -- The next event of each aggregate first, then one update by primary key: as a single
+        -- UPDATE ... FROM the planner may drive the join from the queue side (row-level
+        -- security hides its size from the estimate) and probe every aggregate per queued row.
+        SELECT array_agg(nxt.id) INTO v_next
+          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+          CROSS JOIN LATERAL (
+              SELECT q.id FROM distcount.outbox_pending AS q
+               WHERE q.consumer = v_consumer
+                 AND q.aggregatetype = a.aggregatetype
+                 AND q.aggregateid = a.aggregateid
+               ORDER BY q.seq LIMIT 1) AS nxt;
+        UPDATE distcount.outbox_pending AS p SET is_head = true
+         WHERE p.consumer = v_consumer AND p.id = ANY (v_next) AND NOT p.is_head;
+    END IF;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION outbox_remove_heads(text, uuid[], boolean) IS 'Internal: removes acknowledged or dead events from a queue and promotes the next event of each aggregate.';
+
+CREATE OR REPLACE FUNCTION outbox_drop_consumer(consumer text) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM distcount.outbox_check_consumer(outbox_drop_consumer.consumer);
+    PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(outbox_drop_consumer.consumer));
+    DELETE FROM distcount.outbox_pending AS p WHERE p.consumer = outbox_drop_consumer.consumer;
+    DELETE FROM distcount.outbox_dead AS d WHERE d.consumer = outbox_drop_consumer.consumer;
+    DELETE FROM distcount.outbox_consumer AS c WHERE c.consumer = outbox_drop_consumer.consumer;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION outbox_drop_consumer(text) IS 'Forgets a relay consumer: its position, queue and dead letters.';
+
+ALTER FUNCTION outbox_cleanup(interval) SECURITY DEFINER;
+REVOKE ALL ON FUNCTION outbox_cleanup(interval) FROM PUBLIC;
+ALTER VIEW outbox_stats SET (security_invoker = true);
+
+-- ---------------------------------------------------------------------------------------------
+-- Replication (replication.sql): crdt_replicate_setup records what it creates and reuses only
+-- that, and names a table's copies by its qualified name (crdt_tokyo."public.likes", was
+-- crdt_tokyo.likes).
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE crdt_replica_object (
+    kind       text NOT NULL CHECK (kind IN ('schema', 'table', 'function')),
+    name       text NOT NULL,  -- as format('%I', ...) or format('%I.%I', ...) prints it
+    created_by name NOT NULL DEFAULT CURRENT_USER,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (kind, name)
+);
+COMMENT ON TABLE crdt_replica_object IS 'Schemas, tables and functions crdt_replicate_setup created (it reuses only these).';
+SELECT pg_catalog.pg_extension_config_dump('crdt_replica_object', '');
+
+CREATE FUNCTION crdt_replica_name(tbl regclass) RETURNS name
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        full_name text;
+        cut text;
+    BEGIN
+        SELECT format('%I.%I', n.nspname, c.relname) INTO full_name
+          FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE c.oid = tbl;
+        IF octet_length(full_name) <= 63 THEN
+            RETURN full_name;
+        END IF;
+        cut := left(full_name, 50);
+        WHILE octet_length(cut) > 50 LOOP
+            cut := left(cut, -1);
+        END LOOP;
+        RETURN cut || '~' || left(md5(full_name), 12);
+    END $$;
+COMMENT ON FUNCTION crdt_replica_name(regclass) IS 'Name of a table''s per-origin copies in the crdt_<origin> schemas: its qualified name (cut to 63 bytes with an MD5 suffix).';
+
+CREATE FUNCTION crdt_replica_claim(object_kind text, schema_name text, object_name text, ddl text) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        full_name text := CASE WHEN object_name IS NULL THEN format('%I', schema_name)
+                               ELSE format('%I.%I', schema_name, object_name) END;
+        owner oid;
+        found_it boolean := true;
+    BEGIN
+        IF object_kind = 'schema' THEN
+            SELECT n.nspowner INTO owner FROM pg_namespace AS n WHERE n.nspname = schema_name;
+        ELSIF object_kind = 'table' THEN
+            SELECT c.relowner INTO owner FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+             WHERE n.nspname = schema_name AND c.relname = object_name;
+        ELSE
+            SELECT p.proowner INTO owner FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+             WHERE n.nspname = schema_name AND p.proname = object_name;
+        END IF;
+        found_it := FOUND;
+        IF NOT found_it THEN
+            EXECUTE ddl;
+            INSERT INTO distcount.crdt_replica_object (kind, name) VALUES (object_kind, full_name)
+            ON CONFLICT ON CONSTRAINT crdt_replica_object_pkey
+            DO UPDATE SET created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at;
+        ELSIF owner <> current_user::regrole::oid
+              OR NOT EXISTS (SELECT FROM distcount.crdt_replica_object AS o
+                              WHERE o.kind = object_kind AND o.name = full_name) THEN
+            RAISE EXCEPTION '% % already exists and was not made by crdt_replicate_setup', object_kind, full_name
+                USING ERRCODE = '42710',
+                      DETAIL = format('It is owned by %s.', owner::regrole),
+                      HINT = 'Drop or rename it (check it first: another role may have planted it), then run the setup again.';
+        END IF;
+    END $$;
+COMMENT ON FUNCTION crdt_replica_claim(text, text, text, text) IS 'Internal: creates an object of crdt_replicate_setup, or reuses one it made earlier; refuses anything else.';
+
+CREATE OR REPLACE FUNCTION crdt_replicate_setup(
+        tbl regclass,
+        node text,
+        peers text[],
+        conninfo text DEFAULT NULL)
+    RETURNS TABLE (run_on text, command text)
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        copy_name name;
+        qualified text;
+        origin text;
+        own_table text;
+        columns text;
+        new_values text;
+        updates text;
+        key_columns text;
+        trigger_fn text;
+        pub name;
+    BEGIN
+        IF node IS NULL OR node !~ '^[a-z][a-z0-9_]{0,39}$' THEN
+            RAISE EXCEPTION 'invalid node name "%"', node
+                USING ERRCODE = '22023', HINT = 'Node names are 1 to 40 characters: a lowercase letter, then lowercase letters, digits or _.';
+        END IF;
+        FOREACH origin IN ARRAY coalesce(peers, '{}') LOOP
+            IF origin IS NULL OR origin !~ '^[a-z][a-z0-9_]{0,39}$' OR origin = node THEN
+                RAISE EXCEPTION 'invalid peer name "%"', origin
+                    USING ERRCODE = '22023', HINT = 'Peers are the other servers'' node names, without this one.';
+            END IF;
+        END LOOP;
+        IF cardinality(peers) IS DISTINCT FROM (SELECT count(DISTINCT p) FROM unnest(peers) p) THEN
+            RAISE EXCEPTION 'peers % name a server twice', peers USING ERRCODE = '22023';
+        END IF;
+        -- Fails early, with a clear message, if tbl has no primary key or no CRDT column.
+        PERFORM distcount.crdt_merge_statement(tbl, tbl);
+
+        SELECT format('%I.%I', n.nspname, c.relname) INTO qualified
+          FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+        copy_name := distcount.crdt_replica_name(tbl);
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+               string_agg('NEW.' || quote_ident(a.attname), ', ' ORDER BY a.attnum),
+               string_agg(format('%1$I = EXCLUDED.%1$I', a.attname), ', ' ORDER BY a.attnum)
+          INTO columns, new_values, updates
+        FROM pg_attribute a
+        WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord) INTO key_columns
+        FROM pg_index i
+        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indrelid = tbl AND i.indisprimary;
+
+        FOREACH origin IN ARRAY array_prepend(node, coalesce(peers, '{}')) LOOP
+            PERFORM distcount.crdt_replica_claim('schema', 'crdt_' || origin, NULL,
+                format('CREATE SCHEMA %I', 'crdt_' || origin));
+            PERFORM distcount.crdt_replica_claim('table', 'crdt_' || origin, copy_name,
+                format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)',
+                       'crdt_' || origin, copy_name, qualified));
+        END LOOP;
+
+        -- This server's state: a mirror of tbl, written on local writes only. What merges
+        -- bring in is not echoed on (each peer subscribes to every other: a full mesh), which
+        -- keeps replication traffic to one row change per peer and increment.
+        own_table := format('%I.%I', 'crdt_' || node, copy_name);
+        trigger_fn := own_table;  -- a function of the mirror's name, in the mirror's schema
+        PERFORM distcount.crdt_replica_claim('function', 'crdt_' || node, copy_name, format($f$
+            CREATE FUNCTION %s() RETURNS trigger
+            LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $body$
+            BEGIN
+                INSERT INTO %s AS o (%s) VALUES (%s)
+                ON CONFLICT (%s) DO UPDATE SET %s;
+                RETURN NULL;
+            END $body$ $f$, trigger_fn, own_table, columns, new_values, key_columns, updates));
+        EXECUTE format('CREATE OR REPLACE TRIGGER distcount_crdt_publish AFTER INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s()',
+                       qualified, trigger_fn);
+        EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT DO NOTHING', own_table, columns, columns, qualified);
+
+        pub := 'crdt_' || node;
+        IF EXISTS (SELECT 1 FROM pg_publication WHERE pubname = pub) THEN
+            IF NOT EXISTS (SELECT 1 FROM pg_publication_rel AS pr JOIN pg_publication AS p ON p.oid = pr.prpubid
+                           WHERE p.pubname = pub AND pr.prrelid = own_table::regclass) THEN
+                EXECUTE format('ALTER PUBLICATION %I ADD TABLE %s', pub, own_table);
+            END IF;
+        ELSE
+            EXECUTE format('CREATE PUBLICATION %I FOR TABLE %s', pub, own_table);
+        END IF;
+
+        -- Each peer's inbox merges into tbl.
+        FOREACH origin IN ARRAY coalesce(peers, '{}') LOOP
+            EXECUTE format('CREATE OR REPLACE TRIGGER distcount_crdt_merge AFTER INSERT OR UPDATE ON %I.%I FOR EACH ROW EXECUTE FUNCTION distcount.crdt_merge_into(%L)',
+                           'crdt_' || origin, copy_name, qualified);
+            EXECUTE format('ALTER TABLE %I.%I ENABLE ALWAYS TRIGGER distcount_crdt_merge', 'crdt_' || origin, copy_name);
+        END LOOP;
+
+        IF conninfo IS NULL THEN
+            -- The socket directory is for pg_read_all_settings only; without it, libpq's default.
+            BEGIN
+                conninfo := format('host=%s ', split_part(current_setting('unix_socket_directories'), ',', 1));
+            EXCEPTION WHEN insufficient_privilege THEN
+                conninfo := '';
+            END;
+            conninfo := conninfo || format('port=%s dbname=%s user=%s',
+                                           current_setting('port'), current_database(), current_user);
+        END IF;
+        FOREACH origin IN ARRAY coalesce(peers, '{}') LOOP
+            run_on := origin;
+            command := format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (copy_data = true)',
+                              'crdt_' || origin || '_from_' || node, conninfo, pub);
+            RETURN NEXT;
+        END LOOP;
+    END $$;
+REVOKE ALL ON FUNCTION crdt_replicate_setup(regclass, text, text[], text) FROM PUBLIC;
+COMMENT ON FUNCTION crdt_replicate_setup(regclass, text, text[], text) IS 'Sets up merge-on-arrival replication of tbl on this server (node) with its peers; returns the CREATE SUBSCRIPTION command to run on each peer. Run it on every server, then every returned command. Refuses schemas and tables of its names that it did not create.';
+
+-- What 0.1.0's crdt_replicate_setup made keeps its names and goes on working: the copies
+-- crdt_<origin>.<table>, the publish function crdt_<node>.<table>_publish and the triggers that
+-- use them. Renaming them on one server would break replication with every peer not yet
+-- upgraded (a subscription applies changes to the table of the publisher's name), and strand
+-- the changes already in flight. They are recorded as made by the setup (by their owners), so
+-- that a later setup (another table, another peer) reuses the crdt_<origin> schemas instead of
+-- refusing them; it names new copies the 0.2.0 way. Found through the triggers 0.1.0 put on
+-- them: distcount_crdt_publish on the replicated table, whose function writes the node's copy,
+-- and distcount_crdt_merge on each peer's copy.
+WITH publish AS (
+    SELECT f.pronamespace AS schema_oid, f.oid AS function_oid, f.proowner AS function_owner,
+           copy.oid AS table_oid
+      FROM pg_catalog.pg_trigger AS t
+      JOIN pg_catalog.pg_proc AS f ON f.oid = t.tgfoid
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = f.pronamespace
+      JOIN pg_catalog.pg_class AS copy ON copy.relnamespace = f.pronamespace
+           AND f.proname OPERATOR(pg_catalog.=) (copy.relname OPERATOR(pg_catalog.||) '_publish')
+     WHERE t.tgname OPERATOR(pg_catalog.=) 'distcount_crdt_publish'
+       AND n.nspname OPERATOR(pg_catalog.~) '^crdt_[a-z][a-z0-9_]{0,39}$'
+       AND copy.relkind OPERATOR(pg_catalog.=) 'r'
+),
+inbox AS (
+    SELECT c.relnamespace AS schema_oid, c.oid AS table_oid
+      FROM pg_catalog.pg_trigger AS t
+      JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE t.tgname OPERATOR(pg_catalog.=) 'distcount_crdt_merge'
+       AND t.tgfoid OPERATOR(pg_catalog.=) 'distcount.crdt_merge_into()'::pg_catalog.regprocedure
+       AND n.nspname OPERATOR(pg_catalog.~) '^crdt_[a-z][a-z0-9_]{0,39}$'
+),
+found (kind, name, owner) AS (
+    SELECT 'schema', pg_catalog.format('%I', n.nspname), n.nspowner
+      FROM pg_catalog.pg_namespace AS n
+     WHERE n.oid IN (SELECT p.schema_oid FROM publish AS p UNION SELECT i.schema_oid FROM inbox AS i)
+    UNION
+    SELECT 'table', pg_catalog.format('%I.%I', n.nspname, c.relname), c.relowner
+      FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE c.oid IN (SELECT p.table_oid FROM publish AS p UNION SELECT i.table_oid FROM inbox AS i)
+    UNION
+    SELECT 'function', pg_catalog.format('%I.%I', n.nspname, f.proname), f.proowner
+      FROM pg_catalog.pg_proc AS f JOIN pg_catalog.pg_namespace AS n ON n.oid = f.pronamespace
+     WHERE f.oid IN (SELECT p.function_oid FROM publish AS p)
+)
+INSERT INTO crdt_replica_object (kind, name, created_by)
+SELECT f.kind, f.name, pg_catalog.pg_get_userbyid(f.owner) FROM found AS f
+ON CONFLICT DO NOTHING;
