@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # pg_upgrade from the server under test (15, 16 or 17) to PostgreSQL 18, both with the build
 # under test: values of every type (hll of every form and several precisions, cms linear and
-# conservative, gcounter and pncounter from empty to 4,096 slots, lwwreg with values of several
-# kinds and sizes) read back byte-identical: text output, ::bytea and the send function.
+# conservative, gcounter and pncounter from empty to 4,096 slots, orset, lwwreg with values of
+# several kinds and sizes) read back byte-identical: text output, ::bytea and the send function.
 # Both servers are private copies (tests/tools/extension_builds.sh copy-server), so neither the
 # server under test nor the system's is touched. PostgreSQL 18 is fetched like `make test
 # PG=18` does (tests/tools/install_deps.sh), and this checkout is built for it with `cargo pgrx
@@ -60,7 +60,7 @@ createdb up_values
 sql -d up_values -c "CREATE EXTENSION pg_distcount"
 sql -d up_values >/dev/null <<'SQL'
 SET search_path = public, distcount;
-CREATE TABLE v (id int PRIMARY KEY, h hll, h10 hll(10), c cms, g gcounter, p pncounter, r lwwreg);
+CREATE TABLE v (id int PRIMARY KEY, h hll, h10 hll(10), c cms, g gcounter, p pncounter, r lwwreg, o orset);
 -- hll: empty, explicit (a few values), sparse (thousands), dense (tens of thousands), precisions
 -- 4 to 18; cms: linear and conservative, with and without heavy hitters, several sizes;
 -- counters up to 300 slots; registers holding jsonb of several kinds and sizes.
@@ -77,13 +77,16 @@ SELECT i,
                   CASE i % 4 WHEN 0 THEN to_jsonb(i) WHEN 1 THEN to_jsonb(repeat('é', i * 40))
                              WHEN 2 THEN jsonb_build_object('user', i, 'tags', to_jsonb(ARRAY['a', 'b']))
                              ELSE (SELECT jsonb_agg(x) FROM generate_series(1, i * 20) x) END,
-                  timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second', 'node-' || (i % 3))
+                  timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second', 'node-' || (i % 3)),
+       orset_remove((SELECT orset_merge_agg(orset_add(NULL, repeat('é', x % 7) || 'e' || x, 'node-' || x))
+                       FROM generate_series(1, i * 10) x), 'e1')
 FROM generate_series(1, 60) i;
 INSERT INTO v VALUES
-    (0, hll_empty(), hll_empty(10), cms_empty(), '{}', '{}', '{}'),
-    (-1, NULL, NULL, NULL, NULL, NULL, NULL),
+    (0, hll_empty(), hll_empty(10), cms_empty(), '{}', '{}', '{}', '{}'),
+    (-1, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
     (-2, hll_empty(18), NULL, cms_empty(0.0005, 0.001, 0, 'conservative'), NULL, NULL,
-     lww_set_at(lww_set_at(NULL, '"first"', '2025-01-01', 'a'), '"second"', '2024-01-01', 'b'));
+     lww_set_at(lww_set_at(NULL, '"first"', '2025-01-01', 'a'), '"second"', '2024-01-01', 'b'),
+     orset_remove(orset_add(NULL, 'gone', 'a'), 'gone'));
 INSERT INTO v (id, g)
 SELECT -3, gcounter_merge_agg(gcounter_inc(NULL, 1, 'n' || x)) FROM generate_series(1, 4096) x;
 -- A btree only where every value fits in an index row (hll(10): under 1 kB; a dense hll(18) is
@@ -95,9 +98,9 @@ CREATE INDEX ON v USING hash (r);
 SQL
 read_values() { # FILE: every value in every form, one row a line
     local t
-    for t in h h10 c g p r; do
+    for t in h h10 c g p r o; do
         sql -d up_values -c "SELECT id, '$t', $t::text, encode($t::bytea, 'hex'),
-                                    encode(distcount.$(case $t in h | h10) echo hll ;; c) echo cms ;; g) echo gcounter ;; p) echo pncounter ;; r) echo lwwreg ;; esac)_send($t), 'hex')
+                                    encode(distcount.$(case $t in h | h10) echo hll ;; c) echo cms ;; g) echo gcounter ;; p) echo pncounter ;; r) echo lwwreg ;; o) echo orset ;; esac)_send($t), 'hex')
                              FROM v ORDER BY id"
     done >"$1"
 }
@@ -108,7 +111,7 @@ else
     new_initdb_options=--no-data-checksums
 fi
 read_values "$WORK/before.txt"
-check "values written on PostgreSQL $PG_MAJOR" "$((64 * 6))" "$(wc -l <"$WORK/before.txt")"
+check "values written on PostgreSQL $PG_MAJOR" "$((64 * 7))" "$(wc -l <"$WORK/before.txt")"
 # Debian's PostgreSQL 15.20 keeps a version of every user column in its attoptions
 # ("pg_attver=N"); its own pg_dump leaves it out, but pg_upgrade runs the new server's pg_dump,
 # and 18.6's knows nothing of it: it dumps the option, its server refuses it ('unrecognized
