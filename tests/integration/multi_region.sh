@@ -37,11 +37,12 @@ CREATE TABLE likes (post int PRIMARY KEY,
                     g distcount.gcounter NOT NULL DEFAULT '{}',
                     p distcount.pncounter NOT NULL DEFAULT '{}',
                     visitors distcount.hll NOT NULL DEFAULT distcount.hll_empty(),
-                    profile distcount.lwwreg NOT NULL DEFAULT '{}');
+                    profile distcount.lwwreg NOT NULL DEFAULT '{}',
+                    cart distcount.orset NOT NULL DEFAULT '{}');
 INSERT INTO likes (post) SELECT generate_series(1, 8);
 -- Ground truth: every increment this server commits, in the same transaction, with the
 -- register it wrote. Not replicated.
-CREATE TABLE local_log (post int, delta int, visitor int, written distcount.lwwreg);
+CREATE TABLE local_log (post int, delta int, visitor int, written distcount.lwwreg, cart distcount.orset);
 SQL
 done
 
@@ -64,9 +65,11 @@ BEGIN;
 WITH u AS (
     UPDATE likes SET g = distcount.gcounter_inc(g), p = distcount.pncounter_inc(p, :delta),
                      visitors = distcount.hll_add(visitors, :visitor),
-                     profile = distcount.lww_set(profile, jsonb_build_object('last_visitor', :visitor))
-     WHERE post = :post RETURNING profile)
-INSERT INTO local_log SELECT :post, :delta, :visitor, u.profile FROM u;
+                     profile = distcount.lww_set(profile, jsonb_build_object('last_visitor', :visitor)),
+                     cart = CASE WHEN :delta < 0 THEN distcount.orset_remove(cart, 'item-' || :visitor % 12)
+                                 ELSE distcount.orset_add(cart, 'item-' || :visitor % 12) END
+     WHERE post = :post RETURNING profile, cart)
+INSERT INTO local_log SELECT :post, :delta, :visitor, u.profile, u.cart FROM u;
 END;
 SQL
 
@@ -85,7 +88,7 @@ load_all() { # SECONDS: pgbench on every server at once
 
 fingerprint() {
     on "$1" -c "SELECT md5(string_agg(post || ':' || g::bytea::text || ':' || p::bytea::text || ':' || visitors::bytea::text
-                                      || ':' || profile::bytea::text, ',' ORDER BY post)) FROM likes"
+                                      || ':' || profile::bytea::text || ':' || cart::bytea::text, ',' ORDER BY post)) FROM likes"
 }
 
 converged() {
@@ -181,6 +184,21 @@ for n in "${NODES[@]}"; do
         "$(on "$n" -c "SELECT md5(string_agg(post || ':' || profile::bytea::text, ',' ORDER BY post)) FROM likes WHERE distcount.lww_node(profile) IS NOT NULL")"
 done
 echo "    profile of post 1: $(on tokyo -c "SELECT profile FROM likes WHERE post = 1")"
+
+# The cart (orset): on every server each post holds the merge of every state any server
+# committed (each server's adds and removes build on its own latest state, and merges bring the
+# others'), so concurrent adds survive removes that did not see them and nothing is lost.
+for n in "${NODES[@]}"; do
+    on "$n" -c "COPY (SELECT post, cart FROM local_log) TO STDOUT" >"$WORK/carts_$n"
+done
+expected_carts="$(cat "$WORK"/carts_* | on tokyo -c "CREATE TEMP TABLE all_carts (post int, cart distcount.orset)" \
+    -c "COPY all_carts FROM STDIN" -c "SELECT md5(string_agg(post || ':' || c::bytea::text, ',' ORDER BY post))
+    FROM (SELECT post, distcount.orset_merge_agg(cart) AS c FROM all_carts GROUP BY post) x WHERE c::text <> '{}'" | tail -1)"
+for n in "${NODES[@]}"; do
+    check "$n: every cart is the merge of all committed states of its post" "$expected_carts" \
+        "$(on "$n" -c "SELECT md5(string_agg(post || ':' || cart::bytea::text, ',' ORDER BY post)) FROM likes WHERE cart::text <> '{}'")"
+done
+echo "    cart of post 1: $(on tokyo -c "SELECT distcount.orset_elements(cart) FROM likes WHERE post = 1")"
 
 echo "==> no replication loop: once the backlog has drained, WAL and row writes stay still"
 wal_position() { on "$1" -c "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"; }
