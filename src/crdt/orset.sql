@@ -47,9 +47,17 @@ COMMENT ON AGGREGATE orset_merge_agg(orset) IS 'Merge of all inputs (NULLs skipp
 CREATE FUNCTION orset_contains(s orset, element text) RETURNS boolean
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_contains_wrapper';
 COMMENT ON FUNCTION orset_contains(orset, text) IS 'Whether element is in the set.';
-CREATE FUNCTION orset_elements(s orset) RETURNS text[]
+CREATE FUNCTION orset_contains_all(s orset, elements text[]) RETURNS boolean
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_contains_all_wrapper';
+COMMENT ON FUNCTION orset_contains_all(orset, text[]) IS 'Whether every element of the array is in the set (the @> operator).';
+CREATE OPERATOR @> (LEFTARG = orset, RIGHTARG = text[], FUNCTION = orset_contains_all);
+CREATE FUNCTION orset_elements(s orset) RETURNS SETOF text
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_elements_wrapper';
-COMMENT ON FUNCTION orset_elements(orset) IS 'The elements, in byte order.';
+COMMENT ON FUNCTION orset_elements(orset) IS 'The elements as rows, in byte order.';
+CREATE FUNCTION orset_to_array(s orset) RETURNS text[]
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_to_array_wrapper';
+COMMENT ON FUNCTION orset_to_array(orset) IS 'The elements as an array, in byte order (the cast to text[]).';
+CREATE CAST (orset AS text[]) WITH FUNCTION orset_to_array(orset);
 CREATE FUNCTION orset_size(s orset) RETURNS integer
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'orset_size_wrapper';
 COMMENT ON FUNCTION orset_size(orset) IS 'The number of elements.';

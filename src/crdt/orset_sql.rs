@@ -103,9 +103,27 @@ fn orset_contains(set: OrSetDatum, element: &str) -> bool {
     set.set().contains(element)
 }
 
+/// The elements as rows, in byte order.
 #[pg_extern(sql = false)]
-fn orset_elements(set: OrSetDatum) -> Vec<String> {
+fn orset_elements(set: OrSetDatum) -> SetOfIterator<'static, String> {
+    let elements: Vec<String> = set.set().elements().map(str::to_string).collect();
+    SetOfIterator::new(elements)
+}
+
+/// The elements as an array, in byte order (the cast to text[]).
+#[pg_extern(sql = false)]
+fn orset_to_array(set: OrSetDatum) -> Vec<String> {
     set.set().elements().map(str::to_string).collect()
+}
+
+/// `s @> elements`: every element of the array is in the set (a NULL element never is, as for
+/// arrays).
+#[pg_extern(sql = false)]
+fn orset_contains_all(set: OrSetDatum, elements: Array<&str>) -> bool {
+    let set = set.set();
+    elements
+        .iter()
+        .all(|element| element.is_some_and(|e| set.contains(e)))
 }
 
 #[pg_extern(sql = false)]

@@ -198,7 +198,7 @@ for n in "${NODES[@]}"; do
     check "$n: every cart is the merge of all committed states of its post" "$expected_carts" \
         "$(on "$n" -c "SELECT md5(string_agg(post || ':' || cart::bytea::text, ',' ORDER BY post)) FROM likes WHERE cart::text <> '{}'")"
 done
-echo "    cart of post 1: $(on tokyo -c "SELECT distcount.orset_elements(cart) FROM likes WHERE post = 1")"
+echo "    cart of post 1: $(on tokyo -c "SELECT distcount.orset_to_array(cart) FROM likes WHERE post = 1")"
 
 echo "==> no replication loop: once the backlog has drained, WAL and row writes stay still"
 wal_position() { on "$1" -c "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"; }
