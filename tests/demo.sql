@@ -66,5 +66,26 @@ SELECT cms_exceeds(hits, '/item/0'::text, 500) AS item_0_over_500_in_minute_7,
 FROM url_minutes WHERE minute = 7;
 
 \echo
+\echo '== LWW-Register: Alice writes at 1000 ms, Bob at 1002 ms; the merge keeps Bob and says what it dropped =='
+SELECT lww_value(merged) AS winner, discarded_value, discarded_node
+FROM lww_merge_report(lww_set_at(NULL, '"Alice"', '2026-01-01 00:00:01+00', 'a'),
+                      lww_set_at(NULL, '"Bob"', '2026-01-01 00:00:01.002+00', 'b'));
+\echo '== A profile read in Tokyo with a stamp an hour ahead; Virginia, whose clock is behind, still wins with its update =='
+SELECT lww_set_at(NULL, '{"name": "Alice"}', now() + interval '1 hour', 'tokyo') AS read_state \gset
+SELECT lww_value(:'read_state'::lwwreg || lww_set(:'read_state', '{"name": "Bob"}', 'virginia')) AS profile,
+       lww_tick(lww_set(:'read_state', '{"name": "Bob"}', 'virginia')) AS logical_tick;
+
+\echo
+\echo '== OR-Set: a cart in two regions; Tokyo removes the milk while Virginia adds it again: the add wins =='
+DROP TABLE IF EXISTS carts;
+CREATE TABLE carts (region text PRIMARY KEY, cart orset);
+INSERT INTO carts SELECT r, orset_add(orset_add(NULL, 'milk', 'virginia'), 'bread', 'virginia')
+FROM unnest(ARRAY['tokyo', 'virginia']) r;      -- both regions have seen milk and bread
+UPDATE carts SET cart = orset_remove(orset_remove(cart, 'milk'), 'bread') WHERE region = 'tokyo';
+UPDATE carts SET cart = orset_add(orset_add(cart, 'milk', 'virginia'), 'eggs', 'virginia') WHERE region = 'virginia';
+SELECT region, cart::text[] AS items FROM carts ORDER BY region;
+SELECT orset_merge_agg(cart)::text[] AS merged_cart FROM carts;
+
+\echo
 \echo '== The local node id (pg_distcount.node_id, else made at CREATE EXTENSION) =='
 SELECT node_id(), gcounter_inc(NULL) AS incremented_here;

@@ -13,5 +13,11 @@ check "three regions merge to 2430 likes" "yes" \
     "$(grep -Eq '"virginia": \[800, 0\]\} +\| +2430$' <<<"$out" && echo yes || echo no)"
 check "HyperLogLog weekly uniques of page 1 within 2% of the exact 40,000" "yes" \
     "$(awk -F'|' '$1 ~ /^ +1 +$/ && $3 ~ /40000/ { d = $2 - 40000; if (d < 0) d = -d; print (d <= 800 ? "yes" : "no") }' <<<"$out")"
+check "LWW-Register: Bob wins over Alice, and the merge reports Alice dropped" "yes" \
+    "$(grep -Eq '^ +"Bob" +\| +"Alice" +\| +a$' <<<"$out" && echo yes || echo no)"
+check "LWW-Register: the update from the clock that is behind wins" "yes" \
+    "$(grep -Eq '^ +\{"name": "Bob"\} +\| +1$' <<<"$out" && echo yes || echo no)"
+check "OR-Set: the concurrent add of milk survives the remove; bread, removed after being seen, is gone" "yes" \
+    "$(grep -Eq '^ +\{eggs,milk\}$' <<<"$out" && echo yes || echo no)"
 dropdb dc_demo
 finish
