@@ -144,14 +144,21 @@ impl Arena {
     }
 }
 
+/// The block of a zero-size request: no memory, a non-null pointer aligned as asked.
+fn empty_block(layout: Layout) -> NonNull<[u8]> {
+    let dangling = NonNull::<u8>::dangling().with_addr(
+        std::num::NonZeroUsize::new(layout.align()).unwrap_or(std::num::NonZeroUsize::MIN),
+    );
+    NonNull::slice_from_raw_parts(dangling, 0)
+}
+
 unsafe impl Allocator for Arena {
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         if self.is_heap() {
             return Global.allocate(layout);
         }
         if layout.size() == 0 {
-            let dangling = NonNull::new(layout.align() as *mut u8).ok_or(AllocError)?;
-            return Ok(NonNull::slice_from_raw_parts(dangling, 0));
+            return Ok(empty_block(layout));
         }
         // Returning AllocError would make the collections abort the process: PostgreSQL's
         // ERROR (unwinding from palloc) is the only failure this arena reports.
@@ -209,8 +216,7 @@ unsafe impl Allocator for Arena {
         }
         if new.size() == 0 {
             unsafe { self.deallocate(ptr, old) };
-            let dangling = NonNull::new(new.align() as *mut u8).ok_or(AllocError)?;
-            return Ok(NonNull::slice_from_raw_parts(dangling, 0));
+            return Ok(empty_block(new));
         }
         // Keeping the larger chunk is allowed and saves a copy.
         Ok(NonNull::slice_from_raw_parts(ptr, old.size()))

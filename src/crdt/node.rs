@@ -120,3 +120,15 @@ fn node_rotate() -> String {
     VERIFIED_NODE_ID.set(Some(id.clone()));
     id
 }
+
+/// A node id argument of a write; NULL is refused (22004) with where the default comes from.
+pub(super) fn node_or_raise(node: Option<&str>) -> &str {
+    node.unwrap_or_else(|| {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "node id must not be NULL",
+            "Set pg_distcount.node_id or pass a node id; distcount.node_id() is the default."
+        );
+    })
+}

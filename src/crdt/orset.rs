@@ -63,6 +63,21 @@ fn check_element(element: &str) -> Result<()> {
     Ok(())
 }
 
+/// The size limits, for a set that would have `nodes` nodes and `elements` elements.
+fn check_size(nodes: usize, elements: usize) -> Result<()> {
+    if nodes > MAX_NODES {
+        return Err(limit(format!(
+            "orset would have {nodes} nodes; at most {MAX_NODES} are allowed"
+        )));
+    }
+    if elements > MAX_ELEMENTS {
+        return Err(limit(format!(
+            "orset would have {elements} elements; at most {MAX_ELEMENTS} are allowed"
+        )));
+    }
+    Ok(())
+}
+
 impl OrSet {
     pub fn new() -> OrSet {
         OrSet::default()
@@ -72,18 +87,10 @@ impl OrSet {
     pub fn add(&mut self, element: &str, node: &str) -> Result<()> {
         check_element(element)?;
         validate_node_id(node).map_err(|m| Error::new(ErrorKind::InvalidParameter, m))?;
-        if !self.clock.contains_key(node) && self.clock.len() >= MAX_NODES {
-            return Err(limit(format!(
-                "orset would have {} nodes; at most {MAX_NODES} are allowed",
-                self.clock.len() + 1
-            )));
-        }
-        if !self.entries.contains_key(element) && self.entries.len() >= MAX_ELEMENTS {
-            return Err(limit(format!(
-                "orset would have {} elements; at most {MAX_ELEMENTS} are allowed",
-                self.entries.len() + 1
-            )));
-        }
+        check_size(
+            self.clock.len() + usize::from(!self.clock.contains_key(node)),
+            self.entries.len() + usize::from(!self.entries.contains_key(element)),
+        )?;
         let counter = self.clock.get(node).copied().unwrap_or(0);
         let counter = counter
             .checked_add(1)
@@ -165,18 +172,7 @@ impl OrSet {
             let slot = clock.entry(node.clone()).or_insert(0);
             *slot = (*slot).max(c);
         }
-        if clock.len() > MAX_NODES {
-            return Err(limit(format!(
-                "orset would have {} nodes; at most {MAX_NODES} are allowed",
-                clock.len()
-            )));
-        }
-        if entries.len() > MAX_ELEMENTS {
-            return Err(limit(format!(
-                "orset would have {} elements; at most {MAX_ELEMENTS} are allowed",
-                entries.len()
-            )));
-        }
+        check_size(clock.len(), entries.len())?;
         self.clock = clock;
         self.entries = entries;
         Ok(())

@@ -67,14 +67,7 @@ fn orset_from_bytea(bytes: &[u8]) -> OrSetDatum {
 #[pg_extern(sql = false)]
 fn orset_add(set: Option<OrSetDatum>, element: Option<&str>, node: Option<&str>) -> OrSetDatum {
     let element = not_null(element, "element");
-    let node = node.unwrap_or_else(|| {
-        ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            "node id must not be NULL",
-            "Set pg_distcount.node_id or pass a node id; distcount.node_id() is the default."
-        );
-    });
+    let node = super::node::node_or_raise(node);
     let mut set = set.map(|s| s.set()).unwrap_or_default();
     set.add(element, node).or_raise();
     OrSetDatum::from_set(&set)

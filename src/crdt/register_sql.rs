@@ -2,6 +2,7 @@
 //! Values are jsonb; the register keeps their canonical text (what `jsonb_out` prints), so
 //! equal registers have equal bytes and ties break on those bytes the same way everywhere.
 
+use super::node::node_or_raise;
 use super::register::{Register, Stamp};
 use crate::common::error::{Error, ErrorKind};
 use crate::common::report::{OrRaise, raise};
@@ -77,17 +78,6 @@ fn checked_binary(register: Register) -> Register {
         );
     }
     register
-}
-
-fn node_or_raise(node: Option<&str>) -> &str {
-    node.unwrap_or_else(|| {
-        ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            "node id must not be NULL",
-            "Set pg_distcount.node_id or pass a node id; distcount.node_id() is the default."
-        );
-    })
 }
 
 /// The canonical text of a jsonb argument (declared `anyelement` on the Rust side so that

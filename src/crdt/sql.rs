@@ -8,8 +8,8 @@ use crate::common::error::{Error, ErrorKind};
 use crate::common::report::OrRaise;
 use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
+use pgrx::Internal;
 use pgrx::prelude::*;
-use pgrx::{Internal, PgSqlErrorCode};
 use std::ffi::{CStr, CString};
 
 sql_varlena_type!(
@@ -101,14 +101,7 @@ fn increment<D: CounterDatum>(
     add: fn(&mut Counter<D::S>, &str, i64) -> crate::common::error::Result<()>,
 ) -> D {
     let mut state = counter.map(|c| c.counter()).unwrap_or_default();
-    let Some(node) = node else {
-        ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            "node id must not be NULL",
-            "Set pg_distcount.node_id or pass a node id; distcount.node_id() is the default."
-        );
-    };
+    let node = super::node::node_or_raise(node);
     if let Some(by) = by {
         add(&mut state, node, by).or_raise();
     }

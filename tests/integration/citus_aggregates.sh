@@ -19,8 +19,6 @@ CITUS="$ROOT/tests/tools/citus.sh"
 REQUIRE_PUSHDOWN="${REQUIRE_PUSHDOWN:-0}"
 ROWS="${CITUS_TEST_ROWS:-1000000}"
 NAME=citusagg
-START=$SECONDS
-stamp() { printf '    [%d s] %s\n' "$((SECONDS - START))" "$*"; }
 
 # ---- Citus for this PostgreSQL ---------------------------------------------------------------
 ensure_log="$(mktemp)"

@@ -14,8 +14,6 @@ ROOT="$DISTCOUNT_ROOT"
 BUILDS="$ROOT/tests/tools/extension_builds.sh"
 CLUSTER="$ROOT/tests/tools/cluster.sh"
 NEW_MAJOR=18
-START=$SECONDS
-stamp() { printf '    [%d s] %s\n' "$((SECONDS - START))" "$*"; }
 if [ "$PG_MAJOR" -ge "$NEW_MAJOR" ]; then
     skip "pg_upgrade to PostgreSQL $NEW_MAJOR" "the server under test is PostgreSQL $PG_MAJOR"
     exit 0

@@ -20,8 +20,6 @@ ROOT="$DISTCOUNT_ROOT"
 BUILDS="$ROOT/tests/tools/extension_builds.sh"
 CLUSTER="$ROOT/tests/tools/cluster.sh"
 OLD_COMMIT=4b9f3cb
-START=$SECONDS
-stamp() { printf '    [%d s] %s\n' "$((SECONDS - START))" "$*"; }
 WORK="$(mktemp -d)"
 chmod 755 "$WORK"
 

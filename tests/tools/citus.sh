@@ -25,8 +25,8 @@
 #   CITUS_TARBALL   the Citus source (default ../shared/vendor/citus-13.2.2.tar.gz beside the
 #                   checkout, else /work/shared/vendor/)
 #   CITUS_CACHE     where builds are kept, one directory per Citus version and PostgreSQL major
-#                   (default /var/cache/pg_distcount as root, ~/.cache/pg_distcount otherwise);
-#                   a fresh clone reuses it
+#                   (default: the cache of tests/tools/postgres.sh, so PG_DISTCOUNT_CACHE moves
+#                   it too); a fresh clone reuses it
 #   CITUS_JOBS      parallel make jobs (default: the number of cores)
 #
 # What `ensure` changes on the machine: as root (or through sudo) it apt-get installs the Debian
@@ -56,10 +56,6 @@ say() { printf '==> %s\n' "$*"; }
 die() { printf 'citus.sh: %s\n' "$*" >&2; exit 1; }
 
 pg_major() { "$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/'; }
-
-default_cache() {
-    if [ "$(id -u)" = 0 ]; then echo /var/cache/pg_distcount; else echo "${XDG_CACHE_HOME:-$HOME/.cache}/pg_distcount"; fi
-}
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi
@@ -132,7 +128,7 @@ ensure() {
     esac
     pkglib="$("$PG_CONFIG" --pkglibdir)"
     sharedir="$("$PG_CONFIG" --sharedir)"
-    cache="${CITUS_CACHE:-$(default_cache)}"
+    cache="${CITUS_CACHE:-$("$ROOT/tests/tools/postgres.sh" cache)}"
     build="$cache/citus-$CITUS_VERSION-pg$major"
     src="$build/citus-$CITUS_VERSION"
     stamp="$build/built-for"

@@ -35,13 +35,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 if [ -z "${PG_CONFIG:-}" ]; then
     PG_CONFIG="$("$ROOT/tests/tools/postgres.sh" pg_config "${PG:-15}")"
 fi
-if [ -n "${PG_DISTCOUNT_CACHE:-}" ]; then
-    CACHE="$PG_DISTCOUNT_CACHE"
-elif [ "$(id -u)" = 0 ]; then
-    CACHE=/var/cache/pg_distcount
-else
-    CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/pg_distcount"
-fi
+CACHE="$("$ROOT/tests/tools/postgres.sh" cache)"
 EXIT_UNSUPPORTED=3
 
 say() { printf '==> %s\n' "$*" >&2; }

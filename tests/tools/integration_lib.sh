@@ -5,6 +5,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 CHECKS_FAILED=0
+START=$SECONDS
+# stamp WHAT: a progress line with the seconds since the test began.
+stamp() { printf '    [%d s] %s\n' "$((SECONDS - START))" "$*"; }
 sql() { psql -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
 
 # check WHAT EXPECTED ACTUAL

@@ -7,6 +7,7 @@
 #   postgres.sh majors           the supported majors, one a line
 #   postgres.sh pg_config NN     the pg_config path for major NN (does not fetch)
 #   postgres.sh fetch NN         fetch and unpack major NN into the cache unless it is there
+#   postgres.sh cache            the cache directory (every tool keeps its build products there)
 #
 # The cache is $PG_DISTCOUNT_CACHE, else /var/cache/pg_distcount as root (readable by the
 # `postgres` user, which runs the clusters then), else ~/.cache/pg_distcount.
@@ -67,10 +68,11 @@ PY
 
 case "${1:-}" in
 majors) printf '%s\n' "${MAJORS[@]}" ;;
+cache) echo "$CACHE" ;;
 pg_config) pg_config_of "$2" ;;
 fetch) fetch "$2" ;;
 *)
-    echo "usage: $0 majors | pg_config NN | fetch NN" >&2
+    echo "usage: $0 majors | pg_config NN | fetch NN | cache" >&2
     exit 2
     ;;
 esac

@@ -41,18 +41,7 @@ impl OrSet {
         entries: BTreeMap<String, Dots>,
     ) -> Result<OrSet> {
         let invalid = |what: String| Error::new(ErrorKind::InvalidParameter, what);
-        if clock.len() > MAX_NODES {
-            return Err(invalid(format!(
-                "{} nodes; at most {MAX_NODES} are allowed",
-                clock.len()
-            )));
-        }
-        if entries.len() > MAX_ELEMENTS {
-            return Err(invalid(format!(
-                "{} elements; at most {MAX_ELEMENTS} are allowed",
-                entries.len()
-            )));
-        }
+        super::check_size(clock.len(), entries.len())?;
         for (node, &adds) in &clock {
             validate_node_id(node).map_err(&invalid)?;
             if adds == 0 {
