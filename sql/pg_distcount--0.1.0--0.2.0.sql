@@ -250,55 +250,138 @@ CREATE OPERATOR CLASS orset_hash_ops DEFAULT FOR TYPE orset USING hash AS
     FUNCTION 2 orset_hash_extended(orset, bigint);
 
 -- ---------------------------------------------------------------------------------------------
--- HyperLogLog: hll_agg and approx_count_distinct overloads for four catalog types that cast
--- implicitly to text and bytea alike (a call on them was ambiguous in 0.1.0). The same loop as
--- hll.sql, over the new types only.
+-- Aggregate states (src/common/aggregate.rs): every aggregate whose argument types are known
+-- keeps its state as a value of its SQL type (an expanded object in memory) instead of
+-- internal, so that Citus splits it across its workers; the anyelement overloads keep an
+-- internal state. CREATE OR REPLACE AGGREGATE changes the state type and keeps views and
+-- functions that use the aggregates; the internal-state support functions they no longer use
+-- go.
 -- ---------------------------------------------------------------------------------------------
+
+-- HyperLogLog. New in 0.2.0: overloads for uuid and for four catalog types that cast implicitly
+-- to text and bytea alike (a call on them was ambiguous in 0.1.0).
+CREATE FUNCTION hll_union_trans(hll, hll) RETURNS hll
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_union_trans_wrapper';
+CREATE FUNCTION hll_final(hll) RETURNS hll
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_final_wrapper';
+CREATE FUNCTION hll_count_final(hll) RETURNS bigint
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_count_final_wrapper';
 DO $overloads$
 DECLARE
     value_type text;
     symbol text;
 BEGIN
     FOR value_type, symbol IN VALUES
+        ('smallint', 'hll_agg_trans_int2'), ('integer', 'hll_agg_trans_int4'),
+        ('bigint', 'hll_agg_trans_int8'), ('text', 'hll_agg_trans_text'), ('uuid', 'hll_agg_trans'),
+        ('character', 'hll_agg_trans'), ('"char"', 'hll_agg_trans'),
         ('pg_node_tree', 'hll_agg_trans'), ('pg_ndistinct', 'hll_agg_trans'),
         ('pg_dependencies', 'hll_agg_trans'), ('pg_mcv_list', 'hll_agg_trans')
     LOOP
         EXECUTE format($sql$
-            CREATE FUNCTION hll_agg_trans(internal, %1$s) RETURNS internal
+            CREATE FUNCTION hll_agg_trans(hll, %1$s) RETURNS hll
                 IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', %2$L;
-            CREATE FUNCTION hll_agg_trans(internal, %1$s, integer) RETURNS internal
+            CREATE FUNCTION hll_agg_trans(hll, %1$s, integer) RETURNS hll
                 IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', %2$L;
-            CREATE AGGREGATE hll_agg(%1$s) (
-                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_final,
-                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
-                PARALLEL = SAFE);
+            CREATE OR REPLACE AGGREGATE hll_agg(%1$s) (
+                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_final,
+                COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
             COMMENT ON AGGREGATE hll_agg(%1$s) IS 'Sketch of the distinct non-NULL values, precision 14.';
-            CREATE AGGREGATE hll_agg(%1$s, integer) (
-                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_final,
-                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
-                PARALLEL = SAFE);
+            CREATE OR REPLACE AGGREGATE hll_agg(%1$s, integer) (
+                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_final,
+                COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
             COMMENT ON AGGREGATE hll_agg(%1$s, integer) IS 'Sketch of the distinct non-NULL values at precision p (4 to 18).';
-            CREATE AGGREGATE approx_count_distinct(%1$s) (
-                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_count_final,
-                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
-                PARALLEL = SAFE);
+            CREATE OR REPLACE AGGREGATE approx_count_distinct(%1$s) (
+                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_count_final,
+                COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
             COMMENT ON AGGREGATE approx_count_distinct(%1$s) IS 'Estimated number of distinct non-NULL values (HyperLogLog, precision 14).';
+            DROP FUNCTION IF EXISTS hll_agg_trans(internal, %1$s);
+            DROP FUNCTION IF EXISTS hll_agg_trans(internal, %1$s, integer);
         $sql$, value_type, symbol);
     END LOOP;
 END
 $overloads$;
+CREATE OR REPLACE AGGREGATE hll_union_agg(hll) (
+    SFUNC = hll_union_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_final,
+    COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
+DROP FUNCTION hll_union_trans(internal, hll);
 
--- ---------------------------------------------------------------------------------------------
--- Count-Min: cms_union_agg loses its moving-aggregate form (subtracting what leaves a sliding
--- frame restores the counters but not the heavy-hitter list), and with it cms_union_inverse.
--- CREATE OR REPLACE keeps views and functions that use the aggregate.
--- ---------------------------------------------------------------------------------------------
+-- Count-Min. New in 0.2.0: overloads of the commonest key types (the list is hll_agg's).
+-- cms_union_agg also loses its moving-aggregate form (subtracting what leaves a sliding frame
+-- restores the counters but not the heavy-hitter list), and with it cms_union_inverse.
+CREATE FUNCTION cms_union_trans(cms, cms) RETURNS cms
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_union_trans_wrapper';
+CREATE FUNCTION cms_final(cms) RETURNS cms
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_final_wrapper';
+DO $overloads$
+DECLARE
+    key_type text;
+BEGIN
+    FOREACH key_type IN ARRAY ARRAY['smallint', 'integer', 'bigint', 'text', 'uuid', 'character', '"char"',
+        'pg_node_tree', 'pg_ndistinct', 'pg_dependencies', 'pg_mcv_list']
+    LOOP
+        EXECUTE format($sql$
+            CREATE FUNCTION cms_agg_trans(cms, %1$s) RETURNS cms
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_trans';
+            CREATE FUNCTION cms_agg_trans(cms, %1$s, float8, float8) RETURNS cms
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_trans';
+            CREATE FUNCTION cms_agg_trans(cms, %1$s, float8, float8, integer) RETURNS cms
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_trans';
+            CREATE FUNCTION cms_agg_weighted_trans(cms, %1$s, bigint, float8, float8) RETURNS cms
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_weighted_trans';
+            CREATE FUNCTION cms_agg_weighted_trans(cms, %1$s, bigint, float8, float8, integer) RETURNS cms
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_weighted_trans';
+            CREATE AGGREGATE cms_agg(key %1$s) (
+                SFUNC = cms_agg_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+                COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
+            CREATE AGGREGATE cms_agg(key %1$s, epsilon float8, delta float8) (
+                SFUNC = cms_agg_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+                COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
+            CREATE AGGREGATE cms_agg(key %1$s, epsilon float8, delta float8, heavy integer) (
+                SFUNC = cms_agg_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+                COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
+            CREATE AGGREGATE cms_agg_weighted(key %1$s, weight bigint, epsilon float8, delta float8) (
+                SFUNC = cms_agg_weighted_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+                COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
+            CREATE AGGREGATE cms_agg_weighted(key %1$s, weight bigint, epsilon float8, delta float8, heavy integer) (
+                SFUNC = cms_agg_weighted_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+                COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
+            COMMENT ON AGGREGATE cms_agg(%1$s) IS 'Count-Min sketch of the non-NULL keys (epsilon 0.001, delta 0.01, 64 heavy hitters, linear).';
+            COMMENT ON AGGREGATE cms_agg_weighted(%1$s, bigint, float8, float8) IS 'Count-Min sketch of weighted keys (negative weights allowed: linear mode).';
+        $sql$, key_type);
+    END LOOP;
+END
+$overloads$;
 CREATE OR REPLACE AGGREGATE cms_union_agg(cms) (
-    SFUNC = cms_union_trans, STYPE = internal, SSPACE = 65536, FINALFUNC = cms_final,
-    COMBINEFUNC = cms_combine, SERIALFUNC = cms_serial, DESERIALFUNC = cms_deserial,
-    PARALLEL = SAFE);
+    SFUNC = cms_union_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+    COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
 COMMENT ON AGGREGATE cms_union_agg(cms) IS 'Union of sketches (NULLs skipped); sketches that counted nothing are neutral whatever their shape.';
 DROP FUNCTION cms_union_inverse(internal, cms);
+DROP FUNCTION cms_union_trans(internal, cms);
+
+-- G-Counter and PN-Counter merges.
+CREATE FUNCTION gcounter_merge_trans(gcounter, gcounter) RETURNS gcounter
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'gcounter_merge_trans_wrapper';
+CREATE FUNCTION gcounter_merge_final(gcounter) RETURNS gcounter
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'gcounter_merge_final_wrapper';
+CREATE OR REPLACE AGGREGATE gcounter_merge_agg(gcounter) (
+    SFUNC = gcounter_merge_trans, STYPE = gcounter, SSPACE = 256,
+    FINALFUNC = gcounter_merge_final, COMBINEFUNC = gcounter_merge_trans, PARALLEL = SAFE
+);
+DROP FUNCTION gcounter_merge_trans(internal, gcounter), gcounter_merge_combine(internal, internal),
+    gcounter_merge_serial(internal), gcounter_merge_deserial(bytea, internal),
+    gcounter_merge_final(internal);
+CREATE FUNCTION pncounter_merge_trans(pncounter, pncounter) RETURNS pncounter
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pncounter_merge_trans_wrapper';
+CREATE FUNCTION pncounter_merge_final(pncounter) RETURNS pncounter
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pncounter_merge_final_wrapper';
+CREATE OR REPLACE AGGREGATE pncounter_merge_agg(pncounter) (
+    SFUNC = pncounter_merge_trans, STYPE = pncounter, SSPACE = 256,
+    FINALFUNC = pncounter_merge_final, COMBINEFUNC = pncounter_merge_trans, PARALLEL = SAFE
+);
+DROP FUNCTION pncounter_merge_trans(internal, pncounter), pncounter_merge_combine(internal, internal),
+    pncounter_merge_serial(internal), pncounter_merge_deserial(bytea, internal),
+    pncounter_merge_final(internal);
 
 -- ---------------------------------------------------------------------------------------------
 -- Sharded counters (shard.sql): the functions run with the owner's rights and EXECUTE is

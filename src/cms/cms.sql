@@ -82,8 +82,10 @@ CREATE OPERATOR <> (LEFTARG = cms, RIGHTARG = cms, FUNCTION = cms_ne,
     COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
 
 -- ---------------------------------------------------------------------------------------------
--- Aggregates (linear mode): internal state, parallel safe; cms_union_agg also as a moving
--- aggregate, so a sliding window costs one add and one subtract a row.
+-- Aggregates (linear mode); parallel safe. As for hll (hll.sql): the overloads of a known key
+-- type keep their state as a cms (an expanded object, updated in place), which Citus can split
+-- across its workers; the anyelement overloads keep an internal state. They share the C
+-- functions.
 -- ---------------------------------------------------------------------------------------------
 
 CREATE FUNCTION cms_agg_trans(internal, anyelement) RETURNS internal
@@ -96,7 +98,7 @@ CREATE FUNCTION cms_agg_weighted_trans(internal, anyelement, bigint, float8, flo
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_weighted_trans';
 CREATE FUNCTION cms_agg_weighted_trans(internal, anyelement, bigint, float8, float8, integer) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_weighted_trans';
-CREATE FUNCTION cms_union_trans(internal, cms) RETURNS internal
+CREATE FUNCTION cms_union_trans(cms, cms) RETURNS cms
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_union_trans_wrapper';
 CREATE FUNCTION cms_combine(internal, internal) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_combine_wrapper';
@@ -105,6 +107,8 @@ CREATE FUNCTION cms_serial(internal) RETURNS bytea
 CREATE FUNCTION cms_deserial(bytea, internal) RETURNS internal
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_deserial_wrapper';
 CREATE FUNCTION cms_final(internal) RETURNS cms
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_final_wrapper';
+CREATE FUNCTION cms_final(cms) RETURNS cms
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_final_wrapper';
 
 CREATE AGGREGATE cms_agg(key anyelement) (
@@ -124,11 +128,52 @@ CREATE AGGREGATE cms_agg_weighted(key anyelement, weight bigint, epsilon float8,
     COMBINEFUNC = cms_combine, SERIALFUNC = cms_serial, DESERIALFUNC = cms_deserial, PARALLEL = SAFE);
 COMMENT ON AGGREGATE cms_agg(anyelement) IS 'Count-Min sketch of the non-NULL keys (epsilon 0.001, delta 0.01, 64 heavy hitters, linear).';
 COMMENT ON AGGREGATE cms_agg_weighted(anyelement, bigint, float8, float8) IS 'Count-Min sketch of weighted keys (negative weights allowed: linear mode).';
+-- Overloads of the commonest key types, with a cms state. The list is hll_agg's (hll.sql):
+-- with integers and text, char(n), "char" and four catalog types need overloads of their own
+-- so that no call becomes ambiguous (security.sql tries every type).
+DO $overloads$
+DECLARE
+    key_type text;
+BEGIN
+    FOREACH key_type IN ARRAY ARRAY['smallint', 'integer', 'bigint', 'text', 'uuid', 'character', '"char"',
+        'pg_node_tree', 'pg_ndistinct', 'pg_dependencies', 'pg_mcv_list']
+    LOOP
+        EXECUTE format($sql$
+            CREATE FUNCTION cms_agg_trans(cms, %1$s) RETURNS cms
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_trans';
+            CREATE FUNCTION cms_agg_trans(cms, %1$s, float8, float8) RETURNS cms
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_trans';
+            CREATE FUNCTION cms_agg_trans(cms, %1$s, float8, float8, integer) RETURNS cms
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_trans';
+            CREATE FUNCTION cms_agg_weighted_trans(cms, %1$s, bigint, float8, float8) RETURNS cms
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_weighted_trans';
+            CREATE FUNCTION cms_agg_weighted_trans(cms, %1$s, bigint, float8, float8, integer) RETURNS cms
+                IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_agg_weighted_trans';
+            CREATE AGGREGATE cms_agg(key %1$s) (
+                SFUNC = cms_agg_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+                COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
+            CREATE AGGREGATE cms_agg(key %1$s, epsilon float8, delta float8) (
+                SFUNC = cms_agg_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+                COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
+            CREATE AGGREGATE cms_agg(key %1$s, epsilon float8, delta float8, heavy integer) (
+                SFUNC = cms_agg_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+                COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
+            CREATE AGGREGATE cms_agg_weighted(key %1$s, weight bigint, epsilon float8, delta float8) (
+                SFUNC = cms_agg_weighted_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+                COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
+            CREATE AGGREGATE cms_agg_weighted(key %1$s, weight bigint, epsilon float8, delta float8, heavy integer) (
+                SFUNC = cms_agg_weighted_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+                COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
+            COMMENT ON AGGREGATE cms_agg(%1$s) IS 'Count-Min sketch of the non-NULL keys (epsilon 0.001, delta 0.01, 64 heavy hitters, linear).';
+            COMMENT ON AGGREGATE cms_agg_weighted(%1$s, bigint, float8, float8) IS 'Count-Min sketch of weighted keys (negative weights allowed: linear mode).';
+        $sql$, key_type);
+    END LOOP;
+END
+$overloads$;
 
 CREATE AGGREGATE cms_union_agg(cms) (
-    SFUNC = cms_union_trans, STYPE = internal, SSPACE = 65536, FINALFUNC = cms_final,
-    COMBINEFUNC = cms_combine, SERIALFUNC = cms_serial, DESERIALFUNC = cms_deserial,
-    PARALLEL = SAFE);
+    SFUNC = cms_union_trans, STYPE = cms, SSPACE = 65536, FINALFUNC = cms_final,
+    COMBINEFUNC = cms_union_trans, PARALLEL = SAFE);
 -- No moving-aggregate form: subtracting what leaves a sliding frame restores the counters but
 -- not the heavy-hitter list, so the frame's value would differ from a fresh union of it.
 COMMENT ON AGGREGATE cms_union_agg(cms) IS 'Union of sketches (NULLs skipped); sketches that counted nothing are neutral whatever their shape.';

@@ -3,7 +3,7 @@
 
 use super::sketch::{DEFAULT_DELTA, DEFAULT_EPSILON, DEFAULT_HEAVY, Mode, Sketch};
 use crate::common::aggregate::{
-    combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
+    AggState, combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
 };
 use crate::common::arena::{Arena, CloneIn};
 use crate::common::hash::hash_bytes;
@@ -43,6 +43,22 @@ struct State {
 impl CloneIn for State {
     fn clone_in(&self, arena: Arena) -> Self {
         State::new(self.sketch.clone_in(arena))
+    }
+}
+
+impl AggState for State {
+    const TAG: u32 = u32::from_le_bytes(*b"cms ");
+
+    /// What `cms_final` returns: the sketch, or an empty default one for no sketch yet.
+    fn flat_bytes(&mut self) -> Vec<u8> {
+        match &self.sketch {
+            Some(sketch) => sketch.encode(),
+            None => Sketch::default().encode(),
+        }
+    }
+
+    fn from_flat(bytes: &[u8], arena: Arena) -> Self {
+        State::new(Some(Sketch::decode_in(bytes, arena).or_raise()))
     }
 }
 
@@ -283,7 +299,7 @@ unsafe fn cms_agg_step(
         let first_param = if weight_arg.is_some() { 3 } else { 2 };
         let mut state =
             Internal::from((!pg_arg_is_null(fcinfo, 0)).then(|| pg_getarg_datum_raw(fcinfo, 0)));
-        let st = state_or_init(&mut state, fcinfo, || {
+        let st = state_or_init(&mut state, fcinfo, |arena| {
             // The sketch's parameters are read once, when the first row makes the state.
             let epsilon =
                 param(first_param).map_or(DEFAULT_EPSILON, |d| f64::from_bits(d.value() as u64));
@@ -292,7 +308,7 @@ unsafe fn cms_agg_step(
             let heavy = param(first_param + 2)
                 .map_or(i64::from(DEFAULT_HEAVY), |d| d.value() as i32 as i64);
             State::new(Some(
-                Sketch::new_in(epsilon, delta, heavy, Mode::Linear, state_arena(fcinfo)).or_raise(),
+                Sketch::new_in(epsilon, delta, heavy, Mode::Linear, arena).or_raise(),
             ))
         });
         let weight = match weight_arg {
@@ -333,24 +349,24 @@ pub unsafe extern "C-unwind" fn cms_agg_weighted_trans(
 
 crate::pg_finfo_v1!(pg_finfo_cms_agg_trans, pg_finfo_cms_agg_weighted_trans);
 
-fn union_state(state: &mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &mut State {
-    unsafe { state_or_init(state, fcinfo, || State::new(None)) }
-}
-
+/// `cms_union_trans(cms, cms)`: the transition and combine function of `cms_union_agg` and the
+/// combine function of the `cms_agg` overloads whose state is a `cms`.
 #[pg_extern(sql = false)]
 fn cms_union_trans(
     mut state: Internal,
     value: Option<CmsDatum>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    let st = union_state(&mut state, fcinfo);
-    if let Some(value) = value {
-        match &mut st.sketch {
-            Some(sketch) => sketch.merge_from(&value.sketch()).or_raise(),
-            None => {
-                st.sketch = Some(Sketch::decode_in(value.bytes(), state_arena(fcinfo)).or_raise())
-            }
-        }
+    let Some(value) = value else {
+        return state;
+    };
+    if !state.initialized() {
+        return new_state::<State>(fcinfo, |arena| State::from_flat(value.bytes(), arena));
+    }
+    let st = unsafe { state_or_init::<State>(&mut state, fcinfo, |_| State::new(None)) };
+    match &mut st.sketch {
+        Some(sketch) => sketch.merge_from(&value.sketch()).or_raise(),
+        None => error!("aggregate state is missing"),
     }
     state
 }
@@ -382,12 +398,9 @@ fn cms_serial(mut state: Internal) -> Vec<u8> {
 
 #[pg_extern(sql = false)]
 fn cms_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let sketch = if bytes.is_empty() {
-        None
-    } else {
-        Some(Sketch::decode_in(bytes, state_arena(fcinfo)).or_raise())
-    };
-    new_state(fcinfo, State::new(sketch))
+    new_state(fcinfo, |arena| {
+        State::new((!bytes.is_empty()).then(|| Sketch::decode_in(bytes, arena).or_raise()))
+    })
 }
 
 /// Zero rows give an empty default sketch, never NULL.

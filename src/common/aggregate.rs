@@ -1,85 +1,339 @@
-//! Helpers for aggregates with an `internal` state: the state is a Rust value leaked into the
-//! aggregate's memory context, dropped when PostgreSQL deletes that context. Its buffers live
-//! in that context too ([`state_arena`]), so hash aggregation counts them against work_mem.
+//! Aggregate states: a Rust value in PostgreSQL memory, reached through an expanded-object
+//! header, whatever the aggregate's declared transition type.
+//!
+//! - Transition type the SQL type itself (`hll`, `cms`, `gcounter`, …): the state is a
+//!   read-write *expanded object* of that type (src/include/utils/expandeddatum.h) in a memory
+//!   context of its own, a child of the aggregate context. PostgreSQL and Citus keep such a
+//!   state without copying it between rows, and flatten it to the type's bytes where a value
+//!   must leave the aggregate: a parallel worker's partial result, Citus's partial on a worker
+//!   (through the type's output function), a window frame's result. This is what lets Citus
+//!   split an aggregate (docs/design-notes.md, "Aggregate states").
+//! - Transition type `internal` (the `anyelement` overloads, whose argument type only the call
+//!   expression knows, which Citus does not pass): the same object, directly in the aggregate
+//!   context, with no context of its own (a per-group context costs about 1 kB).
+//!
+//! Either way the state datum points at the object's read-write pointer, so one transition
+//! function serves both declarations, and the value's buffers live in the object's context
+//! ([`new_state`] hands the arena to the maker), where hash aggregation counts them against
+//! work_mem. The value is dropped by a reset callback of that context.
 
 use crate::common::arena::{Arena, CloneIn};
 use pgrx::prelude::*;
-use pgrx::{Internal, PgMemoryContexts};
+use pgrx::{Internal, PgSqlErrorCode};
+use std::ffi::c_void;
+
+/// A Rust value that can be an aggregate state of a SQL type.
+pub trait AggState: Sized + 'static {
+    /// Four bytes that tell this type's objects from any other's.
+    const TAG: u32;
+    /// The payload of the SQL value the state stands for (a finished aggregate's bytes).
+    fn flat_bytes(&mut self) -> Vec<u8>;
+    /// The state of a SQL value's payload, its buffers in `arena`.
+    fn from_flat(bytes: &[u8], arena: Arena) -> Self;
+}
 
 /// The aggregate memory context of the current call; an ERROR outside an aggregate.
 pub fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
     let mut context: pg_sys::MemoryContext = std::ptr::null_mut();
     if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut context) } == 0 {
-        error!("aggregate support function called outside an aggregate");
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "aggregate support function called outside an aggregate",
+            "Transition, combine and final functions run only as part of their aggregate."
+        );
     }
     context
 }
 
-/// The arena of the aggregate context: where a state's buffers must live.
+/// The arena of the aggregate context (for `internal` states made by hand).
 pub fn state_arena(fcinfo: pg_sys::FunctionCallInfo) -> Arena {
     Arena::context(aggregate_context(fcinfo))
 }
 
-/// Moves `value` into the aggregate context and returns it as the `internal` state datum.
-pub fn new_state<T>(fcinfo: pg_sys::FunctionCallInfo, value: T) -> Internal {
+/// What every state object starts with; `StateObject<T>` adds the value.
+#[repr(C)]
+struct StateHead {
+    header: pg_sys::ExpandedObjectHeader,
+    tag: u32,
+    /// Encodes the value (`flat_bytes` of its type).
+    flatten: unsafe fn(*mut StateHead) -> Vec<u8>,
+    /// The bytes `get_flat_size` measured, kept for `flatten_into`.
+    flat: Option<Vec<u8>>,
+}
+
+#[repr(C)]
+struct StateObject<T> {
+    head: StateHead,
+    value: T,
+}
+
+static METHODS: pg_sys::ExpandedObjectMethods = pg_sys::ExpandedObjectMethods {
+    get_flat_size: Some(get_flat_size),
+    flatten_into: Some(flatten_into),
+};
+
+unsafe fn flatten_value<T: AggState>(head: *mut StateHead) -> Vec<u8> {
+    unsafe { (*(head as *mut StateObject<T>)).value.flat_bytes() }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn get_flat_size(eoh: *mut pg_sys::ExpandedObjectHeader) -> pg_sys::Size {
+    unsafe {
+        let head = eoh as *mut StateHead;
+        let bytes = ((*head).flatten)(head);
+        let size = bytes.len() + pg_sys::VARHDRSZ;
+        (*head).flat = Some(bytes);
+        size
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn flatten_into(
+    eoh: *mut pg_sys::ExpandedObjectHeader,
+    result: *mut c_void,
+    allocated_size: pg_sys::Size,
+) {
+    unsafe {
+        let head = eoh as *mut StateHead;
+        let bytes = match (*head).flat.take() {
+            Some(bytes) => bytes,
+            None => ((*head).flatten)(head),
+        };
+        assert_eq!(
+            bytes.len() + pg_sys::VARHDRSZ,
+            allocated_size,
+            "flat size changed"
+        );
+        let out = result as *mut u8;
+        pgrx::set_varsize_4b(result as *mut pg_sys::varlena, allocated_size as i32);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.add(pg_sys::VARHDRSZ), bytes.len());
+    }
+}
+
+/// Drops the object's value (and any kept bytes) before its context's memory goes.
+#[pg_guard]
+unsafe extern "C-unwind" fn drop_object<T>(object: *mut c_void) {
+    unsafe { std::ptr::drop_in_place(object as *mut StateObject<T>) }
+}
+
+/// The object behind a state datum, if it is one of type `T` (read-write or read-only
+/// pointer). Pure pointer checks: no call into PostgreSQL, cheap enough for every row.
+///
+/// # Safety
+/// `datum` must be a non-NULL value of the transition type (or an `internal` state of ours).
+#[inline(always)]
+unsafe fn object_of<'a, T: AggState>(datum: pg_sys::Datum) -> Option<&'a mut StateObject<T>> {
+    unsafe {
+        let ptr = datum.cast_mut_ptr::<u8>();
+        // An expanded pointer: a 1-byte external header (0x01 on little-endian machines, which
+        // is all PostgreSQL's Rust targets are), then the tag, then the object's address.
+        if *ptr != 0x01 {
+            return None;
+        }
+        let tag = u32::from(*ptr.add(1));
+        if tag != pg_sys::vartag_external::VARTAG_EXPANDED_RW
+            && tag != pg_sys::vartag_external::VARTAG_EXPANDED_RO
+        {
+            return None;
+        }
+        let head = (ptr.add(2) as *const *mut StateHead).read_unaligned();
+        if !std::ptr::eq((*head).header.eoh_methods, &METHODS) || (*head).tag != T::TAG {
+            return None;
+        }
+        Some(&mut *(head as *mut StateObject<T>))
+    }
+}
+
+/// The value of a state datum, if it is an object of type `T`.
+///
+/// # Safety
+/// As [`object_of`].
+#[inline(always)]
+pub unsafe fn state_value<'a, T: AggState>(datum: pg_sys::Datum) -> Option<&'a mut T> {
+    unsafe { object_of::<T>(datum).map(|object| &mut object.value) }
+}
+
+/// [`state_value`] for a transition function's hot path, which PostgreSQL and Citus call with
+/// the read-write pointer only: the header and its tag in one comparison. Anything else (a
+/// read-only pointer, a plain value) gives None, for the general path to deal with.
+///
+/// # Safety
+/// As [`object_of`].
+#[inline(always)]
+pub unsafe fn state_value_rw<'a, T: AggState>(datum: pg_sys::Datum) -> Option<&'a mut T> {
+    unsafe {
+        let ptr = datum.cast_mut_ptr::<u8>();
+        const RW_HEADER: u16 =
+            u16::from_le_bytes([0x01, pg_sys::vartag_external::VARTAG_EXPANDED_RW as u8]);
+        if (ptr as *const u16).read_unaligned() != RW_HEADER {
+            return None;
+        }
+        let head = (ptr.add(2) as *const *mut StateHead).read_unaligned();
+        if (*head).tag != T::TAG || !std::ptr::eq((*head).header.eoh_methods, &METHODS) {
+            return None;
+        }
+        Some(&mut (*(head as *mut StateObject<T>)).value)
+    }
+}
+
+/// Makes a state object under `parent`: with a context of its own when `own_context` (an
+/// expanded object of the SQL type), else directly in `parent` (an `internal` state).
+/// Returns its read-write pointer datum.
+unsafe fn make_object<T: AggState>(
+    parent: pg_sys::MemoryContext,
+    own_context: bool,
+    make: impl FnOnce(Arena) -> T,
+) -> pg_sys::Datum {
+    unsafe {
+        let context = if own_context {
+            // Small sizes: most states (sparse sketches, counters) are a few hundred bytes.
+            pg_sys::AllocSetContextCreateInternal(
+                parent,
+                c"pg_distcount aggregate state".as_ptr(),
+                0,
+                pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            )
+        } else {
+            parent
+        };
+        let value = make(Arena::context(context));
+        let object = pg_sys::MemoryContextAlloc(context, std::mem::size_of::<StateObject<T>>())
+            as *mut StateObject<T>;
+        object.write(StateObject {
+            head: StateHead {
+                header: std::mem::zeroed(),
+                tag: T::TAG,
+                flatten: flatten_value::<T>,
+                flat: None,
+            },
+            value,
+        });
+        let callback = pg_sys::MemoryContextAlloc(
+            context,
+            std::mem::size_of::<pg_sys::MemoryContextCallback>(),
+        ) as *mut pg_sys::MemoryContextCallback;
+        callback.write(pg_sys::MemoryContextCallback {
+            func: Some(drop_object::<T>),
+            arg: object.cast(),
+            next: std::ptr::null_mut(),
+        });
+        pg_sys::MemoryContextRegisterResetCallback(context, callback);
+        let header = &raw mut (*object).head.header;
+        pg_sys::EOH_init_header(header, &METHODS, context);
+        pg_sys::Datum::from((*header).eoh_rw_ptr.as_mut_ptr())
+    }
+}
+
+/// Whether the called support function is declared to return `internal` (then its states are
+/// `internal` ones). Read from the call expression where there is one, else from the catalog
+/// (Citus calls transition functions without an expression); once per new state.
+unsafe fn returns_internal(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        let expr = (*flinfo).fn_expr;
+        let result_type = if !expr.is_null() && (*expr).type_ == pg_sys::NodeTag::T_FuncExpr {
+            (*(expr as *mut pg_sys::FuncExpr)).funcresulttype
+        } else {
+            pg_sys::get_func_rettype((*flinfo).fn_oid)
+        };
+        result_type == pg_sys::INTERNALOID
+    }
+}
+
+/// A new state made by `make` (given the arena its buffers must use), as the datum the
+/// transition function returns.
+pub fn new_state<T: AggState>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    make: impl FnOnce(Arena) -> T,
+) -> Internal {
     let context = aggregate_context(fcinfo);
-    let ptr = PgMemoryContexts::For(context).leak_and_drop_on_delete(value);
-    Internal::from(Some(pg_sys::Datum::from(ptr)))
+    let own_context = unsafe { !returns_internal(fcinfo) };
+    let datum = unsafe { make_object(context, own_context, make) };
+    Internal::from(Some(datum))
 }
 
-/// The state behind an `internal` datum made by [`new_state`], if any.
-///
-/// # Safety
-/// The datum must have been made by `new_state::<T>` for this aggregate.
-pub unsafe fn state_mut<'a, T>(state: &'a mut Internal) -> Option<&'a mut T> {
-    unsafe { state.get_mut::<T>() }
+/// The datum of a state, if any (Internal has no non-consuming accessor).
+fn datum_of(state: &Internal) -> Option<pg_sys::Datum> {
+    unsafe { state.get::<u8>() }.map(|byte| pg_sys::Datum::from(byte as *const u8))
 }
 
-/// The state of a transition call: the existing one, or `init()` moved into the aggregate
-/// context on the first call.
+/// The state behind a datum: an object of ours, or a plain value of the SQL type (a final
+/// function called on a stored value, a state PostgreSQL copied), which is expanded into a
+/// new object under the current memory context and replaces `state`.
 ///
 /// # Safety
-/// An initialised `state` must have been made by `new_state::<T>` for this aggregate.
-pub unsafe fn state_or_init<'a, T>(
+/// An initialised `state` must be a value of `T`'s SQL type or a state made by `new_state::<T>`.
+pub unsafe fn state_mut<'a, T: AggState>(state: &'a mut Internal) -> Option<&'a mut T> {
+    unsafe {
+        let datum = datum_of(state)?;
+        if object_of::<T>(datum).is_none() {
+            let flat = crate::common::varlena::detoast(datum);
+            let bytes = crate::common::varlena::payload(flat);
+            *state = Internal::from(Some(make_object(pg_sys::CurrentMemoryContext, true, |a| {
+                T::from_flat(bytes, a)
+            })));
+        }
+        state_value::<T>(datum_of(state)?)
+    }
+}
+
+/// The state of a transition call: the existing one, or a new one made by `init` on the first
+/// call. A plain value of the SQL type passed as the state (a transition function called with
+/// a stored value) is expanded into a new state first.
+///
+/// # Safety
+/// As [`state_mut`].
+pub unsafe fn state_or_init<'a, T: AggState>(
     state: &'a mut Internal,
     fcinfo: pg_sys::FunctionCallInfo,
-    init: impl FnOnce() -> T,
+    init: impl FnOnce(Arena) -> T,
 ) -> &'a mut T {
-    if !state.initialized() {
-        *state = new_state(fcinfo, init());
-    }
-    match unsafe { state.get_mut::<T>() } {
-        Some(value) => value,
-        None => error!("aggregate state is missing"),
+    unsafe {
+        match datum_of(state) {
+            None => *state = new_state(fcinfo, init),
+            Some(datum) if object_of::<T>(datum).is_none() => {
+                let flat = crate::common::varlena::detoast(datum);
+                let bytes = crate::common::varlena::payload(flat);
+                *state = new_state(fcinfo, |arena| T::from_flat(bytes, arena));
+            }
+            Some(_) => {}
+        }
+        match datum_of(state).and_then(|datum| state_value::<T>(datum)) {
+            Some(value) => value,
+            None => error!("aggregate state is missing"),
+        }
     }
 }
 
 /// The datum a raw V1 transition function returns for `state`.
 pub fn state_datum(state: Internal) -> pg_sys::Datum {
-    match pgrx::IntoDatum::into_datum(state) {
+    match state.unwrap() {
         Some(datum) => datum,
         None => error!("aggregate state is missing"),
     }
 }
 
-/// A combine function over states of type `T`: merges `b` into `a`. When `a` has no state yet,
-/// `b`'s is copied into the aggregate context, since it may live in a shorter-lived one.
+/// A combine function over `internal` states of type `T`: merges `b` into `a`. When `a` has no
+/// state yet, `b`'s is copied into the aggregate context, since it may live in a shorter-lived
+/// one.
 ///
 /// # Safety
 /// Initialised states must have been made by `new_state::<T>` for this aggregate.
-pub unsafe fn combine_states<T: CloneIn>(
+pub unsafe fn combine_states<T: AggState + CloneIn>(
     mut a: Internal,
     mut b: Internal,
     fcinfo: pg_sys::FunctionCallInfo,
     merge: impl FnOnce(&mut T, &T),
 ) -> Internal {
-    let Some(theirs) = (unsafe { b.get_mut::<T>() }) else {
+    let Some(theirs) = (unsafe { state_mut::<T>(&mut b) }) else {
         return a;
     };
     if !a.initialized() {
-        return new_state(fcinfo, theirs.clone_in(state_arena(fcinfo)));
+        return new_state(fcinfo, |arena| theirs.clone_in(arena));
     }
-    match unsafe { a.get_mut::<T>() } {
+    match unsafe { state_mut::<T>(&mut a) } {
         Some(mine) => merge(mine, theirs),
         None => error!("aggregate state is missing"),
     }

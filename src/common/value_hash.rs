@@ -255,7 +255,12 @@ pub unsafe fn cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &
 unsafe fn new_cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &'a mut ValueHasher {
     unsafe {
         let flinfo = (*fcinfo).flinfo;
-        let type_oid = pg_sys::get_fn_expr_argtype(flinfo, arg);
+        let mut type_oid = pg_sys::get_fn_expr_argtype(flinfo, arg);
+        if type_oid == pg_sys::InvalidOid {
+            // No call expression (Citus calls transition functions without one): the declared
+            // type, unless it is polymorphic.
+            type_oid = declared_argument_type((*flinfo).fn_oid, arg);
+        }
         if type_oid == pg_sys::InvalidOid {
             pgrx::error!("could not determine the type of the value to hash");
         }
@@ -265,5 +270,31 @@ unsafe fn new_cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &
         slot.write(ValueHasher::new(type_oid, context));
         (*flinfo).fn_extra = slot.cast();
         &mut *slot
+    }
+}
+
+/// The declared type of argument `arg` of function `fn_oid`; InvalidOid if it is polymorphic.
+unsafe fn declared_argument_type(fn_oid: pg_sys::Oid, arg: i32) -> pg_sys::Oid {
+    unsafe {
+        let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
+        let mut count = 0;
+        pg_sys::get_func_signature(fn_oid, &mut types, &mut count);
+        if arg < 0 || arg >= count {
+            return pg_sys::InvalidOid;
+        }
+        let declared = *types.add(arg as usize);
+        let polymorphic = matches!(
+            declared,
+            pg_sys::ANYELEMENTOID
+                | pg_sys::ANYOID
+                | pg_sys::ANYNONARRAYOID
+                | pg_sys::ANYCOMPATIBLEOID
+                | pg_sys::ANYCOMPATIBLENONARRAYOID
+        );
+        if polymorphic {
+            pg_sys::InvalidOid
+        } else {
+            declared
+        }
     }
 }

@@ -321,41 +321,27 @@ CREATE OPERATOR CLASS pncounter_bytes_ops DEFAULT FOR TYPE pncounter USING btree
 -- Aggregates: internal state, parallel safe; zero rows give an empty counter.
 -- ---------------------------------------------------------------------------------------------
 
-CREATE FUNCTION gcounter_merge_trans(internal, gcounter) RETURNS internal
+CREATE FUNCTION gcounter_merge_trans(gcounter, gcounter) RETURNS gcounter
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'gcounter_merge_trans_wrapper';
-CREATE FUNCTION gcounter_merge_combine(internal, internal) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'gcounter_merge_combine_wrapper';
-CREATE FUNCTION gcounter_merge_serial(internal) RETURNS bytea
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'gcounter_merge_serial_wrapper';
-CREATE FUNCTION gcounter_merge_deserial(bytea, internal) RETURNS internal
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'gcounter_merge_deserial_wrapper';
-CREATE FUNCTION gcounter_merge_final(internal) RETURNS gcounter
+CREATE FUNCTION gcounter_merge_final(gcounter) RETURNS gcounter
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'gcounter_merge_final_wrapper';
+-- The state is a gcounter (an expanded object, merged in place: src/common/aggregate.rs), so
+-- that Citus splits the aggregate across its workers.
 CREATE AGGREGATE gcounter_merge_agg(gcounter) (
-    SFUNC = gcounter_merge_trans, STYPE = internal, SSPACE = 256,
-    FINALFUNC = gcounter_merge_final,
-    COMBINEFUNC = gcounter_merge_combine,
-    SERIALFUNC = gcounter_merge_serial, DESERIALFUNC = gcounter_merge_deserial,
-    PARALLEL = SAFE
+    SFUNC = gcounter_merge_trans, STYPE = gcounter, SSPACE = 256,
+    FINALFUNC = gcounter_merge_final, COMBINEFUNC = gcounter_merge_trans, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE gcounter_merge_agg(gcounter) IS 'Merges all counters (NULLs skipped); zero rows give an empty counter.';
 
-CREATE FUNCTION pncounter_merge_trans(internal, pncounter) RETURNS internal
+CREATE FUNCTION pncounter_merge_trans(pncounter, pncounter) RETURNS pncounter
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pncounter_merge_trans_wrapper';
-CREATE FUNCTION pncounter_merge_combine(internal, internal) RETURNS internal
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pncounter_merge_combine_wrapper';
-CREATE FUNCTION pncounter_merge_serial(internal) RETURNS bytea
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pncounter_merge_serial_wrapper';
-CREATE FUNCTION pncounter_merge_deserial(bytea, internal) RETURNS internal
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pncounter_merge_deserial_wrapper';
-CREATE FUNCTION pncounter_merge_final(internal) RETURNS pncounter
+CREATE FUNCTION pncounter_merge_final(pncounter) RETURNS pncounter
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pncounter_merge_final_wrapper';
+-- The state is a pncounter (an expanded object, merged in place: src/common/aggregate.rs), so
+-- that Citus splits the aggregate across its workers.
 CREATE AGGREGATE pncounter_merge_agg(pncounter) (
-    SFUNC = pncounter_merge_trans, STYPE = internal, SSPACE = 256,
-    FINALFUNC = pncounter_merge_final,
-    COMBINEFUNC = pncounter_merge_combine,
-    SERIALFUNC = pncounter_merge_serial, DESERIALFUNC = pncounter_merge_deserial,
-    PARALLEL = SAFE
+    SFUNC = pncounter_merge_trans, STYPE = pncounter, SSPACE = 256,
+    FINALFUNC = pncounter_merge_final, COMBINEFUNC = pncounter_merge_trans, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE pncounter_merge_agg(pncounter) IS 'Merges all counters (NULLs skipped); zero rows give an empty counter.';
 

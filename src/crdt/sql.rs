@@ -3,7 +3,8 @@
 //! volatility, defaults and comment sit in one readable script.
 
 use super::counter::{Counter, GCounter, GSlot, PnCounter, PnSlot, Slot};
-use crate::common::aggregate::{combine_states, new_state, state_mut, state_or_init};
+use crate::common::aggregate::{AggState, new_state, state_mut, state_or_init};
+use crate::common::arena::Arena;
 use crate::common::error::{Error, ErrorKind};
 use crate::common::report::OrRaise;
 use crate::common::varlena::{take_recv_bytes, to_cstring};
@@ -108,58 +109,56 @@ fn increment<D: CounterDatum>(
     D::from_counter(&state)
 }
 
-// ---- aggregate support: internal state is a decoded Counter in the aggregate context --------
+// ---- aggregate support: the state is a decoded Counter, an expanded object of the type ----
 
+/// Tells the two counter types' aggregate states apart.
+trait SlotTag {
+    const TAG: u32;
+}
+impl SlotTag for GSlot {
+    const TAG: u32 = u32::from_le_bytes(*b"gctr");
+}
+impl SlotTag for PnSlot {
+    const TAG: u32 = u32::from_le_bytes(*b"pctr");
+}
+
+impl<S: Slot + SlotTag + 'static> AggState for Counter<S> {
+    const TAG: u32 = S::TAG;
+
+    fn flat_bytes(&mut self) -> Vec<u8> {
+        self.encode()
+    }
+
+    fn from_flat(bytes: &[u8], _arena: Arena) -> Self {
+        Counter::decode(bytes).or_raise()
+    }
+}
+
+/// `gcounter_merge_trans(gcounter, gcounter)` and the pncounter one: the transition and combine
+/// function of the merge aggregates. The first counter makes the state.
 fn agg_trans<D: CounterDatum>(
     mut state: Internal,
     value: Option<D>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal
 where
-    D::S: 'static,
+    D::S: SlotTag + 'static,
 {
-    let counter = unsafe { state_or_init(&mut state, fcinfo, Counter::<D::S>::new) };
-    if let Some(value) = value {
-        counter.merge_from(&value.counter()).or_raise();
+    let Some(value) = value else {
+        return state;
+    };
+    if !state.initialized() {
+        return new_state(fcinfo, |_| value.counter());
     }
+    let counter = unsafe { state_or_init(&mut state, fcinfo, |_| Counter::<D::S>::new()) };
+    counter.merge_from(&value.counter()).or_raise();
     state
-}
-
-fn agg_combine<D: CounterDatum>(
-    a: Internal,
-    b: Internal,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal
-where
-    D::S: 'static,
-{
-    unsafe {
-        combine_states::<Counter<D::S>>(a, b, fcinfo, |mine, theirs| {
-            mine.merge_from(theirs).or_raise()
-        })
-    }
-}
-
-fn agg_serial<D: CounterDatum>(mut state: Internal) -> Vec<u8>
-where
-    D::S: 'static,
-{
-    unsafe { state_mut::<Counter<D::S>>(&mut state) }
-        .map(|c| c.encode())
-        .unwrap_or_else(|| Counter::<D::S>::new().encode())
-}
-
-fn agg_deserial<D: CounterDatum>(bytes: &[u8], fcinfo: pg_sys::FunctionCallInfo) -> Internal
-where
-    D::S: 'static,
-{
-    new_state(fcinfo, Counter::<D::S>::decode(bytes).or_raise())
 }
 
 /// Zero input rows give an empty counter, not NULL.
 fn agg_final<D: CounterDatum>(mut state: Internal) -> D
 where
-    D::S: 'static,
+    D::S: SlotTag + 'static,
 {
     match unsafe { state_mut::<Counter<D::S>>(&mut state) } {
         Some(counter) => D::from_counter(counter),
@@ -172,8 +171,7 @@ macro_rules! counter_functions {
     ($datum:ty {
         in: $in_fn:ident, out: $out_fn:ident, recv: $recv_fn:ident, send: $send_fn:ident,
         from_bytea: $from_bytea_fn:ident, merge: $merge_fn:ident, le: $le_fn:ident, ge: $ge_fn:ident,
-        trans: $trans_fn:ident, combine: $combine_fn:ident, serial: $serial_fn:ident,
-        deserial: $deserial_fn:ident, final: $final_fn:ident, delta: $delta_fn:ident,
+        trans: $trans_fn:ident, final: $final_fn:ident, delta: $delta_fn:ident,
         fold_slot: $fold_fn:ident $(,)?
     }) => {
         #[pg_extern(sql = false)]
@@ -226,22 +224,6 @@ macro_rules! counter_functions {
             agg_trans(state, value, fcinfo)
         }
         #[pg_extern(sql = false)]
-        fn $combine_fn(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-            agg_combine::<$datum>(a, b, fcinfo)
-        }
-        #[pg_extern(sql = false)]
-        fn $serial_fn(state: Internal) -> Vec<u8> {
-            agg_serial::<$datum>(state)
-        }
-        #[pg_extern(sql = false)]
-        fn $deserial_fn(
-            bytes: &[u8],
-            _unused: Internal,
-            fcinfo: pg_sys::FunctionCallInfo,
-        ) -> Internal {
-            agg_deserial::<$datum>(bytes, fcinfo)
-        }
-        #[pg_extern(sql = false)]
         fn $final_fn(state: Internal) -> $datum {
             agg_final(state)
         }
@@ -251,16 +233,14 @@ macro_rules! counter_functions {
 counter_functions!(GCounterDatum {
     in: gcounter_in, out: gcounter_out, recv: gcounter_recv, send: gcounter_send,
     from_bytea: gcounter_from_bytea, merge: gcounter_merge, le: gcounter_le, ge: gcounter_ge,
-    trans: gcounter_merge_trans, combine: gcounter_merge_combine, serial: gcounter_merge_serial,
-    deserial: gcounter_merge_deserial, final: gcounter_merge_final,
+    trans: gcounter_merge_trans, final: gcounter_merge_final,
     delta: gcounter_delta, fold_slot: gcounter_fold_slot,
 });
 
 counter_functions!(PnCounterDatum {
     in: pncounter_in, out: pncounter_out, recv: pncounter_recv, send: pncounter_send,
     from_bytea: pncounter_from_bytea, merge: pncounter_merge, le: pncounter_le, ge: pncounter_ge,
-    trans: pncounter_merge_trans, combine: pncounter_merge_combine, serial: pncounter_merge_serial,
-    deserial: pncounter_merge_deserial, final: pncounter_merge_final,
+    trans: pncounter_merge_trans, final: pncounter_merge_final,
     delta: pncounter_delta, fold_slot: pncounter_fold_slot,
 });
 

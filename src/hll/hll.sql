@@ -116,14 +116,18 @@ CREATE OPERATOR || (LEFTARG = hll, RIGHTARG = hll, FUNCTION = hll_union, COMMUTA
 CREATE OPERATOR # (RIGHTARG = hll, FUNCTION = hll_count);
 
 -- ---------------------------------------------------------------------------------------------
--- Aggregates: internal state that starts sparse and small; parallel safe.
+-- Aggregates; parallel safe. The overloads of a known argument type keep their state as an
+-- hll (in memory an expanded object, updated in place: src/common/aggregate.rs), so that Citus
+-- splits them across its workers. The anyelement overloads keep an internal state: only the
+-- call expression tells their argument's type, and Citus calls without one (it gathers their
+-- rows instead). Both kinds share the C functions.
 -- ---------------------------------------------------------------------------------------------
 
 CREATE FUNCTION hll_agg_trans(internal, anyelement) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans';
 CREATE FUNCTION hll_agg_trans(internal, anyelement, integer) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_agg_trans';
-CREATE FUNCTION hll_union_trans(internal, hll) RETURNS internal
+CREATE FUNCTION hll_union_trans(hll, hll) RETURNS hll
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_union_trans_wrapper';
 CREATE FUNCTION hll_combine(internal, internal) RETURNS internal
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_combine_wrapper';
@@ -133,7 +137,11 @@ CREATE FUNCTION hll_deserial(bytea, internal) RETURNS internal
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_deserial_wrapper';
 CREATE FUNCTION hll_final(internal) RETURNS hll
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_final_wrapper';
+CREATE FUNCTION hll_final(hll) RETURNS hll
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_final_wrapper';
 CREATE FUNCTION hll_count_final(internal) RETURNS bigint
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_count_final_wrapper';
+CREATE FUNCTION hll_count_final(hll) RETURNS bigint
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_count_final_wrapper';
 
 CREATE AGGREGATE hll_agg(anyelement) (
@@ -161,7 +169,7 @@ DECLARE
 BEGIN
     FOR value_type, symbol IN VALUES
         ('smallint', 'hll_agg_trans_int2'), ('integer', 'hll_agg_trans_int4'),
-        ('bigint', 'hll_agg_trans_int8'), ('text', 'hll_agg_trans_text'),
+        ('bigint', 'hll_agg_trans_int8'), ('text', 'hll_agg_trans_text'), ('uuid', 'hll_agg_trans'),
         ('character', 'hll_agg_trans'), ('"char"', 'hll_agg_trans'),
         -- Catalog types that cast implicitly to text and bytea alike: without their own
         -- overloads a call on them would be ambiguous.
@@ -169,30 +177,27 @@ BEGIN
         ('pg_dependencies', 'hll_agg_trans'), ('pg_mcv_list', 'hll_agg_trans')
     LOOP
         EXECUTE format($sql$
-            CREATE FUNCTION hll_agg_trans(internal, %1$s) RETURNS internal
+            CREATE FUNCTION hll_agg_trans(hll, %1$s) RETURNS hll
                 IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', %2$L;
-            CREATE FUNCTION hll_agg_trans(internal, %1$s, integer) RETURNS internal
+            CREATE FUNCTION hll_agg_trans(hll, %1$s, integer) RETURNS hll
                 IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', %2$L;
             CREATE AGGREGATE hll_agg(%1$s) (
-                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_final,
-                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
-                PARALLEL = SAFE);
+                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_final,
+                COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
             COMMENT ON AGGREGATE hll_agg(%1$s) IS 'Sketch of the distinct non-NULL values, precision 14.';
             CREATE AGGREGATE hll_agg(%1$s, integer) (
-                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_final,
-                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
-                PARALLEL = SAFE);
+                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_final,
+                COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
             COMMENT ON AGGREGATE hll_agg(%1$s, integer) IS 'Sketch of the distinct non-NULL values at precision p (4 to 18).';
             CREATE AGGREGATE approx_count_distinct(%1$s) (
-                SFUNC = hll_agg_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_count_final,
-                COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial,
-                PARALLEL = SAFE);
+                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_count_final,
+                COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
             COMMENT ON AGGREGATE approx_count_distinct(%1$s) IS 'Estimated number of distinct non-NULL values (HyperLogLog, precision 14).';
         $sql$, value_type, symbol);
     END LOOP;
 END
 $overloads$;
 CREATE AGGREGATE hll_union_agg(hll) (
-    SFUNC = hll_union_trans, STYPE = internal, SSPACE = 128, FINALFUNC = hll_final,
-    COMBINEFUNC = hll_combine, SERIALFUNC = hll_serial, DESERIALFUNC = hll_deserial, PARALLEL = SAFE);
+    SFUNC = hll_union_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_final,
+    COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
 COMMENT ON AGGREGATE hll_union_agg(hll) IS 'Union of the sketches, skipping NULLs; precisions fold to the smallest.';

@@ -4,7 +4,8 @@
 
 use super::sketch::{DEFAULT_PRECISION, DenseRegisters, Sketch, checked_precision};
 use crate::common::aggregate::{
-    combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
+    AggState, combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
+    state_value_rw,
 };
 use crate::common::arena::{Arena, CloneIn};
 use crate::common::hash::{hash_bytes, hash_int};
@@ -197,6 +198,25 @@ fn hll_info_text(sketch: HllDatum) -> String {
 
 type State = Option<Sketch>;
 
+impl AggState for State {
+    const TAG: u32 = u32::from_le_bytes(*b"hll ");
+
+    /// What `hll_final` returns: the compacted sketch, or an empty one for no sketch yet.
+    fn flat_bytes(&mut self) -> Vec<u8> {
+        match self {
+            Some(sketch) => {
+                sketch.compact();
+                sketch.encode()
+            }
+            None => Sketch::default().encode(),
+        }
+    }
+
+    fn from_flat(bytes: &[u8], arena: Arena) -> Self {
+        Some(Sketch::decode_in(bytes, arena).or_raise())
+    }
+}
+
 /// A row for a fast path: the aggregate state (as passed in), its dense registers and the
 /// non-NULL value. None for the rows the general path takes: the first (which makes the
 /// state), those of a sketch not yet dense, and NULL values.
@@ -214,7 +234,7 @@ unsafe fn dense_row<'a>(
             return None;
         }
         let state = (*args).value;
-        let registers = Sketch::dense_registers_mut(state.cast_mut_ptr::<State>().as_mut()?)?;
+        let registers = Sketch::dense_registers_mut(state_value_rw::<State>(state)?)?;
         Some((state, registers, (*args.add(1)).value))
     }
 }
@@ -305,14 +325,14 @@ unsafe extern "C-unwind" fn hll_agg_trans_general(
     unsafe {
         let mut state =
             Internal::from((!pg_arg_is_null(fcinfo, 0)).then(|| pg_getarg_datum_raw(fcinfo, 0)));
-        let sketch = state_or_init::<State>(&mut state, fcinfo, || {
+        let sketch = state_or_init::<State>(&mut state, fcinfo, |arena| {
             // The precision argument is read once, when the first row makes the state.
             let precision = if (*fcinfo).nargs > 2 && !pg_arg_is_null(fcinfo, 2) {
                 pg_getarg_datum_raw(fcinfo, 2).value() as i32 as i64
             } else {
                 i64::from(DEFAULT_PRECISION)
             };
-            Some(Sketch::new_in(precision, state_arena(fcinfo)).or_raise())
+            Some(Sketch::new_in(precision, arena).or_raise())
         });
         if let (false, Some(sketch)) = (pg_arg_is_null(fcinfo, 1), sketch) {
             sketch.add_hash(cached_hasher(fcinfo, 1).hash(pg_getarg_datum_raw(fcinfo, 1)));
@@ -329,18 +349,24 @@ crate::pg_finfo_v1!(
     pg_finfo_hll_agg_trans_text,
 );
 
+/// `hll_union_trans(hll, hll)`: the transition and combine function of `hll_union_agg` and
+/// the combine function of the `hll_agg` overloads whose state is an `hll`. The first sketch
+/// makes the state, and with it the precision (a union folds to the smaller of its inputs).
 #[pg_extern(sql = false)]
 fn hll_union_trans(
     mut state: Internal,
     value: Option<HllDatum>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    let slot = unsafe { state_or_init::<State>(&mut state, fcinfo, || None) };
-    if let Some(value) = value {
-        match slot {
-            Some(sketch) => sketch.merge_encoded(value.bytes()).or_raise(),
-            None => *slot = Some(Sketch::decode_in(value.bytes(), state_arena(fcinfo)).or_raise()),
-        }
+    let Some(value) = value else {
+        return state;
+    };
+    if !state.initialized() {
+        return new_state::<State>(fcinfo, |arena| State::from_flat(value.bytes(), arena));
+    }
+    match unsafe { state_or_init::<State>(&mut state, fcinfo, |_| None) } {
+        Some(sketch) => sketch.merge_encoded(value.bytes()).or_raise(),
+        None => error!("aggregate state is missing"),
     }
     state
 }
@@ -371,12 +397,9 @@ fn hll_serial(mut state: Internal) -> Vec<u8> {
 
 #[pg_extern(sql = false)]
 fn hll_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let state: State = if bytes.is_empty() {
-        None
-    } else {
-        Some(Sketch::decode_in(bytes, state_arena(fcinfo)).or_raise())
-    };
-    new_state::<State>(fcinfo, state)
+    new_state::<State>(fcinfo, |arena| {
+        (!bytes.is_empty()).then(|| Sketch::decode_in(bytes, arena).or_raise())
+    })
 }
 
 /// Zero rows give an empty sketch at the default precision, never NULL.
