@@ -284,15 +284,15 @@ BEGIN
             CREATE FUNCTION hll_agg_trans(hll, %1$s, integer) RETURNS hll
                 IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', %2$L;
             CREATE OR REPLACE AGGREGATE hll_agg(%1$s) (
-                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_final,
+                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 1200, FINALFUNC = hll_final,
                 COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
             COMMENT ON AGGREGATE hll_agg(%1$s) IS 'Sketch of the distinct non-NULL values, precision 14.';
             CREATE OR REPLACE AGGREGATE hll_agg(%1$s, integer) (
-                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_final,
+                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 1200, FINALFUNC = hll_final,
                 COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
             COMMENT ON AGGREGATE hll_agg(%1$s, integer) IS 'Sketch of the distinct non-NULL values at precision p (4 to 18).';
             CREATE OR REPLACE AGGREGATE approx_count_distinct(%1$s) (
-                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_count_final,
+                SFUNC = hll_agg_trans, STYPE = hll, SSPACE = 1200, FINALFUNC = hll_count_final,
                 COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
             COMMENT ON AGGREGATE approx_count_distinct(%1$s) IS 'Estimated number of distinct non-NULL values (HyperLogLog, precision 14).';
             DROP FUNCTION IF EXISTS hll_agg_trans(internal, %1$s);
@@ -302,7 +302,7 @@ BEGIN
 END
 $overloads$;
 CREATE OR REPLACE AGGREGATE hll_union_agg(hll) (
-    SFUNC = hll_union_trans, STYPE = hll, SSPACE = 128, FINALFUNC = hll_final,
+    SFUNC = hll_union_trans, STYPE = hll, SSPACE = 1200, FINALFUNC = hll_final,
     COMBINEFUNC = hll_union_trans, PARALLEL = SAFE);
 DROP FUNCTION hll_union_trans(internal, hll);
 
@@ -365,7 +365,7 @@ CREATE FUNCTION gcounter_merge_trans(gcounter, gcounter) RETURNS gcounter
 CREATE FUNCTION gcounter_merge_final(gcounter) RETURNS gcounter
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'gcounter_merge_final_wrapper';
 CREATE OR REPLACE AGGREGATE gcounter_merge_agg(gcounter) (
-    SFUNC = gcounter_merge_trans, STYPE = gcounter, SSPACE = 256,
+    SFUNC = gcounter_merge_trans, STYPE = gcounter, SSPACE = 1300,
     FINALFUNC = gcounter_merge_final, COMBINEFUNC = gcounter_merge_trans, PARALLEL = SAFE
 );
 DROP FUNCTION gcounter_merge_trans(internal, gcounter), gcounter_merge_combine(internal, internal),
@@ -376,7 +376,7 @@ CREATE FUNCTION pncounter_merge_trans(pncounter, pncounter) RETURNS pncounter
 CREATE FUNCTION pncounter_merge_final(pncounter) RETURNS pncounter
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pncounter_merge_final_wrapper';
 CREATE OR REPLACE AGGREGATE pncounter_merge_agg(pncounter) (
-    SFUNC = pncounter_merge_trans, STYPE = pncounter, SSPACE = 256,
+    SFUNC = pncounter_merge_trans, STYPE = pncounter, SSPACE = 1300,
     FINALFUNC = pncounter_merge_final, COMBINEFUNC = pncounter_merge_trans, PARALLEL = SAFE
 );
 DROP FUNCTION pncounter_merge_trans(internal, pncounter), pncounter_merge_combine(internal, internal),

@@ -328,7 +328,7 @@ CREATE FUNCTION gcounter_merge_final(gcounter) RETURNS gcounter
 -- The state is a gcounter (an expanded object, merged in place: src/common/aggregate.rs), so
 -- that Citus splits the aggregate across its workers.
 CREATE AGGREGATE gcounter_merge_agg(gcounter) (
-    SFUNC = gcounter_merge_trans, STYPE = gcounter, SSPACE = 256,
+    SFUNC = gcounter_merge_trans, STYPE = gcounter, SSPACE = 1300,
     FINALFUNC = gcounter_merge_final, COMBINEFUNC = gcounter_merge_trans, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE gcounter_merge_agg(gcounter) IS 'Merges all counters (NULLs skipped); zero rows give an empty counter.';
@@ -340,7 +340,7 @@ CREATE FUNCTION pncounter_merge_final(pncounter) RETURNS pncounter
 -- The state is a pncounter (an expanded object, merged in place: src/common/aggregate.rs), so
 -- that Citus splits the aggregate across its workers.
 CREATE AGGREGATE pncounter_merge_agg(pncounter) (
-    SFUNC = pncounter_merge_trans, STYPE = pncounter, SSPACE = 256,
+    SFUNC = pncounter_merge_trans, STYPE = pncounter, SSPACE = 1300,
     FINALFUNC = pncounter_merge_final, COMBINEFUNC = pncounter_merge_trans, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE pncounter_merge_agg(pncounter) IS 'Merges all counters (NULLs skipped); zero rows give an empty counter.';
