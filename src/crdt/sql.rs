@@ -9,8 +9,8 @@ use crate::common::error::{Error, ErrorKind};
 use crate::common::report::OrRaise;
 use crate::common::varlena::{take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
-use pgrx::Internal;
 use pgrx::prelude::*;
+use pgrx::{Internal, PgSqlErrorCode};
 use std::ffi::{CStr, CString};
 
 sql_varlena_type!(
@@ -298,4 +298,31 @@ fn pncounter_entries(
         .map(|(node, s)| (node.clone(), s.p, s.n))
         .collect();
     TableIterator::new(rows)
+}
+
+// ---- symbols of 0.1.0's internal-state counter aggregates -----------------------------------
+// A cluster upgraded with pg_upgrade restores 0.1.0's catalog, which names these C functions,
+// before ALTER EXTENSION UPDATE drops them: they must exist, and only say what to do.
+macro_rules! removed_support_functions {
+    ($($name:ident, $finfo:ident;)*) => {$(
+        #[pg_guard]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $name(_fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                concat!(stringify!($name), " was removed in pg_distcount 0.2.0"),
+                "Run ALTER EXTENSION pg_distcount UPDATE."
+            );
+        }
+        crate::pg_finfo_v1!($finfo);
+    )*};
+}
+removed_support_functions! {
+    gcounter_merge_combine_wrapper, pg_finfo_gcounter_merge_combine_wrapper;
+    gcounter_merge_serial_wrapper, pg_finfo_gcounter_merge_serial_wrapper;
+    gcounter_merge_deserial_wrapper, pg_finfo_gcounter_merge_deserial_wrapper;
+    pncounter_merge_combine_wrapper, pg_finfo_pncounter_merge_combine_wrapper;
+    pncounter_merge_serial_wrapper, pg_finfo_pncounter_merge_serial_wrapper;
+    pncounter_merge_deserial_wrapper, pg_finfo_pncounter_merge_deserial_wrapper;
 }
