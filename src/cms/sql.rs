@@ -4,6 +4,7 @@
 use super::sketch::{DEFAULT_DELTA, DEFAULT_EPSILON, DEFAULT_HEAVY, Mode, Sketch};
 use crate::common::aggregate::{
     AggState, combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
+    union_step,
 };
 use crate::common::arena::{Arena, CloneIn};
 use crate::common::hash::hash_bytes;
@@ -353,22 +354,22 @@ crate::pg_finfo_v1!(pg_finfo_cms_agg_trans, pg_finfo_cms_agg_weighted_trans);
 /// combine function of the `cms_agg` overloads whose state is a `cms`.
 #[pg_extern(sql = false)]
 fn cms_union_trans(
-    mut state: Internal,
+    state: Internal,
     value: Option<CmsDatum>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    let Some(value) = value else {
-        return state;
-    };
-    if !state.initialized() {
-        return new_state::<State>(fcinfo, |arena| State::from_flat(value.bytes(), arena));
+    let value = value.as_ref().map(CmsDatum::bytes);
+    unsafe {
+        union_step::<State>(state, value, fcinfo, |mine, theirs| {
+            match &mut mine.sketch {
+                Some(sketch) => {
+                    let theirs = Sketch::decode_in(theirs, Arena::current()).or_raise();
+                    sketch.merge_from(&theirs).or_raise()
+                }
+                None => error!("aggregate state is missing"),
+            }
+        })
     }
-    let st = unsafe { state_or_init::<State>(&mut state, fcinfo, |_| State::new(None)) };
-    match &mut st.sketch {
-        Some(sketch) => sketch.merge_from(&value.sketch()).or_raise(),
-        None => error!("aggregate state is missing"),
-    }
-    state
 }
 
 #[pg_extern(sql = false)]
@@ -407,10 +408,7 @@ fn cms_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInf
 #[pg_extern(sql = false)]
 fn cms_final(mut state: Internal) -> CmsDatum {
     match unsafe { state_mut::<State>(&mut state) } {
-        Some(State {
-            sketch: Some(sketch),
-            ..
-        }) => CmsDatum::from_sketch(sketch),
-        _ => CmsDatum::from_sketch(&Sketch::default()),
+        Some(state) => CmsDatum::from_bytes(&state.flat_bytes()),
+        None => CmsDatum::from_sketch(&Sketch::default()),
     }
 }

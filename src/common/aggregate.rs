@@ -117,28 +117,46 @@ unsafe extern "C-unwind" fn drop_object<T>(object: *mut c_void) {
     unsafe { std::ptr::drop_in_place(object as *mut StateObject<T>) }
 }
 
-/// The object behind a state datum, if it is one of type `T` (read-write or read-only
-/// pointer). Pure pointer checks: no call into PostgreSQL, cheap enough for every row.
+/// The header of an expanded pointer: a 1-byte external header (0x01 on little-endian
+/// machines, which is all PostgreSQL's Rust targets are), then the pointer kind, as one u16.
+const fn expanded_header(kind: u32) -> u16 {
+    u16::from_le_bytes([0x01, kind as u8])
+}
+const RW_HEADER: u16 = expanded_header(pg_sys::vartag_external::VARTAG_EXPANDED_RW);
+const RO_HEADER: u16 = expanded_header(pg_sys::vartag_external::VARTAG_EXPANDED_RO);
+
+/// The object header an expanded pointer points at, if `datum` is one (a read-only one too
+/// when `read_only_too`), and its type tag is `T`'s. Pure pointer checks: no call into
+/// PostgreSQL.
 ///
 /// # Safety
 /// `datum` must be a non-NULL value of the transition type (or an `internal` state of ours).
 #[inline(always)]
-unsafe fn object_of<'a, T: AggState>(datum: pg_sys::Datum) -> Option<&'a mut StateObject<T>> {
+unsafe fn tagged_head<T: AggState>(
+    datum: pg_sys::Datum,
+    read_only_too: bool,
+) -> Option<*mut StateHead> {
     unsafe {
         let ptr = datum.cast_mut_ptr::<u8>();
-        // An expanded pointer: a 1-byte external header (0x01 on little-endian machines, which
-        // is all PostgreSQL's Rust targets are), then the tag, then the object's address.
-        if *ptr != 0x01 {
-            return None;
-        }
-        let tag = u32::from(*ptr.add(1));
-        if tag != pg_sys::vartag_external::VARTAG_EXPANDED_RW
-            && tag != pg_sys::vartag_external::VARTAG_EXPANDED_RO
-        {
+        let header = (ptr as *const u16).read_unaligned();
+        if header != RW_HEADER && !(read_only_too && header == RO_HEADER) {
             return None;
         }
         let head = (ptr.add(2) as *const *mut StateHead).read_unaligned();
-        if !std::ptr::eq((*head).header.eoh_methods, &METHODS) || (*head).tag != T::TAG {
+        ((*head).tag == T::TAG).then_some(head)
+    }
+}
+
+/// The object behind a state datum, if it is one of ours of type `T` (read-write or read-only
+/// pointer).
+///
+/// # Safety
+/// As [`tagged_head`].
+#[inline(always)]
+unsafe fn object_of<'a, T: AggState>(datum: pg_sys::Datum) -> Option<&'a mut StateObject<T>> {
+    unsafe {
+        let head = tagged_head::<T>(datum, true)?;
+        if !std::ptr::eq((*head).header.eoh_methods, &METHODS) {
             return None;
         }
         Some(&mut *(head as *mut StateObject<T>))
@@ -148,36 +166,26 @@ unsafe fn object_of<'a, T: AggState>(datum: pg_sys::Datum) -> Option<&'a mut Sta
 /// The value of a state datum, if it is an object of type `T`.
 ///
 /// # Safety
-/// As [`object_of`].
+/// As [`tagged_head`].
 #[inline(always)]
 pub unsafe fn state_value<'a, T: AggState>(datum: pg_sys::Datum) -> Option<&'a mut T> {
     unsafe { object_of::<T>(datum).map(|object| &mut object.value) }
 }
 
 /// [`state_value`] for a transition function's hot path, which PostgreSQL and Citus call with
-/// the read-write pointer only: the header and its tag in one comparison, then the type tag.
-/// Anything else (a read-only pointer, a plain value: an INITCOND, a call by hand) gives None,
-/// for the general path to deal with. The methods check of [`object_of`] is left out: a
-/// transition function's state argument is its own state or a value of its SQL type, and only
-/// this module makes read-write expanded objects of these types (a final function, which can
-/// be handed another family's `internal` state by a user's aggregate, checks everything). It
-/// saves 3 instructions a row (tests/bench/hll_instructions.sh).
+/// the read-write pointer only. Anything else (a read-only pointer, a plain value: an INITCOND,
+/// a call by hand) gives None, for the general path to deal with. The methods check of
+/// [`object_of`] is left out: a transition function's state argument is its own state or a
+/// value of its SQL type, and only this module makes read-write expanded objects of these
+/// types (a final function, which a user's aggregate can hand another family's `internal`
+/// state, checks everything). It saves 3 instructions a row (tests/bench/hll_instructions.sh).
 ///
 /// # Safety
-/// As [`object_of`].
+/// As [`tagged_head`].
 #[inline(always)]
 pub unsafe fn state_value_rw<'a, T: AggState>(datum: pg_sys::Datum) -> Option<&'a mut T> {
     unsafe {
-        let ptr = datum.cast_mut_ptr::<u8>();
-        const RW_HEADER: u16 =
-            u16::from_le_bytes([0x01, pg_sys::vartag_external::VARTAG_EXPANDED_RW as u8]);
-        if (ptr as *const u16).read_unaligned() != RW_HEADER {
-            return None;
-        }
-        let head = (ptr.add(2) as *const *mut StateHead).read_unaligned();
-        if (*head).tag != T::TAG {
-            return None;
-        }
+        let head = tagged_head::<T>(datum, false)?;
         Some(&mut (*(head as *mut StateObject<T>)).value)
     }
 }
@@ -264,6 +272,17 @@ fn datum_of(state: &Internal) -> Option<pg_sys::Datum> {
     unsafe { state.get::<u8>() }.map(|byte| pg_sys::Datum::from(byte as *const u8))
 }
 
+/// The state of a plain value of `T`'s SQL type (detoasted in the current memory context).
+///
+/// # Safety
+/// `datum` must be a non-NULL varlena.
+unsafe fn from_value<T: AggState>(datum: pg_sys::Datum, arena: Arena) -> T {
+    unsafe {
+        let flat = crate::common::varlena::detoast(datum);
+        T::from_flat(crate::common::varlena::payload(flat), arena)
+    }
+}
+
 /// The state behind a datum: an object of ours, or a plain value of the SQL type (a final
 /// function called on a stored value, a state PostgreSQL copied), which is expanded into a
 /// new object under the current memory context and replaces `state`.
@@ -273,14 +292,14 @@ fn datum_of(state: &Internal) -> Option<pg_sys::Datum> {
 pub unsafe fn state_mut<'a, T: AggState>(state: &'a mut Internal) -> Option<&'a mut T> {
     unsafe {
         let datum = datum_of(state)?;
-        if object_of::<T>(datum).is_none() {
-            let flat = crate::common::varlena::detoast(datum);
-            let bytes = crate::common::varlena::payload(flat);
-            *state = Internal::from(Some(make_object(pg_sys::CurrentMemoryContext, true, |a| {
-                T::from_flat(bytes, a)
-            })));
+        if let Some(value) = state_value::<T>(datum) {
+            return Some(value);
         }
-        state_value::<T>(datum_of(state)?)
+        let expanded = make_object(pg_sys::CurrentMemoryContext, true, |arena| {
+            from_value::<T>(datum, arena)
+        });
+        *state = Internal::from(Some(expanded));
+        state_value::<T>(expanded)
     }
 }
 
@@ -296,15 +315,14 @@ pub unsafe fn state_or_init<'a, T: AggState>(
     init: impl FnOnce(Arena) -> T,
 ) -> &'a mut T {
     unsafe {
-        match datum_of(state) {
-            None => *state = new_state(fcinfo, init),
-            Some(datum) if object_of::<T>(datum).is_none() => {
-                let flat = crate::common::varlena::detoast(datum);
-                let bytes = crate::common::varlena::payload(flat);
-                *state = new_state(fcinfo, |arena| T::from_flat(bytes, arena));
-            }
-            Some(_) => {}
-        }
+        let datum = match datum_of(state) {
+            Some(datum) => match state_value::<T>(datum) {
+                Some(value) => return value,
+                None => new_state(fcinfo, |arena| from_value::<T>(datum, arena)),
+            },
+            None => new_state(fcinfo, init),
+        };
+        *state = datum;
         match datum_of(state).and_then(|datum| state_value::<T>(datum)) {
             Some(value) => value,
             None => error!("aggregate state is missing"),
@@ -312,9 +330,33 @@ pub unsafe fn state_or_init<'a, T: AggState>(
     }
 }
 
+/// A step of a union aggregate (the transition function of `hll_union_agg` and the like, and the
+/// combine function of every aggregate whose state is its SQL type): the first non-NULL value
+/// becomes the state, later ones are merged into it by `merge`.
+///
+/// # Safety
+/// As [`state_mut`].
+pub unsafe fn union_step<T: AggState>(
+    mut state: Internal,
+    value: Option<&[u8]>,
+    fcinfo: pg_sys::FunctionCallInfo,
+    merge: impl FnOnce(&mut T, &[u8]),
+) -> Internal {
+    let Some(bytes) = value else {
+        return state;
+    };
+    let first = !state.initialized();
+    let mine =
+        unsafe { state_or_init::<T>(&mut state, fcinfo, |arena| T::from_flat(bytes, arena)) };
+    if !first {
+        merge(mine, bytes);
+    }
+    state
+}
+
 /// The datum a raw V1 transition function returns for `state`.
 pub fn state_datum(state: Internal) -> pg_sys::Datum {
-    match state.unwrap() {
+    match datum_of(&state) {
         Some(datum) => datum,
         None => error!("aggregate state is missing"),
     }

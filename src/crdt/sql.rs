@@ -3,7 +3,7 @@
 //! volatility, defaults and comment sit in one readable script.
 
 use super::counter::{Counter, GCounter, GSlot, PnCounter, PnSlot, Slot};
-use crate::common::aggregate::{AggState, new_state, state_mut, state_or_init};
+use crate::common::aggregate::{AggState, state_mut, union_step};
 use crate::common::arena::Arena;
 use crate::common::error::{Error, ErrorKind};
 use crate::common::report::OrRaise;
@@ -135,24 +135,22 @@ impl<S: Slot + SlotTag + 'static> AggState for Counter<S> {
 }
 
 /// `gcounter_merge_trans(gcounter, gcounter)` and the pncounter one: the transition and combine
-/// function of the merge aggregates. The first counter makes the state.
+/// function of the merge aggregates.
 fn agg_trans<D: CounterDatum>(
-    mut state: Internal,
+    state: Internal,
     value: Option<D>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal
 where
     D::S: SlotTag + 'static,
 {
-    let Some(value) = value else {
-        return state;
-    };
-    if !state.initialized() {
-        return new_state(fcinfo, |_| value.counter());
+    let value = value.as_ref().map(D::bytes);
+    unsafe {
+        union_step::<Counter<D::S>>(state, value, fcinfo, |mine, theirs| {
+            mine.merge_from(&Counter::decode(theirs).or_raise())
+                .or_raise()
+        })
     }
-    let counter = unsafe { state_or_init(&mut state, fcinfo, |_| Counter::<D::S>::new()) };
-    counter.merge_from(&value.counter()).or_raise();
-    state
 }
 
 /// Zero input rows give an empty counter, not NULL.

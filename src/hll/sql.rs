@@ -5,7 +5,7 @@
 use super::sketch::{DEFAULT_PRECISION, DenseRegisters, Sketch, checked_precision};
 use crate::common::aggregate::{
     AggState, combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
-    state_value_rw,
+    state_value_rw, union_step,
 };
 use crate::common::arena::{Arena, CloneIn};
 use crate::common::hash::{hash_bytes, hash_int};
@@ -354,21 +354,17 @@ crate::pg_finfo_v1!(
 /// makes the state, and with it the precision (a union folds to the smaller of its inputs).
 #[pg_extern(sql = false)]
 fn hll_union_trans(
-    mut state: Internal,
+    state: Internal,
     value: Option<HllDatum>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    let Some(value) = value else {
-        return state;
-    };
-    if !state.initialized() {
-        return new_state::<State>(fcinfo, |arena| State::from_flat(value.bytes(), arena));
+    let value = value.as_ref().map(HllDatum::bytes);
+    unsafe {
+        union_step::<State>(state, value, fcinfo, |mine, theirs| match mine {
+            Some(sketch) => sketch.merge_encoded(theirs).or_raise(),
+            None => error!("aggregate state is missing"),
+        })
     }
-    match unsafe { state_or_init::<State>(&mut state, fcinfo, |_| None) } {
-        Some(sketch) => sketch.merge_encoded(value.bytes()).or_raise(),
-        None => error!("aggregate state is missing"),
-    }
-    state
 }
 
 #[pg_extern(sql = false)]
@@ -406,11 +402,8 @@ fn hll_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInf
 #[pg_extern(sql = false)]
 fn hll_final(mut state: Internal) -> HllDatum {
     match unsafe { state_mut::<State>(&mut state) } {
-        Some(Some(sketch)) => {
-            sketch.compact();
-            HllDatum::from_sketch(sketch)
-        }
-        _ => HllDatum::from_sketch(&Sketch::default()),
+        Some(state) => HllDatum::from_bytes(&state.flat_bytes()),
+        None => HllDatum::from_sketch(&Sketch::default()),
     }
 }
 
