@@ -1,10 +1,13 @@
-//! Pieces every family shares. `error`, `hash` and `text` are pure Rust; `report`, `varlena` and
+//! Pieces every family shares. `error`, `hash`, `base64` and `text` are pure Rust; `report`, `varlena` and
 //! `aggregate` bind them to PostgreSQL.
 
 pub mod aggregate;
 pub mod arena;
+pub mod base64;
 pub mod bytes;
 pub mod error;
+#[cfg(test)]
+pub mod fuzz_support;
 pub mod hash;
 pub mod report;
 pub mod text;

@@ -1,6 +1,7 @@
-//! A small strict reader and writer for the JSON-shaped text forms of our types
-//! (`{"A": 5}`, `{"A": [10, 2]}`). Strict means: JSON string and integer syntax exactly,
-//! no fractions or exponents, no leading zeros, no trailing garbage. Errors name the byte offset.
+//! A small strict reader for the JSON-shaped text forms of our types (`{"A": 5}`,
+//! `{"A": [10, 2]}`), and the JSON string writer (serde_json's). Strict means: JSON string and
+//! integer syntax exactly, no fractions or exponents, no leading zeros, no trailing garbage.
+//! Errors name the byte offset.
 
 use super::error::{Error, ErrorKind, Result};
 
@@ -271,35 +272,19 @@ impl<'a> TextReader<'a> {
     }
 }
 
-/// Appends `s` as a JSON string literal, escaped as PostgreSQL's `json` output escapes it.
-/// Runs that need no escape (the usual case) are copied whole.
+/// Appends `s` as a JSON string literal, escaped as PostgreSQL's `json` output escapes it:
+/// `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, other control characters as `\u00xx` (lower-case
+/// hex), everything else as it is. serde_json escapes exactly so.
 pub fn write_json_string(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    let mut run_start = 0;
-    for (i, &b) in s.as_bytes().iter().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[run_start..i]);
-        if escape.is_empty() {
-            out.push_str(&format!("\\u{b:04x}"));
-        } else {
-            out.push_str(escape);
-        }
-        run_start = i + 1;
-    }
-    out.push_str(&s[run_start..]);
-    out.push('"');
+    // SAFETY: serde_json guarantees that serialization only feeds valid UTF-8 sequences to the
+    // writer (its documentation of `to_writer`), so `out` stays UTF-8; writing to a Vec cannot
+    // fail.
+    let bytes = unsafe { out.as_mut_vec() };
+    serde_json::to_writer(bytes, s).expect("writing JSON to memory cannot fail");
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -4,11 +4,11 @@
 //! comes from `distcount.crdt_merge_statement` (replication.sql) and is prepared once per
 //! backend and inbox, since the apply worker runs it for every replicated row.
 
+use ahash::AHashMap as HashMap;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{PgOid, PgSqlErrorCode};
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 thread_local! {
     /// Prepared merge statements by inbox OID and target name (the trigger's argument).

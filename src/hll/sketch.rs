@@ -125,6 +125,8 @@ mod fuzz;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+pub(crate) use codec::base64_detail;
 pub use codec::{FORMAT_VERSION, MAX_ENCODED_LEN, TEXT_PREFIX};
 pub use estimate::{normal_quantile, z_for_confidence};
 

@@ -5,11 +5,11 @@ use super::event::{Envelope, IdGenerator, Mode, PayloadShape, old_new_payload, u
 use super::row_json::row_json;
 use crate::common::varlena::to_cstring;
 use crate::settings::{OUTBOX_HEADERS, OUTBOX_MESSAGE_PREFIX, OUTBOX_MODE, OUTBOX_TRACING};
+use ahash::AHashMap as HashMap;
 use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 
 /// Where the payload comes from.

@@ -7,6 +7,8 @@
 
 use crate::common::error::{Error, ErrorKind};
 use crate::common::text::write_json_string;
+use rand_xoshiro::Xoshiro256StarStar;
+use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
 /// Where an event goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,60 +270,35 @@ pub fn old_new_payload(old: Option<&str>, new: Option<&str>) -> String {
     )
 }
 
-/// A version 4 UUID from 16 random bytes, in the canonical text form.
-pub fn uuid_v4(mut bytes: [u8; 16]) -> ([u8; 16], String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let mut text = String::with_capacity(36);
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            text.push('-');
-        }
-        text.push(HEX[(b >> 4) as usize] as char);
-        text.push(HEX[(b & 15) as usize] as char);
-    }
-    (bytes, text)
+/// A version 4 UUID from 16 random bytes (the version and variant bits set over them), in the
+/// canonical text form.
+pub fn uuid_v4(bytes: [u8; 16]) -> ([u8; 16], String) {
+    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = id.hyphenated().encode_lower(&mut text).to_string();
+    (id.into_bytes(), text)
 }
 
-/// Random event ids without a system call each: xoshiro256** (Blackman and Vigna), seeded
-/// once per session from the operating system's strong random source. Two sessions' 122-bit
-/// ids collide as rarely as independent random ones.
+/// Random event ids without a system call each: xoshiro256** (Blackman and Vigna, from
+/// `rand_xoshiro`), seeded once per session from the operating system's strong random source.
+/// Two sessions' 122-bit ids collide as rarely as independent random ones.
 pub struct IdGenerator {
-    state: [u64; 4],
+    rng: Xoshiro256StarStar,
 }
 
 impl IdGenerator {
+    /// The seed's four little-endian words are the state; an all-zero seed, the one state
+    /// xoshiro cannot leave, is replaced by a fixed non-zero one.
     pub fn from_seed(seed: [u8; 32]) -> IdGenerator {
-        let mut state = [0u64; 4];
-        for (i, word) in state.iter_mut().enumerate() {
-            let mut chunk = [0u8; 8];
-            chunk.copy_from_slice(&seed[i * 8..i * 8 + 8]);
-            *word = u64::from_le_bytes(chunk);
+        IdGenerator {
+            rng: Xoshiro256StarStar::from_seed(seed),
         }
-        if state == [0; 4] {
-            state[0] = 0x9e37_79b9_7f4a_7c15; // the one state xoshiro cannot leave
-        }
-        IdGenerator { state }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let s = &mut self.state;
-        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
     }
 
     pub fn next_bytes(&mut self) -> [u8; 16] {
         let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&self.next_u64().to_le_bytes());
-        out[8..].copy_from_slice(&self.next_u64().to_le_bytes());
+        out[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+        out[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         out
     }
 }

@@ -6,10 +6,10 @@
 
 use crate::common::text::write_json_string;
 use crate::common::tupdesc::attribute;
+use ahash::AHashMap as HashMap;
 use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::CStr;
 
 /// PostgreSQL's JSON categories (utils/adt/json.c) of the types handled here.

@@ -13,11 +13,11 @@ use super::event::{
 use crate::common::report::OrRaise;
 use crate::common::varlena::to_cstring;
 use crate::settings::OUTBOX_MAX_ATTEMPTS;
+use ahash::AHashMap as HashMap;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char};
 use std::rc::Rc;
 

@@ -7,28 +7,11 @@
 # Usage: hll_instructions.sh          (about 2 minutes; needs valgrind, which `make deps` installs)
 set -euo pipefail
 { # One block, read whole before it runs.
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-CLUSTER="$ROOT/tests/tools/cluster.sh"
-BINDIR="$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)"
+source "$(dirname "$0")/lib.sh"
 NAME=hllcount
 DB=hllcount
 ROWS=1000000
-DATA="$("$CLUSTER" dir "$NAME")/data"
-WORK="$(mktemp -d)"
-chmod 1777 "$WORK"   # the backend under valgrind runs as the cluster's owner and writes here
-cleanup() {
-    local rc=$?
-    [ "$rc" = 0 ] || { echo "!! hll_instructions.sh failed (exit $rc); the last valgrind log:" >&2; tail -5 "$WORK"/*.log >&2 2>/dev/null || true; }
-    rm -rf "$WORK"
-    "$CLUSTER" stop "$NAME" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-if ! command -v valgrind >/dev/null; then
-    echo "!! valgrind is not installed (make deps installs it); skipping the instruction counts"
-    exit 0
-fi
-as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+callgrind_init "$NAME"
 
 echo "==> cluster $NAME: $ROWS-row tables of bigint and of text ('user-' || id)"
 "$CLUSTER" start "$NAME" >/dev/null
@@ -60,9 +43,7 @@ for pair in "${queries[@]}"; do
     name="${pair%%|*}"
     printf '%s\n%s;\n' "SET max_parallel_workers_per_gather = 0;" "${pair#*|}" >"$WORK/$name.sql"
     echo "    [$i/${#queries[@]}] callgrind: $name"
-    as_owner valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.out" \
-        "$BINDIR/postgres" --single -D "$DATA" "$DB" <"$WORK/$name.sql" >"$WORK/$name.log" 2>&1
-    TOTAL[$name]="$(awk '/^totals:/ {print $2}' "$WORK/$name.out")"
+    TOTAL[$name]="$(callgrind_total "$name")"
 done
 
 echo "Instructions per row above count(*) of the same scan ($ROWS rows, serial plan):"

@@ -5,3 +5,41 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else print (
 
 # median_of FILE NAME: the median of the second field of the lines of FILE whose first field is NAME.
 median_of() { awk -v name="$2" '$1 == name {print $2}' "$1" | median; }
+
+# For the instruction counts (hll_instructions.sh, outbox_instructions.sh):
+#   callgrind_init NAME   sets CLUSTER (tests/tools/cluster.sh), BINDIR (the server's), DATA
+#                         (cluster NAME's data directory) and WORK (a scratch directory that the
+#                         cluster's owner can write); on exit WORK goes, the cluster stops, and a
+#                         failure shows the last valgrind log. Exits 0 with a note when valgrind
+#                         is missing.
+#   callgrind_total NAME  runs a single-user backend of database $DB over $WORK/NAME.sql under
+#                         callgrind and prints the instructions it executed (the cluster must be
+#                         stopped: the backend needs the data directory to itself).
+callgrind_init() {
+    CALLGRIND_CLUSTER="$1"
+    CLUSTER="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tests/tools/cluster.sh"
+    BINDIR="$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)"
+    DATA="$("$CLUSTER" dir "$CALLGRIND_CLUSTER")/data"
+    WORK="$(mktemp -d)"
+    chmod 1777 "$WORK"   # the backend under valgrind runs as the cluster's owner and writes here
+    trap callgrind_cleanup EXIT
+    if ! command -v valgrind >/dev/null; then
+        echo "!! valgrind is not installed (make deps installs it); skipping the instruction counts"
+        exit 0
+    fi
+}
+
+callgrind_cleanup() {
+    local rc=$?
+    [ "$rc" = 0 ] || { echo "!! $(basename "$0") failed (exit $rc); the last valgrind log:" >&2; tail -5 "$WORK"/*.log >&2 2>/dev/null || true; }
+    rm -rf "$WORK"
+    "$CLUSTER" stop "$CALLGRIND_CLUSTER" >/dev/null 2>&1 || true
+}
+
+callgrind_total() {
+    local as_owner=()
+    [ "$(id -u)" != 0 ] || as_owner=(runuser -u postgres --)
+    "${as_owner[@]}" valgrind --tool=callgrind --callgrind-out-file="$WORK/$1.out" \
+        "$BINDIR/postgres" --single -D "$DATA" "$DB" <"$WORK/$1.sql" >"$WORK/$1.log" 2>&1 || return
+    awk '/^totals:/ {print $2}' "$WORK/$1.out"
+}

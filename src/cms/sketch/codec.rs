@@ -45,6 +45,7 @@
 use super::heavy::{HeavyList, MAX_HEAVY, MAX_KEY_BYTES};
 use super::{Mode, Sketch, dimensions};
 use crate::common::arena::Arena;
+use crate::common::base64::{self, Base64Error};
 use crate::common::bytes::ByteReader;
 use crate::common::error::{Error, ErrorKind, Result};
 
@@ -326,7 +327,7 @@ impl Sketch {
     /// The canonical text form: `cms1:` and the binary form in base64.
     pub fn to_text(&self) -> String {
         let mut out = String::from(TEXT_PREFIX);
-        base64_encode(&self.encode(), &mut out);
+        base64::encode_into(&self.encode(), &mut out);
         out
     }
 
@@ -346,44 +347,12 @@ impl Sketch {
                 "A cms value starts with \"{TEXT_PREFIX}\"."
             )));
         };
-        let bytes = base64_decode(body.as_bytes()).map_err(|m| invalid(format!("{m}.")))?;
+        let bytes = base64::decode(body.as_bytes())
+            .map_err(|e| invalid(format!("{}.", base64_detail(e))))?;
         Sketch::decode(&bytes).map_err(|e| invalid(e.detail.unwrap_or(e.message)))
     }
 }
 
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64_encode(bytes: &[u8], out: &mut String) {
-    out.reserve(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(BASE64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-}
-
-fn base64_value(c: u8) -> Option<u32> {
-    match c {
-        b'A'..=b'Z' => Some(u32::from(c - b'A')),
-        b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-        b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    }
-}
-
-/// Strict base64: groups of four, `=` only as the padding of the last group, unused bits zero.
 /// A text key (tag 2, `common::value_hash::KeyKind::Text`) must not hold a NUL byte: SQL text
 /// cannot, and a forged one would show as a shorter, different string. Whether text keys are
 /// valid in the server encoding is checked where that is known, in the SQL binding.
@@ -394,42 +363,27 @@ fn check_key(key: &[u8], tag: u8) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn base64_decode(text: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    if !text.len().is_multiple_of(4) {
-        return Err(format!(
-            "base64 text of {} characters is not a multiple of 4 long",
-            text.len()
-        ));
+/// The detail of a text whose base64 is not canonical, as cms has always worded it.
+pub(crate) fn base64_detail(e: Base64Error) -> String {
+    match e {
+        Base64Error::Length { len } => {
+            format!("base64 text of {len} characters is not a multiple of 4 long")
+        }
+        Base64Error::MisplacedPadding { group } => {
+            format!("misplaced \"=\" in base64 at character {group}")
+        }
+        Base64Error::InvalidCharacter { at } => {
+            format!("invalid base64 character at character {at}")
+        }
+        Base64Error::NonZeroTrailingBits { group, .. } => {
+            format!("non-canonical base64 padding at character {group}")
+        }
     }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let groups = text.len() / 4;
-    for (g, group) in text.chunks_exact(4).enumerate() {
-        let padding = group.iter().rev().take_while(|&&c| c == b'=').count();
-        if padding > 2 || (padding > 0 && g + 1 != groups) {
-            return Err(format!("misplaced \"=\" in base64 at character {}", g * 4));
-        }
-        let mut n = 0u32;
-        for (i, &c) in group[..4 - padding].iter().enumerate() {
-            let v = base64_value(c)
-                .ok_or_else(|| format!("invalid base64 character at character {}", g * 4 + i))?;
-            n |= v << (18 - 6 * i);
-        }
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        let keep = 3 - padding;
-        if bytes[keep..].iter().any(|&b| b != 0) {
-            return Err(format!(
-                "non-canonical base64 padding at character {}",
-                g * 4
-            ));
-        }
-        out.extend_from_slice(&bytes[..keep]);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
 pub(super) fn base64_for_tests(bytes: &[u8]) -> String {
     let mut out = String::new();
-    base64_encode(bytes, &mut out);
+    base64::encode_into(bytes, &mut out);
     out
 }

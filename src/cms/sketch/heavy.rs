@@ -65,9 +65,10 @@ use crate::common::error::{Error, ErrorKind, Result};
 use crate::common::hash::hash_bytes;
 use std::cmp::Ordering;
 
-/// The hash index lives in the list's arena too.
-type HashMap<K, V, S> = hashbrown::HashMap<K, V, S, Arena>;
-use std::hash::{BuildHasher, Hasher, RandomState};
+/// The hash index lives in the list's arena too. Its keys are already uniform XXH3 hashes;
+/// ahash with random keys per list (from the operating system) keeps crafted keys from piling
+/// into one bucket. In memory only, never stored.
+type HashMap<K, V> = hashbrown::HashMap<K, V, ahash::RandomState, Arena>;
 
 /// Largest heavy-hitter capacity.
 pub const MAX_HEAVY: u32 = 16_384;
@@ -76,44 +77,6 @@ pub const MAX_KEY_BYTES: usize = 16_384;
 
 /// Marks the end of a same-hash chain.
 const NONE: u32 = u32::MAX;
-
-/// Hasher of the candidate index, whose keys are already uniform 64-bit XXH3 hashes: one
-/// multiply folded with a random seed per list. Far cheaper than SipHash on the update path, and
-/// the seed keeps crafted keys from piling into one bucket. In memory only; never stored.
-#[derive(Debug, Clone)]
-struct SeededFold(u64);
-
-impl SeededFold {
-    fn random() -> SeededFold {
-        SeededFold(RandomState::new().hash_one(0x5eed_u64))
-    }
-}
-
-impl BuildHasher for SeededFold {
-    type Hasher = FoldHasher;
-    fn build_hasher(&self) -> FoldHasher {
-        FoldHasher(self.0)
-    }
-}
-
-struct FoldHasher(u64);
-
-impl Hasher for FoldHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        let product = u128::from(self.0 ^ value) * 0x9E37_79B9_7F4A_7C15_u128;
-        self.0 = (product as u64) ^ ((product >> 64) as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
 
 /// A candidate as the sketch shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +138,7 @@ pub(super) struct HeavyList {
     floor: i64,
     entries: ArenaVec<Entry>,
     heap: ArenaVec<u32>,
-    by_hash: HashMap<u64, u32, SeededFold>,
+    by_hash: HashMap<u64, u32>,
 }
 
 impl PartialEq for HeavyList {
@@ -209,7 +172,7 @@ fn overflow() -> Error {
 
 impl HeavyList {
     pub(super) fn new(capacity: u32, arena: Arena) -> HeavyList {
-        let by_hash = HashMap::with_hasher_in(SeededFold::random(), arena);
+        let by_hash = HashMap::with_hasher_in(ahash::RandomState::new(), arena);
         HeavyList {
             capacity,
             floor: 0,

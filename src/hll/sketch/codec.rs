@@ -3,6 +3,7 @@
 use super::sparse::{self, SparseSet};
 use super::{MAX_PRECISION, MIN_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense, explicit};
 use crate::common::arena::{Arena, ArenaVec};
+use crate::common::base64::{self, Base64Error};
 use crate::common::error::{Error, ErrorKind, Result};
 
 /// The version this build writes. It reads version 1 too (the same forms but the explicit one).
@@ -294,7 +295,7 @@ impl Sketch {
         let bytes = self.encode();
         let mut out = String::with_capacity(TEXT_PREFIX.len() + bytes.len().div_ceil(3) * 4);
         out.push_str(TEXT_PREFIX);
-        base64_encode(&bytes, &mut out);
+        base64::encode_into(&bytes, &mut out);
         out
     }
 
@@ -324,7 +325,8 @@ impl Sketch {
                 text.len()
             )));
         }
-        let bytes = base64_decode(encoded.as_bytes()).map_err(|(at, what)| {
+        let bytes = base64::decode(encoded.as_bytes()).map_err(|e| {
+            let (at, what) = base64_detail(e);
             invalid(format!("At character {}: {what}.", at + TEXT_PREFIX.len()))
         })?;
         Sketch::decode(&bytes).map_err(|e| {
@@ -334,68 +336,15 @@ impl Sketch {
     }
 }
 
-const BASE64_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-pub(super) fn base64_encode(bytes: &[u8], out: &mut String) {
-    for chunk in bytes.chunks(3) {
-        let word = (chunk[0] as u32) << 16
-            | (chunk.get(1).copied().unwrap_or(0) as u32) << 8
-            | chunk.get(2).copied().unwrap_or(0) as u32;
-        let chars = chunk.len() + 1;
-        for k in 0..4 {
-            if k < chars {
-                out.push(BASE64_ALPHABET[((word >> (18 - 6 * k)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
+/// Where a text's base64 is not canonical (counted from the start of the base64) and why, as
+/// hll has always worded it.
+pub(crate) fn base64_detail(e: Base64Error) -> (usize, &'static str) {
+    match e {
+        Base64Error::Length { len } => (len, "base64 text must have a multiple of 4 characters"),
+        Base64Error::MisplacedPadding { group } => (group, "misplaced \"=\" padding"),
+        Base64Error::InvalidCharacter { at } => (at, "not a base64 character"),
+        Base64Error::NonZeroTrailingBits { at, .. } => {
+            (at, "non-zero bits in the final base64 character")
         }
     }
-}
-
-fn base64_value(c: u8) -> Option<u32> {
-    match c {
-        b'A'..=b'Z' => Some((c - b'A') as u32),
-        b'a'..=b'z' => Some((c - b'a') as u32 + 26),
-        b'0'..=b'9' => Some((c - b'0') as u32 + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    }
-}
-
-/// Strict base64: full quads, padding only at the very end, zero unused bits. Errors carry
-/// the character position.
-fn base64_decode(text: &[u8]) -> std::result::Result<Vec<u8>, (usize, &'static str)> {
-    if !text.len().is_multiple_of(4) {
-        return Err((
-            text.len(),
-            "base64 text must have a multiple of 4 characters",
-        ));
-    }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    for (quad_index, quad) in text.chunks_exact(4).enumerate() {
-        let at = quad_index * 4;
-        let is_last = at + 4 == text.len();
-        let padding = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if padding > 2 || (padding > 0 && !is_last) {
-            return Err((at, "misplaced \"=\" padding"));
-        }
-        let mut word = 0u32;
-        for (k, &c) in quad[..4 - padding].iter().enumerate() {
-            let value = base64_value(c).ok_or((at + k, "not a base64 character"))?;
-            word |= value << (18 - 6 * k);
-        }
-        let bytes = word.to_be_bytes();
-        let kept = 3 - padding;
-        // The bits below the kept bytes must be zero, or two texts would decode alike.
-        if word & ((1u32 << (8 * padding)) - 1) != 0 {
-            return Err((
-                at + 3 - padding,
-                "non-zero bits in the final base64 character",
-            ));
-        }
-        out.extend_from_slice(&bytes[1..1 + kept]);
-    }
-    Ok(out)
 }

@@ -14,9 +14,9 @@
 //! DISTCOUNT_FUZZ_CASES=1000000 cargo test --release fuzz_decoders -- --nocapture
 //! ```
 
-use super::codec::base64_encode;
 use super::tests::{SplitMix64, as_rewritten};
 use super::*;
+use crate::common::base64::encode_into as base64_encode;
 use std::time::Instant;
 
 fn env_u64(name: &str, default: u64) -> u64 {
