@@ -14,10 +14,7 @@ ROWS=1000000
 callgrind_init "$NAME"
 
 echo "==> cluster $NAME: $ROWS-row tables of bigint and of text ('user-' || id)"
-"$CLUSTER" start "$NAME" >/dev/null
-eval "$("$CLUSTER" env "$NAME")"
-dropdb --if-exists "$DB" 2>/dev/null
-createdb "$DB"
+callgrind_db
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<SQL
 CREATE EXTENSION hll;
 CREATE EXTENSION pg_distcount;
@@ -25,8 +22,7 @@ CREATE TABLE nums AS SELECT g::bigint AS id FROM generate_series(1, $ROWS) g;
 CREATE TABLE texts AS SELECT 'user-' || g AS v FROM generate_series(1, $ROWS) g;
 VACUUM ANALYZE nums, texts;
 SQL
-# The single-user backend needs the data directory to itself.
-"$CLUSTER" stop "$NAME" >/dev/null
+callgrind_stop
 
 queries=(
     "count_bigint|SELECT count(*) FROM nums"
@@ -36,15 +32,7 @@ queries=(
     "distcount_text|SELECT distcount.hll_count(distcount.hll_agg(v)) FROM texts"
     "postgresql-hll_text|SELECT public.hll_cardinality(public.hll_add_agg(public.hll_hash_text(v), 14)) FROM texts"
 )
-declare -A TOTAL
-i=0
-for pair in "${queries[@]}"; do
-    i=$((i + 1))
-    name="${pair%%|*}"
-    printf '%s\n%s;\n' "SET max_parallel_workers_per_gather = 0;" "${pair#*|}" >"$WORK/$name.sql"
-    echo "    [$i/${#queries[@]}] callgrind: $name"
-    TOTAL[$name]="$(callgrind_total "$name")"
-done
+callgrind_queries "${queries[@]}"
 
 echo "Instructions per row above count(*) of the same scan ($ROWS rows, serial plan):"
 for col in bigint text; do

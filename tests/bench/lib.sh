@@ -12,9 +12,15 @@ median_of() { awk -v name="$2" '$1 == name {print $2}' "$1" | median; }
 #                         cluster's owner can write); on exit WORK goes, the cluster stops, and a
 #                         failure shows the last valgrind log. Exits 0 with a note when valgrind
 #                         is missing.
+#   callgrind_db          starts the cluster and makes database $DB afresh (then load it with
+#                         psql, and stop the cluster with callgrind_stop before counting)
+#   callgrind_stop        stops the cluster: the single-user backend needs the data directory
 #   callgrind_total NAME  runs a single-user backend of database $DB over $WORK/NAME.sql under
 #                         callgrind and prints the instructions it executed (the cluster must be
 #                         stopped: the backend needs the data directory to itself).
+#   callgrind_queries "NAME|SQL" ...
+#                         callgrind_total of each query, in a serial plan, into TOTAL[NAME],
+#                         saying which one runs.
 callgrind_init() {
     CALLGRIND_CLUSTER="$1"
     CLUSTER="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tests/tools/cluster.sh"
@@ -42,4 +48,25 @@ callgrind_total() {
     "${as_owner[@]}" valgrind --tool=callgrind --callgrind-out-file="$WORK/$1.out" \
         "$BINDIR/postgres" --single -D "$DATA" "$DB" <"$WORK/$1.sql" >"$WORK/$1.log" 2>&1 || return
     awk '/^totals:/ {print $2}' "$WORK/$1.out"
+}
+
+callgrind_db() {
+    "$CLUSTER" start "$CALLGRIND_CLUSTER" >/dev/null
+    eval "$("$CLUSTER" env "$CALLGRIND_CLUSTER")"
+    dropdb --if-exists "$DB" 2>/dev/null
+    createdb "$DB"
+}
+
+callgrind_stop() { "$CLUSTER" stop "$CALLGRIND_CLUSTER" >/dev/null; }
+
+callgrind_queries() {
+    declare -gA TOTAL
+    local i=0 pair name
+    for pair in "$@"; do
+        i=$((i + 1))
+        name="${pair%%|*}"
+        printf '%s\n%s;\n' "SET max_parallel_workers_per_gather = 0;" "${pair#*|}" >"$WORK/$name.sql"
+        echo "    [$i/$#] callgrind: $name"
+        TOTAL[$name]="$(callgrind_total "$name")"
+    done
 }

@@ -15,10 +15,7 @@ ROWS="${1:-20000}"
 callgrind_init "$NAME"
 
 echo "==> cluster $NAME: tables orders_plain, orders_table, orders_message"
-"$CLUSTER" start "$NAME" >/dev/null
-eval "$("$CLUSTER" env "$NAME")"
-dropdb --if-exists "$DB" 2>/dev/null
-createdb "$DB"
+callgrind_db
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
 CREATE EXTENSION pg_distcount;
 DO $$
@@ -35,8 +32,7 @@ BEGIN
 END
 $$;
 SQL
-# The single-user backend needs the data directory to itself.
-"$CLUSTER" stop "$NAME" >/dev/null
+callgrind_stop
 
 declare -A TOTAL
 i=0
