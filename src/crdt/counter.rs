@@ -201,14 +201,6 @@ pub struct Counter<S: Slot> {
     slots: Vec<(String, S)>,
 }
 
-/// Copies stay on the Rust heap: a counter holds at most 4,096 short slots (tens of KB), unlike
-/// the sketches, whose states can reach megabytes and live in the aggregate's memory context.
-impl<S: Slot> crate::common::arena::CloneIn for Counter<S> {
-    fn clone_in(&self, _arena: crate::common::arena::Arena) -> Self {
-        self.clone()
-    }
-}
-
 pub type GCounter = Counter<GSlot>;
 pub type PnCounter = Counter<PnSlot>;
 
