@@ -32,7 +32,8 @@
 # What `ensure` changes on the machine: as root (or through sudo) it apt-get installs the Debian
 # packages Citus's build needs (liblz4-dev libzstd-dev libkrb5-dev, and gcc/make if missing),
 # builds in the cache directory, and `make install`s citus.so, citus_columnar.so, their SQL
-# scripts and headers into the directories of PG_CONFIG. Citus is configured --without-libcurl:
+# scripts and headers into the directories of PG_CONFIG (as root or through sudo only where
+# this user cannot write them). Citus is configured --without-libcurl:
 # with libcurl it would try to send anonymous usage statistics to a public host from every test
 # cluster.
 set -euo pipefail
@@ -59,6 +60,19 @@ pg_major() { "$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/'; }
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+# Runs an install into the server's directories: directly for a user who owns them (a server
+# unpacked by tests/tools/postgres.sh, or any PG_CONFIG of one's own), else as root.
+as_server_owner() {
+    local dir
+    for dir in "$("$PG_CONFIG" --pkglibdir)" "$("$PG_CONFIG" --sharedir)/extension" "$("$PG_CONFIG" --includedir-server)"; do
+        if [ ! -w "$dir" ]; then
+            as_root "$@" || die "installing into $dir (not writable by $(id -un)) as root failed: run as root, give this user sudo, or use a PG_CONFIG of a server this user owns"
+            return
+        fi
+    done
+    "$@"
 }
 
 # Debian packages the build needs that are not installed yet.
@@ -170,7 +184,7 @@ ensure() {
     fi
 
     say "make install into $pkglib (log: $build/install.log)"
-    (cd "$src" && as_root make install PG_CONFIG="$PG_CONFIG" >"$build/install.log" 2>&1) ||
+    (cd "$src" && as_server_owner make install PG_CONFIG="$PG_CONFIG" >"$build/install.log" 2>&1) ||
         { tail -20 "$build/install.log" >&2; die "make install failed, log in $build/install.log"; }
     say "Citus $CITUS_VERSION installed for PostgreSQL $major in $((SECONDS - started)) s"
 }
