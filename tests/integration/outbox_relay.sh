@@ -45,7 +45,10 @@ BEGIN
         END IF;
         IF got = 0 THEN
             idle := idle + 1;
-            EXIT WHEN idle > 40;                  -- nothing for ~4 s: the work is done
+            -- Nothing for ~4 s: the work is done. Before its first batch a worker waits up to
+            -- ~30 s: the first fill of the queue (100,000 events, by whichever worker takes
+            -- the filler's lock) can take longer than 4 s on a loaded machine.
+            EXIT WHEN idle > CASE WHEN rounds = 0 THEN 300 ELSE 40 END;
             PERFORM pg_sleep(0.1);
             CONTINUE;
         END IF;
