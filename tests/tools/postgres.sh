@@ -8,6 +8,8 @@
 #   postgres.sh pg_config NN     the pg_config path for major NN (does not fetch)
 #   postgres.sh fetch NN         fetch and unpack major NN into the cache unless it is there
 #   postgres.sh cache            the cache directory (every tool keeps its build products there)
+#   postgres.sh private-copy PG_CONFIG
+#                                a copy of that server this user can write (see private_copy)
 #
 # The cache is $PG_DISTCOUNT_CACHE, else /var/cache/pg_distcount as root (readable by the
 # `postgres` user, which runs the clusters then), else ~/.cache/pg_distcount.
@@ -66,13 +68,42 @@ PY
     "$dest/bin/pg_config" --version
 }
 
+# A copy of the server of pg_config $1 that this user can write, made once per server version
+# in the cache; prints the copy's pg_config. `cargo pgrx test` installs its test build into the
+# server's directories and has no sudo option, so a user who may not write a system server's
+# (Debian's, as a user with sudo) runs the Rust test layer on such a copy. The copy keeps the
+# server's directory layout under a new root, which PostgreSQL's programs resolve relative to
+# their own location.
+private_copy() {
+    local pg_config="$1" version dest dir
+    version="$("$pg_config" --version | tr -c 'A-Za-z0-9.\n' '-')"
+    dest="$CACHE/private-server-${version%-}"
+    if [ ! -x "$dest$pg_config" ]; then
+        echo "==> copying $("$pg_config" --version) into $dest (a server this user can install into)" >&2
+        rm -rf "$dest.tmp"
+        for dir in "$(dirname "$("$pg_config" --bindir)")" "$("$pg_config" --sharedir)" \
+                   "$("$pg_config" --pkglibdir)" "$("$pg_config" --includedir)"; do
+            mkdir -p "$dest.tmp$dir"
+            cp -a "$dir/." "$dest.tmp$dir/"
+        done
+        chmod -R u+w "$dest.tmp"
+        rm -rf "$dest" && mv "$dest.tmp" "$dest"
+    fi
+    if [ "$("$dest$pg_config" --pkglibdir)" != "$dest$("$pg_config" --pkglibdir)" ]; then
+        echo "postgres.sh: the copy of $pg_config in $dest does not find its own directories (the server is not relocatable)" >&2
+        exit 1
+    fi
+    echo "$dest$pg_config"
+}
+
 case "${1:-}" in
 majors) printf '%s\n' "${MAJORS[@]}" ;;
 cache) echo "$CACHE" ;;
 pg_config) pg_config_of "$2" ;;
 fetch) fetch "$2" ;;
+private-copy) private_copy "$2" ;;
 *)
-    echo "usage: $0 majors | pg_config NN | fetch NN | cache" >&2
+    echo "usage: $0 majors | pg_config NN | fetch NN | cache | private-copy PG_CONFIG" >&2
     exit 2
     ;;
 esac

@@ -37,14 +37,25 @@ fi
 if layer rust; then
 say "layer 1: Rust unit and property tests, and #[pg_test]s (cargo pgrx test pg$PG_MAJOR)"
 # cargo pgrx test builds with --no-default-features --features pg$PG_MAJOR,pg_test.
+pgrx_env=()
 if is_root; then
     # The `postgres` user owns the test PGDATA's parent, outside the checkout (it holds the socket).
     mkdir -p "$STATE/pgrx-test" && chown postgres "$STATE/pgrx-test"
     runas=(--runas postgres --pgdata "$STATE/pgrx-test")
 else
     runas=()
+    if [ ! -w "$("$PG_CONFIG" --pkglibdir)" ] || [ ! -w "$("$PG_CONFIG" --sharedir)/extension" ]; then
+        # cargo pgrx test installs its build into the server and cannot use sudo: a server this
+        # user may not write (Debian's) is tested through a private copy, named to pgrx by a
+        # PGRX_HOME of the test layer's own.
+        copy="$(tests/tools/postgres.sh private-copy "$PG_CONFIG")" || exit 1
+        mkdir -p "$STATE/pgrx-home"
+        printf '[configs]\npg%s = "%s"\n' "$PG_MAJOR" "$copy" >"$STATE/pgrx-home/config.toml"
+        pgrx_env=(PGRX_HOME="$STATE/pgrx-home")
+        echo "    (the server's directories are not writable by $(id -un): testing on a copy, $copy)"
+    fi
 fi
-cargo pgrx test "pg$PG_MAJOR" "${runas[@]}" 2>&1 | tee "$LOGS/cargo-pgrx-test.log"
+env "${pgrx_env[@]}" cargo pgrx test "pg$PG_MAJOR" "${runas[@]}" 2>&1 | tee "$LOGS/cargo-pgrx-test.log"
 cargo_status=${PIPESTATUS[0]}
 # Sum "test result: ok. 12 passed; 0 failed; ..." over all test binaries.
 read -r rust_passed rust_failed < <(grep -E '^test result:' "$LOGS/cargo-pgrx-test.log" |
