@@ -898,3 +898,10 @@ found (kind, name, owner) AS (
 INSERT INTO crdt_replica_object (kind, name, created_by)
 SELECT f.kind, f.name, pg_catalog.pg_get_userbyid(f.owner) FROM found AS f
 ON CONFLICT DO NOTHING;
+
+-- cms values are stored uncompressed from now on (STORAGE external), so that a point query
+-- (cms_estimate, cms_bounds, cms_exceeds, cms_total) reads its few counters by TOAST slices
+-- instead of the whole value. Columns that exist keep the storage they were created with; see
+-- the README ("Point queries on stored sketches") for the one ALTER TABLE that switches one.
+ALTER TYPE cms SET (STORAGE = external);
+COMMENT ON FUNCTION cms_topk(cms, integer) IS 'The k heaviest keys of the heavy-hitter list, with bounds; guaranteed when the bounds prove the key is in the top k. An error when k exceeds what the list holds.';

@@ -11,7 +11,7 @@ CREATE FUNCTION cms_send(cms) RETURNS bytea
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_send_wrapper';
 CREATE TYPE cms (
     INPUT = cms_in, OUTPUT = cms_out, RECEIVE = cms_recv, SEND = cms_send,
-    INTERNALLENGTH = VARIABLE, STORAGE = extended
+    INTERNALLENGTH = VARIABLE, STORAGE = external
 );
 COMMENT ON TYPE cms IS 'Count-Min sketch: frequency estimates within epsilon*N with probability 1-delta, plus a mergeable heavy-hitter list. Text form cms1:<base64>.';
 
@@ -59,7 +59,7 @@ COMMENT ON FUNCTION cms_exceeds(cms, anyelement, bigint) IS 'True when the estim
 CREATE FUNCTION cms_topk(c cms, k integer)
     RETURNS TABLE (item text, estimate bigint, lower bigint, upper bigint, guaranteed boolean)
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_topk_wrapper';
-COMMENT ON FUNCTION cms_topk(cms, integer) IS 'The k heaviest keys of the heavy-hitter list, with bounds; guaranteed when the bounds prove the key is in the top k.';
+COMMENT ON FUNCTION cms_topk(cms, integer) IS 'The k heaviest keys of the heavy-hitter list, with bounds; guaranteed when the bounds prove the key is in the top k. An error when k exceeds what the list holds.';
 
 CREATE FUNCTION cms_total(c cms) RETURNS bigint
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'cms_total_wrapper';

@@ -96,7 +96,7 @@ use crate::common::error::{Error, ErrorKind, Result};
 use crate::common::hash::hash_bytes;
 use heavy::HeavyList;
 
-pub use codec::{FORMAT_VERSION, TEXT_PREFIX};
+pub use codec::{CounterLayout, FORMAT_VERSION, TEXT_PREFIX};
 pub use heavy::{Candidate, MAX_HEAVY, MAX_KEY_BYTES};
 
 pub const DEFAULT_EPSILON: f64 = 0.001;
@@ -200,6 +200,23 @@ pub fn dimensions(epsilon: f64, delta: f64) -> Result<(u32, u32)> {
         )));
     }
     Ok((width as u32, depth as u32))
+}
+
+/// `⌈ε'·N⌉` for a sketch of `width` columns and total `total` (0 while N ≤ 0), in integers so it
+/// is never below the true value.
+fn error_bound(total: i64, width: u32) -> i64 {
+    let Ok(n) = u128::try_from(total) else {
+        return 0;
+    };
+    let denominator = E_DENOMINATOR * u128::from(width);
+    let bound = (n * E_NUMERATOR).div_ceil(denominator);
+    // n·e/width < n ≤ i64::MAX since width ≥ 3.
+    i64::try_from(bound).unwrap_or(i64::MAX)
+}
+
+/// `max(0, estimate − error_bound)`, but never above the estimate itself.
+fn count_min_lower(estimate: i64, error_bound: i64) -> i64 {
+    estimate.saturating_sub(error_bound).max(0).min(estimate)
 }
 
 /// The counter column of a key's `hash` in `row` (see the module documentation).
@@ -409,13 +426,7 @@ impl Sketch {
     /// `⌈ε'·N⌉`, the additive error that estimates stay within with probability ≥ 1 − δ'
     /// (0 while N ≤ 0).
     pub fn error_bound(&self) -> i64 {
-        let Ok(n) = u128::try_from(self.total) else {
-            return 0;
-        };
-        let denominator = E_DENOMINATOR * u128::from(self.width);
-        let bound = (n * E_NUMERATOR).div_ceil(denominator);
-        // n·e/width < n ≤ i64::MAX since width ≥ 3.
-        i64::try_from(bound).unwrap_or(i64::MAX)
+        error_bound(self.total, self.width)
     }
 
     /// Whether any counter is negative, which proves that some key's net count went negative
@@ -612,10 +623,7 @@ impl Sketch {
 
     /// `max(0, estimate − ⌈ε'N⌉)`, but never above the estimate itself.
     fn count_min_lower(&self, estimate: i64) -> i64 {
-        estimate
-            .saturating_sub(self.error_bound())
-            .max(0)
-            .min(estimate)
+        count_min_lower(estimate, self.error_bound())
     }
 
     /// `(upper, deterministic lower)` of a candidate with SpaceSaving `count` and `error` and
@@ -640,6 +648,25 @@ impl Sketch {
     /// with k = the number of candidates.
     pub fn ranked(&self) -> Vec<TopItem<'_>> {
         self.topk(self.heavy.len())
+    }
+
+    /// [`Sketch::topk`], refusing a `k` the list cannot answer: fewer rows than asked for would
+    /// read as "there are no more keys", which is only true when the list provably holds every
+    /// key with a positive count (nothing was ever dropped from it).
+    pub fn checked_topk(&self, k: usize) -> Result<Vec<TopItem<'_>>> {
+        let held = self.heavy.len();
+        let untracked = self.untracked_upper().unwrap_or(self.total).max(0);
+        if k > held && untracked > 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                format!("cms_topk asked for {k} keys, but this sketch's heavy-hitter list holds {held}"),
+            )
+            .with_detail(format!(
+                "The list keeps at most {} candidates (the sketch's heavy parameter) and keys outside it may have counts up to {untracked}: ask for at most {held} keys, or build the sketches with a larger heavy parameter, e.g. cms_agg(key, 0.001, 0.01, 256).",
+                self.heavy.capacity()
+            )));
+        }
+        Ok(self.topk(k))
     }
 
     /// The k candidates with the largest estimates (fewer when the list holds fewer), best

@@ -61,6 +61,182 @@ pub unsafe fn inline_payload<'a>(ptr: *const u8) -> Option<&'a [u8]> {
     }
 }
 
+/// A varlena argument read a few bytes at a time, for functions that need little of a large
+/// value (a Count-Min point query reads the header and one counter per row). A value stored out
+/// of line without compression is read by TOAST slices, which fetch only the chunks holding the
+/// bytes asked for, so the cost does not grow with the value; any other value (in memory,
+/// inline, compressed) is detoasted once and read in place.
+pub struct PieceReader<'a> {
+    source: PieceSource<'a>,
+    len: usize,
+}
+
+enum PieceSource<'a> {
+    InPlace(&'a [u8]),
+    Slices(*mut pg_sys::varlena),
+}
+
+impl PieceReader<'_> {
+    /// Values stored out of line up to this size (about eight TOAST chunks) are fetched whole.
+    pub const WHOLE_UP_TO: usize = 16 * 1024;
+
+    /// A reader of `datum`. With `last`, the caller's memory of the last stored value it read
+    /// (one per call site): a value fetched whole is kept until another comes, and a large one
+    /// read by slices is fetched whole when it comes a second time in a row. So many point
+    /// queries against one sketch read memory after the first two, and a different sketch on
+    /// every call costs only its slices.
+    ///
+    /// # Safety
+    /// `datum` must be a non-null varlena datum that stays valid while the reader is used.
+    pub unsafe fn new(datum: pg_sys::Datum, last: Option<&mut LastStoredValue>) -> Self {
+        unsafe {
+            let in_place = |ptr: *mut pg_sys::varlena| {
+                let bytes = payload(ptr);
+                PieceReader {
+                    source: PieceSource::InPlace(bytes),
+                    len: bytes.len(),
+                }
+            };
+            let ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
+            let Some(stored) = stored_out_of_line(ptr) else {
+                return in_place(detoast(datum)); // in memory or inline: nothing to fetch
+            };
+            // Each slice is a TOAST index lookup: a value of a few chunks is cheaper to fetch
+            // whole, and a compressed one can only be read whole.
+            let whole_fetch = stored.compressed || stored.len <= PieceReader::WHOLE_UP_TO;
+            let slices = PieceReader {
+                source: PieceSource::Slices(ptr),
+                len: stored.len,
+            };
+            let Some(last) = last else {
+                return if whole_fetch {
+                    in_place(detoast(datum))
+                } else {
+                    slices
+                };
+            };
+            let same = (last.toast_relid, last.value_id) == (stored.toast_relid, stored.value_id);
+            if !same {
+                if !last.whole.is_null() {
+                    pg_sys::pfree(last.whole.cast());
+                    last.whole = std::ptr::null_mut();
+                }
+                last.toast_relid = stored.toast_relid;
+                last.value_id = stored.value_id;
+                if !whole_fetch {
+                    return slices; // seen once: maybe the only time
+                }
+            }
+            if last.whole.is_null() {
+                let caller = pg_sys::MemoryContextSwitchTo(last.context);
+                last.whole = detoast(datum);
+                pg_sys::MemoryContextSwitchTo(caller);
+            }
+            in_place(last.whole)
+        }
+    }
+
+    /// The length of the value's payload.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Fills `out` with the payload bytes at `offset`; a read past the end is an error (the
+    /// callers check their offsets against [`PieceReader::len`], so it means corrupt bytes).
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> crate::common::error::Result<()> {
+        let past_end = || {
+            crate::common::error::Error::new(
+                crate::common::error::ErrorKind::InvalidBinary,
+                format!(
+                    "read of {} bytes at {offset} is past the end of a {}-byte value",
+                    out.len(),
+                    self.len
+                ),
+            )
+        };
+        let end = offset.checked_add(out.len()).filter(|&end| end <= self.len);
+        let Some(end) = end else {
+            return Err(past_end());
+        };
+        match self.source {
+            PieceSource::InPlace(bytes) => out.copy_from_slice(&bytes[offset..end]),
+            PieceSource::Slices(ptr) => unsafe {
+                // len came from the TOAST pointer, so both fit in i32 (values are < 1 GB).
+                let slice = pg_sys::pg_detoast_datum_slice(ptr, offset as i32, out.len() as i32);
+                let piece = payload(slice);
+                if piece.len() != out.len() {
+                    return Err(past_end());
+                }
+                out.copy_from_slice(piece);
+                pg_sys::pfree(slice.cast());
+            },
+        }
+        Ok(())
+    }
+}
+
+/// A value stored out of line: its payload length, whether its chunks hold it compressed, and
+/// its TOAST identity.
+struct StoredValue {
+    len: usize,
+    compressed: bool,
+    toast_relid: pg_sys::Oid,
+    value_id: pg_sys::Oid,
+}
+
+/// What a call site remembers for [`PieceReader::new`]: the TOAST identity of the last stored
+/// value it read, and a whole copy of it (in `context`) once it came twice in a row. TOAST value
+/// ids are unique within their TOAST table while the value exists, so within one query (the
+/// life of a call site's `fn_mcxt`, where callers keep this) the identity names one value.
+pub struct LastStoredValue {
+    toast_relid: pg_sys::Oid,
+    value_id: pg_sys::Oid,
+    whole: *mut pg_sys::varlena,
+    context: pg_sys::MemoryContext,
+}
+
+impl LastStoredValue {
+    /// Nothing read yet; copies will live in `context`.
+    pub fn new(context: pg_sys::MemoryContext) -> Self {
+        LastStoredValue {
+            toast_relid: pg_sys::InvalidOid,
+            value_id: pg_sys::InvalidOid,
+            whole: std::ptr::null_mut(),
+            context,
+        }
+    }
+}
+
+/// The value behind a TOAST pointer to on-disk chunks, or None for anything else (in memory,
+/// inline).
+///
+/// # Safety
+/// `ptr` must point at a varlena datum.
+unsafe fn stored_out_of_line(ptr: *const pg_sys::varlena) -> Option<StoredValue> {
+    unsafe {
+        if !pgrx::varlena::varatt_is_1b_e(ptr)
+            || u32::from(pgrx::varlena::vartag_external(ptr))
+                != pg_sys::vartag_external::VARTAG_ONDISK as u32
+        {
+            return None;
+        }
+        // The pointer's fields follow the 2-byte external header, unaligned.
+        let pointer: pg_sys::varatt_external =
+            std::ptr::read_unaligned(pgrx::varlena::vardata_1b_e(ptr).cast());
+        // VARLENA_EXTSIZE_MASK: the low 30 bits are the stored size, the top 2 the compression.
+        let stored = (pointer.va_extinfo & 0x3fff_ffff) as usize;
+        let len = usize::try_from(pointer.va_rawsize)
+            .ok()?
+            .checked_sub(pg_sys::VARHDRSZ)?;
+        Some(StoredValue {
+            len,
+            compressed: stored < len,
+            toast_relid: pointer.va_toastrelid,
+            value_id: pointer.va_valueid,
+        })
+    }
+}
+
 /// A new varlena in the current memory context holding `bytes` as its payload.
 pub fn palloc_varlena(bytes: &[u8]) -> *mut pg_sys::varlena {
     let total = bytes.len() + pg_sys::VARHDRSZ;
@@ -199,4 +375,59 @@ macro_rules! sql_varlena_type {
             }
         }
     };
+}
+
+/// An argument of `T`'s SQL type handed over as the raw datum, not detoasted, for functions
+/// that read a few bytes of it with a [`PieceReader`].
+pub struct Unread<T> {
+    datum: pg_sys::Datum,
+    _type: std::marker::PhantomData<T>,
+}
+
+impl<T> Unread<T> {
+    /// A reader of the value (see [`PieceReader::new`] for `last`).
+    pub fn reader(&self, last: Option<&mut LastStoredValue>) -> PieceReader<'_> {
+        unsafe { PieceReader::new(self.datum, last) }
+    }
+}
+
+impl<T> pgrx::datum::FromDatum for Unread<T> {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _typoid: pg_sys::Oid,
+    ) -> Option<Self> {
+        (!is_null && !datum.is_null()).then_some(Unread {
+            datum,
+            _type: std::marker::PhantomData,
+        })
+    }
+}
+
+unsafe impl<T: pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable>
+    pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for Unread<T>
+{
+    const TYPE_IDENT: &'static str = T::TYPE_IDENT;
+    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin = T::TYPE_ORIGIN;
+    const ARGUMENT_SQL: Result<
+        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+    > = T::ARGUMENT_SQL;
+    const RETURN_SQL: Result<
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+    > = T::RETURN_SQL;
+}
+
+unsafe impl<'fcx, T> pgrx::callconv::ArgAbi<'fcx> for Unread<T> {
+    unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        unsafe { arg.unbox_arg_using_from_datum() }
+            .unwrap_or_else(|| panic!("argument {index} must not be null"))
+    }
+    unsafe fn unbox_nullable_arg(
+        arg: pgrx::callconv::Arg<'_, 'fcx>,
+    ) -> pgrx::nullable::Nullable<Self> {
+        unsafe { arg.unbox_arg_using_from_datum() }.into()
+    }
 }

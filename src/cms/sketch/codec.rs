@@ -43,7 +43,7 @@
 //! the layout.
 
 use super::heavy::{HeavyList, MAX_HEAVY, MAX_KEY_BYTES};
-use super::{Mode, Sketch, dimensions};
+use super::{Bounds, Mode, Sketch, count_min_lower, dimensions, error_bound, row_column};
 use crate::common::arena::Arena;
 use crate::common::base64::{self, Base64Error};
 use crate::common::bytes::ByteReader;
@@ -91,6 +91,157 @@ fn read_counters<const N: usize>(raw: &[u8], counters: &mut [i64], widen: fn([u8
         let mut word = [0u8; N];
         word.copy_from_slice(chunk);
         *counter = widen(word);
+    }
+}
+
+/// The fixed-size header of the binary form, every field checked on its own and against the
+/// others; what the counters and candidates must agree with is checked by the decoder.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Header {
+    mode: Mode,
+    counter_bytes: u8,
+    epsilon: f64,
+    delta: f64,
+    width: u32,
+    depth: u32,
+    capacity: u32,
+    total: i64,
+    floor: i64,
+    candidate_count: u32,
+}
+
+impl Header {
+    fn read(r: &mut ByteReader<'_>) -> Result<Header> {
+        let version = r.u8("version")?;
+        if version != FORMAT_VERSION {
+            return Err(bad(format!(
+                "unknown format version {version} (this build reads version {FORMAT_VERSION})"
+            )));
+        }
+        let mode_code = r.u8("mode")?;
+        let mode =
+            Mode::from_code(mode_code).ok_or_else(|| bad(format!("unknown mode {mode_code}")))?;
+        let counter_bytes = r.u8("counter size")?;
+        if !matches!(counter_bytes, 0 | 1 | 2 | 4 | 8) {
+            return Err(bad(format!(
+                "counter size {counter_bytes} (0, 1, 2, 4 or 8 allowed)"
+            )));
+        }
+        let epsilon = r.f64("epsilon")?;
+        let delta = r.f64("delta")?;
+        let width = r.u32("width")?;
+        let depth = r.u32("depth")?;
+        let (want_width, want_depth) = dimensions(epsilon, delta).map_err(|e| bad(e.message))?;
+        if (width, depth) != (want_width, want_depth) {
+            return Err(bad(format!(
+                "dimensions {width}x{depth} do not follow from epsilon {epsilon} and delta {delta}, which give {want_width}x{want_depth}"
+            )));
+        }
+        let capacity = r.u32("heavy capacity")?;
+        if capacity > MAX_HEAVY {
+            return Err(bad(format!(
+                "heavy capacity {capacity} (at most {MAX_HEAVY})"
+            )));
+        }
+        let total = r.i64("total")?;
+        if mode == Mode::Conservative && total < 0 {
+            return Err(bad(format!(
+                "negative total {total} in a conservative sketch"
+            )));
+        }
+        let floor = r.i64("heavy floor")?;
+        if floor < 0 || floor > total.max(0) || (capacity == 0 && floor != 0) {
+            return Err(bad(format!(
+                "heavy floor {floor} is out of range for total {total} and capacity {capacity}"
+            )));
+        }
+        let candidate_count = r.u32("candidate count")?;
+        if candidate_count > capacity {
+            return Err(bad(format!(
+                "{candidate_count} candidates exceed the heavy capacity {capacity}"
+            )));
+        }
+        Ok(Header {
+            mode,
+            counter_bytes,
+            epsilon,
+            delta,
+            width,
+            depth,
+            capacity,
+            total,
+            floor,
+            candidate_count,
+        })
+    }
+}
+
+/// Where the counters of an encoded sketch are, read from its header alone. A point query needs
+/// only the header and one counter per row, so on a stored sketch it can fetch those few bytes
+/// (TOAST slices) instead of detoasting and decoding the whole value: its cost does not grow
+/// with the sketch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CounterLayout(Header);
+
+impl CounterLayout {
+    /// Bytes of the header [`CounterLayout::from_header`] reads.
+    pub const HEADER_LEN: usize = HEADER_BYTES;
+
+    /// The layout named by `header` (the first [`CounterLayout::HEADER_LEN`] bytes) of an
+    /// encoded sketch of `encoded_len` bytes. It checks what finding counters relies on
+    /// (version, counter size, dimensions, and that the counters lie within the value); the rest
+    /// was validated when the value came in.
+    pub fn from_header(header: &[u8], encoded_len: usize) -> Result<CounterLayout> {
+        let h = Header::read(&mut ByteReader::new(header, "cms"))?;
+        let counters_end =
+            HEADER_BYTES + h.width as usize * h.depth as usize * h.counter_bytes as usize;
+        if counters_end > encoded_len {
+            return Err(bad(format!(
+                "truncated: {encoded_len} bytes cannot hold the {}x{} counters",
+                h.width, h.depth
+            )));
+        }
+        Ok(CounterLayout(h))
+    }
+
+    /// N, the total weight added.
+    pub fn total(&self) -> i64 {
+        self.0.total
+    }
+
+    /// The same bounds as [`Sketch::bounds`], reading each row's counter with
+    /// `read(offset, buffer)`, which fills `buffer` with the bytes at `offset` of the value.
+    pub fn bounds(
+        &self,
+        hash: u64,
+        mut read: impl FnMut(usize, &mut [u8]) -> Result<()>,
+    ) -> Result<Bounds> {
+        let Header {
+            width,
+            depth,
+            counter_bytes,
+            total,
+            ..
+        } = self.0;
+        let size = counter_bytes as usize;
+        let mut estimate = 0i64;
+        if size > 0 {
+            estimate = i64::MAX;
+            let mut word = [0u8; 8];
+            for row in 0..depth {
+                let cell = row as usize * width as usize + row_column(hash, row, width) as usize;
+                read(HEADER_BYTES + cell * size, &mut word[..size])?;
+                // Sign-extend the little-endian counter of `size` bytes.
+                let shift = 64 - 8 * size as u32;
+                let counter = (i64::from_le_bytes(word) << shift) >> shift;
+                estimate = estimate.min(counter);
+            }
+        }
+        Ok(Bounds {
+            estimate,
+            lower: count_min_lower(estimate, error_bound(total, width)),
+            upper: estimate,
+        })
     }
 }
 
@@ -181,55 +332,18 @@ impl Sketch {
             )));
         }
         let mut r = ByteReader::new(bytes, "cms");
-        let version = r.u8("version")?;
-        if version != FORMAT_VERSION {
-            return Err(bad(format!(
-                "unknown format version {version} (this build reads version {FORMAT_VERSION})"
-            )));
-        }
-        let mode_code = r.u8("mode")?;
-        let mode =
-            Mode::from_code(mode_code).ok_or_else(|| bad(format!("unknown mode {mode_code}")))?;
-        let counter_bytes = r.u8("counter size")?;
-        if !matches!(counter_bytes, 0 | 1 | 2 | 4 | 8) {
-            return Err(bad(format!(
-                "counter size {counter_bytes} (0, 1, 2, 4 or 8 allowed)"
-            )));
-        }
-        let epsilon = r.f64("epsilon")?;
-        let delta = r.f64("delta")?;
-        let width = r.u32("width")?;
-        let depth = r.u32("depth")?;
-        let (want_width, want_depth) = dimensions(epsilon, delta).map_err(|e| bad(e.message))?;
-        if (width, depth) != (want_width, want_depth) {
-            return Err(bad(format!(
-                "dimensions {width}x{depth} do not follow from epsilon {epsilon} and delta {delta}, which give {want_width}x{want_depth}"
-            )));
-        }
-        let capacity = r.u32("heavy capacity")?;
-        if capacity > MAX_HEAVY {
-            return Err(bad(format!(
-                "heavy capacity {capacity} (at most {MAX_HEAVY})"
-            )));
-        }
-        let total = r.i64("total")?;
-        if mode == Mode::Conservative && total < 0 {
-            return Err(bad(format!(
-                "negative total {total} in a conservative sketch"
-            )));
-        }
-        let floor = r.i64("heavy floor")?;
-        if floor < 0 || floor > total.max(0) || (capacity == 0 && floor != 0) {
-            return Err(bad(format!(
-                "heavy floor {floor} is out of range for total {total} and capacity {capacity}"
-            )));
-        }
-        let candidate_count = r.u32("candidate count")?;
-        if candidate_count > capacity {
-            return Err(bad(format!(
-                "{candidate_count} candidates exceed the heavy capacity {capacity}"
-            )));
-        }
+        let Header {
+            mode,
+            counter_bytes,
+            epsilon,
+            delta,
+            width,
+            depth,
+            capacity,
+            total,
+            floor,
+            candidate_count,
+        } = Header::read(&mut r)?;
 
         // dimensions() bounds the cells by MAX_CELLS, so this neither overflows nor is absurd;
         // the length check comes before the allocation.

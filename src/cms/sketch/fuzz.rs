@@ -221,12 +221,45 @@ fn exercise(s: &Sketch) {
     }
 }
 
+/// The point query of stored sketches, which reads the header and one counter per row of
+/// whatever bytes it is given: never a panic nor a read outside them, and on bytes the decoder
+/// accepts, the decoded sketch's bounds. Returns the bounds of a few hashes when it read them.
+fn point_queries(bytes: &[u8]) -> Option<Vec<Bounds>> {
+    let header = &bytes[..bytes.len().min(CounterLayout::HEADER_LEN)];
+    let layout = CounterLayout::from_header(header, bytes.len()).ok()?;
+    let read = |offset: usize, out: &mut [u8]| {
+        let piece = bytes
+            .get(offset..offset + out.len())
+            .expect("reads stay within the value");
+        out.copy_from_slice(piece);
+        Ok(())
+    };
+    Some(
+        (0..4u64)
+            .map(|i| {
+                layout
+                    .bounds(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), read)
+                    .unwrap()
+            })
+            .collect(),
+    )
+}
+
 /// Whether the bytes were accepted.
 fn check_binary(bytes: &[u8]) -> bool {
+    let pointwise = point_queries(bytes);
     match Sketch::decode(bytes) {
         Ok(s) => {
             assert_eq!(s.encode(), bytes, "accepted input must re-encode to itself");
             assert_eq!(s.encoded_len(), bytes.len());
+            let whole: Vec<Bounds> = (0..4u64)
+                .map(|i| s.bounds(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+                .collect();
+            assert_eq!(
+                pointwise,
+                Some(whole),
+                "a point query must read what the decoder reads"
+            );
             exercise(&s);
             true
         }

@@ -1088,10 +1088,13 @@ proptest! {
         prop_assert_eq!(bytes.len(), s.encoded_len());
         let back = Sketch::decode(&bytes).unwrap();
         prop_assert_eq!(&back, &s);
-        prop_assert_eq!(back.encode(), bytes);
+        prop_assert_eq!(back.encode(), bytes.clone());
         prop_assert_eq!(Sketch::parse_text(&s.to_text()).unwrap(), s.clone());
         back.heavy.check_index();
         prop_assert_eq!(back.topk(5), s.topk(5));
+        for id in 0..UNIVERSE {
+            prop_assert_eq!(bounds_from_encoding(&bytes, h(id), &mut 0), s.bounds(h(id)));
+        }
     }
 
     #[test]
@@ -1151,6 +1154,92 @@ proptest! {
         }
         prop_assert_eq!(merged.total(), whole.total());
     }
+}
+
+/// Reads the counters a point query needs from `bytes`, as the SQL functions do from a stored
+/// value, and counts the bytes read.
+fn bounds_from_encoding(bytes: &[u8], hash: u64, read_bytes: &mut usize) -> Bounds {
+    let layout =
+        CounterLayout::from_header(&bytes[..CounterLayout::HEADER_LEN], bytes.len()).unwrap();
+    layout
+        .bounds(hash, |offset, out| {
+            out.copy_from_slice(&bytes[offset..offset + out.len()]);
+            *read_bytes += out.len();
+            Ok(())
+        })
+        .unwrap()
+}
+
+#[test]
+fn point_queries_read_one_counter_per_row_of_the_encoding() {
+    // Every counter size: 0 (untouched), 1, 2, 4 and 8 bytes, negative counters included.
+    for (weight, size) in [
+        (0i64, 0u8),
+        (1, 1),
+        (-300, 2),
+        (70_000, 4),
+        (5_000_000_000, 8),
+    ] {
+        let mut s = sketch(0.01, 0.01, 4, Mode::Linear);
+        if weight != 0 {
+            feed(&mut s, &[(1, weight), (2, 3), (3, 1)]);
+        }
+        assert_eq!(s.counter_bytes(), size);
+        let bytes = s.encode();
+        for id in 0..500 {
+            let mut read = 0;
+            assert_eq!(
+                bounds_from_encoding(&bytes, h(id), &mut read),
+                s.bounds(h(id))
+            );
+            assert_eq!(read, s.depth() as usize * size as usize);
+        }
+    }
+    // The header must name counters that lie within the value.
+    let bytes = sketch(0.01, 0.01, 4, Mode::Linear).encode();
+    let mut s = sketch(0.01, 0.01, 0, Mode::Linear);
+    feed(&mut s, &[(1, 1)]);
+    let full = s.encode();
+    let error =
+        CounterLayout::from_header(&full[..CounterLayout::HEADER_LEN], full.len() - 1).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::InvalidBinary);
+    assert!(CounterLayout::from_header(&bytes[..CounterLayout::HEADER_LEN], bytes.len()).is_ok());
+    assert!(CounterLayout::from_header(&bytes[..20], bytes.len()).is_err());
+}
+
+#[test]
+fn topk_beyond_the_list_is_refused_unless_the_list_is_complete() {
+    // Three keys in a list of four: the list holds every key, so any k is answered in full.
+    let mut few = sketch(0.01, 0.01, 4, Mode::Linear);
+    feed(&mut few, &[(1, 5), (2, 3), (3, 1)]);
+    assert_eq!(few.checked_topk(100).unwrap().len(), 3);
+    assert_eq!(
+        sketch(0.01, 0.01, 4, Mode::Linear)
+            .checked_topk(10)
+            .unwrap()
+            .len(),
+        0
+    );
+    // A hundred keys through a list of four: at most four rows can be given.
+    let mut many = sketch(0.01, 0.01, 4, Mode::Linear);
+    feed(
+        &mut many,
+        &(0..100)
+            .map(|id| (id, 1 + i64::from(id % 7)))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(many.checked_topk(4).unwrap().len(), 4);
+    let error = many.checked_topk(5).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::InvalidParameter);
+    assert!(
+        error.message.contains("asked for 5 keys") && error.message.contains("holds 4"),
+        "{error}"
+    );
+    // No list at all: nothing can be listed once anything was counted.
+    let mut none = sketch(0.01, 0.01, 0, Mode::Linear);
+    feed(&mut none, &[(1, 1)]);
+    assert_eq!(none.checked_topk(0).unwrap().len(), 0);
+    assert!(none.checked_topk(1).is_err());
 }
 
 #[test]

@@ -30,6 +30,40 @@ FROM cms_topk((SELECT cms_union_agg(c) FROM parts), 3);
 SELECT (SELECT cms_estimate(cms_union_agg(c), 12345) FROM parts) = (SELECT cms_estimate(c, 12345) FROM sketch)
        AS union_estimates_match;
 
+-- Point queries read only the header and one counter per row of a stored sketch: the type is
+-- stored uncompressed (storage external), and a value of more than 16 kB is read by TOAST
+-- slices. A compressed column and an in-memory copy give the same answers for every key.
+SELECT a.attstorage AS sketch_storage, pg_column_size(c) = octet_length(c::bytea) AS stored_uncompressed,
+       octet_length(c::bytea) > 16384 AS read_by_slices
+FROM sketch, pg_attribute a WHERE a.attrelid = 'sketch'::regclass AND a.attname = 'c';
+CREATE TABLE wide AS SELECT cms_agg(url, 0.0001, 0.01) AS c FROM events WHERE id <= 100000;
+CREATE TABLE wide_compressed (c cms);
+ALTER TABLE wide_compressed ALTER COLUMN c SET STORAGE EXTENDED;
+INSERT INTO wide_compressed SELECT c FROM wide;
+SELECT pg_column_size(w.c) = octet_length(w.c::bytea) AS wide_uncompressed,
+       pg_column_size(z.c) < octet_length(z.c::bytea) / 2 AS wide_compressed
+FROM wide w, wide_compressed z;
+WITH in_memory AS MATERIALIZED (SELECT (SELECT cms_union_agg(c) FROM sketch) AS c, (SELECT cms_union_agg(c) FROM wide) AS w)
+SELECT count(*) AS keys,
+       count(*) FILTER (WHERE cms_estimate(s.c, url) <> cms_estimate(m.c, url)
+                           OR cms_estimate(w.c, url) <> cms_estimate(m.w, url)
+                           OR cms_estimate(z.c, url) <> cms_estimate(m.w, url)) AS estimates_differ,
+       count(*) FILTER (WHERE cms_bounds_array(s.c, url) <> cms_bounds_array(m.c, url)
+                           OR cms_bounds_array(w.c, url) <> cms_bounds_array(m.w, url)
+                           OR cms_bounds_array(z.c, url) <> cms_bounds_array(m.w, url)) AS bounds_differ,
+       count(*) FILTER (WHERE cms_exceeds(s.c, url, n) <> cms_exceeds(m.c, url, n)
+                           OR cms_exceeds(w.c, url, n / 10) <> cms_exceeds(z.c, url, n / 10)) AS thresholds_differ,
+       count(*) FILTER (WHERE cms_estimate(s.c, url) < n) AS below_truth,
+       bool_and(cms_total(s.c) = 1000000 AND cms_total(w.c) = 100000 AND cms_total(z.c) = 100000) AS totals
+FROM truth, sketch s, wide w, wide_compressed z, in_memory m WHERE url % 20 = 0;
+
+-- A different stored sketch on every call (each read by slices) answers as an in-memory copy.
+SELECT count(*) AS calls, count(*) FILTER (WHERE big) AS on_slices,
+       count(*) FILTER (WHERE cms_estimate(c, k) <> cms_estimate(c + cms_empty(), k)
+                           OR cms_total(c) <> cms_total(c + cms_empty())) AS differ
+FROM (SELECT k, c, octet_length(c::bytea) > 16384 AS big
+      FROM generate_series(0, 99) k, parts ORDER BY k, part OFFSET 0) s;
+
 -- Keys of any type; int2/int4/int8 alike; text keys kept whole in the heavy list.
 SELECT cms_estimate(cms_agg(k::int2), 7::int8) AS ints_alike FROM (SELECT 7 AS k FROM generate_series(1, 5)) s;
 SELECT * FROM cms_topk((SELECT cms_agg(k) FROM (VALUES ('/home'), ('/home'), ('/cart'), ('/home')) v(k)), 2);

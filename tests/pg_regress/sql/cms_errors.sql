@@ -10,6 +10,12 @@ SELECT error_of($$ SELECT cms_empty(0.01, 0.01, -1) $$);
 SELECT error_of($$ SELECT cms_empty(0.01, 0.01, 10, 'fancy') $$);
 SELECT error_of($$ SELECT cms_agg(i, 2, 0.5) FROM generate_series(1, 3) i $$);
 SELECT error_of($$ SELECT * FROM cms_topk(cms_empty(), -1) $$);
+-- More keys than the heavy-hitter list holds: an error, not silently fewer rows. A list that
+-- holds every key it saw answers any k in full.
+SELECT error_of($$ SELECT * FROM cms_topk((SELECT cms_agg(i, 0.01, 0.01, 4) FROM generate_series(1, 100) i), 5) $$);
+SELECT count(*) AS rows_for_4 FROM cms_topk((SELECT cms_agg(i, 0.01, 0.01, 4) FROM generate_series(1, 100) i), 4);
+SELECT count(*) AS rows_of_3_keys FROM cms_topk((SELECT cms_agg(i % 3, 0.01, 0.01, 4) FROM generate_series(1, 100) i), 100);
+SELECT error_of($$ SELECT * FROM cms_topk((SELECT cms_agg(i, 0.01, 0.01, 0) FROM generate_series(1, 10) i), 1) $$);
 
 -- Mixing dimensions or modes of sketches that counted something names both; conservative
 -- sketches do not subtract or go negative.
