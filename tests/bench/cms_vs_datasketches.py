@@ -86,32 +86,31 @@ def cms_rows(truth, heavy_keys, parts):
     return rows
 
 
+def fed(make, texts, keys_by_event, part_of, parts):
+    """A sketch from make() fed every event, and the merge of one per partition."""
+    whole = make()
+    split = [make() for _ in range(parts)]
+    for key, part in zip(keys_by_event, part_of):
+        whole.update(texts[key])
+        split[part].update(texts[key])
+    merged = split[0]
+    for other in split[1:]:
+        merged.merge(other)
+    return whole, merged
+
+
 def ds_rows(keys_by_event, part_of, truth, heavy_keys, parts):
     rows = []
     texts = [str(k) for k in range(len(truth))]
     for label, lg in FI_VARIANTS:
-        whole = frequent_strings_sketch(lg)
-        split = [frequent_strings_sketch(lg) for _ in range(parts)]
-        for key, part in zip(keys_by_event, part_of):
-            whole.update(texts[key])
-            split[part].update(texts[key])
-        merged = split[0]
-        for other in split[1:]:
-            merged.merge(other)
+        whole, merged = fed(lambda: frequent_strings_sketch(lg), texts, keys_by_event, part_of, parts)
         for form, sketch in (("one sketch", whole), (f"union of {parts}", merged)):
             ranked = [int(item[0]) for item in sketch.get_frequent_items(
                 frequent_items_error_type.NO_FALSE_NEGATIVES)]
             row = scores(ranked, truth, heavy_keys, lambda key, sk=sketch: sk.get_estimate(texts[key]))
             rows.append({"sketch": label, "form": form, "bytes": sketch.get_serialized_size_bytes(), **row})
     for label, hashes, buckets in CM_VARIANTS:
-        whole = count_min_sketch(hashes, buckets)
-        split = [count_min_sketch(hashes, buckets) for _ in range(parts)]
-        for key, part in zip(keys_by_event, part_of):
-            whole.update(texts[key])
-            split[part].update(texts[key])
-        merged = split[0]
-        for other in split[1:]:
-            merged.merge(other)
+        whole, merged = fed(lambda: count_min_sketch(hashes, buckets), texts, keys_by_event, part_of, parts)
         for form, sketch in (("one sketch", whole), (f"union of {parts}", merged)):
             row = scores(None, truth, heavy_keys, lambda key, sk=sketch: int(sk.get_estimate(texts[key])))
             rows.append({"sketch": label, "form": form, "bytes": sketch.get_serialized_size_bytes(), **row})
