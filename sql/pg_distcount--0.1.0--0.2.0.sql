@@ -898,3 +898,15 @@ found (kind, name, owner) AS (
 INSERT INTO crdt_replica_object (kind, name, created_by)
 SELECT f.kind, f.name, pg_catalog.pg_get_userbyid(f.owner) FROM found AS f
 ON CONFLICT DO NOTHING;
+
+-- ---------------------------------------------------------------------------------------------
+-- Issue 17 (hll.sql): values equal under SQL equality hash alike (numeric, float, interval,
+-- jsonb, citext, ...; see docs/design-notes.md: sketches of those types built at 0.1.0 used
+-- the old hashes), and postgresql-hll's values import as sketches of their own hash family.
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION hll_from_postgresql_hll(bytea) RETURNS hll
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_from_postgresql_hll_wrapper';
+COMMENT ON FUNCTION hll_from_postgresql_hll(bytea) IS 'Imports a postgresql-hll value (call it on col::text::bytea): same count as its #; unions only with other imported sketches.';
+CREATE FUNCTION hll_to_postgresql_hll(hll) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_to_postgresql_hll_wrapper';
+COMMENT ON FUNCTION hll_to_postgresql_hll(hll) IS 'The postgresql-hll bytes of an imported sketch (cast them to its hll type); an error for a native sketch.';

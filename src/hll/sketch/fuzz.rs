@@ -245,7 +245,7 @@ fn check_binary(input: &[u8], partner: &Sketch, stats: &mut Stats) {
                 merged.is_ok(),
                 "merge_encoded refused what decode accepted: {input:02x?}"
             );
-            assert_eq!(target, partner.union(&sketch));
+            assert_eq!(target, partner.union(&sketch).unwrap());
             let union_bytes = target.encode();
             assert_eq!(Sketch::decode(&union_bytes).unwrap().encode(), union_bytes);
         }
