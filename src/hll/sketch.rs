@@ -598,7 +598,7 @@ impl Sketch {
                 let margin = z * estimate::dense_relative_error(sketch.precision) * estimate;
                 Estimate {
                     estimate,
-                    lower: (estimate - margin).max(value.proven().min(1) as f64),
+                    lower: (estimate - margin).max(0.0),
                     upper: estimate + margin,
                 }
             }

@@ -4,8 +4,8 @@
 
 use super::sketch::{DEFAULT_PRECISION, DenseRegisters, Sketch, checked_precision};
 use crate::common::aggregate::{
-    AggState, combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
-    state_value_rw, union_step,
+    AggState, combine_states, keep_off_hot_path, new_state, state_arena, state_datum, state_mut,
+    state_or_init, state_value_rw, union_step,
 };
 use crate::common::arena::{Arena, CloneIn};
 use crate::common::hash::{hash_bytes, hash_int};
@@ -361,22 +361,36 @@ hll_agg_trans_integer!(hll_agg_trans_int8, i64);
 
 /// `hll_agg_trans_text(internal, text [, integer])`, for the text overloads (and varchar,
 /// name, citext and untyped literals, which resolve to them): a short string stored inline
-/// hashes here by its bytes once the hasher (built by the first row) says the column's type
-/// hashes so (citext does not); everything else goes to `hll_agg_trans`.
+/// hashes here without a hasher lookup; everything else goes to `hll_agg_trans`, whose hasher
+/// is built for the column's type (a citext column's state is then kept off this path).
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn hll_agg_trans_text(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     unsafe {
         if let Some((state, mut registers, value)) = dense_row(fcinfo)
-            && existing_hasher(fcinfo).is_some_and(|h| h.hashes_stored_bytes())
             && let Some(bytes) = inline_payload(value.cast_mut_ptr())
             && bytes.len() <= SHORT_STRING
         {
             registers.add_hash(hash_bytes(bytes));
             return state;
         }
-        hll_agg_trans(fcinfo)
+        hll_agg_trans_text_slow(fcinfo)
+    }
+}
+
+/// The rows `hll_agg_trans_text` does not take. A column whose type is not hashed by its
+/// bytes (citext, relabelled as text to reach this overload) keeps its state off the hot path
+/// above: from then on `dense_row` refuses it and every row goes through its own hasher.
+#[cold]
+#[inline(never)]
+unsafe fn hll_agg_trans_text_slow(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let state = hll_agg_trans(fcinfo);
+        if existing_hasher(fcinfo).is_some_and(|h| !h.hashes_stored_bytes()) {
+            keep_off_hot_path::<State>(state);
+        }
+        state
     }
 }
 

@@ -574,8 +574,9 @@ mod tests {
     /// The examples of postgresql-hll's STORAGE.markdown, with a header around them.
     #[test]
     fn storage_spec_examples() {
-        // SPARSE, log2m 11, regwidth 6: (11, 6) and (1099, 19) are 0x0163445BC0.
-        let sparse = [0x13, 0xab, 0x7f, 0x01, 0x63, 0x44, 0x5b, 0xc0];
+        // SPARSE, log2m 11, regwidth 6: (11, 6) and (1099, 19). The spec's binary line gives
+        // 0x016344B4C0; its hex line says 0x0163445BC0, a typo (0b10110100 is 0xB4).
+        let sparse = [0x13, 0xab, 0x7f, 0x01, 0x63, 0x44, 0xb4, 0xc0];
         let value = import(&sparse).unwrap().unwrap();
         let Data::Registers(registers) = &value.data else {
             panic!("not registers")
@@ -583,7 +584,7 @@ mod tests {
         assert_eq!((registers[11], registers[1099]), (6, 19));
         assert_eq!(registers.iter().filter(|&&r| r != 0).count(), 2);
         assert_eq!(encoded(&value), sparse);
-        // EXPLICIT: [-5451491901947305642, 1] is 0xCBA79700677CDEAA0000000000000001.
+        // EXPLICIT: two hashes, 0xCBA79700677CDEAA0000000000000001.
         let mut explicit = vec![0x12, 0x8b, 0x7f];
         explicit.extend_from_slice(&0xCBA7_9700_677C_DEAAu64.to_be_bytes());
         explicit.extend_from_slice(&1u64.to_be_bytes());
@@ -591,7 +592,9 @@ mod tests {
         let Data::Explicit(hashes) = &value.data else {
             panic!("not explicit")
         };
-        assert_eq!(hashes[..], [-5451491901947305642, 1]);
+        // (The spec's decimal for that hex, -5451491901947305642, is another typo.)
+        assert_eq!(hashes[..], [0xCBA7_9700_677C_DEAAu64 as i64, 1]);
+        assert_eq!(hashes[0], -3_771_880_134_907_470_166);
         assert_eq!(value.estimate(), 2.0);
         assert_eq!(encoded(&value), explicit);
         // EMPTY imports as nothing.
@@ -645,7 +648,7 @@ mod tests {
                 .for_each(|h| bytes.extend_from_slice(&h.to_be_bytes()));
             import(&bytes).unwrap().unwrap()
         };
-        let mut a = list(&[1 << 11, 5]);
+        let mut a = list(&[5, 1 << 11]);
         a.merge_from(&list(&[5])).unwrap();
         assert!(a.is_explicit());
         a.merge_from(&list(&[3 << 11])).unwrap();
