@@ -634,12 +634,14 @@ pub unsafe fn cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &
 unsafe fn new_cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &'a mut ValueHasher {
     unsafe {
         let flinfo = (*fcinfo).flinfo;
-        let mut type_oid = aggregate_argument_type(fcinfo, arg)
-            .unwrap_or_else(|| pg_sys::get_fn_expr_argtype(flinfo, arg));
+        let mut type_oid = pg_sys::get_fn_expr_argtype(flinfo, arg);
         if type_oid == pg_sys::InvalidOid {
             // No call expression (Citus calls transition functions without one): the declared
             // type, unless it is polymorphic.
             type_oid = declared_argument_type((*flinfo).fn_oid, arg);
+        }
+        if let Some(original) = aggregate_argument_type(fcinfo, arg, type_oid) {
+            type_oid = original;
         }
         if type_oid == pg_sys::InvalidOid {
             pgrx::error!("could not determine the type of the value to hash");
@@ -656,10 +658,14 @@ unsafe fn new_cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &
 /// In an aggregate's transition function, the type of the value the aggregate was given for
 /// argument `arg` (the aggregate's argument `arg - 1`), looking through binary-coercible casts:
 /// `approx_count_distinct(c)` on a citext column resolves to the text overload, with the
-/// column relabelled as text, but must hash by citext's equality. None outside an aggregate.
+/// column relabelled as text, but must hash by citext's equality. None outside an aggregate,
+/// and None unless that argument has the type the function is called with (`passed`): Citus
+/// calls transition functions from inside its own aggregate (worker_partial_agg), whose
+/// Aggref is not ours.
 unsafe fn aggregate_argument_type(
     fcinfo: pg_sys::FunctionCallInfo,
     arg: i32,
+    passed: pg_sys::Oid,
 ) -> Option<pg_sys::Oid> {
     unsafe {
         let aggref = pg_sys::AggGetAggref(fcinfo);
@@ -672,6 +678,9 @@ unsafe fn aggregate_argument_type(
         }
         let entry = (*(*args).elements.add(arg as usize - 1)).ptr_value as *mut pg_sys::TargetEntry;
         let mut expr = (*entry).expr as *mut pg_sys::Node;
+        if expr.is_null() || pg_sys::exprType(expr) != passed {
+            return None;
+        }
         while !expr.is_null() && (*expr).type_ == pg_sys::NodeTag::T_RelabelType {
             expr = (*(expr as *mut pg_sys::RelabelType)).arg as *mut pg_sys::Node;
         }
