@@ -905,3 +905,15 @@ ON CONFLICT DO NOTHING;
 -- the README ("Point queries on stored sketches") for the one ALTER TABLE that switches one.
 ALTER TYPE cms SET (STORAGE = external);
 COMMENT ON FUNCTION cms_topk(cms, integer) IS 'The k heaviest keys of the heavy-hitter list, with bounds; guaranteed when the bounds prove the key is in the top k. An error when k exceeds what the list holds.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Issue 17 (hll.sql): values equal under SQL equality hash alike (numeric, float, interval,
+-- jsonb, citext, ...; see docs/design-notes.md: sketches of those types built at 0.1.0 used
+-- the old hashes), and postgresql-hll's values import as sketches of their own hash family.
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION hll_from_postgresql_hll(bytea) RETURNS hll
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_from_postgresql_hll_wrapper';
+COMMENT ON FUNCTION hll_from_postgresql_hll(bytea) IS 'Imports a postgresql-hll value (call it on col::text::bytea): same count as its #; unions only with other imported sketches.';
+CREATE FUNCTION hll_to_postgresql_hll(hll) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_to_postgresql_hll_wrapper';
+COMMENT ON FUNCTION hll_to_postgresql_hll(hll) IS 'The postgresql-hll bytes of an imported sketch (cast them to its hll type); an error for a native sketch.';

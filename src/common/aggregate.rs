@@ -125,9 +125,13 @@ const fn expanded_header(kind: u32) -> u16 {
 const RW_HEADER: u16 = expanded_header(pg_sys::vartag_external::VARTAG_EXPANDED_RW);
 const RO_HEADER: u16 = expanded_header(pg_sys::vartag_external::VARTAG_EXPANDED_RO);
 
+/// Set in a state's tag by [`keep_off_hot_path`]: every accessor but [`state_value_rw`]
+/// accepts the state, so the transition functions' hot paths leave it to the general path.
+const OFF_HOT_PATH: u32 = 0x8000_0000;
+
 /// The object header an expanded pointer points at, if `datum` is one (a read-only one too
-/// when `read_only_too`), and its type tag is `T`'s. Pure pointer checks: no call into
-/// PostgreSQL.
+/// when `read_only_too`), and its type tag is `T`'s (also with [`OFF_HOT_PATH`] when
+/// `read_only_too`). Pure pointer checks: no call into PostgreSQL.
 ///
 /// # Safety
 /// `datum` must be a non-NULL value of the transition type (or an `internal` state of ours).
@@ -143,7 +147,23 @@ unsafe fn tagged_head<T: AggState>(
             return None;
         }
         let head = (ptr.add(2) as *const *mut StateHead).read_unaligned();
-        ((*head).tag == T::TAG).then_some(head)
+        let tag = (*head).tag;
+        (tag == T::TAG || (read_only_too && tag == T::TAG | OFF_HOT_PATH)).then_some(head)
+    }
+}
+
+/// Keeps a state off the hot paths of its transition functions (those that use
+/// [`state_value_rw`]), for good: they then send every row to their general path. For a hot
+/// path that would be wrong for this state's rows (hll's text overloads on a citext column)
+/// at no cost to the other states' rows.
+///
+/// # Safety
+/// `datum` must be a non-NULL state of type `T` made by this module.
+pub unsafe fn keep_off_hot_path<T: AggState>(datum: pg_sys::Datum) {
+    unsafe {
+        if let Some(head) = tagged_head::<T>(datum, true) {
+            (*head).tag = T::TAG | OFF_HOT_PATH;
+        }
     }
 }
 

@@ -20,6 +20,9 @@ pub enum ErrorKind {
     TriggerMisuse,
     /// A column named in an argument does not exist (42703 undefined_column).
     UndefinedColumn,
+    /// Values of two hash families that must not be combined, e.g. a sketch imported from
+    /// postgresql-hll and a native one (42804 datatype_mismatch).
+    HashFamilyMismatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

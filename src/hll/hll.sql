@@ -32,6 +32,14 @@ CREATE FUNCTION hll_from_bytea(bytea) RETURNS hll
 CREATE CAST (bytea AS hll) WITH FUNCTION hll_from_bytea(bytea);
 CREATE CAST (hll AS bytea) WITHOUT FUNCTION;
 
+-- postgresql-hll's values (storage spec v1), imported with their hash family and estimator.
+CREATE FUNCTION hll_from_postgresql_hll(bytea) RETURNS hll
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_from_postgresql_hll_wrapper';
+COMMENT ON FUNCTION hll_from_postgresql_hll(bytea) IS 'Imports a postgresql-hll value (call it on col::text::bytea): same count as its #; unions only with other imported sketches.';
+CREATE FUNCTION hll_to_postgresql_hll(hll) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_to_postgresql_hll_wrapper';
+COMMENT ON FUNCTION hll_to_postgresql_hll(hll) IS 'The postgresql-hll bytes of an imported sketch (cast them to its hll type); an error for a native sketch.';
+
 -- ---------------------------------------------------------------------------------------------
 -- Functions
 -- ---------------------------------------------------------------------------------------------

@@ -111,6 +111,7 @@
 
 use crate::common::arena::{Arena, ArenaVec, CloneIn};
 use crate::common::error::{Error, ErrorKind, Result};
+use postgresql_hll::PgHll;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -118,6 +119,7 @@ mod codec;
 mod dense;
 mod estimate;
 mod explicit;
+pub mod postgresql_hll;
 mod sparse;
 
 #[cfg(test)]
@@ -143,6 +145,8 @@ pub enum Form {
     Explicit,
     Sparse,
     Dense,
+    /// Imported from postgresql-hll: its registers or hashes and its hash family.
+    PostgresqlHll,
 }
 
 impl Form {
@@ -153,6 +157,7 @@ impl Form {
             Form::Explicit => "explicit",
             Form::Sparse => "sparse",
             Form::Dense => "dense",
+            Form::PostgresqlHll => "postgresql-hll",
         }
     }
 }
@@ -195,6 +200,8 @@ enum Repr {
     Sparse(sparse::SparseSet),
     /// `2^precision` registers, one byte each.
     Dense(ArenaVec<u8>),
+    /// A postgresql-hll value (precision = its log2m): another hash family.
+    Foreign(PgHll),
 }
 
 impl Repr {
@@ -204,6 +211,7 @@ impl Repr {
             Repr::Explicit(hashes) => *hashes.allocator(),
             Repr::Sparse(set) => set.arena(),
             Repr::Dense(registers) => *registers.allocator(),
+            Repr::Foreign(value) => value.arena(),
         }
     }
 }
@@ -245,6 +253,7 @@ impl CloneIn for Sketch {
             Repr::Explicit(hashes) => Repr::Explicit(arena.vec_from(hashes)),
             Repr::Sparse(set) => Repr::Sparse(set.clone_in(arena)),
             Repr::Dense(registers) => Repr::Dense(arena.vec_from(registers)),
+            Repr::Foreign(value) => Repr::Foreign(value.clone_in(arena)),
         };
         Sketch {
             precision: self.precision,
@@ -285,6 +294,47 @@ impl Sketch {
             Repr::Explicit(_) => Form::Explicit,
             Repr::Sparse(_) => Form::Sparse,
             Repr::Dense(_) => Form::Dense,
+            Repr::Foreign(_) => Form::PostgresqlHll,
+        }
+    }
+
+    /// True for a sketch imported from postgresql-hll (another hash family).
+    pub fn is_foreign(&self) -> bool {
+        matches!(self.repr, Repr::Foreign(_))
+    }
+
+    /// A postgresql-hll value (its storage format, schema version 1) as a sketch: an EMPTY
+    /// one as the empty sketch at its log2m (at least 4), anything else as an imported
+    /// sketch that counts as postgresql-hll did (see [`postgresql_hll`]).
+    pub fn from_postgresql_hll(bytes: &[u8], arena: Arena) -> Result<Sketch> {
+        match PgHll::import(bytes, arena)? {
+            Some(value) => Ok(Sketch {
+                precision: value.log2m(),
+                repr: Repr::Foreign(value),
+            }),
+            None => {
+                let log2m = bytes.get(1).map_or(DEFAULT_PRECISION, |p| p & 0x1f);
+                Sketch::new_in(log2m.clamp(MIN_PRECISION, MAX_PRECISION), arena)
+            }
+        }
+    }
+
+    /// The postgresql-hll bytes of an imported sketch, or of an empty sketch (EMPTY with
+    /// postgresql-hll's default parameters at this precision, when it has one); None for a
+    /// native sketch with values.
+    pub fn to_postgresql_hll(&self) -> Option<Vec<u8>> {
+        match &self.repr {
+            Repr::Explicit(hashes)
+                if hashes.is_empty() && self.precision <= postgresql_hll::MAX_LOG2M =>
+            {
+                Some(postgresql_hll::empty_with_defaults(self.precision).to_vec())
+            }
+            Repr::Foreign(value) => {
+                let mut out = Vec::new();
+                value.encode_into(&mut out);
+                Some(out)
+            }
+            _ => None,
         }
     }
 
@@ -314,6 +364,9 @@ impl Sketch {
                     self.compact();
                 }
             }
+            // Our hashes mean nothing in postgresql-hll's family; the SQL functions refuse to
+            // add to an imported sketch before they get here (and aggregates never hold one).
+            Repr::Foreign(_) => debug_assert!(false, "add_hash on an imported sketch"),
         }
     }
 
@@ -375,14 +428,20 @@ impl Sketch {
     /// smaller one, except that an empty sketch takes no part in that: it holds no hash, so it
     /// is neutral whatever its precision (an aggregate over zero rows cannot know the precision
     /// it was asked for, and must not fold later unions down). Two empty sketches give the empty
-    /// sketch of the smaller precision. Never fails.
-    pub fn merge_from(&mut self, other: &Sketch) {
+    /// sketch of the smaller precision. Fails only when a sketch imported from postgresql-hll
+    /// meets a native one (their hashes do not mix) or one with other parameters.
+    pub fn merge_from(&mut self, other: &Sketch) -> Result<()> {
         if other.is_empty() && !self.is_empty() {
-            return;
+            return Ok(());
         }
         if self.is_empty() && !other.is_empty() {
             *self = other.clone_in(self.arena());
-            return;
+            return Ok(());
+        }
+        match (&mut self.repr, &other.repr) {
+            (Repr::Foreign(mine), Repr::Foreign(theirs)) => return mine.merge_from(theirs),
+            (Repr::Foreign(_), _) | (_, Repr::Foreign(_)) => return Err(mixed_families()),
+            _ => {}
         }
         let arena = self.arena();
         if other.precision < self.precision {
@@ -437,11 +496,13 @@ impl Sketch {
                 mine.merge_from(theirs);
                 self.compact();
             }
+            (Repr::Foreign(_), _) | (_, Repr::Foreign(_)) => return Err(mixed_families()),
         }
+        Ok(())
     }
 
     /// The union of two sketches, at the smaller precision of the two.
-    pub fn union(&self, other: &Sketch) -> Sketch {
+    pub fn union(&self, other: &Sketch) -> Result<Sketch> {
         // Start from the one that needs no folding, so the copy is the cheap part (an empty
         // side is neutral, see merge_from).
         let (mut out, rest) =
@@ -450,14 +511,21 @@ impl Sketch {
             } else {
                 (other.clone(), self)
             };
-        out.merge_from(rest);
-        out
+        out.merge_from(rest)?;
+        Ok(out)
     }
 
     /// This sketch at a lower (or the same) precision: what building it at `precision` from the
     /// same hashes would have given. Raising the precision is an error (the bits are gone).
     pub fn fold_to(&self, precision: impl Into<i64>) -> Result<Sketch> {
         let precision = checked_precision(precision.into())?;
+        if self.is_foreign() && precision != self.precision {
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                format!("cannot change the precision of an hll imported from postgresql-hll (log2m {}) to {precision}", self.precision),
+            )
+            .with_detail("Its registers keep postgresql-hll's layout; store it in a column of the same precision or without one."));
+        }
         if precision > self.precision {
             return Err(Error::new(
                 ErrorKind::InvalidParameter,
@@ -488,6 +556,7 @@ impl Sketch {
             // Hashes and tokens do not depend on the precision; only the thresholds between
             // the forms do.
             Repr::Explicit(_) | Repr::Sparse(_) => self.compact(),
+            Repr::Foreign(_) => {}
         }
     }
 
@@ -523,6 +592,16 @@ impl Sketch {
             Repr::Dense(registers) => {
                 estimate::dense(&dense::histogram(registers), sketch.precision, z)
             }
+            Repr::Foreign(value) if value.is_explicit() => estimate::exact(value.proven()),
+            Repr::Foreign(value) => {
+                let estimate = value.estimate();
+                let margin = z * estimate::dense_relative_error(sketch.precision) * estimate;
+                Estimate {
+                    estimate,
+                    lower: (estimate - margin).max(0.0),
+                    upper: estimate + margin,
+                }
+            }
         }
     }
 
@@ -538,6 +617,7 @@ impl Sketch {
                 Repr::Explicit(hashes) => hashes.capacity() * std::mem::size_of::<u64>(),
                 Repr::Sparse(set) => set.memory_bytes(),
                 Repr::Dense(registers) => registers.capacity(),
+                Repr::Foreign(value) => value.memory_bytes(),
             }
     }
 
@@ -565,6 +645,7 @@ impl PartialEq for Sketch {
             (Repr::Explicit(x), Repr::Explicit(y)) => x[..] == y[..],
             (Repr::Sparse(x), Repr::Sparse(y)) => x.tokens() == y.tokens(),
             (Repr::Dense(x), Repr::Dense(y)) => x[..] == y[..],
+            (Repr::Foreign(x), Repr::Foreign(y)) => x == y,
             _ => false,
         }
     }
@@ -585,7 +666,19 @@ impl fmt::Debug for Sketch {
                 "nonzero_registers",
                 &registers.iter().filter(|&&r| r != 0).count(),
             ),
+            Repr::Foreign(value) => out.field("postgresql_hll", value),
         };
         out.field("estimate", &sketch.estimate()).finish()
     }
+}
+
+/// The error for a union of an imported postgresql-hll sketch with a native one.
+fn mixed_families() -> Error {
+    Error::new(
+        ErrorKind::HashFamilyMismatch,
+        "cannot merge an hll imported from postgresql-hll with a native hll",
+    )
+    .with_detail(
+        "An imported sketch keeps postgresql-hll's hash family (MurmurHash3 of hll_hash_*, register index in the low bits), which native sketches do not share: their union would count every value twice. Union imported sketches only with each other, or rebuild the sketch from the raw values with distcount.hll_agg.",
+    )
 }

@@ -4,8 +4,8 @@
 
 use super::sketch::{DEFAULT_PRECISION, DenseRegisters, Sketch, checked_precision};
 use crate::common::aggregate::{
-    AggState, combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
-    state_value_rw, union_step,
+    AggState, combine_states, keep_off_hot_path, new_state, state_arena, state_datum, state_mut,
+    state_or_init, state_value_rw, union_step,
 };
 use crate::common::arena::{Arena, CloneIn};
 use crate::common::hash::{hash_bytes, hash_int};
@@ -83,28 +83,66 @@ fn hll_send(value: HllDatum) -> Vec<u8> {
     value.bytes().to_vec()
 }
 
+/// `hll(p)`, and postgresql-hll's spellings `hll(log2m [, regwidth [, expthresh [, sparseon]]])`
+/// so that its DDL runs unchanged: log2m is the precision; the other three are checked as
+/// postgresql-hll checks them and then have no effect (native registers are 6 bits wide and
+/// the explicit and sparse forms need no settings), so `hll(14,5)` is the type `hll(14)`.
 #[pg_extern(sql = false)]
 fn hll_typmod_in(modifiers: Array<&CStr>) -> i32 {
     let values: Vec<Option<&CStr>> = modifiers.iter().collect();
-    let [Some(text)] = values.as_slice() else {
+    if values.is_empty() || values.len() > 4 {
         ereport!(
             ERROR,
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "hll takes one modifier, the precision"
+            format!("hll takes 1 to 4 modifiers, not {}", values.len()),
+            "Write hll(p) with the precision p (4 to 18); postgresql-hll's hll(log2m, regwidth, expthresh, sparseon) is read as hll(log2m)."
         );
+    }
+    let number = |at: usize, name: &str| -> i64 {
+        values[at]
+            .and_then(|text| text.to_str().ok())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| {
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!(
+                        "invalid hll {name} \"{}\"",
+                        values[at].map(|t| t.to_string_lossy()).unwrap_or_default()
+                    ),
+                    "The precision is an integer between 4 and 18; postgresql-hll's regwidth, expthresh and sparseon are integers too."
+                );
+            })
     };
-    let precision: i64 = text
-        .to_str()
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or_else(|| {
+    let precision = number(0, "precision");
+    let extra = |at: usize, name: &str, ok: &dyn Fn(i64) -> bool, range: &str| {
+        if values.len() > at && !ok(number(at, name)) {
             ereport!(
                 ERROR,
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("invalid hll precision \"{}\"", text.to_string_lossy()),
-                "The precision is an integer between 4 and 18."
+                format!("hll {name} modifier {} is out of range", number(at, name)),
+                format!(
+                    "postgresql-hll's {name} is {range}; pg_distcount accepts it for compatibility and ignores it."
+                )
             );
-        });
+        }
+    };
+    extra(1, "regwidth", &|w| (1..=8).contains(&w), "1 to 8");
+    extra(
+        2,
+        "expthresh",
+        &|e| e == -1 || e == 0 || (e > 0 && e <= 16_383 && e.count_ones() == 1),
+        "-1, 0 or a power of 2 up to 8192",
+    );
+    extra(3, "sparseon", &|s| s == 0 || s == 1, "0 or 1");
+    if values.len() > 1 && precision > i64::from(super::sketch::postgresql_hll::MAX_LOG2M) {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("hll log2m modifier {precision} is out of range"),
+            "postgresql-hll's log2m goes up to 17; pg_distcount's precision is 4 to 18."
+        );
+    }
     i32::from(checked_precision(precision).or_raise())
 }
 
@@ -135,6 +173,29 @@ fn hll_from_bytea(bytes: &[u8]) -> HllDatum {
     HllDatum::from_sketch(&Sketch::decode_in(bytes, Arena::current()).or_raise())
 }
 
+/// A postgresql-hll value (its `hll` type's bytes: `col::text::bytea`) as an `hll` that counts
+/// what postgresql-hll counted and keeps its hash family (`sketch::postgresql_hll`).
+#[pg_extern(sql = false)]
+fn hll_from_postgresql_hll(bytes: &[u8]) -> HllDatum {
+    HllDatum::from_sketch(&Sketch::from_postgresql_hll(bytes, Arena::current()).or_raise())
+}
+
+/// The postgresql-hll bytes of an imported sketch (unions included), for `::hll` on its side.
+#[pg_extern(sql = false)]
+fn hll_to_postgresql_hll(sketch: HllDatum) -> Vec<u8> {
+    match sketch.sketch().to_postgresql_hll() {
+        Some(bytes) => bytes,
+        None => {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                "only an hll imported from postgresql-hll can be exported to it",
+                "A native sketch holds pg_distcount's hashes, which postgresql-hll's registers cannot take."
+            );
+        }
+    }
+}
+
 #[pg_extern(sql = false)]
 fn hll_empty(precision: i32) -> HllDatum {
     HllDatum::from_sketch(&Sketch::new(precision).or_raise())
@@ -149,6 +210,14 @@ fn hll_add(
 ) -> HllDatum {
     let mut sketch = sketch.map(|s| s.sketch()).unwrap_or_default();
     if let Some(value) = value {
+        if sketch.is_foreign() {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                "cannot add values to an hll imported from postgresql-hll",
+                "Its registers hold postgresql-hll's hashes (hll_hash_*), which pg_distcount does not compute; add to the postgresql-hll value before importing it, or build a native sketch with distcount.hll_agg."
+            );
+        }
         let hash = unsafe { cached_hasher(fcinfo, 1).hash(value.datum()) };
         sketch.add_hash(hash);
     }
@@ -161,7 +230,9 @@ fn hll_union(a: Option<HllDatum>, b: Option<HllDatum>) -> Option<HllDatum> {
     match (a, b) {
         (None, None) => None,
         (Some(x), None) | (None, Some(x)) => Some(x),
-        (Some(a), Some(b)) => Some(HllDatum::from_sketch(&a.sketch().union(&b.sketch()))),
+        (Some(a), Some(b)) => Some(HllDatum::from_sketch(
+            &a.sketch().union(&b.sketch()).or_raise(),
+        )),
     }
 }
 
@@ -289,9 +360,9 @@ hll_agg_trans_integer!(hll_agg_trans_int4, i32);
 hll_agg_trans_integer!(hll_agg_trans_int8, i64);
 
 /// `hll_agg_trans_text(internal, text [, integer])`, for the text overloads (and varchar,
-/// name and untyped literals, which resolve to them): a short string stored inline hashes
-/// here without a hasher lookup; everything else goes to `hll_agg_trans`, whose hasher is
-/// built for text.
+/// name, citext and untyped literals, which resolve to them): a short string stored inline
+/// hashes here without a hasher lookup; everything else goes to `hll_agg_trans`, whose hasher
+/// is built for the column's type (a citext column's state is then kept off this path).
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn hll_agg_trans_text(
     fcinfo: pg_sys::FunctionCallInfo,
@@ -304,7 +375,22 @@ pub unsafe extern "C-unwind" fn hll_agg_trans_text(
             registers.add_hash(hash_bytes(bytes));
             return state;
         }
-        hll_agg_trans(fcinfo)
+        hll_agg_trans_text_slow(fcinfo)
+    }
+}
+
+/// The rows `hll_agg_trans_text` does not take. A column whose type is not hashed by its
+/// bytes (citext, relabelled as text to reach this overload) keeps its state off the hot path
+/// above: from then on `dense_row` refuses it and every row goes through its own hasher.
+#[cold]
+#[inline(never)]
+unsafe fn hll_agg_trans_text_slow(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let state = hll_agg_trans(fcinfo);
+        if existing_hasher(fcinfo).is_some_and(|h| !h.hashes_stored_bytes()) {
+            keep_off_hot_path::<State>(state);
+        }
+        state
     }
 }
 
@@ -373,7 +459,7 @@ fn hll_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> In
     unsafe {
         combine_states::<State>(a, b, fcinfo, |mine, theirs| match (mine.as_mut(), theirs) {
             (_, None) => {}
-            (Some(mine), Some(theirs)) => mine.merge_from(theirs),
+            (Some(mine), Some(theirs)) => mine.merge_from(theirs).or_raise(),
             (None, Some(theirs)) => *mine = Some(theirs.clone_in(mine_arena)),
         })
     }

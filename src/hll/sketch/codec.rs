@@ -1,5 +1,6 @@
 //! The binary and text forms (specified in the parent module's documentation).
 
+use super::postgresql_hll::PgHll;
 use super::sparse::{self, SparseSet};
 use super::{MAX_PRECISION, MIN_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense, explicit};
 use crate::common::arena::{Arena, ArenaVec};
@@ -21,6 +22,7 @@ const FORM_EMPTY: u8 = 0;
 const FORM_SPARSE: u8 = 1;
 const FORM_DENSE: u8 = 2;
 const FORM_EXPLICIT: u8 = 3;
+const FORM_POSTGRESQL_HLL: u8 = 4;
 /// The longest gap varint: gaps are below 2^26, 7 bits a byte.
 const MAX_VARINT_BYTES: usize = 4;
 
@@ -109,9 +111,14 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
                 explicit::capacity(precision)
             )))
         }
-        FORM_EMPTY | FORM_SPARSE | FORM_DENSE | FORM_EXPLICIT => Ok(Header { form, precision }),
+        FORM_POSTGRESQL_HLL if version == FIRST_FORMAT_VERSION => Err(invalid_binary(
+            "format version 1 has no postgresql-hll form (form 4 came with version 2)",
+        )),
+        FORM_EMPTY | FORM_SPARSE | FORM_DENSE | FORM_EXPLICIT | FORM_POSTGRESQL_HLL => {
+            Ok(Header { form, precision })
+        }
         other => Err(invalid_binary(format!(
-            "unknown form {other} (0 empty, 1 sparse, 2 dense, 3 explicit)"
+            "unknown form {other} (0 empty, 1 sparse, 2 dense, 3 explicit, 4 postgresql-hll)"
         ))),
     }
 }
@@ -218,6 +225,7 @@ impl Sketch {
             Repr::Explicit(hashes) => HEADER_LEN + 8 * hashes.len(),
             Repr::Sparse(set) => HEADER_LEN + set.encoded_payload_len(),
             Repr::Dense(_) => dense_encoded_len(sketch.precision),
+            Repr::Foreign(value) => HEADER_LEN + value.encoded_len(),
         }
     }
 
@@ -237,6 +245,7 @@ impl Sketch {
             Repr::Explicit(_) => FORM_EXPLICIT,
             Repr::Sparse(_) => FORM_SPARSE,
             Repr::Dense(_) => FORM_DENSE,
+            Repr::Foreign(_) => FORM_POSTGRESQL_HLL,
         };
         out.extend_from_slice(&[FORMAT_VERSION, form, sketch.precision, SPARSE_PRECISION]);
         match &sketch.repr {
@@ -257,6 +266,7 @@ impl Sketch {
                 }
             }
             Repr::Dense(registers) => dense::pack(registers, out),
+            Repr::Foreign(value) => value.encode_into(out),
         }
     }
 
@@ -275,6 +285,21 @@ impl Sketch {
             FORM_EMPTY => Repr::Explicit(arena.vec()),
             FORM_EXPLICIT => Repr::Explicit(decode_hashes(payload, arena)?),
             FORM_SPARSE => Repr::Sparse(SparseSet::from_sorted(decode_tokens(payload, arena)?)),
+            FORM_POSTGRESQL_HLL => {
+                let value = PgHll::decode_canonical(payload, arena).map_err(|e| {
+                    invalid_binary(format!(
+                        "the postgresql-hll value inside: {}",
+                        e.detail.unwrap_or(e.message)
+                    ))
+                })?;
+                if value.log2m() != precision {
+                    return Err(invalid_binary(format!(
+                        "precision {precision} differs from the log2m {} of the postgresql-hll value inside",
+                        value.log2m()
+                    )));
+                }
+                Repr::Foreign(value)
+            }
             _ => Repr::Dense(
                 dense::unpack(payload, dense::max_rank(precision), arena)
                     .map_err(|e| invalid_registers(e, precision))?,
@@ -286,8 +311,7 @@ impl Sketch {
     /// Merges an encoded sketch into `self`: `merge_from(&Sketch::decode(bytes)?)`. On error
     /// `self` is unchanged.
     pub fn merge_encoded(&mut self, bytes: &[u8]) -> Result<()> {
-        self.merge_from(&Sketch::decode_in(bytes, self.arena())?);
-        Ok(())
+        self.merge_from(&Sketch::decode_in(bytes, self.arena())?)
     }
 
     /// The text form: `hll1:` and the binary form in base64.

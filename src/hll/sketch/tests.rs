@@ -759,16 +759,16 @@ fn union_of_mixed_forms_and_precisions() {
         (a.form(), b.form(), c.form()),
         (Form::Dense, Form::Sparse, Form::Empty)
     );
-    let ab = a.union(&b);
+    let ab = a.union(&b).unwrap();
     assert_eq!(ab.precision(), 12);
     let mut all = hashes(1, 20_000);
     all.extend(hashes(2, 300));
     assert_eq!(ab, sketch(12, &all));
     // An empty sketch is neutral: it does not fold the other side to its precision.
-    assert_eq!(ab.union(&c), ab);
-    assert_eq!(c.union(&b), b);
-    assert_eq!(c.union(&sketch(16, &[])), c);
-    assert_eq!(sketch(16, &[]).union(&c), c);
+    assert_eq!(ab.union(&c).unwrap(), ab);
+    assert_eq!(c.union(&b).unwrap(), b);
+    assert_eq!(c.union(&sketch(16, &[])).unwrap(), c);
+    assert_eq!(sketch(16, &[]).union(&c).unwrap(), c);
     let mut merged = b.clone();
     merged.merge_encoded(&a.encode()).unwrap();
     assert_eq!(merged, ab);
@@ -780,7 +780,7 @@ fn merge_encoded_matches_union() {
         let mut target = sketch(p, &hashes(1, 30_000));
         let other = sketch(p, &hashes(2, 30_000));
         assert_eq!((target.form(), other.form()), (Form::Dense, Form::Dense));
-        let expected = target.union(&other);
+        let expected = target.union(&other).unwrap();
         target.merge_encoded(&other.encode()).unwrap();
         assert_eq!(target, expected);
     }
@@ -815,12 +815,12 @@ proptest! {
         let (a, ha) = build(a, &stream);
         let (b, hb) = build(b, &stream);
         let (c, _) = build(c, &stream);
-        let ab = a.union(&b);
+        let ab = a.union(&b).unwrap();
         // commutative, associative, idempotent, with identical bytes
-        prop_assert_eq!(ab.encode(), b.union(&a).encode());
-        prop_assert_eq!(ab.union(&c).encode(), a.union(&b.union(&c)).encode());
-        prop_assert_eq!(a.union(&a).encode(), a.encode());
-        prop_assert_eq!(ab.union(&b).encode(), ab.encode());
+        prop_assert_eq!(ab.encode(), b.union(&a).unwrap().encode());
+        prop_assert_eq!(ab.union(&c).unwrap().encode(), a.union(&b.union(&c).unwrap()).unwrap().encode());
+        prop_assert_eq!(a.union(&a).unwrap().encode(), a.encode());
+        prop_assert_eq!(ab.union(&b).unwrap().encode(), ab.encode());
         // a homomorphism: the union is the sketch of the union of the hashes
         let both: Vec<u64> = ha.iter().chain(&hb).copied().collect();
         // (an empty side takes no part in the precision)
@@ -832,7 +832,7 @@ proptest! {
         prop_assert_eq!(ab.encode(), sketch(p, &both).encode());
         // in-place merge and merge from bytes agree with union
         let mut in_place = a.clone();
-        in_place.merge_from(&b);
+        in_place.merge_from(&b).unwrap();
         prop_assert_eq!(&in_place, &ab);
         let mut from_bytes = a.clone();
         from_bytes.merge_encoded(&b.encode()).unwrap();

@@ -6,7 +6,7 @@ SELECT error_of($$ SELECT hll_empty(19) $$);
 SELECT error_of($$ SELECT hll_agg(i, 30) FROM generate_series(1, 3) i $$);
 SELECT error_of($$ SELECT hll_empty()::hll(20) $$);
 SELECT error_of($$ CREATE TABLE bad (h hll(2)) $$);
-SELECT error_of($$ CREATE TABLE bad (h hll(12, 5)) $$);
+SELECT error_of($$ CREATE TABLE bad (h hll(12, 5, -1, 1, 0)) $$);
 SELECT error_of($$ CREATE TABLE bad (h hll(x)) $$);
 
 -- Malformed text (22P02).
@@ -22,7 +22,7 @@ SELECT error_of($$ SELECT '\xdeadbeef'::hll $$);
 SELECT error_of($$ SELECT ''::bytea::hll $$);
 SELECT error_of($$ SELECT '\x01'::bytea::hll $$);
 SELECT error_of($$ SELECT '\x03000e1a'::bytea::hll $$);
-SELECT error_of($$ SELECT '\x02040e1a'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x02050e1a'::bytea::hll $$);
 SELECT error_of($$ SELECT '\x0200131a'::bytea::hll $$);
 SELECT error_of($$ SELECT '\x02000e1a00'::bytea::hll $$);
 SELECT error_of($$ SELECT '\x02010e1a'::bytea::hll $$);
