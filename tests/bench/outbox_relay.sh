@@ -11,7 +11,8 @@
 # claim, commit, acknowledge, commit, in parallel psql sessions). Interleaved rounds, medians of
 # the drain time (workers started to queue empty), ratios relay / pgmq (lower is better).
 # Then the many-aggregates case (pgmq issue 496): 8 workers drain EVENTS events over 10,000
-# aggregates; the slowest single claim is reported against CLAIM_BOUND_MS.
+# aggregates; the slowest single claim after the first fill of the backlog is reported against
+# CLAIM_BOUND_MS (default 500), the fill itself apart.
 # Usage: outbox_relay.sh [ROUNDS] [EVENTS] [BATCH]   (defaults 3, 100000, 1000)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -44,8 +45,8 @@ psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION pg_distcount;
 CREATE EXTENSION pgmq;
 SELECT pgmq.create('bench');
--- Per claim (or read): its duration, for the slowest-claim figure.
-CREATE UNLOGGED TABLE claim_log (system text, ms float8, got int);
+-- Per claim (or read): its duration and end, for the slowest-claim figures.
+CREATE UNLOGGED TABLE claim_log (system text, ms float8, got int, at timestamptz DEFAULT clock_timestamp());
 CREATE PROCEDURE drain_relay(batch int) LANGUAGE plpgsql AS $$
 DECLARE
     ids uuid[];
@@ -55,7 +56,7 @@ BEGIN
     LOOP
         t := clock_timestamp();
         SELECT array_agg(c.id) INTO ids FROM distcount.outbox_claim('bench', batch, '5 minutes') AS c;
-        INSERT INTO claim_log VALUES ('relay', 1000 * extract(epoch FROM clock_timestamp() - t),
+        INSERT INTO claim_log (system, ms, got) VALUES ('relay', 1000 * extract(epoch FROM clock_timestamp() - t),
                                       coalesce(cardinality(ids), 0));
         COMMIT;
         IF ids IS NULL THEN
@@ -79,7 +80,7 @@ BEGIN
     LOOP
         t := clock_timestamp();
         SELECT array_agg(r.msg_id) INTO ids FROM pgmq.read('bench', 300, batch) AS r;
-        INSERT INTO claim_log VALUES ('pgmq', 1000 * extract(epoch FROM clock_timestamp() - t),
+        INSERT INTO claim_log (system, ms, got) VALUES ('pgmq', 1000 * extract(epoch FROM clock_timestamp() - t),
                                       coalesce(cardinality(ids), 0));
         COMMIT;
         EXIT WHEN ids IS NULL AND NOT EXISTS (SELECT FROM pgmq.q_bench);
@@ -172,13 +173,20 @@ echo "==> many aggregates (pgmq issue 496): 8 workers drain $EVENTS events over 
 load relay 10000
 s="$(drain relay 8)"
 [ "$(left relay)" = 0 ] || { echo "!! events left undrained" >&2; exit 1; }
+# The first claims fill the queue with the whole backlog (or wait for that fill): reported
+# apart from the claims after it, whose bound is the one that matters for a running relay.
 psql -X -qtA -F ' ' -c "
-    SELECT count(*), round(max(ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1),
-           round(avg(ms)::numeric, 1)
-      FROM claim_log WHERE got > 0" | {
-    read -r claims max p99 avg
-    echo "    drained in ${s} s; $claims claims that got events: slowest ${max} ms, p99 ${p99} ms, mean ${avg} ms"
-    awk -v m="$max" -v b="$CLAIM_BOUND_MS" 'BEGIN { printf "    slowest claim %s the bound of %d ms\n", (m <= b ? "within" : "OVER"), b }'
+    WITH c AS (SELECT *, at - ms * interval '1 ms' AS began FROM claim_log WHERE got > 0),
+         filled AS (SELECT min(at) AS t FROM c)
+    SELECT count(*) FILTER (WHERE began >= filled.t),
+           round(max(ms) FILTER (WHERE began < filled.t)::numeric, 1),
+           round(max(ms) FILTER (WHERE began >= filled.t)::numeric, 1),
+           round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) FILTER (WHERE began >= filled.t))::numeric, 1),
+           round((avg(ms) FILTER (WHERE began >= filled.t))::numeric, 1)
+      FROM c, filled GROUP BY filled.t" | {
+    read -r claims first max p99 avg
+    echo "    drained in ${s} s; the first fill of the backlog: ${first} ms; $claims claims after it: slowest ${max} ms, p99 ${p99} ms, mean ${avg} ms"
+    awk -v m="$max" -v b="$CLAIM_BOUND_MS" 'BEGIN { printf "    slowest claim after the fill %s the bound of %d ms\n", (m <= b ? "within" : "OVER"), b }'
 }
 dropdb relay_bench
 "$CLUSTER" stop bench
