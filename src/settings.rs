@@ -55,6 +55,9 @@ pub static OUTBOX_HEADERS: GucSetting<Option<CString>> = GucSetting::<Option<CSt
 /// Trace context copied into each event's `tracingspancontext` (set with SET LOCAL).
 pub static OUTBOX_TRACING: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// Whether a transaction that writes outbox rows sends the relay's wake-up notification.
+pub static OUTBOX_NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 pub fn register() {
     GucRegistry::define_string_guc(
         c"pg_distcount.node_id",
@@ -131,6 +134,15 @@ pub fn register() {
         c"Trace context written into the tracingspancontext of each outbox event.",
         c"Set it per transaction with SET LOCAL (Debezium's tracing.span.context.field).",
         &OUTBOX_TRACING,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"pg_distcount.outbox_notify",
+        c"Sends NOTIFY distcount_outbox once per transaction that writes outbox rows.",
+        c"A relay that LISTENs on the channel need not poll. Each notifying commit takes \
+          PostgreSQL's notification lock, so turn it off where no relay listens.",
+        &OUTBOX_NOTIFY,
         GucContext::Userset,
         GucFlags::default(),
     );

@@ -2,21 +2,22 @@
 //! decoding message (straight into the WAL), or both with the same id.
 
 use super::event::{Envelope, IdGenerator, Mode, PayloadShape, old_new_payload, uuid_v4};
-use super::row_json::row_json;
+use super::row_json::{row_json, row_jsonb};
 use crate::common::varlena::to_cstring;
-use crate::settings::{OUTBOX_HEADERS, OUTBOX_MESSAGE_PREFIX, OUTBOX_MODE, OUTBOX_TRACING};
+use crate::settings::{
+    OUTBOX_HEADERS, OUTBOX_MESSAGE_PREFIX, OUTBOX_MODE, OUTBOX_NOTIFY, OUTBOX_TRACING,
+};
 use ahash::AHashMap as HashMap;
 use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString};
 
 /// Where the payload comes from.
 pub enum Payload {
-    /// The trigger's OLD and NEW rows, of `tupdesc` (row type `rowtype`).
+    /// The trigger's OLD and NEW rows, of `tupdesc`.
     Rows {
-        rowtype: pg_sys::Oid,
         tupdesc: pg_sys::TupleDesc,
         shape: PayloadShape,
         old: Option<pg_sys::HeapTuple>,
@@ -53,6 +54,7 @@ pub fn write_event(event: &Event, mode: Mode) -> [u8; 16] {
     let tracing = session_tracing();
     if mode.writes_table() {
         insert_row(event, &id_bytes, headers.as_deref(), tracing.as_deref());
+        notify_relay();
     }
     if mode.writes_message() {
         let payload = payload_json(&event.payload);
@@ -148,7 +150,7 @@ thread_local! {
 }
 
 /// 16 random bytes for an event id; the generator is seeded on first use in the session.
-fn next_id() -> [u8; 16] {
+pub(super) fn next_id() -> [u8; 16] {
     IDS.with(|ids| {
         let mut ids = ids.borrow_mut();
         let generator = ids.get_or_insert_with(|| {
@@ -164,6 +166,49 @@ fn next_id() -> [u8; 16] {
         });
         generator.next_bytes()
     })
+}
+
+/// The channel a relay LISTENs on (README, The relay).
+pub const NOTIFY_CHANNEL: &CStr = c"distcount_outbox";
+
+// commands/async.h, which pgrx does not bind.
+unsafe extern "C-unwind" {
+    fn Async_Notify(channel: *const std::ffi::c_char, payload: *const std::ffi::c_char);
+}
+
+thread_local! {
+    /// The subtransaction that last queued the notification in the current transaction (0:
+    /// none yet); reset at the end of each transaction.
+    static NOTIFIED_IN: Cell<pg_sys::SubTransactionId> = const { Cell::new(0) };
+    static NOTIFY_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn reset_notified(
+    _event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    NOTIFIED_IN.with(|n| n.set(0));
+}
+
+/// Wakes LISTENing relays when this transaction commits: one NOTIFY per transaction, not per
+/// event. PostgreSQL delivers it only on commit and folds duplicates within a transaction; a
+/// rolled-back subtransaction drops its own, so each subtransaction queues one.
+pub fn notify_relay() {
+    if !OUTBOX_NOTIFY.get() {
+        return;
+    }
+    unsafe {
+        if !NOTIFY_CALLBACK.with(|c| c.replace(true)) {
+            pg_sys::RegisterXactCallback(Some(reset_notified), std::ptr::null_mut());
+        }
+        let sub = pg_sys::GetCurrentSubTransactionId();
+        if NOTIFIED_IN.with(|n| n.get()) == sub {
+            return;
+        }
+        pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(NOTIFY_CHANNEL.as_ptr(), c"".as_ptr()));
+        NOTIFIED_IN.with(|n| n.set(sub));
+    }
 }
 
 thread_local! {
@@ -245,13 +290,15 @@ fn payload_json(payload: &Payload) -> Option<String> {
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum PlanKey {
-    Rows(pg_sys::Oid, bool),
+    /// payload $5 (jsonb)
     Jsonb,
+    /// payload {"old": $5, "new": $6} (jsonb)
+    OldNew,
 }
 
 thread_local! {
-    /// Saved INSERT plans, per row type and payload shape (the plan cache replans them when
-    /// the outbox table or a row type changes).
+    /// Saved INSERT plans, per payload shape (the plan cache replans them when the outbox
+    /// table changes). Row payloads come as jsonb built from the cached column information.
     static PLANS: RefCell<HashMap<PlanKey, usize>> = RefCell::new(HashMap::new());
 }
 
@@ -263,13 +310,9 @@ fn insert_plan(key: PlanKey) -> pg_sys::SPIPlanPtr {
     if let Some(plan) = PLANS.with(|p| p.borrow().get(&key).copied()) {
         return plan as pg_sys::SPIPlanPtr;
     }
-    let (payload_expr, payload_types) = match key {
-        PlanKey::Rows(rowtype, false) => ("pg_catalog.to_jsonb($5)", [rowtype, rowtype]),
-        PlanKey::Rows(rowtype, true) => (
-            "pg_catalog.jsonb_build_object('old', $5, 'new', $6)",
-            [rowtype, rowtype],
-        ),
-        PlanKey::Jsonb => ("$5", [pg_sys::JSONBOID, pg_sys::JSONBOID]),
+    let payload_expr = match key {
+        PlanKey::OldNew => "pg_catalog.jsonb_build_object('old', $5, 'new', $6)",
+        PlanKey::Jsonb => "$5",
     };
     let sql = format!("{INSERT_HEAD}{payload_expr}, $7::pg_catalog.jsonb, $8)");
     let sql = to_cstring(sql);
@@ -278,8 +321,8 @@ fn insert_plan(key: PlanKey) -> pg_sys::SPIPlanPtr {
         pg_sys::TEXTOID,
         pg_sys::TEXTOID,
         pg_sys::TEXTOID,
-        payload_types[0],
-        payload_types[1],
+        pg_sys::JSONBOID,
+        pg_sys::JSONBOID,
         pg_sys::TEXTOID,
         pg_sys::TEXTOID,
     ];
@@ -344,25 +387,16 @@ pub unsafe fn run_in_spi(what: &str, f: impl FnOnce() -> i32) {
 fn insert_row(event: &Event, id: &[u8; 16], headers: Option<&str>, tracing: Option<&str>) {
     let (key, payload_a, payload_b) = match &event.payload {
         Payload::Rows {
-            rowtype,
             tupdesc,
             shape,
             old,
             new,
+            ..
         } => {
-            let datum =
-                |t: pg_sys::HeapTuple| unsafe { pg_sys::heap_copy_tuple_as_datum(t, *tupdesc) };
+            let datum = |t: pg_sys::HeapTuple| unsafe { row_jsonb(t, *tupdesc) };
             match shape {
-                PayloadShape::New => (
-                    PlanKey::Rows(*rowtype, false),
-                    new.or(*old).map(datum),
-                    None,
-                ),
-                PayloadShape::OldNew => (
-                    PlanKey::Rows(*rowtype, true),
-                    old.map(datum),
-                    new.map(datum),
-                ),
+                PayloadShape::New => (PlanKey::Jsonb, new.or(*old).map(datum), None),
+                PayloadShape::OldNew => (PlanKey::OldNew, old.map(datum), new.map(datum)),
             }
         }
         Payload::Jsonb(value) => (PlanKey::Jsonb, *value, None),

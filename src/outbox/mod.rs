@@ -10,5 +10,6 @@ mod emit;
 pub mod event;
 mod row_json;
 mod sql;
+mod statement;
 
 pgrx::extension_sql_file!("outbox.sql", name = "outbox");

@@ -252,10 +252,24 @@ END
 $$;
 COMMENT ON FUNCTION outbox_rebase_restored() IS 'Internal: gives outbox rows restored from another cluster a transaction id of this one.';
 
+-- ANALYZE needs the owner; the relay roles are not.
+CREATE FUNCTION outbox_analyze_queue() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    ANALYZE distcount.outbox_pending;
+END
+$$;
+COMMENT ON FUNCTION outbox_analyze_queue() IS 'Internal: refreshes the statistics of the relay queues after a large fill.';
+
 -- Queues the events that became visible since the consumer's last fill; returns how many.
 CREATE FUNCTION outbox_ingest(consumer text) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    -- Index access only (the outbox by txid, the queue by aggregate): a queue whose statistics
+    -- say empty would otherwise be scanned once per event queued. The caller's settings undone.
+    SET enable_seqscan = off SET enable_bitmapscan = on SET enable_sort = on SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -263,9 +277,15 @@ DECLARE
     v_seen pg_snapshot;
     v_queued bigint;
 BEGIN
-    -- One filler per consumer; a claimer that finds it busy serves what is queued.
+    -- One filler per consumer; a claimer that finds it busy serves what is queued, or, with
+    -- nothing queued (the first fill of a large backlog), waits for the fill instead of
+    -- coming back empty, and then queues what committed since.
     IF NOT pg_try_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer)) THEN
-        RETURN 0;
+        IF EXISTS (SELECT FROM distcount.outbox_pending AS p
+                    WHERE p.consumer = v_consumer AND p.is_head) THEN
+            RETURN 0;
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer));
     END IF;
     INSERT INTO distcount.outbox_consumer AS c (consumer) VALUES (v_consumer) ON CONFLICT DO NOTHING;
     SELECT c.seen INTO v_seen FROM distcount.outbox_consumer AS c WHERE c.consumer = v_consumer;
@@ -288,6 +308,12 @@ BEGIN
          WHERE c.consumer = v_consumer
     )
     SELECT count(*) INTO v_queued FROM queued;
+    -- A fill that outgrows the queue's statistics refreshes them, so the claims and
+    -- acknowledgements that follow are planned for its real size.
+    IF v_queued >= 10000 AND v_queued > (SELECT greatest(c.reltuples, 0) FROM pg_class AS c
+                                          WHERE c.oid = 'distcount.outbox_pending'::regclass) THEN
+        PERFORM distcount.outbox_analyze_queue();
+    END IF;
     RETURN v_queued;
 END
 $$;
@@ -303,16 +329,27 @@ AS $$
 DECLARE
     v_consumer text := outbox_remove_heads.consumer;
     v_dead boolean := outbox_remove_heads.dead;
+    v_tids tid[];
     v_count integer;
     v_types text[];
     v_aggregates text[];
     v_next uuid[];
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(hashtext('distcount.outbox'), hashtext(v_consumer));
+    -- One key probe per id, then the rows by address: as one join the planner, misled by the
+    -- queue's statistics, may read the whole queue for each batch. The rows are locked as
+    -- they are found (and checked again if they changed meanwhile), so their addresses hold
+    -- until the delete.
+    SELECT array_agg(r.ctid) INTO v_tids
+      FROM unnest(outbox_remove_heads.ids) AS u (id)
+     CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
+                          WHERE p.consumer = v_consumer AND p.id = u.id AND p.is_head
+                            AND (v_dead OR p.attempts > 0)
+                          LIMIT 1 FOR UPDATE) AS r;
     WITH gone AS (
         DELETE FROM distcount.outbox_pending AS p
-         WHERE p.consumer = v_consumer AND p.id = ANY (outbox_remove_heads.ids) AND p.is_head
-           AND (v_dead OR p.attempts > 0)
+         USING (SELECT DISTINCT t FROM unnest(v_tids) AS t) AS u (t)
+         WHERE p.ctid = u.t
         RETURNING p.*
     ), buried AS (
         INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
@@ -335,8 +372,11 @@ BEGIN
                  AND q.aggregatetype = a.aggregatetype
                  AND q.aggregateid = a.aggregateid
                ORDER BY q.seq LIMIT 1) AS nxt;
-        UPDATE distcount.outbox_pending AS p SET is_head = true
-         WHERE p.consumer = v_consumer AND p.id = ANY (v_next) AND NOT p.is_head;
+        IF v_next IS NOT NULL THEN
+            UPDATE distcount.outbox_pending AS p SET is_head = true
+              FROM unnest(v_next) AS u (id)
+             WHERE p.consumer = v_consumer AND p.id = u.id AND NOT p.is_head;
+        END IF;
     END IF;
     RETURN v_count;
 END
@@ -348,12 +388,17 @@ CREATE FUNCTION outbox_claim(consumer text, batch integer DEFAULT 100,
     RETURNS SETOF outbox
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    -- Heads in index order whatever the statistics say (estimated at a few rows, every head
+    -- would be sorted); JIT never pays back here.
+    SET enable_bitmapscan = off SET enable_sort = off SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
     v_consumer text := outbox_claim.consumer;
     v_max integer := distcount.outbox_max_attempts();
-    v_ids uuid[];
+    -- The heads to lease, by row address: they stay locked by this transaction until the
+    -- update, so the addresses hold, and the update probes them directly.
+    v_tids tid[];
     v_dead uuid[];
 BEGIN
     PERFORM distcount.outbox_check_consumer(v_consumer, outbox_claim.batch, outbox_claim.lease);
@@ -361,10 +406,10 @@ BEGIN
     -- Heads free to take: never leased, or their lease ran out. A head out of attempts is
     -- dead-lettered instead (its consumer crashed or hung max_attempts times).
     FOR attempt_round IN 1..10 LOOP
-        SELECT array_agg(h.id) FILTER (WHERE h.attempts < v_max),
+        SELECT array_agg(h.ctid) FILTER (WHERE h.attempts < v_max),
                array_agg(h.id) FILTER (WHERE h.attempts >= v_max)
-          INTO v_ids, v_dead
-          FROM (SELECT p.id, p.attempts
+          INTO v_tids, v_dead
+          FROM (SELECT p.ctid, p.id, p.attempts
                   FROM distcount.outbox_pending AS p
                  WHERE p.consumer = v_consumer AND p.is_head
                    AND (p.leased_until IS NULL OR p.leased_until <= clock_timestamp())
@@ -374,9 +419,9 @@ BEGIN
         IF v_dead IS NOT NULL THEN
             PERFORM distcount.outbox_remove_heads(v_consumer, v_dead, true);
         END IF;
-        EXIT WHEN v_dead IS NULL OR v_ids IS NOT NULL;
+        EXIT WHEN v_dead IS NULL OR v_tids IS NOT NULL;
     END LOOP;
-    IF v_ids IS NULL THEN
+    IF v_tids IS NULL THEN
         RETURN;
     END IF;
     RETURN QUERY
@@ -384,7 +429,8 @@ BEGIN
         UPDATE distcount.outbox_pending AS p
            SET attempts = p.attempts + 1,
                leased_until = clock_timestamp() + outbox_claim.lease
-         WHERE p.consumer = v_consumer AND p.id = ANY (v_ids)
+          FROM unnest(v_tids) AS u (t)
+         WHERE p.ctid = u.t AND p.consumer = v_consumer
         RETURNING p.id
     )
     SELECT o.* FROM distcount.outbox AS o JOIN leased AS l ON l.id = o.id ORDER BY o.seq;

@@ -197,15 +197,10 @@ unsafe fn push_value(out: &mut String, column: &mut Column, datum: pg_sys::Datum
                     write_json_string(out, &text);
                 }
             }
-            Category::DateTime(type_oid) => {
-                let text = pg_sys::JsonEncodeDateTime(
-                    std::ptr::null_mut(),
-                    datum,
-                    type_oid,
-                    std::ptr::null(),
-                );
+            Category::DateTime(_) => {
+                // ISO 8601 needs no escaping.
                 out.push('"');
-                out.push_str(&CStr::from_ptr(text).to_string_lossy());
+                out.push_str(&unescaped_output(column, datum));
                 out.push('"');
             }
             Category::Json => out.push_str(&output_text(column)),
@@ -222,8 +217,185 @@ unsafe fn push_value(out: &mut String, column: &mut Column, datum: pg_sys::Datum
 /// `row_to_json` of `tuple` (a row of `tupdesc`).
 pub unsafe fn row_json(tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> String {
     unsafe {
+        match row_json_cached(tuple, tupdesc) {
+            Some(json) => json,
+            None => {
+                let row = pg_sys::heap_copy_tuple_as_datum(tuple, tupdesc);
+                match direct_function_call_as_datum(pg_sys::row_to_json, &[Some(row)]) {
+                    Some(json) => {
+                        let text = pg_sys::text_to_cstring(json.cast_mut_ptr());
+                        CStr::from_ptr(text).to_string_lossy().into_owned()
+                    }
+                    None => "null".to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// `to_jsonb` of `tuple`, built as `to_jsonb` builds it (the same categories and number
+/// rules) from the cached column information, without its catalog lookups; rows with a json
+/// or jsonb column, or a column `row_to_json` handles itself, go through their JSON text and
+/// `jsonb_in` (a type with a cast to json but another to jsonb is the one case that differs).
+pub unsafe fn row_jsonb(tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> pg_sys::Datum {
+    unsafe {
+        if let Some(datum) = row_jsonb_cached(tuple, tupdesc) {
+            return datum;
+        }
+        let text = crate::common::varlena::to_cstring(row_json(tuple, tupdesc));
+        direct_function_call_as_datum(
+            pg_sys::jsonb_in,
+            &[Some(pg_sys::Datum::from(text.as_ptr()))],
+        )
+        .unwrap_or(pg_sys::Datum::from(0usize))
+    }
+}
+
+unsafe fn row_jsonb_cached(
+    tuple: pg_sys::HeapTuple,
+    tupdesc: pg_sys::TupleDesc,
+) -> Option<pg_sys::Datum> {
+    unsafe {
+        with_columns(tuple, tupdesc, |columns, values, nulls| {
+            if columns
+                .iter()
+                .any(|(_, c)| matches!(c.category, Category::Json))
+            {
+                return None;
+            }
+            // pushJsonbValue keeps pointers to string bytes until JsonbValueToJsonb: the texts
+            // made here live in `texts` until then.
+            let mut texts: Vec<String> = Vec::new();
+            let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+            let push = |state: &mut *mut pg_sys::JsonbParseState,
+                        token,
+                        value: Option<pg_sys::JsonbValue>| {
+                let mut value = value;
+                let ptr = value
+                    .as_mut()
+                    .map_or(std::ptr::null_mut(), |v| v as *mut pg_sys::JsonbValue);
+                pg_sys::pushJsonbValue(state, token, ptr)
+            };
+            let string = |bytes: *const u8, len: usize| {
+                let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+                v.type_ = pg_sys::jbvType::jbvString;
+                v.val.string.len = len as i32;
+                v.val.string.val = bytes as *mut std::ffi::c_char;
+                v
+            };
+            let numeric = |n: pg_sys::Numeric| {
+                let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+                v.type_ = pg_sys::jbvType::jbvNumeric;
+                v.val.numeric = n;
+                v
+            };
+            push(
+                &mut state,
+                pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT,
+                None,
+            );
+            for (i, column) in columns.iter_mut() {
+                push(
+                    &mut state,
+                    pg_sys::JsonbIteratorToken::WJB_KEY,
+                    Some(string(column.name.as_ptr(), column.name.len())),
+                );
+                let datum = values[*i];
+                let value = if nulls[*i] {
+                    let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+                    v.type_ = pg_sys::jbvType::jbvNull;
+                    v
+                } else {
+                    match column.category {
+                        Category::Bool => {
+                            let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+                            v.type_ = pg_sys::jbvType::jbvBool;
+                            v.val.boolean = datum.value() != 0;
+                            v
+                        }
+                        Category::Int2 => {
+                            numeric(pg_sys::int64_to_numeric(datum.value() as i16 as i64))
+                        }
+                        Category::Int4 => {
+                            numeric(pg_sys::int64_to_numeric(datum.value() as i32 as i64))
+                        }
+                        Category::Int8 => numeric(pg_sys::int64_to_numeric(datum.value() as i64)),
+                        Category::Text => {
+                            let text = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+                            let bytes = crate::common::varlena::payload(text);
+                            string(bytes.as_ptr(), bytes.len())
+                        }
+                        _ => {
+                            let raw = unescaped_output(column, datum);
+                            // to_jsonb's rule: a number category's text that is a JSON
+                            // number becomes a jsonb number, anything else a string.
+                            if matches!(column.category, Category::Number) && is_json_number(&raw) {
+                                let c = crate::common::varlena::to_cstring(raw);
+                                numeric(
+                                    direct_function_call_as_datum(
+                                        pg_sys::numeric_in,
+                                        &[
+                                            Some(pg_sys::Datum::from(c.as_ptr())),
+                                            Some(pg_sys::Datum::from(pg_sys::InvalidOid)),
+                                            Some(pg_sys::Datum::from(-1i32)),
+                                        ],
+                                    )?
+                                    .cast_mut_ptr(),
+                                )
+                            } else {
+                                let v = string(raw.as_ptr(), raw.len());
+                                texts.push(raw);
+                                v
+                            }
+                        }
+                    }
+                };
+                push(
+                    &mut state,
+                    pg_sys::JsonbIteratorToken::WJB_VALUE,
+                    Some(value),
+                );
+            }
+            let result = push(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, None);
+            let jsonb = pg_sys::JsonbValueToJsonb(result);
+            drop(texts);
+            Some(pg_sys::Datum::from(jsonb))
+        })
+    }
+}
+
+/// The string a non-numeric scalar becomes in jsonb: the date/time text `to_jsonb` writes, or
+/// the type's output text (for a number that is no JSON number, e.g. NaN).
+unsafe fn unescaped_output(column: &mut Column, datum: pg_sys::Datum) -> String {
+    unsafe {
+        match column.category {
+            Category::DateTime(type_oid) => {
+                let text = pg_sys::JsonEncodeDateTime(
+                    std::ptr::null_mut(),
+                    datum,
+                    type_oid,
+                    std::ptr::null(),
+                );
+                CStr::from_ptr(text).to_string_lossy().into_owned()
+            }
+            _ => {
+                let text = pg_sys::OutputFunctionCall(&mut *column.output, datum);
+                CStr::from_ptr(text).to_string_lossy().into_owned()
+            }
+        }
+    }
+}
+
+/// Runs `f` over the row type's cached live columns and the row's deformed values and null
+/// flags; None when the row type needs `row_to_json`.
+unsafe fn with_columns<T>(
+    tuple: pg_sys::HeapTuple,
+    tupdesc: pg_sys::TupleDesc,
+    f: impl FnOnce(&mut Vec<(usize, Column)>, &[pg_sys::Datum], &[bool]) -> Option<T>,
+) -> Option<T> {
+    unsafe {
         let rowtype = (*tupdesc).tdtypeid;
-        let fast = SHAPES.with(|shapes| {
+        SHAPES.with(|shapes| {
             let mut shapes = shapes.borrow_mut();
             let stale = shapes
                 .get(&rowtype)
@@ -237,6 +409,16 @@ pub unsafe fn row_json(tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> 
             let mut values = vec![pg_sys::Datum::from(0usize); natts];
             let mut nulls = vec![false; natts];
             pg_sys::heap_deform_tuple(tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            f(columns, &values, &nulls)
+        })
+    }
+}
+
+/// The row's JSON from the cached column information, or None when the row type needs
+/// `row_to_json` (see the module comment).
+unsafe fn row_json_cached(tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Option<String> {
+    unsafe {
+        with_columns(tuple, tupdesc, |columns, values, nulls| {
             let mut out = String::with_capacity(32 * columns.len());
             out.push('{');
             for (n, (i, column)) in columns.iter_mut().enumerate() {
@@ -252,20 +434,7 @@ pub unsafe fn row_json(tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> 
             }
             out.push('}');
             Some(out)
-        });
-        match fast {
-            Some(json) => json,
-            None => {
-                let row = pg_sys::heap_copy_tuple_as_datum(tuple, tupdesc);
-                match direct_function_call_as_datum(pg_sys::row_to_json, &[Some(row)]) {
-                    Some(json) => {
-                        let text = pg_sys::text_to_cstring(json.cast_mut_ptr());
-                        CStr::from_ptr(text).to_string_lossy().into_owned()
-                    }
-                    None => "null".to_string(),
-                }
-            }
-        }
+        })
     }
 }
 

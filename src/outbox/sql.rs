@@ -3,13 +3,13 @@
 
 use super::emit::{
     Event, Payload, check_prefix, effective_mode, emit_message, message_prefix,
-    require_logical_wal, run_in_spi, session_headers, session_tracing, spi_params, text_datum,
-    write_event,
+    require_logical_wal, session_headers, session_tracing, write_event,
 };
 use super::event::{
     Attachment, Form, Mode, Op, PayloadShape, TriggerConfig, aggregate_id, check_attachment,
     check_key_columns,
 };
+use super::statement::{KeyColumn, StatementEvents, write_statement_events};
 use crate::common::report::OrRaise;
 use crate::common::varlena::to_cstring;
 use crate::settings::OUTBOX_MAX_ATTEMPTS;
@@ -246,7 +246,6 @@ pub unsafe extern "C-unwind" fn outbox_trigger(fcinfo: pg_sys::FunctionCallInfo)
             aggregate_id: &aggregate_id,
             event_type: &cached.event_types[op.index()],
             payload: Payload::Rows {
-                rowtype: (*(*rel).rd_rel).reltype,
                 tupdesc,
                 shape: config.payload,
                 old,
@@ -290,113 +289,36 @@ pub unsafe extern "C-unwind" fn outbox_statement_trigger(
         if mode.writes_message() {
             require_logical_wal();
         }
-        let transition = if op == Op::Delete {
-            (*td.tg_trigger).tgoldtable
+        let store = if op == Op::Delete {
+            td.tg_oldtable
         } else {
-            (*td.tg_trigger).tgnewtable
+            td.tg_newtable
         };
-        let sql = statement_sql(&config, mode, &cstr_lossy(transition));
+        let tupdesc = (*rel).rd_att;
+        let keys = config
+            .key_columns
+            .iter()
+            .map(|c| {
+                let attnum = pg_sys::SPI_fnumber(tupdesc, to_cstring(c.clone()).as_ptr());
+                let type_oid =
+                    crate::common::tupdesc::attribute(tupdesc, attnum as usize - 1).atttypid;
+                KeyColumn::new(c, attnum, type_oid)
+            })
+            .collect();
         let event_type = config.event_type(op, &table);
-        let headers = session_headers();
-        let tracing = session_tracing();
-        let mut types = [
-            pg_sys::TEXTOID,
-            pg_sys::TEXTOID,
-            pg_sys::TEXTOID,
-            pg_sys::TEXTOID,
-            pg_sys::TEXTOID,
-            pg_sys::TEXTARRAYOID,
-        ];
-        let (mut values, nulls) = spi_params([
-            Some(text_datum(&config.aggregate_type)),
-            Some(text_datum(&event_type)),
-            headers.as_deref().map(text_datum),
-            tracing.as_deref().map(text_datum),
-            Some(text_datum(&message_prefix().to_string_lossy())),
-            config.key_columns.clone().into_datum(),
-        ]);
-        let sql = to_cstring(sql);
-        run_in_spi("the outbox statement trigger", || {
-            pg_sys::SPI_register_trigger_data(td as *const _ as *mut pg_sys::TriggerData);
-            pg_sys::SPI_execute_with_args(
-                sql.as_ptr(),
-                types.len() as i32,
-                types.as_mut_ptr(),
-                values.as_mut_ptr(),
-                nulls.as_ptr(),
-                false,
-                0,
-            )
-        });
+        let events = StatementEvents {
+            mode,
+            aggregate_type: &config.aggregate_type,
+            event_type: &event_type,
+            keys,
+            headers: session_headers(),
+            tracing: session_tracing(),
+            prefix: mode.writes_message().then(message_prefix),
+        };
+        if !store.is_null() {
+            write_statement_events(&events, store, tupdesc);
+        }
         pg_sys::Datum::from(0usize)
-    }
-}
-
-/// An identifier quoted by PostgreSQL's own rules (`quote_identifier`).
-fn quote_ident(name: &str) -> String {
-    let name = to_cstring(name.to_string());
-    unsafe { cstr_lossy(pg_sys::quote_identifier(name.as_ptr())) }
-}
-
-/// The one statement that writes the events of a whole transition table. Nothing the user
-/// named is spliced in as a literal: values go as parameters, identifiers through
-/// `quote_identifier`. Parameters: $1 aggregate type, $2 event type, $3 headers, $4 tracing
-/// context, $5 prefix, $6 the key column names (for the error of a NULL key).
-fn statement_sql(config: &TriggerConfig, mode: Mode, transition: &str) -> String {
-    let keys: Vec<String> = config
-        .key_columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            format!(
-                "coalesce((t.{})::pg_catalog.text, distcount.outbox_null_key($6[{}]))",
-                quote_ident(c),
-                i + 1
-            )
-        })
-        .collect();
-    let key = if keys.len() == 1 {
-        keys[0].clone()
-    } else {
-        format!(
-            "pg_catalog.json_build_array({})::pg_catalog.text",
-            keys.join(", ")
-        )
-    };
-    let from = format!("FROM {} AS t", quote_ident(transition));
-    let message = |fields: &str, source: &str| {
-        format!(
-            "SELECT pg_catalog.count(pg_catalog.pg_logical_emit_message(true, $5, \
-             pg_catalog.json_build_object({fields})::pg_catalog.text)) {source}"
-        )
-    };
-    match mode {
-        Mode::Table => format!(
-            "INSERT INTO distcount.outbox (aggregatetype, aggregateid, type, payload, headers, tracingspancontext) \
-             SELECT $1, {key}, $2, pg_catalog.to_jsonb(t), $3::pg_catalog.jsonb, $4 {from}"
-        ),
-        Mode::Message => message(
-            &format!(
-                "'id', pg_catalog.gen_random_uuid(), 'aggregatetype', $1, 'aggregateid', {key}, \
-                 'type', $2, 'payload', pg_catalog.row_to_json(t), 'headers', $3::pg_catalog.json, \
-                 'tracingspancontext', $4"
-            ),
-            &from,
-        ),
-        // The ids are made before the insert, so the messages need no RETURNING (which would
-        // need SELECT on the outbox: writers only insert).
-        Mode::Both => format!(
-            "WITH ev AS MATERIALIZED (SELECT pg_catalog.gen_random_uuid() AS id, {key} AS aggregateid, \
-             pg_catalog.to_jsonb(t) AS payload {from}), \
-             ins AS (INSERT INTO distcount.outbox (id, aggregatetype, aggregateid, type, payload, headers, \
-             tracingspancontext) SELECT ev.id, $1, ev.aggregateid, $2, ev.payload, $3::pg_catalog.jsonb, $4 FROM ev) {}",
-            message(
-                "'id', ev.id, 'aggregatetype', $1, 'aggregateid', ev.aggregateid, \
-                 'type', $2, 'payload', ev.payload, 'headers', $3::pg_catalog.jsonb, \
-                 'tracingspancontext', $4",
-                "FROM ev"
-            )
-        ),
     }
 }
 

@@ -5,11 +5,16 @@
 #   message    distcount.outbox_trigger('Order', 'id', 'message')  a logical decoding message
 #   both       distcount.outbox_trigger('Order', 'id', 'both')
 #   plpgsql    the usual hand-written PL/pgSQL outbox trigger, writing the same outbox row
+#   stmt_table, stmt_message, stmt_both
+#              distcount.outbox_statement_trigger('Order', 'id', MODE): AFTER INSERT ...
+#              REFERENCING NEW TABLE ... FOR EACH STATEMENT, the form for bulk statements
 # Two measures, interleaved rounds, medians, ratios against plain:
 #   1. pgbench, 4 clients, one INSERT per transaction, synchronous_commit on and off;
 #   2. one INSERT ... SELECT of BULK rows (row triggers fire per row): server time from
 #      EXPLAIN ANALYZE, rolled back, so the CPU cost of the trigger shows without commit noise.
 # Usage: outbox_insert.sh [ROUNDS] [SECONDS] [BULK]
+# VARIANTS="plain table ..." picks variants (plain always first); COMMITS="on" one commit mode;
+# PGBENCH=0 skips the pgbench measure, BULK=0 (the third argument) the bulk one.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 CLUSTER="$ROOT/tests/tools/cluster.sh"
@@ -25,7 +30,9 @@ eval "$("$CLUSTER" env bench)"
 dropdb --if-exists outbox_bench
 createdb outbox_bench
 export PGDATABASE=outbox_bench
-variants=(plain table message both plpgsql)
+all_variants=(plain table message both plpgsql stmt_table stmt_message stmt_both)
+read -r -a variants <<<"${VARIANTS:-${all_variants[*]}}"
+[ "${variants[0]}" = plain ] || variants=(plain "${variants[@]}")
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION pg_distcount;
 CREATE FUNCTION plpgsql_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -42,13 +49,18 @@ $$;
 DO $$
 DECLARE v text;
 BEGIN
-    FOREACH v IN ARRAY ARRAY['plain', 'table', 'message', 'both', 'plpgsql'] LOOP
+    FOREACH v IN ARRAY ARRAY['plain', 'table', 'message', 'both', 'plpgsql',
+                             'stmt_table', 'stmt_message', 'stmt_both'] LOOP
         EXECUTE format('CREATE TABLE orders_%s (id bigserial PRIMARY KEY, customer_id int NOT NULL,
                         status text NOT NULL, total numeric(10,2) NOT NULL,
                         created_at timestamptz NOT NULL DEFAULT now())', v);
         IF v IN ('table', 'message', 'both') THEN
             EXECUTE format('CREATE TRIGGER outbox AFTER INSERT OR UPDATE OR DELETE ON orders_%s FOR EACH ROW
                             EXECUTE FUNCTION distcount.outbox_trigger(''Order'', ''id'', %L)', v, v);
+        ELSIF v LIKE 'stmt_%' THEN
+            EXECUTE format('CREATE TRIGGER outbox AFTER INSERT ON orders_%s REFERENCING NEW TABLE AS added
+                            FOR EACH STATEMENT EXECUTE FUNCTION distcount.outbox_statement_trigger(''Order'', ''id'', %L)',
+                           v, substr(v, 6));
         ELSIF v = 'plpgsql' THEN
             EXECUTE format('CREATE TRIGGER outbox AFTER INSERT OR UPDATE OR DELETE ON orders_%s FOR EACH ROW
                             EXECUTE FUNCTION plpgsql_outbox(''Order'', ''id'')', v);
@@ -64,7 +76,7 @@ INSERT INTO orders_$v (customer_id, status, total) VALUES (:c, 'new', :c * 1.5);
 SQL
 done
 reset_tables() {
-    psql -X -q -c "TRUNCATE distcount.outbox, orders_plain, orders_table, orders_message, orders_both, orders_plpgsql" >/dev/null
+    psql -X -q -c "TRUNCATE distcount.outbox, $(printf 'orders_%s, ' "${all_variants[@]}" | sed 's/, $//')" >/dev/null
 }
 
 # report FILE UNIT: per variant the median, and the median over rounds of its cost relative to
@@ -83,6 +95,7 @@ report() {
     echo "(vs plain: median over rounds of this insert's cost over a plain insert's, same round; lower is better)"
 }
 
+[ "${PGBENCH:-1}" = 1 ] || COMMITS=" "
 for commit in ${COMMITS:-on off}; do
     : >"$WORK/tps"
     echo "==> pgbench, synchronous_commit = $commit: $ROUNDS interleaved rounds x ${#variants[@]} variants x ${SECONDS_EACH} s, 4 clients"
@@ -100,6 +113,7 @@ for commit in ${COMMITS:-on off}; do
 done
 
 : >"$WORK/bulk"
+[ "$BULK" -gt 0 ] || ROUNDS=0
 echo "==> one INSERT ... SELECT of $BULK rows per variant (server time, rolled back): $ROUNDS interleaved rounds"
 for round in $(seq 1 "$ROUNDS"); do
     for v in "${variants[@]}"; do
@@ -116,8 +130,8 @@ SQL
         echo "$v $ms $round" >>"$WORK/bulk"
     done
 done
-report "$WORK/bulk" ms
-for v in "${variants[@]}"; do
+[ "$ROUNDS" = 0 ] || report "$WORK/bulk" ms
+[ "$ROUNDS" = 0 ] || for v in "${variants[@]}"; do
     m="$(median_of "$WORK/bulk" "$v")"
     awk -v v="$v" -v m="$m" -v n="$BULK" 'BEGIN { printf "%-10s %8.2f us per row\n", v, m * 1000 / n }'
 done

@@ -1,0 +1,377 @@
+//! The statement trigger's pass over a transition table, in Rust: per row the aggregate id, the
+//! payload and the message are made as the row trigger makes them (cached column information,
+//! the session's id generator, messages straight into the WAL), and the table rows go to the
+//! outbox in chunks, one `INSERT … SELECT FROM unnest` of arrays each, through the executor (so
+//! privileges, defaults, constraints and any trigger on the outbox apply as to any insert).
+//! What it writes is what the earlier set-based SQL wrote, byte for byte in the messages.
+
+use super::emit::{next_id, notify_relay, run_in_spi, spi_params, text_datum};
+use super::event::{Mode, aggregate_id, uuid_v4};
+use super::row_json::{row_json, row_jsonb};
+use crate::common::text::write_json_string;
+use crate::common::varlena::to_cstring;
+use pgrx::fcinfo::direct_function_call_as_datum;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
+
+/// Rows per INSERT: bounds the arrays' memory on a huge statement.
+const CHUNK: usize = 10_000;
+
+/// How a key column's value becomes text: as `(t.col)::text` does it.
+enum KeyCast {
+    Int2,
+    Int4,
+    Int8,
+    /// text, varchar and other binary-compatible types: the bytes.
+    Bytes,
+    /// A cast function (e.g. boolean's `true`, bpchar's trimmed text).
+    Function(pg_sys::Oid),
+    /// Through the type's output function.
+    Output(pg_sys::Oid),
+}
+
+pub struct KeyColumn {
+    pub name: String,
+    pub attnum: i32,
+    cast: KeyCast,
+}
+
+impl KeyColumn {
+    /// Key column `name` (attribute `attnum`, type `type_oid`).
+    pub unsafe fn new(name: &str, attnum: i32, type_oid: pg_sys::Oid) -> KeyColumn {
+        unsafe {
+            let mut func = pg_sys::InvalidOid;
+            let path = pg_sys::find_coercion_pathway(
+                pg_sys::TEXTOID,
+                type_oid,
+                pg_sys::CoercionContext::COERCION_EXPLICIT,
+                &mut func,
+            );
+            let cast = match (pg_sys::getBaseType(type_oid), path) {
+                (pg_sys::INT2OID, _) => KeyCast::Int2,
+                (pg_sys::INT4OID, _) => KeyCast::Int4,
+                (pg_sys::INT8OID, _) => KeyCast::Int8,
+                (_, pg_sys::CoercionPathType::COERCION_PATH_RELABELTYPE) => KeyCast::Bytes,
+                (_, pg_sys::CoercionPathType::COERCION_PATH_FUNC) if func != pg_sys::InvalidOid => {
+                    KeyCast::Function(func)
+                }
+                _ => {
+                    let mut output = pg_sys::InvalidOid;
+                    let mut is_varlena = false;
+                    pg_sys::getTypeOutputInfo(type_oid, &mut output, &mut is_varlena);
+                    KeyCast::Output(output)
+                }
+            };
+            KeyColumn {
+                name: name.to_string(),
+                attnum,
+                cast,
+            }
+        }
+    }
+
+    /// The key's text in `tuple`, None for NULL.
+    unsafe fn text(&self, tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Option<String> {
+        unsafe {
+            let mut is_null = false;
+            let datum = pg_sys::SPI_getbinval(tuple, tupdesc, self.attnum, &mut is_null);
+            if is_null {
+                return None;
+            }
+            let text_of = |t: pg_sys::Datum| {
+                let text = pg_sys::pg_detoast_datum_packed(t.cast_mut_ptr());
+                String::from_utf8_lossy(crate::common::varlena::payload(text)).into_owned()
+            };
+            Some(match self.cast {
+                KeyCast::Int2 => (datum.value() as i16).to_string(),
+                KeyCast::Int4 => (datum.value() as i32).to_string(),
+                KeyCast::Int8 => (datum.value() as i64).to_string(),
+                KeyCast::Bytes => text_of(datum),
+                KeyCast::Function(f) => text_of(pg_sys::OidFunctionCall1Coll(
+                    f,
+                    pg_sys::DEFAULT_COLLATION_OID,
+                    datum,
+                )),
+                KeyCast::Output(f) => {
+                    let out = pg_sys::OidOutputFunctionCall(f, datum);
+                    CStr::from_ptr(out).to_string_lossy().into_owned()
+                }
+            })
+        }
+    }
+}
+
+/// What one statement trigger call writes.
+pub struct StatementEvents<'a> {
+    pub mode: Mode,
+    pub aggregate_type: &'a str,
+    pub event_type: &'a str,
+    pub keys: Vec<KeyColumn>,
+    pub headers: Option<String>,
+    pub tracing: Option<String>,
+    pub prefix: Option<CString>,
+}
+
+/// `{"k" : v, …}` as `json_build_object` prints it: the set-based SQL's message bodies.
+fn build_object(fields: &[(&str, Option<JsonValue>)]) -> String {
+    let mut out = String::with_capacity(256);
+    out.push('{');
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_json_string(&mut out, key);
+        out.push_str(" : ");
+        match value {
+            None => out.push_str("null"),
+            Some(JsonValue::String(s)) => write_json_string(&mut out, s),
+            Some(JsonValue::Raw(s)) => out.push_str(s),
+        }
+    }
+    out.push('}');
+    out
+}
+
+enum JsonValue<'a> {
+    String(&'a str),
+    /// Already JSON text.
+    Raw(&'a str),
+}
+
+/// jsonb's output text of a jsonb datum.
+unsafe fn jsonb_text(datum: pg_sys::Datum) -> String {
+    unsafe {
+        let out = direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(datum)])
+            .map(|d| d.cast_mut_ptr::<std::ffi::c_char>())
+            .unwrap_or(std::ptr::null_mut());
+        if out.is_null() {
+            return "null".to_string();
+        }
+        CStr::from_ptr(out).to_string_lossy().into_owned()
+    }
+}
+
+/// The table rows of one chunk, in `context` (reset after each insert).
+struct Chunk {
+    context: pg_sys::MemoryContext,
+    ids: Vec<pg_sys::Datum>,
+    aggregate_ids: Vec<pg_sys::Datum>,
+    payloads: Vec<pg_sys::Datum>,
+}
+
+thread_local! {
+    /// The saved chunk INSERT (the plan cache replans it when the outbox changes).
+    static CHUNK_PLAN: Cell<usize> = const { Cell::new(0) };
+}
+
+fn chunk_plan() -> pg_sys::SPIPlanPtr {
+    let saved = CHUNK_PLAN.with(|p| p.get());
+    if saved != 0 {
+        return saved as pg_sys::SPIPlanPtr;
+    }
+    // Written in the order of the transition table, so seq follows it as before.
+    let sql = c"INSERT INTO distcount.outbox \
+        (id, aggregatetype, aggregateid, type, payload, headers, tracingspancontext) \
+        SELECT e.id, $4, e.aggregateid, $5, e.payload, $6::pg_catalog.jsonb, $7 \
+          FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) \
+               AS e (id, aggregateid, payload)";
+    let mut types = [
+        pg_sys::UUIDARRAYOID,
+        pg_sys::TEXTARRAYOID,
+        pg_sys::JSONBARRAYOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+    ];
+    unsafe {
+        let plan = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
+        if plan.is_null() {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "could not prepare the outbox statement insert"
+            );
+        }
+        pg_sys::SPI_keepplan(plan);
+        CHUNK_PLAN.with(|p| p.set(plan as usize));
+        plan
+    }
+}
+
+impl Chunk {
+    unsafe fn new() -> Chunk {
+        unsafe {
+            Chunk {
+                context: pg_sys::AllocSetContextCreateInternal(
+                    pg_sys::CurrentMemoryContext,
+                    c"outbox statement chunk".as_ptr(),
+                    0,
+                    8 * 1024,
+                    8 * 1024 * 1024,
+                ),
+                ids: Vec::with_capacity(CHUNK),
+                aggregate_ids: Vec::with_capacity(CHUNK),
+                payloads: Vec::with_capacity(CHUNK),
+            }
+        }
+    }
+
+    unsafe fn insert(&mut self, ev: &StatementEvents) {
+        if self.ids.is_empty() {
+            return;
+        }
+        unsafe {
+            let old = pg_sys::MemoryContextSwitchTo(self.context);
+            let n = self.ids.len() as i32;
+            let array = |datums: &mut Vec<pg_sys::Datum>, oid, len, align: u8| {
+                pg_sys::Datum::from(pg_sys::construct_array(
+                    datums.as_mut_ptr(),
+                    n,
+                    oid,
+                    len,
+                    false,
+                    align as std::ffi::c_char,
+                ))
+            };
+            let (mut values, nulls) = spi_params([
+                Some(array(&mut self.ids, pg_sys::UUIDOID, 16, b'c')),
+                Some(array(&mut self.aggregate_ids, pg_sys::TEXTOID, -1, b'i')),
+                Some(array(&mut self.payloads, pg_sys::JSONBOID, -1, b'i')),
+                Some(text_datum(ev.aggregate_type)),
+                Some(text_datum(ev.event_type)),
+                ev.headers.as_deref().map(text_datum),
+                ev.tracing.as_deref().map(text_datum),
+            ]);
+            run_in_spi("the outbox statement trigger", || {
+                pg_sys::SPI_execute_plan(
+                    chunk_plan(),
+                    values.as_mut_ptr(),
+                    nulls.as_ptr(),
+                    false,
+                    0,
+                )
+            });
+            pg_sys::MemoryContextSwitchTo(old);
+            pg_sys::MemoryContextReset(self.context);
+            self.ids.clear();
+            self.aggregate_ids.clear();
+            self.payloads.clear();
+        }
+    }
+}
+
+/// Writes the events of every row in `store` (a transition table of `tupdesc`'s rows).
+pub unsafe fn write_statement_events(
+    ev: &StatementEvents,
+    store: *mut pg_sys::Tuplestorestate,
+    tupdesc: pg_sys::TupleDesc,
+) {
+    unsafe {
+        // A read pointer of our own, as the executor's scan of a transition table takes one:
+        // other triggers read the same table.
+        let pointer = pg_sys::tuplestore_alloc_read_pointer(store, 0);
+        pg_sys::tuplestore_select_read_pointer(store, pointer);
+        pg_sys::tuplestore_rescan(store);
+        let slot = pg_sys::MakeSingleTupleTableSlot(tupdesc, &pg_sys::TTSOpsMinimalTuple);
+        // Per-row garbage (output functions, deformed values) goes with each row.
+        let row_context = pg_sys::AllocSetContextCreateInternal(
+            pg_sys::CurrentMemoryContext,
+            c"outbox statement row".as_ptr(),
+            0,
+            8 * 1024,
+            8 * 1024 * 1024,
+        );
+        let mut chunk = ev.mode.writes_table().then(|| Chunk::new());
+        // Message mode's headers are the text as set (`$3::json`); mode both's went through jsonb.
+        let message_headers = match (ev.mode, &ev.headers) {
+            (Mode::Both, Some(h)) => Some(jsonb_text(
+                direct_function_call_as_datum(
+                    pg_sys::jsonb_in,
+                    &[Some(pg_sys::Datum::from(to_cstring(h.clone()).as_ptr()))],
+                )
+                .unwrap_or(pg_sys::Datum::from(0usize)),
+            )),
+            (_, h) => h.clone(),
+        };
+        let mut key_values: Vec<String> = Vec::with_capacity(ev.keys.len());
+        while pg_sys::tuplestore_gettupleslot(store, true, false, slot) {
+            let old = pg_sys::MemoryContextSwitchTo(row_context);
+            let tuple = pg_sys::ExecFetchSlotHeapTuple(slot, false, std::ptr::null_mut());
+            key_values.clear();
+            for key in &ev.keys {
+                match key.text(tuple, tupdesc) {
+                    Some(v) => key_values.push(v),
+                    None => null_key(&key.name),
+                }
+            }
+            let refs: Vec<&str> = key_values.iter().map(|s| s.as_str()).collect();
+            let aggregate_id = aggregate_id(&refs);
+            let (id_bytes, id_text) = uuid_v4(next_id());
+            let payload = chunk.as_ref().map(|c| {
+                pg_sys::MemoryContextSwitchTo(c.context);
+                let p = row_jsonb(tuple, tupdesc);
+                pg_sys::MemoryContextSwitchTo(row_context);
+                p
+            });
+            if let Some(prefix) = &ev.prefix {
+                let payload_text = match payload {
+                    Some(p) => jsonb_text(p),
+                    None => row_json(tuple, tupdesc),
+                };
+                let body = build_object(&[
+                    ("id", Some(JsonValue::String(&id_text))),
+                    ("aggregatetype", Some(JsonValue::String(ev.aggregate_type))),
+                    ("aggregateid", Some(JsonValue::String(&aggregate_id))),
+                    ("type", Some(JsonValue::String(ev.event_type))),
+                    ("payload", Some(JsonValue::Raw(&payload_text))),
+                    ("headers", message_headers.as_deref().map(JsonValue::Raw)),
+                    (
+                        "tracingspancontext",
+                        ev.tracing.as_deref().map(JsonValue::String),
+                    ),
+                ]);
+                super::emit::emit_message(prefix, body.as_bytes(), true);
+            }
+            if let Some(c) = chunk.as_mut() {
+                pg_sys::MemoryContextSwitchTo(c.context);
+                let id = pg_sys::palloc(16) as *mut u8;
+                std::ptr::copy_nonoverlapping(id_bytes.as_ptr(), id, 16);
+                c.ids.push(pg_sys::Datum::from(id));
+                c.aggregate_ids.push(text_datum(&aggregate_id));
+                c.payloads
+                    .push(payload.unwrap_or(pg_sys::Datum::from(0usize)));
+            }
+            pg_sys::MemoryContextSwitchTo(old);
+            pg_sys::MemoryContextReset(row_context);
+            if let Some(c) = chunk.as_mut() {
+                if c.ids.len() >= CHUNK {
+                    c.insert(ev);
+                }
+            }
+        }
+        if let Some(c) = chunk.as_mut() {
+            c.insert(ev);
+            notify_relay();
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::MemoryContextDelete(row_context);
+        if let Some(c) = chunk {
+            pg_sys::MemoryContextDelete(c.context);
+        }
+    }
+}
+
+/// The set-based SQL's error for a NULL key (its message, without the table name).
+fn null_key(column: &str) -> ! {
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
+        format!("outbox trigger: key column \"{column}\" is null"),
+        "pg_distcount",
+    )
+    .set_hint("An event needs an aggregate id; make the key column NOT NULL.")
+    .report(PgLogLevel::ERROR);
+    unreachable!()
+}
