@@ -560,6 +560,9 @@ COMMENT ON FUNCTION outbox_rebase_restored() IS 'Internal: gives outbox rows res
 CREATE OR REPLACE FUNCTION outbox_ingest(consumer text) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    -- Index access only (the outbox by txid, the queue by aggregate): a queue whose statistics
+    -- say empty would otherwise be scanned once per event queued. The caller's settings undone.
+    SET enable_seqscan = off SET enable_bitmapscan = on SET enable_sort = on SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -567,9 +570,15 @@ DECLARE
     v_seen pg_snapshot;
     v_queued bigint;
 BEGIN
-    -- One filler per consumer; a claimer that finds it busy serves what is queued.
+    -- One filler per consumer; a claimer that finds it busy serves what is queued, or, with
+    -- nothing queued (the first fill of a large backlog), waits for the fill instead of
+    -- coming back empty, and then queues what committed since.
     IF NOT pg_try_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer)) THEN
-        RETURN 0;
+        IF EXISTS (SELECT FROM distcount.outbox_pending AS p
+                    WHERE p.consumer = v_consumer AND p.is_head) THEN
+            RETURN 0;
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer));
     END IF;
     INSERT INTO distcount.outbox_consumer AS c (consumer) VALUES (v_consumer) ON CONFLICT DO NOTHING;
     SELECT c.seen INTO v_seen FROM distcount.outbox_consumer AS c WHERE c.consumer = v_consumer;
@@ -592,6 +601,12 @@ BEGIN
          WHERE c.consumer = v_consumer
     )
     SELECT count(*) INTO v_queued FROM queued;
+    -- A fill that outgrows the queue's statistics refreshes them, so the claims and
+    -- acknowledgements that follow are planned for its real size.
+    IF v_queued >= 10000 AND v_queued > (SELECT greatest(c.reltuples, 0) FROM pg_class AS c
+                                          WHERE c.oid = 'distcount.outbox_pending'::regclass) THEN
+        PERFORM distcount.outbox_analyze_queue();
+    END IF;
     RETURN v_queued;
 END
 $$;
@@ -605,16 +620,27 @@ AS $$
 DECLARE
     v_consumer text := outbox_remove_heads.consumer;
     v_dead boolean := outbox_remove_heads.dead;
+    v_tids tid[];
     v_count integer;
     v_types text[];
     v_aggregates text[];
     v_next uuid[];
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(hashtext('distcount.outbox'), hashtext(v_consumer));
+    -- One key probe per id, then the rows by address: as one join the planner, misled by the
+    -- queue's statistics, may read the whole queue for each batch. The rows are locked as
+    -- they are found (and checked again if they changed meanwhile), so their addresses hold
+    -- until the delete.
+    SELECT array_agg(r.ctid) INTO v_tids
+      FROM unnest(outbox_remove_heads.ids) AS u (id)
+     CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
+                          WHERE p.consumer = v_consumer AND p.id = u.id AND p.is_head
+                            AND (v_dead OR p.attempts > 0)
+                          LIMIT 1 FOR UPDATE) AS r;
     WITH gone AS (
         DELETE FROM distcount.outbox_pending AS p
-         WHERE p.consumer = v_consumer AND p.id = ANY (outbox_remove_heads.ids) AND p.is_head
-           AND (v_dead OR p.attempts > 0)
+         USING (SELECT DISTINCT t FROM unnest(v_tids) AS t) AS u (t)
+         WHERE p.ctid = u.t
         RETURNING p.*
     ), buried AS (
         INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
@@ -637,8 +663,11 @@ BEGIN
                  AND q.aggregatetype = a.aggregatetype
                  AND q.aggregateid = a.aggregateid
                ORDER BY q.seq LIMIT 1) AS nxt;
-        UPDATE distcount.outbox_pending AS p SET is_head = true
-         WHERE p.consumer = v_consumer AND p.id = ANY (v_next) AND NOT p.is_head;
+        IF v_next IS NOT NULL THEN
+            UPDATE distcount.outbox_pending AS p SET is_head = true
+              FROM unnest(v_next) AS u (id)
+             WHERE p.consumer = v_consumer AND p.id = u.id AND NOT p.is_head;
+        END IF;
     END IF;
     RETURN v_count;
 END
@@ -919,7 +948,8 @@ CREATE FUNCTION hll_to_postgresql_hll(hll) RETURNS bytea
 COMMENT ON FUNCTION hll_to_postgresql_hll(hll) IS 'The postgresql-hll bytes of an imported sketch (cast them to its hll type); an error for a native sketch.';
 
 -- The relay plans for a queue whose statistics lag, and leases and removes heads by row
--- address (outbox.sql: outbox_claim, outbox_remove_heads, outbox_ingest, outbox_analyze_queue).
+-- address (outbox.sql: outbox_claim, outbox_analyze_queue; outbox_ingest and
+-- outbox_remove_heads are replaced above in their final form).
 CREATE OR REPLACE FUNCTION outbox_analyze_queue() RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -929,67 +959,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION outbox_analyze_queue() IS 'Internal: refreshes the statistics of the relay queues after a large fill.';
-CREATE OR REPLACE FUNCTION outbox_remove_heads(consumer text, ids uuid[], dead boolean) RETURNS integer
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_consumer text := outbox_remove_heads.consumer;
-    v_dead boolean := outbox_remove_heads.dead;
-    v_tids tid[];
-    v_count integer;
-    v_types text[];
-    v_aggregates text[];
-    v_next uuid[];
-BEGIN
-    PERFORM pg_advisory_xact_lock_shared(hashtext('distcount.outbox'), hashtext(v_consumer));
-    -- One key probe per id, then the rows by address: as one join the planner, misled by the
-    -- queue's statistics, may read the whole queue for each batch. The rows are locked as
-    -- they are found (and checked again if they changed meanwhile), so their addresses hold
-    -- until the delete.
-    SELECT array_agg(r.ctid) INTO v_tids
-      FROM unnest(outbox_remove_heads.ids) AS u (id)
-     CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
-                          WHERE p.consumer = v_consumer AND p.id = u.id AND p.is_head
-                            AND (v_dead OR p.attempts > 0)
-                          LIMIT 1 FOR UPDATE) AS r;
-    WITH gone AS (
-        DELETE FROM distcount.outbox_pending AS p
-         USING (SELECT DISTINCT t FROM unnest(v_tids) AS t) AS u (t)
-         WHERE p.ctid = u.t
-        RETURNING p.*
-    ), buried AS (
-        INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
-        SELECT g.consumer, g.id, g.seq, g.aggregatetype, g.aggregateid, g.attempts, g.last_error
-          FROM gone AS g WHERE v_dead
-        ON CONFLICT DO NOTHING
-    )
-    SELECT count(*), array_agg(g.aggregatetype), array_agg(g.aggregateid)
-      INTO v_count, v_types, v_aggregates
-      FROM gone AS g;
-    IF v_count > 0 THEN
-        -- The next event of each aggregate first, then one update by primary key: as a single
-        -- UPDATE ... FROM the planner may drive the join from the queue side (row-level
-        -- security hides its size from the estimate) and probe every aggregate per queued row.
-        SELECT array_agg(nxt.id) INTO v_next
-          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
-          CROSS JOIN LATERAL (
-              SELECT q.id FROM distcount.outbox_pending AS q
-               WHERE q.consumer = v_consumer
-                 AND q.aggregatetype = a.aggregatetype
-                 AND q.aggregateid = a.aggregateid
-               ORDER BY q.seq LIMIT 1) AS nxt;
-        IF v_next IS NOT NULL THEN
-            UPDATE distcount.outbox_pending AS p SET is_head = true
-              FROM unnest(v_next) AS u (id)
-             WHERE p.consumer = v_consumer AND p.id = u.id AND NOT p.is_head;
-        END IF;
-    END IF;
-    RETURN v_count;
-END
-$$;
-COMMENT ON FUNCTION outbox_remove_heads(text, uuid[], boolean) IS 'Internal: removes acknowledged or dead events from a queue and promotes the next event of each aggregate.';
 CREATE OR REPLACE FUNCTION outbox_claim(consumer text, batch integer DEFAULT 100,
                              lease interval DEFAULT '30 seconds')
     RETURNS SETOF outbox
@@ -1044,57 +1013,3 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION outbox_claim(text, integer, interval) IS 'Leases up to batch events to a consumer: the oldest unacknowledged event of each aggregate, at most one per aggregate, none whose transaction could still be overtaken. Call it in its own transaction.';
-CREATE OR REPLACE FUNCTION outbox_ingest(consumer text) RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-    -- Index access only (the outbox by txid, the queue by aggregate): a queue whose statistics
-    -- say empty would otherwise be scanned once per event queued. The caller's settings undone.
-    SET enable_seqscan = off SET enable_bitmapscan = on SET enable_sort = on SET jit = off
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_consumer text := outbox_ingest.consumer;
-    v_seen pg_snapshot;
-    v_queued bigint;
-BEGIN
-    -- One filler per consumer; a claimer that finds it busy serves what is queued, or, with
-    -- nothing queued (the first fill of a large backlog), waits for the fill instead of
-    -- coming back empty, and then queues what committed since.
-    IF NOT pg_try_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer)) THEN
-        IF EXISTS (SELECT FROM distcount.outbox_pending AS p
-                    WHERE p.consumer = v_consumer AND p.is_head) THEN
-            RETURN 0;
-        END IF;
-        PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer));
-    END IF;
-    INSERT INTO distcount.outbox_consumer AS c (consumer) VALUES (v_consumer) ON CONFLICT DO NOTHING;
-    SELECT c.seen INTO v_seen FROM distcount.outbox_consumer AS c WHERE c.consumer = v_consumer;
-    PERFORM distcount.outbox_rebase_restored();
-    -- One statement, so the rows read and the snapshot kept are the same snapshot.
-    WITH queued AS (
-        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
-        SELECT v_consumer, o.id, o.seq, o.aggregatetype, o.aggregateid,
-               row_number() OVER (PARTITION BY o.aggregatetype, o.aggregateid ORDER BY o.seq) = 1
-               AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
-                                WHERE q.consumer = v_consumer
-                                  AND q.aggregatetype = o.aggregatetype
-                                  AND q.aggregateid = o.aggregateid)
-          FROM distcount.outbox AS o
-         WHERE o.txid >= pg_snapshot_xmin(v_seen) AND NOT pg_visible_in_snapshot(o.txid, v_seen)
-        ON CONFLICT DO NOTHING
-        RETURNING 1
-    ), moved AS (
-        UPDATE distcount.outbox_consumer AS c SET seen = pg_current_snapshot()
-         WHERE c.consumer = v_consumer
-    )
-    SELECT count(*) INTO v_queued FROM queued;
-    -- A fill that outgrows the queue's statistics refreshes them, so the claims and
-    -- acknowledgements that follow are planned for its real size.
-    IF v_queued >= 10000 AND v_queued > (SELECT greatest(c.reltuples, 0) FROM pg_class AS c
-                                          WHERE c.oid = 'distcount.outbox_pending'::regclass) THEN
-        PERFORM distcount.outbox_analyze_queue();
-    END IF;
-    RETURN v_queued;
-END
-$$;
-COMMENT ON FUNCTION outbox_ingest(text) IS 'Internal: queues for a consumer the events committed since its last fill.';

@@ -326,7 +326,14 @@ fn insert_plan(key: PlanKey) -> pg_sys::SPIPlanPtr {
         pg_sys::TEXTOID,
         pg_sys::TEXTOID,
     ];
-    let plan = unsafe {
+    let plan = kept_plan(&sql, &mut types);
+    PLANS.with(|p| p.borrow_mut().insert(key, plan as usize));
+    plan
+}
+
+/// `sql` prepared with parameters of `types` and kept for the session (the caller saves it).
+pub(super) fn kept_plan(sql: &CStr, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
+    unsafe {
         let plan = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
         if plan.is_null() {
             ereport!(
@@ -337,9 +344,7 @@ fn insert_plan(key: PlanKey) -> pg_sys::SPIPlanPtr {
         }
         pg_sys::SPI_keepplan(plan);
         plan
-    };
-    PLANS.with(|p| p.borrow_mut().insert(key, plan as usize));
-    plan
+    }
 }
 
 /// A text datum in the current memory context.

@@ -5,7 +5,7 @@
 //! privileges, defaults, constraints and any trigger on the outbox apply as to any insert).
 //! What it writes is what the earlier set-based SQL wrote, byte for byte in the messages.
 
-use super::emit::{next_id, notify_relay, run_in_spi, spi_params, text_datum};
+use super::emit::{kept_plan, next_id, notify_relay, run_in_spi, spi_params, text_datum};
 use super::event::{Mode, aggregate_id, uuid_v4};
 use super::row_json::{row_json, row_jsonb};
 use crate::common::text::write_json_string;
@@ -186,19 +186,9 @@ fn chunk_plan() -> pg_sys::SPIPlanPtr {
         pg_sys::TEXTOID,
         pg_sys::TEXTOID,
     ];
-    unsafe {
-        let plan = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
-        if plan.is_null() {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                "could not prepare the outbox statement insert"
-            );
-        }
-        pg_sys::SPI_keepplan(plan);
-        CHUNK_PLAN.with(|p| p.set(plan as usize));
-        plan
-    }
+    let plan = kept_plan(sql, &mut types);
+    CHUNK_PLAN.with(|p| p.set(plan as usize));
+    plan
 }
 
 impl Chunk {
