@@ -306,17 +306,6 @@ impl Sketch {
         out
     }
 
-    /// N of an encoded sketch, read from its header: a stored value was validated when it came
-    /// in, and its counters (up to 64 MiB once decoded) are not needed for this.
-    pub fn encoded_total(bytes: &[u8]) -> Result<i64> {
-        if bytes.len() < HEADER_BYTES || bytes[0] != FORMAT_VERSION {
-            return Sketch::decode(bytes).map(|s| s.total()); // the decoder says what is wrong
-        }
-        let mut r = ByteReader::new(bytes, "cms");
-        r.take(31, "header")?;
-        r.i64("total")
-    }
-
     /// Decodes and fully validates the binary form; anything but canonical bytes is an
     /// `InvalidBinary` error.
     pub fn decode(bytes: &[u8]) -> Result<Sketch> {
