@@ -20,7 +20,7 @@ CLUSTER   := tests/tools/cluster.sh
 # sudo only where the server's library directory is not writable (not for a server one owns).
 SUDO_FLAG  = $(if $(shell test -w "$$($(PG_CONFIG) --pkglibdir)" && echo w),,--sudo)
 
-.PHONY: all demo test bench stop psql deps install clean
+.PHONY: all demo test bench stop psql deps install clean prune
 
 all: install
 
@@ -53,6 +53,10 @@ test: deps
 
 bench: install
 	@tests/bench/run.sh
+
+# The clusters of checkouts deleted without `make clean` (as root, under /var/lib/pg_distcount).
+prune:
+	@tests/tools/prune_states.sh --yes
 
 clean: stop
 	@$(CLUSTER) stop test

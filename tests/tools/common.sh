@@ -35,6 +35,9 @@ else
 fi
 CLUSTERS="$STATE/clusters"
 mkdir -p "$CLUSTERS"
+# Which checkout the state belongs to, so that tests/tools/prune_states.sh can tell the state of
+# a checkout deleted without `make clean` (the clusters it leaves can fill a disk).
+[ -f "$(dirname "$STATE")/checkout" ] || printf '%s\n' "$DISTCOUNT_ROOT" >"$(dirname "$STATE")/checkout"
 if [ "$(id -u)" = 0 ]; then
     # The directories down to the clusters are open to the `postgres` user (root's umask may
     # be 077); the clusters themselves belong to it.
