@@ -1015,3 +1015,537 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION outbox_claim(text, integer, interval) IS 'Leases up to batch events to a consumer: the oldest unacknowledged event of each aggregate, at most one per aggregate, none whose transaction could still be overtaken. Call it in its own transaction.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Sharded counters on Citus (issue 16): slot and delta rows carry the counter's name, every
+-- statement names its counter (so that Citus routes it to the counter's shard), the counter
+-- functions refuse to run on a Citus node before distcount.citus_setup(), which distributes the
+-- tables by name. Rows of dropped counters (never counted) go.
+-- ---------------------------------------------------------------------------------------------
+ALTER TABLE counter_slot ADD COLUMN name text;
+ALTER TABLE counter_delta ADD COLUMN name text;
+UPDATE counter_slot AS s SET name = c.name FROM counter AS c WHERE c.id = s.id;
+UPDATE counter_delta AS d SET name = c.name FROM counter AS c WHERE c.id = d.id;
+DELETE FROM counter_slot WHERE name IS NULL;
+DELETE FROM counter_delta WHERE name IS NULL;
+ALTER TABLE counter_slot ALTER COLUMN name SET NOT NULL;
+ALTER TABLE counter_delta ALTER COLUMN name SET NOT NULL;
+DROP FUNCTION counter_rollup_one(bigint);
+CREATE FUNCTION counter_on_citus() RETURNS boolean
+    STABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'counter_on_citus_wrapper';
+COMMENT ON FUNCTION counter_on_citus() IS 'Whether the sharded counter tables are distributed by Citus: false without Citus, true after distcount.citus_setup(); raises 55000 on a Citus node before citus_setup() (counters written there would be a separate count per node).';
+
+CREATE OR REPLACE FUNCTION counter_create(name text, shards integer DEFAULT 16, mode text DEFAULT 'slots') RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+        PERFORM distcount.counter_check_name(counter_create.name);
+        PERFORM distcount.counter_check_shards(counter_create.shards);
+        PERFORM distcount.counter_on_citus();
+        IF counter_create.mode IS NULL THEN
+            RAISE EXCEPTION 'counter mode must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+        ELSIF counter_create.mode NOT IN ('slots', 'deltas') THEN
+            RAISE EXCEPTION 'unknown counter mode "%"', counter_create.mode
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'The modes are slots and deltas.';
+        END IF;
+        INSERT INTO distcount.counter AS c (name, mode, shards)
+        VALUES (counter_create.name, counter_create.mode, counter_create.shards)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'counter "%" already exists', counter_create.name USING ERRCODE = 'duplicate_object';
+        END IF;
+    END $$;
+REVOKE ALL ON FUNCTION counter_create(text, integer, text) FROM PUBLIC;
+COMMENT ON FUNCTION counter_create(text, integer, text) IS 'Creates a sharded counter: shards 1..1024; mode slots (N slot rows updated in place) or deltas (append-only rows folded by counter_rollup).';
+
+-- Point lookups only: PL/pgSQL keeps a session's generic plan, and one made while the tables
+-- were nearly empty (a seq scan) would stay in use as they grow to millions of rows (found
+-- when one statement auto-created a million counters), so the functions that look up one counter pin
+-- enable_seqscan = off.
+--
+-- The hot path: one primary-key lookup of the counter, then one upsert of one slot row (or one
+-- insert of a delta row). The slot is this backend's dense slot number modulo the shard count.
+CREATE OR REPLACE FUNCTION counter_add(name text, delta bigint DEFAULT 1) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off
+    AS $$
+    DECLARE
+        k record;
+    BEGIN
+        IF counter_add.name IS NULL OR counter_add.name = '' THEN
+            PERFORM distcount.counter_check_name(counter_add.name);
+        END IF;
+        IF counter_add.delta IS NULL THEN
+            RAISE EXCEPTION 'counter delta must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        IF distcount.counter_on_citus() AND pg_trigger_depth() > 0 THEN
+            PERFORM distcount.citus_check_trigger_write(counter_add.name);
+        END IF;
+        SELECT c.id, c.mode, c.shards INTO k FROM distcount.counter c WHERE c.name = counter_add.name;
+        IF NOT FOUND THEN
+            -- First use: create it with the default shard count. A concurrent creator wins the
+            -- race harmlessly (the no-op update only makes the row visible to RETURNING; it
+            -- sets mode, as Citus allows no update of the distribution column name).
+            INSERT INTO distcount.counter AS c (name, mode, shards)
+            VALUES (counter_add.name, 'slots', distcount.counter_default_shards())
+            ON CONFLICT ON CONSTRAINT counter_name_key DO UPDATE SET mode = c.mode
+            RETURNING c.id, c.mode, c.shards INTO k;
+        END IF;
+        IF k.mode = 'slots' THEN
+            -- Overflow of one slot raises 22003 (bigint out of range). The constraint is named,
+            -- not its columns: citus_setup() adds name to the key.
+            INSERT INTO distcount.counter_slot AS s (id, slot, value, name)
+            VALUES (k.id, distcount.backend_slot() % k.shards, counter_add.delta, counter_add.name)
+            ON CONFLICT ON CONSTRAINT counter_slot_pkey DO UPDATE SET value = s.value + EXCLUDED.value;
+        ELSE
+            INSERT INTO distcount.counter_delta (id, delta, name) VALUES (k.id, counter_add.delta, counter_add.name);
+        END IF;
+    END $$;
+REVOKE ALL ON FUNCTION counter_add(text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION counter_add(text, bigint) IS 'Adds delta (negative allowed) to a sharded counter, creating it with pg_distcount.default_shards shards if it does not exist; writes only this backend''s slot row (or one delta row).';
+
+CREATE OR REPLACE FUNCTION counter_value(name text) RETURNS bigint
+    LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off
+    AS $$
+    DECLARE
+        k record;
+        total numeric;
+    BEGIN
+        PERFORM distcount.counter_check_name(counter_value.name);
+        PERFORM distcount.counter_on_citus();
+        SELECT c.id, c.base INTO k FROM distcount.counter c WHERE c.name = counter_value.name;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+        SELECT k.base
+               + coalesce((SELECT sum(s.value) FROM distcount.counter_slot s
+                            WHERE s.name = counter_value.name AND s.id = k.id), 0)
+               + coalesce((SELECT sum(d.delta) FROM distcount.counter_delta d
+                            WHERE d.name = counter_value.name AND d.id = k.id), 0)
+          INTO total;
+        IF total NOT BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
+            RAISE EXCEPTION 'value of counter "%" is out of range for type bigint', counter_value.name
+                USING ERRCODE = 'numeric_value_out_of_range', DETAIL = format('The sum is %s.', total);
+        END IF;
+        RETURN total;
+    END $$;
+REVOKE ALL ON FUNCTION counter_value(text) FROM PUBLIC;
+COMMENT ON FUNCTION counter_value(text) IS 'Exact value of a sharded counter in the caller''s snapshot (base + slots + unrolled deltas); NULL for a counter that does not exist.';
+
+-- The cache is the counter's own row (cached_value, cached_at), written only by counter_rollup
+-- (the background worker, pg_cron or a manual call): shared by every session, and a fresh hit
+-- costs one primary-key lookup. A stale or missing cache falls back to the exact sum; this
+-- function itself never writes, so reads never create a hot row.
+CREATE OR REPLACE FUNCTION counter_value_cached(name text, max_age interval DEFAULT '1 second') RETURNS bigint
+    LANGUAGE plpgsql VOLATILE PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off
+    AS $$
+    DECLARE
+        k record;
+    BEGIN
+        PERFORM distcount.counter_check_name(counter_value_cached.name);
+        PERFORM distcount.counter_on_citus();
+        IF max_age IS NULL THEN
+            RAISE EXCEPTION 'max_age must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+        ELSIF max_age < interval '0' THEN
+            RAISE EXCEPTION 'max_age must not be negative' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT c.cached_value, c.cached_at INTO k FROM distcount.counter c WHERE c.name = counter_value_cached.name;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        ELSIF k.cached_at >= clock_timestamp() - max_age THEN
+            RETURN k.cached_value;
+        END IF;
+        RETURN distcount.counter_value(counter_value_cached.name);
+    END $$;
+REVOKE ALL ON FUNCTION counter_value_cached(text, interval) FROM PUBLIC;
+COMMENT ON FUNCTION counter_value_cached(text, interval) IS 'Value of a sharded counter no older than max_age: the value cached in distcount.counter by the last roll-up if it is fresh enough, else the exact value. Never writes.';
+
+CREATE FUNCTION counter_rollup_one(name text, id bigint) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off
+    AS $$
+    DECLARE
+        k record;
+        rows_folded bigint;
+        folded numeric;
+        taken timestamptz;
+        new_base numeric;
+        new_value numeric;
+    BEGIN
+        SELECT c.mode, c.shards INTO k FROM distcount.counter c
+         WHERE c.name = counter_rollup_one.name AND c.id = counter_rollup_one.id
+           FOR NO KEY UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN 0;  -- dropped, or another roll-up, reshard or drop of it is running
+        END IF;
+        IF k.mode = 'slots' THEN
+            -- Rows a writer holds are skipped (they are folded next time); slots beyond the
+            -- shard count (left by a concurrent writer during a reshard down) are deleted.
+            WITH l AS (
+                SELECT s.slot, s.value FROM distcount.counter_slot s
+                 WHERE s.name = counter_rollup_one.name AND s.id = counter_rollup_one.id
+                   AND (s.value <> 0 OR s.slot >= k.shards)
+                   FOR UPDATE SKIP LOCKED),
+            z AS (
+                UPDATE distcount.counter_slot s SET value = 0 FROM l
+                 WHERE s.name = counter_rollup_one.name AND s.id = counter_rollup_one.id
+                   AND s.slot = l.slot AND l.slot < k.shards
+                RETURNING l.value),
+            d AS (
+                DELETE FROM distcount.counter_slot s USING l
+                 WHERE s.name = counter_rollup_one.name AND s.id = counter_rollup_one.id
+                   AND s.slot = l.slot AND l.slot >= k.shards
+                RETURNING l.value)
+            SELECT count(*), coalesce(sum(x.value), 0) INTO rows_folded, folded
+              FROM (SELECT z.value FROM z UNION ALL SELECT d.value FROM d) x;
+        ELSE
+            WITH d AS (
+                DELETE FROM distcount.counter_delta x
+                 WHERE x.name = counter_rollup_one.name
+                   AND x.ctid = ANY (ARRAY(SELECT y.ctid FROM distcount.counter_delta y
+                                            WHERE y.name = counter_rollup_one.name AND y.id = counter_rollup_one.id
+                                              FOR UPDATE SKIP LOCKED))
+                RETURNING x.delta)
+            SELECT count(*), coalesce(sum(d.delta), 0) INTO rows_folded, folded FROM d;
+        END IF;
+        -- The cache's time is taken before the snapshot that computes its value.
+        taken := clock_timestamp();
+        SELECT c.base + folded,
+               c.base + folded
+               + coalesce((SELECT sum(s.value) FROM distcount.counter_slot s
+                            WHERE s.name = counter_rollup_one.name AND s.id = c.id), 0)
+               + coalesce((SELECT sum(d.delta) FROM distcount.counter_delta d
+                            WHERE d.name = counter_rollup_one.name AND d.id = c.id), 0)
+          INTO new_base, new_value
+          FROM distcount.counter c WHERE c.name = counter_rollup_one.name AND c.id = counter_rollup_one.id;
+        IF new_base NOT BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
+            RAISE EXCEPTION 'value of counter "%" is out of range for type bigint', counter_rollup_one.name
+                USING ERRCODE = 'numeric_value_out_of_range', DETAIL = format('The rolled-up base would be %s.', new_base);
+        END IF;
+        UPDATE distcount.counter c
+           SET base = new_base,
+               cached_value = CASE WHEN new_value BETWEEN -9223372036854775808 AND 9223372036854775807
+                                   THEN new_value END,
+               cached_at = CASE WHEN new_value BETWEEN -9223372036854775808 AND 9223372036854775807
+                                THEN taken END,
+               last_rollup = taken
+         WHERE c.name = counter_rollup_one.name AND c.id = counter_rollup_one.id;
+        RETURN rows_folded;
+    END $$;
+REVOKE ALL ON FUNCTION counter_rollup_one(text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION counter_rollup_one(text, bigint) IS 'Rolls up one counter by name and id (see counter_rollup); returns the slot and delta rows folded, 0 when another roll-up of it is running.';
+
+CREATE OR REPLACE FUNCTION counter_rollup(name text DEFAULT NULL) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        k record;
+        total bigint := 0;
+    BEGIN
+        PERFORM distcount.counter_on_citus();
+        IF counter_rollup.name IS NOT NULL THEN
+            SELECT c.id INTO k FROM distcount.counter c WHERE c.name = counter_rollup.name;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'counter "%" does not exist', counter_rollup.name USING ERRCODE = 'undefined_object';
+            END IF;
+            RETURN distcount.counter_rollup_one(counter_rollup.name, k.id);
+        END IF;
+        -- Rows of dropped counters: a counter_add that read the counter before a concurrent
+        -- counter_drop committed writes its row after the drop's delete. Such an increment is
+        -- dropped with its counter (ids are never reused, so it was never counted); here its row
+        -- goes. A row is visible only once its writer committed, and a counter row is never
+        -- visible after its slot and delta rows, so a row without one is an orphan for good.
+        DELETE FROM distcount.counter_slot AS s
+         WHERE NOT EXISTS (SELECT FROM distcount.counter AS c WHERE c.name = s.name AND c.id = s.id);
+        DELETE FROM distcount.counter_delta AS d
+         WHERE NOT EXISTS (SELECT FROM distcount.counter AS c WHERE c.name = d.name AND c.id = d.id);
+        -- Every counter with something to fold, or whose cache is older than its data. One
+        -- counter's failure (say, overflow) is reported and does not stop the others.
+        FOR k IN
+            SELECT c.id, c.name FROM distcount.counter c
+             WHERE EXISTS (SELECT FROM distcount.counter_slot s
+                            WHERE s.name = c.name AND s.id = c.id AND (s.value <> 0 OR s.slot >= c.shards))
+                OR EXISTS (SELECT FROM distcount.counter_delta d WHERE d.name = c.name AND d.id = c.id)
+                OR c.cached_at IS NULL
+             ORDER BY c.id
+        LOOP
+            BEGIN
+                total := total + distcount.counter_rollup_one(k.name, k.id);
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'roll-up of counter "%" failed: %', k.name, SQLERRM;
+            END;
+        END LOOP;
+        RETURN total;
+    END $$;
+REVOKE ALL ON FUNCTION counter_rollup(text) FROM PUBLIC;
+COMMENT ON FUNCTION counter_rollup(text) IS 'Folds slot values and delta rows into the counter''s base and refreshes its cached value, skipping rows a writer holds (never waits); NULL rolls up every counter. At most one roll-up per counter at a time (row lock, SKIP LOCKED). Returns the rows folded.';
+
+CREATE OR REPLACE FUNCTION counter_reshard(name text, shards integer) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off
+    AS $$
+    DECLARE
+        k record;
+        folded numeric;
+    BEGIN
+        PERFORM distcount.counter_check_name(counter_reshard.name);
+        PERFORM distcount.counter_check_shards(counter_reshard.shards);
+        PERFORM distcount.counter_on_citus();
+        SELECT c.id INTO k FROM distcount.counter c WHERE c.name = counter_reshard.name;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'counter "%" does not exist', counter_reshard.name USING ERRCODE = 'undefined_object';
+        END IF;
+        -- Waits for a running roll-up of this counter; roll-ups skip it until we commit.
+        SELECT c.id, c.mode, c.shards INTO k FROM distcount.counter c
+         WHERE c.name = counter_reshard.name AND c.id = k.id FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'counter "%" does not exist', counter_reshard.name USING ERRCODE = 'undefined_object';
+        END IF;
+        -- Going down folds the slots beyond the new count into the base (waiting for their
+        -- writers, so nothing is lost). A writer that still uses the old count afterwards
+        -- recreates such a slot: reads sum every slot row, and the next roll-up folds it.
+        IF k.mode = 'slots' AND counter_reshard.shards < k.shards THEN
+            WITH d AS (
+                DELETE FROM distcount.counter_slot s
+                 WHERE s.name = counter_reshard.name AND s.id = k.id AND s.slot >= counter_reshard.shards
+                RETURNING s.value)
+            SELECT coalesce(sum(d.value), 0) INTO folded FROM d;
+            UPDATE distcount.counter c SET base = (c.base + folded)::bigint, cached_at = NULL
+             WHERE c.name = counter_reshard.name AND c.id = k.id;
+        END IF;
+        UPDATE distcount.counter c SET shards = counter_reshard.shards
+         WHERE c.name = counter_reshard.name AND c.id = k.id;
+    END $$;
+REVOKE ALL ON FUNCTION counter_reshard(text, integer) FROM PUBLIC;
+COMMENT ON FUNCTION counter_reshard(text, integer) IS 'Changes a counter''s shard count (1..1024), up or down; exact under concurrent counter_add.';
+
+CREATE OR REPLACE FUNCTION counter_drop(name text) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off
+    AS $$
+    DECLARE
+        k record;
+    BEGIN
+        PERFORM distcount.counter_check_name(counter_drop.name);
+        PERFORM distcount.counter_on_citus();
+        SELECT c.id INTO k FROM distcount.counter c WHERE c.name = counter_drop.name;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'counter "%" does not exist', counter_drop.name USING ERRCODE = 'undefined_object';
+        END IF;
+        -- The first waits for a running roll-up of it.
+        DELETE FROM distcount.counter c WHERE c.name = counter_drop.name AND c.id = k.id;
+        DELETE FROM distcount.counter_slot s WHERE s.name = counter_drop.name AND s.id = k.id;
+        DELETE FROM distcount.counter_delta d WHERE d.name = counter_drop.name AND d.id = k.id;
+    END $$;
+REVOKE ALL ON FUNCTION counter_drop(text) FROM PUBLIC;
+COMMENT ON FUNCTION counter_drop(text) IS 'Drops a sharded counter and its slot and delta rows. An increment racing the drop is dropped with the counter: it may leave a row under the old id, never counted (ids are not reused) and removed by the next counter_rollup().';
+
+CREATE OR REPLACE VIEW counters AS
+SELECT c.name, c.mode, c.shards,
+       (c.base + coalesce(s.total, 0) + coalesce(d.total, 0))::bigint AS value,
+       s.n AS slot_rows, d.n AS delta_rows, c.last_rollup, c.cached_value, c.cached_at
+  FROM distcount.counter c
+ CROSS JOIN LATERAL (SELECT count(*) AS n, sum(x.value) AS total
+                       FROM distcount.counter_slot x WHERE x.name = c.name AND x.id = c.id) s
+ CROSS JOIN LATERAL (SELECT count(*) AS n, sum(x.delta) AS total
+                       FROM distcount.counter_delta x WHERE x.name = c.name AND x.id = c.id) d;
+COMMENT ON VIEW counters IS 'Sharded counters: name, mode, shards, exact value, slot and unrolled delta rows, last roll-up, cached value.';
+
+CREATE FUNCTION citus_prepare_node() RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+            RAISE EXCEPTION 'Citus is not installed in database "%"', current_database()
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        -- Extension tables are not Citus's to propagate: each node changes its own copy.
+        PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+        -- (Separate statements: a query on the tables once they are distributed would be
+        -- planned by Citus, here on a worker.)
+        IF (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g) OPERATOR(pg_catalog.<>) 0
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+                            WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter'::regclass) THEN
+            IF EXISTS (SELECT FROM distcount.counter) OR EXISTS (SELECT FROM distcount.counter_slot)
+               OR EXISTS (SELECT FROM distcount.counter_delta) THEN
+                RAISE EXCEPTION 'worker database "%" holds sharded counters of its own', current_database()
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          DETAIL = 'They were written on this worker before distcount.citus_setup() and would be hidden by the distributed tables.',
+                          HINT = 'Move them to the coordinator (counter_add there) and delete them on the worker, then call distcount.citus_setup() again.';
+            END IF;
+        END IF;
+        IF EXISTS (SELECT FROM pg_catalog.pg_constraint k
+                    WHERE k.conrelid OPERATOR(pg_catalog.=) 'distcount.counter'::regclass
+                      AND k.conname OPERATOR(pg_catalog.=) 'counter_pkey') THEN
+            ALTER TABLE distcount.counter REPLICA IDENTITY USING INDEX counter_name_key;
+            ALTER TABLE distcount.counter DROP CONSTRAINT counter_pkey;
+        END IF;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k
+                        WHERE k.conrelid OPERATOR(pg_catalog.=) 'distcount.counter_slot'::regclass
+                          AND k.conname OPERATOR(pg_catalog.=) 'counter_slot_pkey'
+                          AND pg_catalog.array_length(k.conkey, 1) OPERATOR(pg_catalog.=) 3) THEN
+            ALTER TABLE distcount.counter_slot DROP CONSTRAINT counter_slot_pkey,
+                ADD CONSTRAINT counter_slot_pkey PRIMARY KEY (id, slot, name);
+        END IF;
+        IF (SELECT c.relreplident FROM pg_catalog.pg_class c
+             WHERE c.oid OPERATOR(pg_catalog.=) 'distcount.counter_delta'::regclass) OPERATOR(pg_catalog.<>) 'f' THEN
+            ALTER TABLE distcount.counter_delta REPLICA IDENTITY FULL;
+        END IF;
+    END $$;
+REVOKE ALL ON FUNCTION citus_prepare_node() FROM PUBLIC;
+COMMENT ON FUNCTION citus_prepare_node() IS 'Part of citus_setup(), run on every node: gives this node''s counter tables the keys Citus needs (name in every unique key, a replica identity). Idempotent.';
+
+CREATE FUNCTION citus_setup(shard_count integer DEFAULT NULL) RETURNS text
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        r record;
+        nodes integer;
+        shards integer;
+    BEGIN
+        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+            RAISE EXCEPTION 'Citus is not installed in database "%"', current_database()
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Without Citus the sharded counters need no setup.';
+        ELSIF (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g) OPERATOR(pg_catalog.<>) 0 THEN
+            RAISE EXCEPTION 'distcount.citus_setup() runs on the coordinator'
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Connect to the coordinator and call it there.';
+        ELSIF citus_setup.shard_count IS NOT NULL AND citus_setup.shard_count NOT BETWEEN 1 AND 64000 THEN
+            RAISE EXCEPTION 'shard count % is out of range', citus_setup.shard_count
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Citus takes 1 to 64000 shards.';
+        END IF;
+        PERFORM distcount.citus_prepare_node();
+        FOR r IN SELECT * FROM pg_catalog.run_command_on_workers('SELECT distcount.citus_prepare_node()') LOOP
+            IF NOT r.success THEN
+                RAISE EXCEPTION 'preparing the counter tables on worker %:% failed: %', r.nodename, r.nodeport, r.result
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          HINT = 'CREATE EXTENSION pg_distcount on the coordinator propagates it to the workers; check that the worker has it, then call distcount.citus_setup() again.';
+            END IF;
+        END LOOP;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+                        WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter'::regclass) THEN
+            PERFORM pg_catalog.create_distributed_table('distcount.counter', 'name',
+                shard_count => coalesce(citus_setup.shard_count, pg_catalog.current_setting('citus.shard_count')::integer));
+        END IF;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+                        WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter_slot'::regclass) THEN
+            PERFORM pg_catalog.create_distributed_table('distcount.counter_slot', 'name', colocate_with => 'distcount.counter');
+        END IF;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+                        WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter_delta'::regclass) THEN
+            PERFORM pg_catalog.create_distributed_table('distcount.counter_delta', 'name', colocate_with => 'distcount.counter');
+        END IF;
+        -- The counter functions are not delegated with create_distributed_function(): Citus
+        -- 13.2.2 crashes the backend (segfault) when a delegated function is called with a
+        -- NULL distribution argument. They run where they are called, and every statement in
+        -- them names its counter, so Citus routes it to the counter's shard.
+        SELECT count(*) INTO nodes FROM pg_catalog.pg_dist_node n
+         WHERE n.noderole OPERATOR(pg_catalog.=) 'primary' AND n.shouldhaveshards AND n.isactive;
+        SELECT count(*) INTO shards FROM pg_catalog.pg_dist_shard s
+         WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter'::regclass;
+        RETURN format('sharded counters distributed by name: %s shards on %s nodes', shards, nodes);
+    END $$;
+REVOKE ALL ON FUNCTION citus_setup(integer) FROM PUBLIC;
+COMMENT ON FUNCTION citus_setup(integer) IS 'On a Citus coordinator: distributes distcount.counter, counter_slot and counter_delta by counter name, co-located (shard_count shards, default citus.shard_count), so that every statement of the counter functions is routed to the counter''s shard. Call it once after CREATE EXTENSION pg_distcount, and again after adding nodes. Idempotent.';
+
+-- In a trigger on a shard of a distributed table, Citus lets a statement reach shards on the
+-- same node only; a counter elsewhere would fail with Citus's "cannot execute a distributed
+-- query from a query on a shard". Said here, with the supported way.
+CREATE FUNCTION citus_check_trigger_write(name text) RETURNS void
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        here integer := (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g);
+    BEGIN
+        IF here OPERATOR(pg_catalog.=) 0 OR EXISTS (
+            SELECT FROM pg_catalog.pg_dist_placement p
+             WHERE p.shardid OPERATOR(pg_catalog.=)
+                   pg_catalog.get_shard_id_for_distribution_column('distcount.counter', citus_check_trigger_write.name)
+               AND p.groupid OPERATOR(pg_catalog.=) here) THEN
+            RETURN;
+        END IF;
+        RAISE EXCEPTION 'counter "%" is on another node than this trigger', citus_check_trigger_write.name
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'On Citus a trigger on a distributed table runs on the worker holding the row''s shard, and can write only counters whose shard is on that node.',
+                  HINT = 'Name the counter after the row''s distribution value in a table distributed by a text column with colocate_with => ''distcount.counter'' (README, Citus), or call counter_add from the application.';
+    END $$;
+REVOKE ALL ON FUNCTION citus_check_trigger_write(text) FROM PUBLIC;
+COMMENT ON FUNCTION citus_check_trigger_write(text) IS 'Raises 0A000 when counter_add runs in a trigger on a Citus worker and the counter''s shard is on another node.';
+
+-- The outbox on Citus (issue 16): no outbox trigger on a distributed or reference table.
+-- On a Citus table an outbox trigger would fire on every worker holding a shard or a replica of
+-- it: events in the workers' own outboxes, one per replica of a reference table, written with
+-- the worker's settings. Refused at CREATE TRIGGER, and when such a trigger fires first in a
+-- session (a table distributed after its trigger was made), with the ways that work.
+CREATE FUNCTION outbox_citus_check(rel regclass) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    logical regclass := rel;
+BEGIN
+    IF pg_catalog.relation_is_a_known_shard(rel) THEN
+        -- A shard is named after its table and shard id: orders_102008.
+        SELECT s.logicalrelid INTO logical
+          FROM pg_catalog.pg_dist_shard AS s, pg_catalog.pg_class AS c
+         WHERE c.oid OPERATOR(pg_catalog.=) rel
+           AND s.shardid OPERATOR(pg_catalog.=) (pg_catalog.regexp_match(c.relname::text, '_([0-9]+)$'))[1]::bigint;
+    END IF;
+    -- Citus local tables (on the coordinator alone) are not refused: their triggers fire there.
+    IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
+                WHERE p.logicalrelid OPERATOR(pg_catalog.=) logical
+                  AND NOT (p.partmethod OPERATOR(pg_catalog.=) 'n' AND p.repmodel OPERATOR(pg_catalog.=) 's'
+                           AND p.colocationid OPERATOR(pg_catalog.=) 0)) THEN
+        RAISE EXCEPTION 'outbox triggers are not supported on Citus distributed or reference tables'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = format('%s is a Citus table: the trigger would fire on the workers, writing each event to the outbox of the worker that holds the row (once per replica of a reference table), with that worker''s settings.', logical),
+                  HINT = 'Call distcount.outbox_emit(...) on the coordinator in the transaction that writes the table, or read the table''s changes by logical decoding with citus.enable_change_data_capture = on (README, Citus).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox_citus_check(regclass) IS 'Internal: refuses an outbox trigger on a Citus distributed or reference table, or on a shard of one.';
+
+-- Fires on every CREATE TRIGGER in the database, by any role: it must not need USAGE on schema
+-- distcount (a role without it creating an unrelated trigger must succeed), so it finds outbox
+-- triggers through the catalogs alone and calls into distcount only for them (whose creator
+-- needed USAGE and EXECUTE to name the function).
+CREATE OR REPLACE FUNCTION outbox_check_new_triggers() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN
+        SELECT tg.oid, tg.tgrelid, p.proname = 'outbox_statement_trigger' AS statement_form
+          FROM pg_event_trigger_ddl_commands() AS c
+          JOIN pg_trigger AS tg ON tg.oid = c.objid
+          JOIN pg_proc AS p ON p.oid = tg.tgfoid
+          JOIN pg_namespace AS n ON n.oid = p.pronamespace
+         WHERE c.classid = 'pg_catalog.pg_trigger'::regclass
+           AND n.nspname = 'distcount'
+           AND p.proname IN ('outbox_trigger', 'outbox_statement_trigger')
+    LOOP
+        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+            PERFORM distcount.outbox_citus_check(t.tgrelid);
+        END IF;
+        PERFORM distcount.outbox_trigger_check(t.oid, t.statement_form);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION outbox_check_new_triggers() IS 'Internal: event trigger function checking new outbox triggers.';

@@ -127,6 +127,28 @@ thread_local! {
     static ROW_TRIGGERS: RefCell<HashMap<pg_sys::Oid, Rc<CachedTrigger>>> = RefCell::new(HashMap::new());
 }
 
+/// On a node with Citus: refuses a trigger that fires on a distributed or reference table, or on
+/// a shard of one (`outbox_citus_check`; CREATE TRIGGER refuses it too, but a table distributed
+/// after its trigger was made gets the trigger on its shards). Without Citus one syscache
+/// lookup.
+unsafe fn refuse_citus_table(rel: pg_sys::Relation) {
+    let catalog = unsafe {
+        pg_sys::get_relname_relid(
+            c"pg_dist_partition".as_ptr(),
+            pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
+        )
+    };
+    if catalog == pg_sys::InvalidOid {
+        return;
+    }
+    let relid = unsafe { (*rel).rd_id };
+    // An ERROR raised by the check propagates; a failure of SPI itself does not stop the write.
+    let _ = Spi::run_with_args(
+        "SELECT distcount.outbox_citus_check($1::pg_catalog.regclass)",
+        &[relid.into()],
+    );
+}
+
 unsafe fn cached_trigger(td: &pg_sys::TriggerData) -> Rc<CachedTrigger> {
     unsafe {
         let trigger = td.tg_trigger;
@@ -145,6 +167,7 @@ unsafe fn cached_trigger(td: &pg_sys::TriggerData) -> Rc<CachedTrigger> {
                 return cached;
             }
         }
+        refuse_citus_table(td.tg_relation);
         let args = trigger_args(trigger);
         let config = parse_config(&args);
         let table = relname.to_string_lossy().into_owned();
@@ -279,6 +302,7 @@ pub unsafe extern "C-unwind" fn outbox_statement_trigger(
 ) -> pg_sys::Datum {
     unsafe {
         let td = trigger_data(fcinfo, "outbox_statement_trigger");
+        refuse_citus_table(td.tg_relation);
         let (op, attachment) = firing(td);
         let config = parse_config(&trigger_args(td.tg_trigger));
         check_attachment(Form::Statement, &attachment, &config).or_raise();

@@ -105,6 +105,53 @@ fn counter_default_shards() -> i32 {
     DEFAULT_SHARDS.get()
 }
 
+thread_local! {
+    static ON_CITUS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the counter tables are distributed by Citus. Without Citus in this database (no
+/// `pg_catalog.pg_dist_partition`: one syscache lookup) false; once they are distributed, true
+/// for the rest of the session; on a Citus node before `citus_setup()` an ERROR, as counters
+/// written there would be a count of that node alone.
+#[pg_extern(sql = false)]
+fn counter_on_citus() -> bool {
+    if ON_CITUS.get() {
+        return true;
+    }
+    let catalog = unsafe {
+        pg_sys::get_relname_relid(
+            c"pg_dist_partition".as_ptr(),
+            pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
+        )
+    };
+    if catalog == pg_sys::InvalidOid {
+        return false;
+    }
+    let distributed = Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p \
+          WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter'::pg_catalog.regclass)",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if distributed {
+        ON_CITUS.set(true);
+        return true;
+    }
+    pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "sharded counters are not set up for Citus in this database",
+        "pg_distcount",
+    )
+    .set_detail(
+        "Citus is installed, and distcount.counter is not distributed: each node would keep a \
+         count of its own.",
+    )
+    .set_hint("Call SELECT distcount.citus_setup() on the coordinator once (README, Citus).")
+    .report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
 /// Registers the roll-up worker; called from `_PG_init` only while the library is being
 /// loaded by `shared_preload_libraries`.
 pub fn register_worker() {

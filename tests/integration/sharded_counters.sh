@@ -141,8 +141,8 @@ SELECT distcount.counter_add('bg', g) FROM generate_series(1, 100) g;
 SELECT distcount.counter_add('bg_slots', 5);
 -- A counter whose roll-up fails (its base would overflow) must not stop the others.
 SELECT distcount.counter_create('bg_broken', 2);
-INSERT INTO distcount.counter_slot (id, slot, value)
-SELECT id, g, 4611686018427387904 FROM distcount.counter, generate_series(0, 1) g WHERE name = 'bg_broken';
+INSERT INTO distcount.counter_slot (id, slot, value, name)
+SELECT id, g, 4611686018427387904, name FROM distcount.counter, generate_series(0, 1) g WHERE name = 'bg_broken';
 SQL
 sleep 1.5
 check "while the worker is paused (interval 0), the delta rows stay" "100" \

@@ -200,8 +200,10 @@ node_sql() { # node_sql CLUSTER DB SQL
 start() {
     local name="$1" node
     for node in "${name}_coord" "${name}_w1" "${name}_w2"; do
+        # citus.local_hostname: how a node reaches itself (shard moves, background tasks); the
+        # clusters listen on their sockets only.
         "$CLUSTER" start "$node" "shared_preload_libraries = 'citus'" "max_worker_processes = 16" \
-            "max_connections = 200"
+            "max_connections = 200" "citus.local_hostname = '$(node_sock "$node")'"
         if [ "$(node_sql "$node" postgres "SELECT count(*) FROM pg_database WHERE datname = '$CITUS_DB'")" = 0 ]; then
             node_sql "$node" postgres "CREATE DATABASE $CITUS_DB"
         fi

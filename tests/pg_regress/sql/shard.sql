@@ -25,8 +25,8 @@ RESET pg_distcount.default_shards;
 SELECT name, mode, shards, value FROM counters WHERE name = 'post:1';
 
 -- Other sessions' slots (as if written by three other backends, 3, 7 and 15 slots away).
-INSERT INTO distcount.counter_slot (id, slot, value)
-SELECT c.id, (backend_slot() + v.offset_) % 16, v.value FROM distcount.counter c,
+INSERT INTO distcount.counter_slot (id, slot, value, name)
+SELECT c.id, (backend_slot() + v.offset_) % 16, v.value, c.name FROM distcount.counter c,
        (VALUES (3, 100), (7, 1000), (15, 10000)) v(offset_, value)
  WHERE c.name = 'likes';
 SELECT counter_value('likes');
@@ -61,16 +61,16 @@ SELECT name, mode, shards, value, slot_rows, delta_rows, cached_value FROM count
 
 -- Reshard down: slots 2 and above are folded into the base; the value does not move.
 SELECT counter_create('shares', 8);
-INSERT INTO distcount.counter_slot (id, slot, value)
-SELECT c.id, g, 10 * g + 1 FROM distcount.counter c, generate_series(0, 7) g WHERE c.name = 'shares';
+INSERT INTO distcount.counter_slot (id, slot, value, name)
+SELECT c.id, g, 10 * g + 1, c.name FROM distcount.counter c, generate_series(0, 7) g WHERE c.name = 'shares';
 SELECT counter_value('shares');
 SELECT counter_reshard('shares', 2);
 SELECT name, shards, value, slot_rows FROM counters WHERE name = 'shares';
 SELECT base FROM distcount.counter WHERE name = 'shares';
 -- A writer that still used the old count leaves a slot beyond the new one: it is counted,
 -- and the next roll-up folds and deletes it.
-INSERT INTO distcount.counter_slot (id, slot, value)
-SELECT id, 5, 1000 FROM distcount.counter WHERE name = 'shares';
+INSERT INTO distcount.counter_slot (id, slot, value, name)
+SELECT id, 5, 1000, name FROM distcount.counter WHERE name = 'shares';
 SELECT counter_value('shares');
 SELECT counter_rollup('shares');
 SELECT name, shards, value, slot_rows FROM counters WHERE name = 'shares';

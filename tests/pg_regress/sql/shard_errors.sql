@@ -45,8 +45,8 @@ SELECT counter_add('big', 9223372036854775807);
 SELECT error_of($$ SELECT counter_add('big', 1) $$);
 SELECT counter_value('big');
 SELECT counter_create('sum', 4);
-INSERT INTO distcount.counter_slot (id, slot, value)
-SELECT id, g, 4611686018427387904 FROM distcount.counter, generate_series(0, 1) g WHERE name = 'sum';
+INSERT INTO distcount.counter_slot (id, slot, value, name)
+SELECT id, g, 4611686018427387904, name FROM distcount.counter, generate_series(0, 1) g WHERE name = 'sum';
 SELECT error_of($$ SELECT counter_value('sum') $$);
 SELECT error_of($$ SELECT counter_rollup('sum') $$);
 SELECT error_of($$ SELECT value FROM counters WHERE name = 'sum' $$);

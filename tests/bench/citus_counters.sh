@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Sharded counters on a Citus cluster against one plain node, in one run on one machine: pgbench
+# clients each calling `SELECT distcount.counter_add('c-K')` for K random among COUNTERS counters
+# (many different counters: the writes that distributing should spread).
+#   one node      CLIENTS clients on a plain PostgreSQL with pg_distcount (no Citus)
+#   2 workers     CLIENTS clients split over the two workers of a Citus cluster (coordinator
+#                 and 2 workers, distcount.citus_setup(), 32 shards), each call run on the
+#                 worker it reaches, its statements routed to the counter's shard
+#   coordinator   CLIENTS clients on the Citus coordinator
+# Each figure is the median TPS of ROUNDS interleaved rounds of SECONDS seconds (after a warm-up
+# round), with its ratio to one node. All nodes share this machine's cores, so the ratios show
+# the cost of routing and of the extra servers, not the throughput of real separate workers. At
+# the end the counters' sum is checked against the transactions pgbench counted.
+#
+#   PG_CONFIG=… bash tests/bench/citus_counters.sh [ROUNDS] [SECONDS]   (defaults 3 and 15)
+# with the pg_distcount build to measure installed in that PostgreSQL. CITUS_BENCH_CLIENTS
+# (default 8) and CITUS_BENCH_COUNTERS (default 10,000) set the load. Writes
+# tests/bench/results/citus_counters.tsv. Where Citus cannot run, prints "skipped" and exits 0.
+set -euo pipefail
+{ # One block: bash reads the whole script before it starts, so editing it cannot change a run.
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$ROOT/tests/tools/common.sh"
+CITUS="$ROOT/tests/tools/citus.sh"
+CLUSTER="$ROOT/tests/tools/cluster.sh"
+RESULTS="$ROOT/tests/bench/results"
+PGBENCH="$("$PG_CONFIG" --bindir)/pgbench"
+ROUNDS="${1:-3}"
+SECONDS_PER_ROUND="${2:-15}"
+CLIENTS="${CITUS_BENCH_CLIENTS:-8}"
+COUNTERS="${CITUS_BENCH_COUNTERS:-10000}"
+NAME=cituscbench
+PLAIN=cituscbench_plain
+WORK="$(mktemp -d)"
+chmod 755 "$WORK"
+START=$SECONDS
+
+cleanup() {
+    local rc=$?
+    rm -rf "$WORK"
+    "$CITUS" destroy "$NAME" >/dev/null 2>&1 || true
+    "$CLUSTER" stop "$PLAIN" >/dev/null 2>&1 || true
+    rm -rf "$CLUSTERS/$PLAIN"
+    [ "$rc" = 0 ] || echo "!! citus_counters.sh failed (exit $rc); see the error above" >&2
+}
+trap cleanup EXIT
+elapsed() { printf '%dm%02ds' $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60)); }
+sql() { psql -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
+
+rc=0
+"$CITUS" ensure || rc=$?
+if [ "$rc" = 3 ]; then
+    echo "skipped: Citus cannot run on this PostgreSQL (see the line above)"
+    exit 0
+fi
+[ "$rc" = 0 ] || exit "$rc"
+
+"$CITUS" destroy "$NAME" >/dev/null
+"$CITUS" start "$NAME"
+(eval "$("$CITUS" env "$NAME")" && sql -c "CREATE EXTENSION pg_distcount" &&
+    sql -c "SELECT distcount.citus_setup(32)")
+"$CLUSTER" stop "$PLAIN" >/dev/null 2>&1 || true
+rm -rf "$CLUSTERS/$PLAIN"
+"$CLUSTER" start "$PLAIN" "max_connections = 200"
+(eval "$("$CLUSTER" env "$PLAIN")" && sql -c "CREATE EXTENSION pg_distcount")
+echo "==> [$(elapsed)] clusters up: $NAME (coordinator, 2 workers) and $PLAIN (one node)"
+
+printf '\\set k random(1, %d)\nSELECT distcount.counter_add('"'"'c-:k'"'"');\n' "$COUNTERS" >"$WORK/add.sql"
+
+# run VARIANT: one round, prints the TPS (summed over the pgbench runs of the variant).
+run() {
+    local half=$((CLIENTS / 2)) out=()
+    case "$1" in
+    plain) out+=("$(eval "$("$CLUSTER" env "$PLAIN")" && "$PGBENCH" -n -c "$CLIENTS" -j 2 -T "$SECONDS_PER_ROUND" -f "$WORK/add.sql" 2>&1)") ;;
+    coordinator) out+=("$(eval "$("$CITUS" env "$NAME")" && "$PGBENCH" -n -c "$CLIENTS" -j 2 -T "$SECONDS_PER_ROUND" -f "$WORK/add.sql" 2>&1)") ;;
+    workers)
+        (eval "$("$CITUS" env "$NAME" w1)" && "$PGBENCH" -n -c "$half" -j 1 -T "$SECONDS_PER_ROUND" -f "$WORK/add.sql" >"$WORK/w1.log" 2>&1) &
+        (eval "$("$CITUS" env "$NAME" w2)" && "$PGBENCH" -n -c "$((CLIENTS - half))" -j 1 -T "$SECONDS_PER_ROUND" -f "$WORK/add.sql" >"$WORK/w2.log" 2>&1) &
+        wait
+        out+=("$(cat "$WORK/w1.log" "$WORK/w2.log")")
+        ;;
+    esac
+    if grep -qE 'aborted|^number of failed transactions: [1-9]' <<<"${out[*]}"; then
+        echo "!! $1: pgbench reported errors:" >&2
+        echo "${out[*]}" >&2
+        exit 1
+    fi
+    printf '%s\n' "${out[@]}" | sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' >>"$WORK/$1.count"
+    printf '%s\n' "${out[@]}" | sed -nE 's/^tps = ([0-9.]+) .*/\1/p' | paste -sd+ | bc
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+VARIANTS=(plain workers coordinator)
+echo "==> [$(elapsed)] warm-up round (${SECONDS_PER_ROUND} s each)"
+for v in "${VARIANTS[@]}"; do run "$v" >/dev/null; done
+for round in $(seq 1 "$ROUNDS"); do
+    for v in "${VARIANTS[@]}"; do
+        tps="$(run "$v")"
+        echo "$tps" >>"$WORK/$v.tps"
+        echo "    [$(elapsed)] round $round, $v: $tps TPS"
+    done
+done
+
+# Every transaction pgbench counted is one increment: the counters' sum must equal them.
+expected_citus="$(cat "$WORK/workers.count" "$WORK/coordinator.count" | paste -sd+ | bc)"
+got_citus="$(eval "$("$CITUS" env "$NAME")" && sql -c "SELECT sum(value) FROM distcount.counters")"
+expected_plain="$(paste -sd+ "$WORK/plain.count" | bc)"
+got_plain="$(eval "$("$CLUSTER" env "$PLAIN")" && sql -c "SELECT sum(value) FROM distcount.counters")"
+echo "==> counters' sum: Citus $got_citus of $expected_citus increments, one node $got_plain of $expected_plain"
+[ "$got_citus" = "$expected_citus" ] && [ "$got_plain" = "$expected_plain" ] || { echo "!! counts differ" >&2; exit 1; }
+
+mkdir -p "$RESULTS"
+base="$(median <"$WORK/plain.tps")"
+{
+    printf 'variant\tclients\tcounters\tmedian_tps\tratio_to_one_node\n'
+    for v in "${VARIANTS[@]}"; do
+        m="$(median <"$WORK/$v.tps")"
+        printf '%s\t%s\t%s\t%.0f\t%.2f\n' "$v" "$CLIENTS" "$COUNTERS" "$m" "$(bc -l <<<"$m / $base")"
+    done
+} | tee "$RESULTS/citus_counters.tsv"
+echo "==> [$(elapsed)] done; results in tests/bench/results/citus_counters.tsv"
+exit 0
+}
