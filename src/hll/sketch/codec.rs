@@ -1,5 +1,7 @@
 //! The binary and text forms (specified in the parent module's documentation).
 
+use super::estimate::MAX_ESTIMATE;
+use super::hip::Hip;
 use super::postgresql_hll::PgHll;
 use super::sparse::{self, SparseSet};
 use super::{MAX_PRECISION, MIN_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense, explicit};
@@ -7,14 +9,21 @@ use crate::common::arena::{Arena, ArenaVec};
 use crate::common::base64::{self, Base64Error};
 use crate::common::error::{Error, ErrorKind, Result};
 
-/// The version this build writes. It reads version 1 too (the same forms but the explicit one).
-pub const FORMAT_VERSION: u8 = 2;
+/// The newest version this build writes: 3 for the dense form with a martingale count (form
+/// 5), which came with it. Every other form is written in version 2, byte for byte as before,
+/// so that stored values keep their bytes and older builds still read them. It reads version
+/// 1 too (the same forms but the explicit one).
+pub const FORMAT_VERSION: u8 = 3;
+/// The version of forms 0 to 4.
+pub const PLAIN_FORMAT_VERSION: u8 = 2;
 const FIRST_FORMAT_VERSION: u8 = 1;
 /// Prefix of the text form; the digit is the version of the text encoding.
 pub const TEXT_PREFIX: &str = "hll1:";
 pub const HEADER_LEN: usize = 4;
-/// The longest valid binary value: dense at the largest precision.
-pub const MAX_ENCODED_LEN: usize = HEADER_LEN + (3 << (MAX_PRECISION - 2));
+/// Bytes of the martingale count of form 5 (an f64).
+const COUNT_LEN: usize = 8;
+/// The longest valid binary value: dense with a count at the largest precision.
+pub const MAX_ENCODED_LEN: usize = HEADER_LEN + COUNT_LEN + (3 << (MAX_PRECISION - 2));
 /// The longest valid text value.
 const MAX_TEXT_LEN: usize = TEXT_PREFIX.len() + MAX_ENCODED_LEN.div_ceil(3) * 4;
 
@@ -23,6 +32,7 @@ const FORM_SPARSE: u8 = 1;
 const FORM_DENSE: u8 = 2;
 const FORM_EXPLICIT: u8 = 3;
 const FORM_POSTGRESQL_HLL: u8 = 4;
+const FORM_DENSE_MARTINGALE: u8 = 5;
 /// The longest gap varint: gaps are below 2^26, 7 bits a byte.
 const MAX_VARINT_BYTES: usize = 4;
 
@@ -114,13 +124,45 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
         FORM_POSTGRESQL_HLL if version == FIRST_FORMAT_VERSION => Err(invalid_binary(
             "format version 1 has no postgresql-hll form (form 4 came with version 2)",
         )),
-        FORM_EMPTY | FORM_SPARSE | FORM_DENSE | FORM_EXPLICIT | FORM_POSTGRESQL_HLL => {
-            Ok(Header { form, precision })
+        FORM_DENSE_MARTINGALE if version != FORMAT_VERSION => Err(invalid_binary(format!(
+            "format version {version} has no dense form with a martingale count (form 5 came with version 3)"
+        ))),
+        FORM_DENSE_MARTINGALE if bytes.len() != dense_encoded_len(precision) + COUNT_LEN => {
+            Err(invalid_binary(format!(
+                "a dense hll with a martingale count at precision {precision} has {} bytes, not {}",
+                bytes.len(),
+                dense_encoded_len(precision) + COUNT_LEN
+            )))
         }
+        FORM_EMPTY | FORM_SPARSE | FORM_DENSE | FORM_EXPLICIT | FORM_POSTGRESQL_HLL
+            if version == FORMAT_VERSION =>
+        {
+            Err(invalid_binary(format!(
+                "form {form} is written in format version {PLAIN_FORMAT_VERSION}, not {version} (not canonical)"
+            )))
+        }
+        FORM_EMPTY
+        | FORM_SPARSE
+        | FORM_DENSE
+        | FORM_EXPLICIT
+        | FORM_POSTGRESQL_HLL
+        | FORM_DENSE_MARTINGALE => Ok(Header { form, precision }),
         other => Err(invalid_binary(format!(
-            "unknown form {other} (0 empty, 1 sparse, 2 dense, 3 explicit, 4 postgresql-hll)"
+            "unknown form {other} (0 empty, 1 sparse, 2 dense, 3 explicit, 4 postgresql-hll, 5 dense with a martingale count)"
         ))),
     }
+}
+
+/// The martingale count of a decoded form-5 value: a number no smaller than the non-zero
+/// registers (every change of a register adds at least 1) and no larger than 2^64.
+fn checked_martingale(count: f64, registers: &[u8], precision: u8) -> Result<Hip> {
+    let proven = registers.iter().filter(|&&r| r != 0).count() as f64;
+    if !(proven..=MAX_ESTIMATE).contains(&count) {
+        return Err(invalid_binary(format!(
+            "martingale count {count} is not between {proven} (the non-zero registers) and 2^64"
+        )));
+    }
+    Ok(Hip::start(registers, precision, count))
 }
 
 /// Decodes the token entries of a sparse payload, checking every field.
@@ -224,6 +266,9 @@ impl Sketch {
         match &sketch.repr {
             Repr::Explicit(hashes) => HEADER_LEN + 8 * hashes.len(),
             Repr::Sparse(set) => HEADER_LEN + set.encoded_payload_len(),
+            Repr::Dense(_) if sketch.hip.is_some() => {
+                dense_encoded_len(sketch.precision) + COUNT_LEN
+            }
             Repr::Dense(_) => dense_encoded_len(sketch.precision),
             Repr::Foreign(value) => HEADER_LEN + value.encoded_len(),
         }
@@ -244,10 +289,19 @@ impl Sketch {
             Repr::Explicit(hashes) if hashes.is_empty() => FORM_EMPTY,
             Repr::Explicit(_) => FORM_EXPLICIT,
             Repr::Sparse(_) => FORM_SPARSE,
+            Repr::Dense(_) if sketch.hip.is_some() => FORM_DENSE_MARTINGALE,
             Repr::Dense(_) => FORM_DENSE,
             Repr::Foreign(_) => FORM_POSTGRESQL_HLL,
         };
-        out.extend_from_slice(&[FORMAT_VERSION, form, sketch.precision, SPARSE_PRECISION]);
+        let version = if form == FORM_DENSE_MARTINGALE {
+            FORMAT_VERSION
+        } else {
+            PLAIN_FORMAT_VERSION
+        };
+        out.extend_from_slice(&[version, form, sketch.precision, SPARSE_PRECISION]);
+        if let Some(hip) = &sketch.hip {
+            out.extend_from_slice(&hip.count().to_le_bytes());
+        }
         match &sketch.repr {
             Repr::Explicit(hashes) => {
                 hashes
@@ -281,6 +335,7 @@ impl Sketch {
         let header = read_header(bytes)?;
         let precision = header.precision;
         let payload = &bytes[HEADER_LEN..];
+        let mut hip = None;
         let repr = match header.form {
             FORM_EMPTY => Repr::Explicit(arena.vec()),
             FORM_EXPLICIT => Repr::Explicit(decode_hashes(payload, arena)?),
@@ -300,12 +355,24 @@ impl Sketch {
                 }
                 Repr::Foreign(value)
             }
+            FORM_DENSE_MARTINGALE => {
+                let (count, packed) = payload.split_at(COUNT_LEN);
+                let count = f64::from_le_bytes(count.try_into().unwrap_or_default());
+                let registers = dense::unpack(packed, dense::max_rank(precision), arena)
+                    .map_err(|e| invalid_registers(e, precision))?;
+                hip = Some(checked_martingale(count, &registers, precision)?);
+                Repr::Dense(registers)
+            }
             _ => Repr::Dense(
                 dense::unpack(payload, dense::max_rank(precision), arena)
                     .map_err(|e| invalid_registers(e, precision))?,
             ),
         };
-        Ok(Sketch { precision, repr })
+        Ok(Sketch {
+            precision,
+            repr,
+            hip,
+        })
     }
 
     /// Merges an encoded sketch into `self`: `merge_from(&Sketch::decode(bytes)?)`. On error
