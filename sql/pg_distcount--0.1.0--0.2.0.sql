@@ -1013,3 +1013,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION outbox_claim(text, integer, interval) IS 'Leases up to batch events to a consumer: the oldest unacknowledged event of each aggregate, at most one per aggregate, none whose transaction could still be overtaken. Call it in its own transaction.';
+
+-- Issue 17, accuracy: dense sketches built by insertions keep a martingale count (hll format
+-- version 3); the interval of hll_estimate follows the estimator.
+COMMENT ON FUNCTION hll_estimate(hll, float8) IS 'Estimate with a two-sided confidence interval (normal; in dense form standard error sqrt(ln 2/m) for a sketch built by insertions alone, 1.04/sqrt(m) after a union).';

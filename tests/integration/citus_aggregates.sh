@@ -100,6 +100,11 @@ stamp "data loaded ($ROWS rows, distributed and local)"
 # label|expression|kind. Kinds:
 #   sketch  the result's bytes (md5 of ::bytea) must be equal;
 #   value   the value itself (estimates);
+#   hll     an hll built by insertions: its registers must be equal (md5 of (x || x)::bytea, a
+#           union, which drops the martingale count: a split aggregate combines partial states,
+#           a union, and so has no count, while one state over all rows has one);
+#   count   approx_count_distinct: equal to the local martingale estimate (a plan that keeps one
+#           state) or to the local registers' estimate (a split plan, whose combine is a union);
 #   cms:KEY a Count-Min sketch with a heavy-hitter list. Its counters and total do not depend on
 #           the input order, but today the list (which keys it keeps among ties) and the
 #           estimates and bounds drawn from it do (issue 13, "Order"). Must be equal: cms_info
@@ -109,24 +114,24 @@ stamp "data loaded ($ROWS rows, distributed and local)"
 #           equal cms_bounds for a sample of about 1,000 values of column KEY.
 REQUIRE_CMS_ORDER_FREE="${REQUIRE_CMS_ORDER_FREE:-0}"
 AGGREGATES=(
-    "hll_agg(smallint)|hll_agg(i2)|sketch"
-    "hll_agg(integer)|hll_agg(i4)|sketch"
-    "hll_agg(bigint)|hll_agg(i8)|sketch"
-    "hll_agg(text)|hll_agg(t)|sketch"
-    "hll_agg(uuid)|hll_agg(u)|sketch"
-    "hll_agg(anyelement: numeric)|hll_agg(nu)|sketch|pulled"
-    "hll_agg(smallint, p)|hll_agg(i2, 12)|sketch"
-    "hll_agg(integer, p)|hll_agg(i4, 12)|sketch"
-    "hll_agg(bigint, p)|hll_agg(i8, 12)|sketch"
-    "hll_agg(text, p)|hll_agg(t, 12)|sketch"
-    "hll_agg(uuid, p)|hll_agg(u, 12)|sketch"
-    "hll_agg(anyelement: numeric, p)|hll_agg(nu, 12)|sketch|pulled"
-    "approx_count_distinct(smallint)|approx_count_distinct(i2)|value"
-    "approx_count_distinct(integer)|approx_count_distinct(i4)|value"
-    "approx_count_distinct(bigint)|approx_count_distinct(i8)|value"
-    "approx_count_distinct(text)|approx_count_distinct(t)|value"
-    "approx_count_distinct(uuid)|approx_count_distinct(u)|value"
-    "approx_count_distinct(anyelement: numeric)|approx_count_distinct(nu)|value|pulled"
+    "hll_agg(smallint)|hll_agg(i2)|hll"
+    "hll_agg(integer)|hll_agg(i4)|hll"
+    "hll_agg(bigint)|hll_agg(i8)|hll"
+    "hll_agg(text)|hll_agg(t)|hll"
+    "hll_agg(uuid)|hll_agg(u)|hll"
+    "hll_agg(anyelement: numeric)|hll_agg(nu)|hll|pulled"
+    "hll_agg(smallint, p)|hll_agg(i2, 12)|hll"
+    "hll_agg(integer, p)|hll_agg(i4, 12)|hll"
+    "hll_agg(bigint, p)|hll_agg(i8, 12)|hll"
+    "hll_agg(text, p)|hll_agg(t, 12)|hll"
+    "hll_agg(uuid, p)|hll_agg(u, 12)|hll"
+    "hll_agg(anyelement: numeric, p)|hll_agg(nu, 12)|hll|pulled"
+    "approx_count_distinct(smallint)|approx_count_distinct(i2)|count"
+    "approx_count_distinct(integer)|approx_count_distinct(i4)|count"
+    "approx_count_distinct(bigint)|approx_count_distinct(i8)|count"
+    "approx_count_distinct(text)|approx_count_distinct(t)|count"
+    "approx_count_distinct(uuid)|approx_count_distinct(u)|count"
+    "approx_count_distinct(anyelement: numeric)|approx_count_distinct(nu)|count|pulled"
     "hll_union_agg|hll_union_agg(h)|sketch"
     "cms_agg(key)|cms_agg(t)|cms:t"
     "cms_agg(key, eps, delta)|cms_agg(i4, 0.002, 0.02)|cms:i4"
@@ -149,6 +154,9 @@ AGGREGATES=(
 result() {
     local v="$2"
     [ "$3" = sketch ] && v="md5(($2)::bytea)"
+    [ "$3" = hll ] && v="md5((($2) || ($2))::bytea)"
+    # The registers' estimate of the same column: hll_count of a union.
+    [ "$3" = union_count ] && v="hll_count(hll_agg(${2#approx_count_distinct(}) || hll_agg(${2#approx_count_distinct(}))"
     if [ "${4:-}" = group ]; then
         sql -c "SELECT g || ':' || $v FROM $1 GROUP BY g ORDER BY g" | paste -sd' '
     else
@@ -190,6 +198,7 @@ for entry in "${AGGREGATES[@]}"; do
     # The overall query, timed (for cms: timing only; its bytes are compared below as reported).
     simple="$kind"
     [ "${kind%%:*}" = cms ] && simple=sketch
+    [ "$kind" = count ] && simple=value
     t0="$(now)"
     dist_all="$(result agg_dist "$expr" "$simple")"
     t1="$(now)"
@@ -204,6 +213,15 @@ for entry in "${AGGREGATES[@]}"; do
             check "$label: distributed = local, bytes" "$groups of $groups" "${cmp[2]}"
             check "$label: distributed = local, cms_bounds of sample keys" 0 "${cmp[3]%% of *}"
         fi
+    elif [ "$kind" = count ]; then
+        # One state (martingale) or partial states combined (registers): either local answer.
+        for grouping in "" group; do
+            dist="$(result agg_dist "$expr" value $grouping)"
+            union_local="$(result agg_local "$expr" union_count $grouping)"
+            [ "$dist" = "$union_local" ] || union_local="$(result agg_local "$expr" value $grouping)"
+            check "$label: distributed = local (martingale or union estimate), ${grouping:-overall}" \
+                "$union_local" "$dist"
+        done
     else
         check "$label: distributed = local, overall" "$local_all" "$dist_all"
         check "$label: distributed = local, GROUP BY g" \
