@@ -1,5 +1,5 @@
-//! HyperLogLog sketch (pure Rust, no PostgreSQL): approximate distinct counting in at most
-//! 12,300 bytes at the default precision, exact for small sets.
+//! HyperLogLog sketch (pure Rust, no PostgreSQL): approximate distinct counting in about 8,200
+//! bytes at the default precision, exact for small sets.
 //!
 //! # What a sketch holds
 //!
@@ -30,8 +30,10 @@
 //!   at `p'` needed. Equal indexes keep the higher rank. Small sets are counted by linear
 //!   counting over `2^26` buckets, within a fraction of a value up to thousands of values
 //!   (two values share a token with probability about n²/2^27).
-//! - **Dense**: `2^p` registers, one byte each in memory, packed 6 bits each on disk; while
-//!   the sketch has only seen insertions since it turned dense, also a martingale count (below).
+//! - **Dense**: `2^p` registers, one byte each in memory, 4 bits each on disk (as offsets from
+//!   the smallest register, with an escape byte for the few 15 or more above it; 6 bits each in
+//!   versions 1 and 2); while the sketch has only seen insertions since it turned dense, also a
+//!   martingale count (below).
 //!
 //! **Canonical form.** A non-empty sketch is explicit while it holds at most
 //! `explicit::capacity(p)` hashes; beyond that it is sparse exactly when its sparse encoding is
@@ -85,9 +87,10 @@
 //! # Binary format, versions 2 and 3 (little-endian where it matters)
 //!
 //! ```text
-//! u8  format version: 3 for form 5, 2 for the others (version 1 is read too)
-//! u8  form: 0 empty, 1 sparse, 2 dense, 3 explicit (3 and 4 only from version 2),
-//!     4 imported from postgresql-hll, 5 dense with a martingale count (only in version 3)
+//! u8  format version: 3 for forms 5 and 6, 2 for forms 0, 1, 3 and 4 (1 and 2 are read too)
+//! u8  form: 0 empty, 1 sparse, 2 dense in 6 bits (versions 1 and 2 only, read but no longer
+//!     written), 3 explicit (3 and 4 only from version 2), 4 imported from postgresql-hll,
+//!     5 dense with a martingale count, 6 dense (5 and 6 only in version 3)
 //! u8  precision p (4..=18)
 //! u8  sparse precision p' (26)
 //! payload, by form:
@@ -100,33 +103,45 @@
 //!                     on all but the last byte, at most 4 bytes, no overlong encodings
 //!             u8      rank at p' (1..=39), present only when index & 0xFF == 0
 //!           at least one entry; the value is at most as long as the dense form would be
-//!   dense:  2^p registers of 6 bits, 3·2^p/4 bytes; register i is bits 6i..6i+5 of the
-//!           payload read as a little-endian bit string (4 registers per 3 bytes:
-//!           r0 | r1 << 6 | r2 << 12 | r3 << 18 as a 24-bit little-endian integer);
+//!   dense in 6 bits (form 2): 2^p registers of 6 bits, 3·2^p/4 bytes; register i is bits
+//!           6i..6i+5 of the payload read as a little-endian bit string (4 registers per
+//!           3 bytes: r0 | r1 << 6 | r2 << 12 | r3 << 18 as a 24-bit little-endian integer);
 //!           each register at most 65 - p, at least one non-zero
-//!   dense with a martingale count:
+//!   dense (form 6): 2^p registers in 4 bits
+//!             u8      base: the smallest register
+//!             2^(p-1) bytes of nibbles, register 2i in the low half of byte i, 2i+1 in the
+//!                     high half: register - base, or 15 (an escape) when that is 15 or more
+//!             u8      for each escape, by register: register - base - 15
+//!           each register at most 65 - p, at least one non-zero, at least one equal to base
+//!   dense with a martingale count (form 5):
 //!           f64     the count, at least the number of non-zero registers, at most 2^64
-//!           the dense payload as above
+//!           the payload of form 6
 //! ```
 //!
 //! Sizes: empty 4 bytes; up to 128 values 4 + 8·n bytes (explicit); 1,000 values about 2,800
-//! bytes (sparse, which lasts up to about 5,400 values at p = 14); dense 12,292 bytes at p = 14
-//! (12,300 with a martingale count) and 196,620 bytes at p = 18, the longest valid value. The decoder accepts only the canonical
-//! form, so equal sketches have identical bytes; the one allowance is a sparse value with few
-//! tokens, which a sketch read from version 1 can produce.
+//! bytes (sparse, which lasts up to about 5,400 values at p = 14: it yields to the dense form
+//! at the 6-bit dense length, as in versions 1 and 2, so that their values stay canonical);
+//! dense 8,197 bytes at p = 14 plus about a dozen escapes for random data (8 more with a
+//! martingale count), 131,077 at p = 18 plus escapes. The longest valid value, 393,228 bytes,
+//! is a crafted p = 18 sketch whose registers are all escapes but one. The decoder accepts only
+//! the canonical form, so equal sketches have identical bytes; the allowances are a sparse
+//! value with few tokens, which a sketch read from version 1 can produce, and values of
+//! versions 1 and 2, which are written back in the current form.
 //!
 //! Version 1 is version 2 without the explicit form: the same header (version byte 1) and the
-//! same empty, sparse and dense payloads. Version 3 adds form 5 and nothing else; every other
-//! form is still written in version 2, so values without a count keep their bytes and earlier
-//! builds read them. This build reads versions 1 to 3 and writes 2 and 3. A version-3 header
-//! on another form is refused (not canonical).
+//! same empty, sparse and dense payloads. Version 3 adds forms 5 and 6, the dense forms in
+//! 4 bits, and no longer writes form 2; forms 0, 1, 3 and 4 are still written in version 2,
+//! so values of those forms keep their bytes and earlier builds read them. This build reads
+//! versions 1 to 3 and writes 2 and 3. A version-3 header on forms 0 to 4 is refused (not
+//! canonical).
 //!
 //! # Text format, version 1
 //!
 //! `hll1:` followed by the binary form in standard base64 (RFC 4648 alphabet `A-Z a-z 0-9 + /`,
 //! `=` padding to a multiple of 4 characters, no line breaks or blanks; unused bits of the last
 //! character must be zero). The `1` names this text encoding; the binary version is inside.
-//! The empty sketch at p = 14 is `hll1:AgAOGg==` (`hll1:AQAOGg==` in binary version 1). Parsing is strict: anything that
+//! The empty sketch at p = 14 is `hll1:AgAOGg==` (`hll1:AQAOGg==` in binary version 1). Parsing
+//! is strict: anything that
 //! [`Sketch::to_text`] would not have written is refused.
 
 use crate::common::arena::{Arena, ArenaVec, CloneIn};

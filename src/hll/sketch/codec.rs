@@ -9,10 +9,11 @@ use crate::common::arena::{Arena, ArenaVec};
 use crate::common::base64::{self, Base64Error};
 use crate::common::error::{Error, ErrorKind, Result};
 
-/// The newest version this build writes: 3 for the dense form with a martingale count (form
-/// 5), which came with it. Every other form is written in version 2, byte for byte as before,
-/// so that stored values keep their bytes and older builds still read them. It reads version
-/// 1 too (the same forms but the explicit one).
+/// The newest version this build writes: 3 for the dense forms, which came with it (5 with a
+/// martingale count, 6 without, both with 4-bit registers). The other forms are written in
+/// version 2, byte for byte as before, so that stored values keep their bytes and older builds
+/// still read them. It reads version 1 too (the same forms but the explicit one), and the
+/// 6-bit dense form 2 of versions 1 and 2.
 pub const FORMAT_VERSION: u8 = 3;
 /// The version of forms 0 to 4.
 pub const PLAIN_FORMAT_VERSION: u8 = 2;
@@ -22,8 +23,11 @@ pub const TEXT_PREFIX: &str = "hll1:";
 pub const HEADER_LEN: usize = 4;
 /// Bytes of the martingale count of form 5 (an f64).
 const COUNT_LEN: usize = 8;
-/// The longest valid binary value: dense with a count at the largest precision.
-pub const MAX_ENCODED_LEN: usize = HEADER_LEN + COUNT_LEN + (3 << (MAX_PRECISION - 2));
+/// The longest valid binary value: dense with a count at the largest precision, every register
+/// but the base an escape (only crafted inputs come near; random ones take about 2^(p-1) + 13
+/// bytes).
+pub const MAX_ENCODED_LEN: usize =
+    HEADER_LEN + COUNT_LEN + 1 + (1 << (MAX_PRECISION - 1)) + (1 << MAX_PRECISION) - 1;
 /// The longest valid text value.
 const MAX_TEXT_LEN: usize = TEXT_PREFIX.len() + MAX_ENCODED_LEN.div_ceil(3) * 4;
 
@@ -33,9 +37,13 @@ const FORM_DENSE: u8 = 2;
 const FORM_EXPLICIT: u8 = 3;
 const FORM_POSTGRESQL_HLL: u8 = 4;
 const FORM_DENSE_MARTINGALE: u8 = 5;
+const FORM_DENSE4: u8 = 6;
 /// The longest gap varint: gaps are below 2^26, 7 bits a byte.
 const MAX_VARINT_BYTES: usize = 4;
 
+/// Bytes of the 6-bit dense form 2 of versions 1 and 2 (read only). The sparse form yields to
+/// the dense one beyond this length, as it always has, so that the forms of values stored
+/// before version 3 are still canonical.
 pub fn dense_encoded_len(p: u8) -> usize {
     HEADER_LEN + dense::packed_len(p)
 }
@@ -53,6 +61,15 @@ fn invalid_registers(error: dense::PackedError, precision: u8) -> Error {
         dense::PackedError::AllZero => invalid_binary(
             "a dense hll with every register zero (not canonical: use the empty form)",
         ),
+        dense::PackedError::Short { len, needed } => invalid_binary(format!(
+            "the 4-bit registers at precision {precision} take at least {needed} bytes, not {len}"
+        )),
+        dense::PackedError::Escapes { escapes, bytes } => invalid_binary(format!(
+            "{escapes} escaped registers need as many escape bytes, but {bytes} bytes follow the registers"
+        )),
+        dense::PackedError::BaseNotSmallest(base) => invalid_binary(format!(
+            "no register equals the base {base} (not canonical: the base is the smallest register)"
+        )),
     }
 }
 
@@ -124,21 +141,19 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
         FORM_POSTGRESQL_HLL if version == FIRST_FORMAT_VERSION => Err(invalid_binary(
             "format version 1 has no postgresql-hll form (form 4 came with version 2)",
         )),
-        FORM_DENSE_MARTINGALE if version != FORMAT_VERSION => Err(invalid_binary(format!(
-            "format version {version} has no dense form with a martingale count (form 5 came with version 3)"
-        ))),
-        FORM_DENSE_MARTINGALE if bytes.len() != dense_encoded_len(precision) + COUNT_LEN => {
+        FORM_DENSE_MARTINGALE | FORM_DENSE4 if version != FORMAT_VERSION => {
             Err(invalid_binary(format!(
-                "a dense hll with a martingale count at precision {precision} has {} bytes, not {}",
-                bytes.len(),
-                dense_encoded_len(precision) + COUNT_LEN
+                "format version {version} has no form {form} (forms 5 and 6 came with version 3)"
             )))
         }
+        FORM_DENSE_MARTINGALE if payload < COUNT_LEN => Err(invalid_binary(format!(
+            "a dense hll with a martingale count has {payload} payload bytes, fewer than its {COUNT_LEN}-byte count"
+        ))),
         FORM_EMPTY | FORM_SPARSE | FORM_DENSE | FORM_EXPLICIT | FORM_POSTGRESQL_HLL
             if version == FORMAT_VERSION =>
         {
             Err(invalid_binary(format!(
-                "form {form} is written in format version {PLAIN_FORMAT_VERSION}, not {version} (not canonical)"
+                "form {form} belongs to format version {PLAIN_FORMAT_VERSION} or older, not {version} (not canonical)"
             )))
         }
         FORM_EMPTY
@@ -146,9 +161,10 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
         | FORM_DENSE
         | FORM_EXPLICIT
         | FORM_POSTGRESQL_HLL
-        | FORM_DENSE_MARTINGALE => Ok(Header { form, precision }),
+        | FORM_DENSE_MARTINGALE
+        | FORM_DENSE4 => Ok(Header { form, precision }),
         other => Err(invalid_binary(format!(
-            "unknown form {other} (0 empty, 1 sparse, 2 dense, 3 explicit, 4 postgresql-hll, 5 dense with a martingale count)"
+            "unknown form {other} (0 empty, 1 sparse, 2 dense in 6 bits, 3 explicit, 4 postgresql-hll, 5 dense with a martingale count, 6 dense)"
         ))),
     }
 }
@@ -266,10 +282,10 @@ impl Sketch {
         match &sketch.repr {
             Repr::Explicit(hashes) => HEADER_LEN + 8 * hashes.len(),
             Repr::Sparse(set) => HEADER_LEN + set.encoded_payload_len(),
-            Repr::Dense(_) if sketch.hip.is_some() => {
-                dense_encoded_len(sketch.precision) + COUNT_LEN
+            Repr::Dense(registers) => {
+                let count = if sketch.hip.is_some() { COUNT_LEN } else { 0 };
+                HEADER_LEN + count + dense::packed4_len(registers)
             }
-            Repr::Dense(_) => dense_encoded_len(sketch.precision),
             Repr::Foreign(value) => HEADER_LEN + value.encoded_len(),
         }
     }
@@ -290,10 +306,10 @@ impl Sketch {
             Repr::Explicit(_) => FORM_EXPLICIT,
             Repr::Sparse(_) => FORM_SPARSE,
             Repr::Dense(_) if sketch.hip.is_some() => FORM_DENSE_MARTINGALE,
-            Repr::Dense(_) => FORM_DENSE,
+            Repr::Dense(_) => FORM_DENSE4,
             Repr::Foreign(_) => FORM_POSTGRESQL_HLL,
         };
-        let version = if form == FORM_DENSE_MARTINGALE {
+        let version = if matches!(form, FORM_DENSE_MARTINGALE | FORM_DENSE4) {
             FORMAT_VERSION
         } else {
             PLAIN_FORMAT_VERSION
@@ -319,7 +335,7 @@ impl Sketch {
                     previous = Some(index);
                 }
             }
-            Repr::Dense(registers) => dense::pack(registers, out),
+            Repr::Dense(registers) => dense::pack4(registers, out),
             Repr::Foreign(value) => value.encode_into(out),
         }
     }
@@ -355,12 +371,21 @@ impl Sketch {
                 }
                 Repr::Foreign(value)
             }
-            FORM_DENSE_MARTINGALE => {
-                let (count, packed) = payload.split_at(COUNT_LEN);
-                let count = f64::from_le_bytes(count.try_into().unwrap_or_default());
-                let registers = dense::unpack(packed, dense::max_rank(precision), arena)
+            FORM_DENSE_MARTINGALE | FORM_DENSE4 => {
+                // The header checked that form 5 has its count.
+                let count_len = if header.form == FORM_DENSE4 {
+                    0
+                } else {
+                    COUNT_LEN
+                };
+                let (count, packed) = payload.split_at(count_len);
+                let max = dense::max_rank(precision);
+                let registers = dense::unpack4(packed, precision, max, arena)
                     .map_err(|e| invalid_registers(e, precision))?;
-                hip = Some(checked_martingale(count, &registers, precision)?);
+                if header.form == FORM_DENSE_MARTINGALE {
+                    let count = f64::from_le_bytes(count.try_into().unwrap_or_default());
+                    hip = Some(checked_martingale(count, &registers, precision)?);
+                }
                 Repr::Dense(registers)
             }
             _ => Repr::Dense(

@@ -14,7 +14,7 @@
 //! DISTCOUNT_FUZZ_CASES=1000000 cargo test --release fuzz_decoders -- --nocapture
 //! ```
 
-use super::tests::{SplitMix64, as_rewritten};
+use super::tests::{SplitMix64, as_rewritten, legacy_dense};
 use super::*;
 use crate::common::base64::encode_into as base64_encode;
 use std::time::Instant;
@@ -98,10 +98,15 @@ fn corpus() -> Corpus {
     // Version-1 values (every form but the explicit one), which this build reads too.
     let version_1: Vec<Vec<u8>> = small_bytes
         .iter()
-        .filter(|bytes| bytes[1] != 3 && bytes[1] != 5)
+        .filter(|bytes| bytes[1] <= 2)
         .map(|bytes| [&[1], &bytes[1..]].concat())
         .collect();
     small_bytes.extend(version_1);
+    // The 6-bit dense form 2 of versions 1 and 2, which earlier builds wrote.
+    for s in small.iter().filter(|s| s.form() == Form::Dense) {
+        small_bytes.push(legacy_dense(&s.without_martingale(), 2));
+        small_bytes.push(legacy_dense(&s.without_martingale(), 1));
+    }
     let large_bytes = large.iter().map(Sketch::encode).collect();
     Corpus {
         small,
@@ -246,7 +251,7 @@ fn check_binary(input: &[u8], partner: &Sketch, stats: &mut Stats) {
                 as_rewritten(input),
                 "accepted bytes are not canonical: {input:02x?}"
             );
-            assert_eq!(sketch.encoded_len(), input.len());
+            assert_eq!(sketch.encoded_len(), as_rewritten(input).len());
             let b = sketch.estimate_with_bounds(0.95).unwrap();
             assert!(
                 b.estimate.is_finite() && b.lower.is_finite() && b.upper.is_finite(),
@@ -303,10 +308,11 @@ fn check_text(text: &str, stats: &mut Stats) {
         Ok(sketch) => {
             stats.text_accepted += 1;
             let written = sketch.to_text();
-            // A version-1 value ("hll1:AQ...") comes back in the current version.
+            // A version-1 value ("hll1:AQ...") comes back in version 2, a 6-bit dense one of
+            // version 2 ("hll1:AgI...") in version 3.
             if written != text {
                 assert!(
-                    text.starts_with("hll1:AQ"),
+                    text.starts_with("hll1:AQ") || text.starts_with("hll1:AgI"),
                     "accepted text is not canonical"
                 );
                 assert_eq!(Sketch::parse_text(&written).unwrap(), sketch);
@@ -341,10 +347,14 @@ fn fuzz_decoders() {
             }
             1 => {
                 // A valid header, then a random payload (for small p, sometimes of dense length).
-                let (form, p) = (rng.below(6) as u8, 4 + rng.below(4) as u8);
+                let (form, p) = (rng.below(7) as u8, 4 + rng.below(4) as u8);
                 let len = if rng.below(2) == 0 {
-                    // Form 5 puts an 8-byte count before the registers.
-                    dense::packed_len(p) + if form == 5 { 8 } else { 0 }
+                    match form {
+                        // 4-bit registers (and a few escapes), after form 5's 8-byte count.
+                        5 => 8 + 1 + (1 << (p - 1)) + pick(&mut rng, 3),
+                        6 => 1 + (1 << (p - 1)) + pick(&mut rng, 3),
+                        _ => dense::packed_len(p),
+                    }
                 } else {
                     pick(&mut rng, 65)
                 };

@@ -51,12 +51,30 @@ fn tokens_sketch(p: u8, hashes: &[u64]) -> Sketch {
 }
 
 /// What this build writes back for bytes it accepted: the same bytes, a version-1 value in
-/// version 2 (it differs in its first byte only).
+/// version 2 (it differs in its first byte only), the 6-bit dense form 2 of versions 1 and 2
+/// as form 6 of version 3 (the same registers in 4 bits).
 pub(super) fn as_rewritten(bytes: &[u8]) -> Vec<u8> {
+    if let [1 | 2, 2, p, ..] = *bytes {
+        let registers = dense::unpack(&bytes[4..], dense::max_rank(p), Arena::HEAP).unwrap();
+        let mut out = vec![FORMAT_VERSION, 6, p, SPARSE_PRECISION];
+        dense::pack4(&registers, &mut out);
+        return out;
+    }
     let mut out = bytes.to_vec();
     if let Some(version) = out.first_mut().filter(|v| **v == 1) {
         *version = PLAIN_FORMAT_VERSION;
     }
+    out
+}
+
+/// The 6-bit dense form 2 of version 2 (or 1) of a dense sketch's registers: what earlier
+/// builds wrote.
+pub(super) fn legacy_dense(s: &Sketch, version: u8) -> Vec<u8> {
+    let Repr::Dense(registers) = &s.repr else {
+        panic!("dense expected")
+    };
+    let mut out = vec![version, 2, s.precision, SPARSE_PRECISION];
+    dense::pack(registers, &mut out);
     out
 }
 
@@ -179,7 +197,8 @@ fn sparse_bytes_by_hand() {
 
 #[test]
 fn dense_bytes_by_hand() {
-    // p = 4: 16 registers in 12 bytes. Registers 0..4 = 1, 2, 3, 4 pack to 0x103081 (LE).
+    // Version 2, form 2, p = 4: 16 registers in 12 bytes. Registers 0..4 = 1, 2, 3, 4 pack to
+    // 0x103081 (LE).
     let mut bytes = vec![2, 2, 4, 26, 0x81, 0x30, 0x10];
     bytes.resize(16, 0);
     let s = Sketch::decode(&bytes).unwrap();
@@ -187,14 +206,39 @@ fn dense_bytes_by_hand() {
         panic!("dense expected")
     };
     assert_eq!(&registers[..5], &[1, 2, 3, 4, 0]);
-    assert_eq!(s.encode(), bytes);
-    // Register 15 (bits 90..95: the top 6 bits of byte 11) at 61, the largest rank at p = 4.
+    // Written back in version 3, form 6: base 0, then a nibble a register, low half first.
+    let mut v3 = vec![3, 6, 4, 26, 0, 0x21, 0x43];
+    v3.resize(13, 0);
+    assert_eq!(s.encode(), v3);
+    assert_eq!(Sketch::decode(&v3).unwrap(), s);
+    // Register 15 (bits 90..95: the top 6 bits of byte 11) at 61, the largest rank at p = 4;
+    // in 4 bits an escape (the high nibble of the last byte) and the escape byte 61 - 15.
     bytes[15] = 61 << 2;
     let s = Sketch::decode(&bytes).unwrap();
     let Repr::Dense(registers) = &s.repr else {
         panic!("dense expected")
     };
     assert_eq!(registers[15], 61);
+    v3[12] = 0xf0;
+    v3.push(46);
+    assert_eq!(s.encode(), v3);
+    assert_eq!(Sketch::decode(&v3).unwrap(), s);
+    // A base above 0: registers 3..=5 and one 40 store as base 3, nibbles 0..=2, one escape.
+    let dense4 = |registers: &[u8]| Sketch {
+        precision: 4,
+        repr: Repr::Dense(Arena::HEAP.vec_from(registers)),
+        hip: None,
+    };
+    let mut registers = vec![3u8, 4, 5, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 40];
+    assert_eq!(
+        dense4(&registers).encode(),
+        [3, 6, 4, 26, 3, 0x10, 0x02, 0, 0, 0, 0, 0, 0xf0, 40 - 3 - 15]
+    );
+    registers[15] = 17; // base + 14: no escape
+    assert_eq!(
+        dense4(&registers).encode(),
+        [3, 6, 4, 26, 3, 0x10, 0x02, 0, 0, 0, 0, 0, 0xe0]
+    );
     bytes[15] = 62 << 2;
     assert!(
         Sketch::decode(&bytes)
@@ -215,9 +259,9 @@ fn golden_encodings() {
     let s = sketch(4, &dense);
     assert_eq!(s.form(), Form::Dense);
     assert_eq!(s.to_text(), GOLDEN_MARTINGALE_TEXT);
-    // The registers alone (what a union holds) are still written as before, in version 2.
+    // The registers alone (what a union holds): form 6, base 2 and a nibble a register.
     let registers = s.without_martingale();
-    assert_eq!(registers.to_text(), GOLDEN_DENSE_TEXT);
+    assert_eq!(registers.to_text(), GOLDEN_DENSE4_TEXT);
     // Values of earlier builds read back as the same registers, with the registers' estimate.
     for old in [GOLDEN_DENSE_TEXT, GOLDEN_DENSE_TEXT_V1] {
         let read = Sketch::parse_text(old).unwrap();
@@ -236,8 +280,9 @@ fn golden_encodings() {
 // Computed independently in Python (xxhash.xxh3_64 of each i64 little-endian, the tokens'
 // linear count at 66 hashes, then the HIP sum over hashes 67 to 100).
 const GOLDEN_MARTINGALE_COUNT: f64 = 88.788_949_964_487_91;
-const GOLDEN_MARTINGALE_TEXT: &str = "hll1:AwUEGvvp/Sd+MlZAw1AQgzIMhEAIBFEI";
+const GOLDEN_MARTINGALE_TEXT: &str = "hll1:AwUEGvvp/Sd+MlZAAhEjgRECAiID";
 const GOLDEN_DENSE_TEXT_V1: &str = "hll1:AQIEGsNQEIMyDIRACARRCA==";
+const GOLDEN_DENSE4_TEXT: &str = "hll1:AwYEGgIRI4ERAgIiAw==";
 
 // Computed with the reference C implementation (Python xxhash: xxh3_64 of each i64 LE, sorted).
 const GOLDEN_EXPLICIT: &str =
@@ -279,7 +324,19 @@ fn precision_range() {
     }
     let dense18 = sketch(18, &hashes(1, 200_000));
     assert_eq!(dense18.form(), Form::Dense);
-    assert_eq!(dense18.encoded_len(), MAX_ENCODED_LEN);
+    // The longest value: every register but the base an escape (crafted, as random data
+    // never gets there), with a count.
+    let mut registers = vec![15u8; 1 << 18];
+    registers[0] = 0;
+    let longest = Sketch {
+        precision: 18,
+        hip: Some(hip::Hip::start(&registers, 18, 1e9)),
+        repr: Repr::Dense(Arena::HEAP.vec_from(&registers)),
+    };
+    assert_eq!(longest.encoded_len(), MAX_ENCODED_LEN);
+    let bytes = longest.encode();
+    assert_eq!(bytes.len(), MAX_ENCODED_LEN);
+    assert_eq!(Sketch::decode(&bytes).unwrap(), longest);
 }
 
 #[test]
@@ -376,16 +433,21 @@ fn sizes() {
     let thousand = sketch(14, &hashes(7, 1000));
     assert_eq!(thousand.form(), Form::Sparse);
     assert!(thousand.encoded_len() <= 4000, "{}", thousand.encoded_len());
-    let dense = sketch(14, &hashes(7, 20_000));
-    assert_eq!(dense.form(), Form::Dense);
-    // Built by insertions: the registers and the 8-byte martingale count.
-    assert!(dense.has_martingale());
-    assert_eq!(dense.encoded_len(), 12_300);
-    assert_eq!(dense.encode().len(), 12_300);
-    let union = dense.union(&sketch(14, &hashes(8, 10))).unwrap();
-    assert!(!union.has_martingale());
-    assert_eq!(union.encoded_len(), 12_292);
-    assert_eq!(union.encode().len(), 12_292);
+    // Dense: 4 + 1 + 8,192 bytes and an escape byte for each register 15 or more above the
+    // smallest (a few); built by insertions, 8 more for the martingale count.
+    for n in [20_000, 1_000_000] {
+        let dense = sketch(14, &hashes(7, n));
+        assert_eq!(dense.form(), Form::Dense);
+        assert!(dense.has_martingale());
+        let len = dense.encoded_len();
+        assert!((8_205..8_245).contains(&len), "n {n}: {len} bytes");
+        assert_eq!(dense.encode().len(), len);
+        let union = dense.union(&sketch(14, &hashes(8, 10))).unwrap();
+        assert!(!union.has_martingale());
+        let len = union.encoded_len();
+        assert!((8_197..8_237).contains(&len), "n {n}: {len} bytes");
+        assert_eq!(union.encode().len(), len);
+    }
 }
 
 #[test]
@@ -434,7 +496,11 @@ fn form_follows_the_size_rule_while_growing() {
             assert_eq!(is_dense, sparse_len > dense_len, "p {p}, {} hashes", i + 1);
             // A dense sketch built by insertions also holds its 8-byte martingale count.
             assert_eq!(compacted.has_martingale(), is_dense);
-            let expected = if is_dense { dense_len + 8 } else { sparse_len };
+            let expected = if is_dense {
+                compacted.encode().len()
+            } else {
+                sparse_len
+            };
             assert_eq!(compacted.encoded_len(), expected);
             was_dense = is_dense;
         }
@@ -711,10 +777,13 @@ fn forged_extremes_never_give_nan() {
 fn decoder_rejects_each_broken_field() {
     let sparse_bytes = sketch(14, &hashes(1, 300)).encode();
     let explicit_bytes = sketch(14, &hashes(1, 10)).encode();
-    let martingale_bytes = sketch(4, &hashes(1, 100)).encode();
-    assert_eq!(martingale_bytes.len(), 24);
-    let dense_bytes = sketch(4, &hashes(1, 100)).without_martingale().encode();
-    assert_eq!(dense_bytes.len(), 16);
+    let built = sketch(4, &hashes(1, 100));
+    let martingale_bytes = built.encode();
+    assert_eq!(martingale_bytes[..2], [3, 5]);
+    let dense_bytes = built.without_martingale().encode();
+    assert_eq!(dense_bytes[..2], [3, 6]);
+    let legacy_bytes = legacy_dense(&built, 2);
+    assert_eq!(legacy_bytes.len(), 16);
     let mut cases: Vec<(&str, Vec<u8>)> = vec![
         ("nothing", vec![]),
         ("short header", vec![2, 0, 14]),
@@ -806,6 +875,11 @@ fn decoder_rejects_each_broken_field() {
     }
     for (truncated, trailing, bytes) in [
         (
+            "truncated 6-bit dense",
+            "6-bit dense with a trailing byte",
+            &legacy_bytes,
+        ),
+        (
             "truncated dense",
             "dense with a trailing byte",
             &dense_bytes,
@@ -823,16 +897,40 @@ fn decoder_rejects_each_broken_field() {
         longer.push(0);
         cases.push((trailing, longer));
     }
-    let mut too_high = dense_bytes.clone();
+    let mut too_high = legacy_bytes.clone();
     too_high[4] |= 63; // register 0 = 63 > 61
     cases.push(("register above the maximum", too_high));
-    // Form 5: version 3 only, exact length, a count between the non-zero registers and 2^64.
-    let mut in_version_2 = martingale_bytes.clone();
-    in_version_2[0] = 2;
-    cases.push(("martingale form in version 2", in_version_2));
-    let mut plain_in_version_3 = dense_bytes.clone();
-    plain_in_version_3[0] = 3;
-    cases.push(("dense form in version 3", plain_in_version_3));
+    // Forms 5 and 6: version 3 only, 4-bit registers whose base is the smallest, an escape
+    // byte per escape nibble, a count between the non-zero registers and 2^64.
+    for (what, bytes) in [
+        ("martingale form in version 2", &martingale_bytes),
+        ("4-bit dense form in version 2", &dense_bytes),
+    ] {
+        let mut in_version_2 = bytes.clone();
+        in_version_2[0] = 2;
+        cases.push((what, in_version_2));
+    }
+    let mut legacy_in_version_3 = legacy_bytes.clone();
+    legacy_in_version_3[0] = 3;
+    cases.push(("6-bit dense form in version 3", legacy_in_version_3));
+    let p4 = |payload: &[u8]| [&[3, 6, 4, 26][..], payload].concat();
+    cases.push((
+        "base not the smallest",
+        p4(&[1, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11]),
+    ));
+    cases.push(("base above the maximum", p4(&[62, 0, 0, 0, 0, 0, 0, 0, 0])));
+    cases.push(("escape bytes missing", p4(&[0, 0xff, 0, 0, 0, 0, 0, 0, 0])));
+    cases.push((
+        "escape byte without escape",
+        p4(&[0, 0x01, 0, 0, 0, 0, 0, 0, 0, 3]),
+    ));
+    cases.push((
+        "escape above the maximum",
+        p4(&[0, 0x0f, 0, 0, 0, 0, 0, 0, 0, 47]),
+    ));
+    cases.push(("nibbles truncated", p4(&[0, 0x01, 0, 0, 0, 0, 0, 0])));
+    cases.push(("all-zero 4-bit dense", p4(&[0, 0, 0, 0, 0, 0, 0, 0, 0])));
+    cases.push(("martingale without its count", vec![3, 5, 4, 26, 0, 0, 0]));
     for (what, count) in [
         ("martingale NaN", f64::NAN),
         ("martingale +inf", f64::INFINITY),
@@ -846,10 +944,10 @@ fn decoder_rejects_each_broken_field() {
         cases.push((what, b));
     }
     let mut too_high = martingale_bytes.clone();
-    too_high[12] |= 63;
+    too_high[12] = 62; // the base
     cases.push(("martingale register above the maximum", too_high));
-    let mut all_zero = martingale_bytes.clone();
-    all_zero[12..].fill(0);
+    let mut all_zero = martingale_bytes[..12].to_vec();
+    all_zero.resize(12 + 9, 0);
     cases.push(("all-zero martingale", all_zero));
     for (what, bytes) in cases {
         let error = Sketch::decode(&bytes).expect_err(what);

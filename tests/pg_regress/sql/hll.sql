@@ -29,7 +29,8 @@ FROM generate_series(1, 20000) i;
 -- A value of format version 1 is read, and written back in version 2.
 SELECT 'hll1:AQEOGpm2iATKrPMBm67dAw=='::hll, # 'hll1:AQEOGpm2iATKrPMBm67dAw=='::hll AS count;
 
--- Info and sizes: explicit up to 128 values, sparse while smaller, dense at most 12,292 bytes
+-- Info and sizes: explicit up to 128 values, sparse while smaller than the 6-bit dense form
+-- (12,292 bytes), then dense in 4 bits (about 8,200 bytes)
 -- at p = 14.
 SELECT hll_info(hll_empty()) AS empty;
 SELECT hll_info(hll_agg(i)) AS hundred FROM generate_series(1, 100) i;

@@ -3,8 +3,9 @@
 SET max_parallel_workers_per_gather = 0;   -- one state takes every row: the martingale count
 CREATE TABLE hip_values AS SELECT i AS v FROM generate_series(1, 100000) i;
 
--- Built by insertions: dense with a count, 8 bytes more than the registers, version 3, and a
--- smaller standard error (sqrt(ln 2/m) = 0.0065 at p = 14, against 1.04/sqrt(m) = 0.0081).
+-- Built by insertions: dense with a count, 8 bytes more than the registers (4 bits each and
+-- a few escapes), version 3, and a smaller standard error (sqrt(ln 2/m) = 0.0065 at p = 14,
+-- against 1.04/sqrt(m) = 0.0081).
 SELECT hll_info(hll_agg(v)) FROM hip_values;
 SELECT abs(hll_count(hll_agg(v)) - 100000) < 100000 * 3 * 0.0065 AS within_three_sigma FROM hip_values;
 
@@ -30,8 +31,8 @@ SELECT h::text::hll = h AS text_round_trip, h::bytea::hll = h AS bytea_round_tri
        # h::text::hll = # h AS same_count
 FROM (SELECT hll_agg(v) AS h FROM hip_values) s;
 
--- A union estimates from its registers (its inputs might share values): version 2, dense,
--- 12,292 bytes. A union with an empty sketch is the other sketch, count included.
+-- A union estimates from its registers (its inputs might share values): dense without a
+-- count, form 6. A union with an empty sketch is the other sketch, count included.
 SELECT hll_info(hll_union(a, b)) AS union_info,
        abs(hll_count(hll_union(a, b)) - 100000) < 100000 * 3 * 0.0081 AS within_three_sigma,
        hll_union(a, hll_empty()) = a AS empty_is_neutral,
@@ -46,8 +47,9 @@ SELECT hll_info(hll(hll_agg(v), 12, false)) ->> 'format_version' AS folded_versi
 FROM hip_values;
 
 -- Values of earlier builds: a dense p = 4 sketch of 1..100 in version 2 and version 1 (the
--- registers alone) reads back as before; the same values built now carry a count, and their
--- union with the old value is that old value (the same registers, no count).
+-- registers alone, 6 bits each) reads back as before; the same values built now carry a
+-- count, and their union with the old value is that old value (the same registers, no count)
+-- written in version 3 (form 6, 4 bits each).
 SELECT # 'hll1:AgIEGsNQEIMyDIRACARRCA=='::hll AS v2_count,
        # 'hll1:AQIEGsNQEIMyDIRACARRCA=='::hll AS v1_count,
        hll_info('hll1:AgIEGsNQEIMyDIRACARRCA=='::hll) ->> 'format_version' AS v2_version;
@@ -56,14 +58,17 @@ SELECT h::text AS built_now, hll_info(h) ->> 'format_version' AS version,
        hll_union('hll1:AQIEGsNQEIMyDIRACARRCA=='::hll, h)::text AS union_with_v1
 FROM (SELECT hll_agg(i, 4) AS h FROM generate_series(1, 100) i) s;
 
--- Forged form-5 bytes are refused with the reason (22P03 for bytea, 22P02 for text).
--- The valid value above: 03 05 04 1a, the count 88.789 as an f64, then 12 register bytes.
-SELECT error_of($$ SELECT '\x0205041afbe9fd277e325640c3501083320c844008045108'::bytea::hll $$) AS form_5_in_version_2;
-SELECT error_of($$ SELECT '\x0302041ac3501083320c844008045108'::bytea::hll $$) AS dense_in_version_3;
-SELECT error_of($$ SELECT '\x0305041a000000000000f87fc3501083320c844008045108'::bytea::hll $$) AS nan_count;
-SELECT error_of($$ SELECT '\x0305041a000000000000f03fc3501083320c844008045108'::bytea::hll $$) AS count_below_registers;
-SELECT error_of($$ SELECT '\x0305041afbe9fd277e325640c3501083320c8440080451'::bytea::hll $$) AS truncated;
-SELECT error_of($$ SELECT '\x0305041afbe9fd277e325640ff501083320c844008045108'::bytea::hll $$) AS register_above_max;
-SELECT error_of($$ SELECT 'hll1:AwUEGgAAAAAAAPh/w1AQgzIMhEAIBFEI'::hll $$) AS nan_count_text;
-SELECT '\x0305041afbe9fd277e325640c3501083320c844008045108'::bytea::hll::text AS valid_bytes;
+-- Forged forms 5 and 6 are refused with the reason (22P03 for bytea, 22P02 for text).
+-- The valid value above: 03 05 04 1a, the count 88.789 as an f64, then the base 02 and 8
+-- bytes of nibbles (16 registers, none 15 above the base: no escapes).
+SELECT error_of($$ SELECT '\x0205041afbe9fd277e325640021123811102022203'::bytea::hll $$) AS form_5_in_version_2;
+SELECT error_of($$ SELECT '\x0302041ac3501083320c844008045108'::bytea::hll $$) AS six_bit_dense_in_version_3;
+SELECT error_of($$ SELECT '\x0305041a000000000000f87f021123811102022203'::bytea::hll $$) AS nan_count;
+SELECT error_of($$ SELECT '\x0305041a000000000000f03f021123811102022203'::bytea::hll $$) AS count_below_registers;
+SELECT error_of($$ SELECT '\x0305041afbe9fd277e3256400211238111020222'::bytea::hll $$) AS truncated;
+SELECT error_of($$ SELECT '\x0305041afbe9fd277e3256403e1123811102022203'::bytea::hll $$) AS register_above_max;
+SELECT error_of($$ SELECT '\x0305041afbe9fd277e32564002f123811102022203'::bytea::hll $$) AS escape_byte_missing;
+SELECT error_of($$ SELECT '\x0306041a011111111111111111'::bytea::hll $$) AS base_not_smallest;
+SELECT error_of($$ SELECT 'hll1:AwUEGgAAAAAAAPh/AhEjgRECAiID'::hll $$) AS nan_count_text;
+SELECT '\x0305041afbe9fd277e325640021123811102022203'::bytea::hll::text AS valid_bytes;
 DROP TABLE hip_values;
