@@ -52,11 +52,18 @@
 //! first folded to the smaller one; folding a dense sketch from `p` to `q` maps register `i` to
 //! `i >> (p - q)` with the dropped index bits prepended to the rank field, which gives exactly
 //! the sketch that would have been built at `q` from the same hashes. Union is therefore
-//! commutative, associative and idempotent on the registers, and never fails. A union (and a
-//! fold) drops the martingale count: its inputs may share values, which the count cannot tell;
-//! a union with an empty sketch is the other sketch, count included. So the aggregates give
-//! the martingale estimate when one state took every row, and the registers' estimate when
-//! parallel workers or Citus shards combine partial states.
+//! commutative, associative and idempotent on the registers, and never fails.
+//!
+//! The martingale count of a union: two dense sketches may share values in ways their registers
+//! cannot tell, so their union has none (nor has a fold). When one side is explicit or sparse,
+//! its hashes or tokens are replayed into the other side's registers as insertions, in an order
+//! drawn from their bits (see `replay_key`), so a dense side's count goes on; a union of small
+//! sketches that turns dense starts a count from its tokens, like a sketch built directly. A
+//! union with an empty sketch is the other sketch, count included. Unions are commutative byte
+//! for byte; associative only on the registers (the count depends on when the union turned
+//! dense). So the aggregates give the martingale estimate when one state took every row or
+//! the partial states were small, and the registers' estimate when parallel workers or Citus
+//! shards combine dense partial states.
 //!
 //! # Estimators
 //!
@@ -65,9 +72,10 @@
 //!   `q = (1/m)·Σ_i 2^-r_i` (a register at the largest rank counts 0) is the probability that
 //!   a new distinct hash raises one. It starts when the sketch turns dense, from the sparse
 //!   count, and needs the registers' history, so it lives only in sketches that saw nothing but
-//!   insertions since. Relative standard error about `√(ln 2/m) = 0.833/√m`: 80 % of the
+//!   insertions since (and unions with small sketches, whose values are replayed as insertions:
+//!   see above). Relative standard error about `√(ln 2/m) = 0.833/√m`: 80 % of the
 //!   registers' estimate below, in 8 more bytes.
-//! - Dense otherwise (unions, folds, values of earlier versions): Ertl's improved raw estimator ("New cardinality estimation algorithms for
+//! - Dense otherwise (unions of dense sketches, folds, values of earlier versions): Ertl's improved raw estimator ("New cardinality estimation algorithms for
 //!   HyperLogLog sketches", arXiv:1702.01284, algorithm 6) on the register histogram
 //!   `C_0..C_{q+1}` with `q = 64 - p`:
 //!   `n = α∞·m² / (m·σ(C_0/m) + Σ_{k=1..q} C_k·2^-k + m·τ(1 - C_{q+1}/m)·2^-q)`,
@@ -279,6 +287,61 @@ impl DenseRegisters<'_> {
             *register = rank;
         }
     }
+}
+
+impl DenseRegisters<'_> {
+    /// Offers `rank` to register `index`, as an insertion would.
+    #[inline]
+    fn offer(&mut self, index: usize, rank: u8) {
+        if let Some(register) = self.registers.get_mut(index)
+            && *register < rank
+        {
+            if let Some(hip) = self.hip {
+                hip.record(*register, rank, self.precision);
+            }
+            *register = rank;
+        }
+    }
+
+    /// Inserts the hashes of an explicit sketch, in replay order when there is a count to keep.
+    fn replay_hashes(&mut self, hashes: &[u64], arena: Arena) {
+        if self.hip.is_none() {
+            hashes.iter().for_each(|&hash| self.add_hash(hash));
+            return;
+        }
+        let mut order = arena.vec_from(hashes);
+        order.sort_unstable_by_key(|&hash| replay_key(hash));
+        order.iter().for_each(|&hash| self.add_hash(hash));
+    }
+
+    /// Inserts the tokens of a sparse sketch (each one the register update of its hashes), in
+    /// replay order when there is a count to keep.
+    fn replay_tokens(&mut self, set: &sparse::SparseSet, arena: Arena) {
+        if self.hip.is_none() {
+            set.scatter_into(self.registers, self.precision);
+            return;
+        }
+        let mut order = ArenaVec::with_capacity_in(set.all_tokens_len(), arena);
+        order.extend(set.all_tokens());
+        order.sort_unstable_by_key(|&token| replay_key(u64::from(token)));
+        for &token in order.iter() {
+            let (index, rank) = sparse::register(token, self.precision);
+            self.offer(index, rank);
+        }
+    }
+}
+
+/// The order in which a union replays hashes or tokens into a martingale count: by a mix of
+/// their bits (MurmurHash3's finalizer). In the order of their values the registers would be
+/// offered ranks index by index, and the count is unbiased only when each new value looks
+/// uniformly random given the registers (the order DataSketches' unions replay coupons in is
+/// likewise a hash table's).
+#[inline]
+fn replay_key(x: u64) -> u64 {
+    let mut z = x ^ 0x9e37_79b9_7f4a_7c15;
+    z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    z = (z ^ (z >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    z ^ (z >> 33)
 }
 
 impl Default for Sketch {
@@ -498,11 +561,32 @@ impl Sketch {
             (Repr::Foreign(_), _) | (_, Repr::Foreign(_)) => return Err(mixed_families()),
             _ => {}
         }
+        // Canonical forms first: a sketch with pending tokens that make it dense is dense (with
+        // the count it starts then), as its bytes say, so that a union of states in memory and
+        // one of their bytes agree.
+        self.compact();
+        let other = other.normalized();
+        let other = other.as_ref();
         let arena = self.arena();
         if other.precision < self.precision {
-            self.fold_in_place(other.precision);
+            if matches!(self.repr, Repr::Dense(_)) {
+                self.fold_in_place(other.precision);
+            } else {
+                // Hashes and tokens do not depend on the precision: the compaction after the
+                // union sees the union's tokens, whichever side came first.
+                self.precision = other.precision;
+            }
         }
         let p = self.precision;
+        // Which martingale count the union keeps (see the module documentation): a dense
+        // side's, when the other side holds hashes or tokens that can be replayed into it as
+        // insertions; a union that turns dense in `compact` starts one from its tokens; two
+        // dense sides, whose values may overlap in ways their registers cannot tell, none.
+        let their_hip = if other.precision == p {
+            other.hip
+        } else {
+            None
+        };
         match (&mut self.repr, &other.repr) {
             (Repr::Explicit(mine), Repr::Explicit(theirs)) => {
                 explicit::merge(mine, theirs);
@@ -514,23 +598,22 @@ impl Sketch {
                 }
                 self.compact();
             }
-            (Repr::Dense(registers), Repr::Explicit(theirs)) => {
-                let mut registers = DenseRegisters {
-                    registers,
-                    precision: p,
-                    hip: &mut None,
-                };
-                theirs.iter().for_each(|&hash| registers.add_hash(hash));
+            (Repr::Dense(registers), Repr::Explicit(theirs)) => DenseRegisters {
+                registers,
+                precision: p,
+                hip: &mut self.hip,
             }
+            .replay_hashes(theirs, arena),
             (Repr::Explicit(mine), Repr::Dense(theirs)) => {
                 let mut registers = arena.vec_filled(0u8, 1 << p);
                 dense::merge_folded(&mut registers, p, theirs, other.precision);
-                let mut dense_registers = DenseRegisters {
+                self.hip = their_hip;
+                DenseRegisters {
                     registers: &mut registers,
                     precision: p,
-                    hip: &mut None,
-                };
-                mine.iter().for_each(|&hash| dense_registers.add_hash(hash));
+                    hip: &mut self.hip,
+                }
+                .replay_hashes(mine, arena);
                 self.repr = Repr::Dense(registers);
             }
             (Repr::Explicit(mine), Repr::Sparse(theirs)) => {
@@ -540,13 +623,25 @@ impl Sketch {
                 self.compact();
             }
             (Repr::Dense(registers), Repr::Dense(theirs)) => {
-                dense::merge_folded(registers, p, theirs, other.precision)
+                dense::merge_folded(registers, p, theirs, other.precision);
+                self.hip = None;
             }
-            (Repr::Dense(registers), Repr::Sparse(theirs)) => theirs.scatter_into(registers, p),
+            (Repr::Dense(registers), Repr::Sparse(theirs)) => DenseRegisters {
+                registers,
+                precision: p,
+                hip: &mut self.hip,
+            }
+            .replay_tokens(theirs, arena),
             (Repr::Sparse(mine), Repr::Dense(theirs)) => {
                 let mut registers = arena.vec_filled(0u8, 1 << p);
                 dense::merge_folded(&mut registers, p, theirs, other.precision);
-                mine.scatter_into(&mut registers, p);
+                self.hip = their_hip;
+                DenseRegisters {
+                    registers: &mut registers,
+                    precision: p,
+                    hip: &mut self.hip,
+                }
+                .replay_tokens(mine, arena);
                 self.repr = Repr::Dense(registers);
             }
             (Repr::Sparse(mine), Repr::Sparse(theirs)) => {
@@ -555,11 +650,6 @@ impl Sketch {
             }
             (Repr::Foreign(_), _) | (_, Repr::Foreign(_)) => return Err(mixed_families()),
         }
-        // The inputs of a union may share values, which a martingale count cannot tell: a
-        // union is estimated from its registers, even one that turned dense just now (which
-        // keeps union associative). A union still sparse starts a count when insertions turn
-        // it dense.
-        self.hip = None;
         Ok(())
     }
 

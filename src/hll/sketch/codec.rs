@@ -408,10 +408,15 @@ impl Sketch {
 
     /// The text form: `hll1:` and the binary form in base64.
     pub fn to_text(&self) -> String {
-        let bytes = self.encode();
+        Sketch::text_of_bytes(&self.encode())
+    }
+
+    /// The text form of valid binary bytes, as they are: a stored value of an earlier format
+    /// version prints in that version (and reads back as the same sketch).
+    pub fn text_of_bytes(bytes: &[u8]) -> String {
         let mut out = String::with_capacity(TEXT_PREFIX.len() + bytes.len().div_ceil(3) * 4);
         out.push_str(TEXT_PREFIX);
-        base64::encode_into(&bytes, &mut out);
+        base64::encode_into(bytes, &mut out);
         out
     }
 

@@ -442,7 +442,7 @@ fn sizes() {
         let len = dense.encoded_len();
         assert!((8_205..8_245).contains(&len), "n {n}: {len} bytes");
         assert_eq!(dense.encode().len(), len);
-        let union = dense.union(&sketch(14, &hashes(8, 10))).unwrap();
+        let union = dense.union(&sketch(14, &hashes(8, 10_000))).unwrap();
         assert!(!union.has_martingale());
         let len = union.encoded_len();
         assert!((8_197..8_237).contains(&len), "n {n}: {len} bytes");
@@ -673,6 +673,64 @@ fn martingale_beats_the_registers() {
             registers_rms * 100.0
         );
     }
+}
+
+/// A union keeps a martingale count when one side holds hashes or tokens (they are replayed
+/// into the other as insertions) and starts one when a union of small sketches turns dense:
+/// a union of 16 sparse sketches is as accurate as one sketch built directly, unbiased, and
+/// well below the registers' error.
+#[test]
+fn unions_of_small_sketches_keep_a_count() {
+    let (p, parts, n) = (12u8, 16usize, 8_000usize);
+    let theory = hip::RELATIVE_ERROR_FACTOR / 64.0;
+    let (mut sum, mut sum_sq, mut registers_sq) = (0.0, 0.0, 0.0);
+    let runs = 200;
+    for seed in 0..runs {
+        let hs = hashes(seed, n);
+        let mut union = Sketch::new(p).unwrap();
+        for part in hs.chunks(n / parts) {
+            let part = sketch(p, part);
+            assert_ne!(part.form(), Form::Dense);
+            union.merge_from(&part).unwrap();
+        }
+        assert!(union.has_martingale());
+        assert_eq!(
+            union.without_martingale(),
+            sketch(p, &hs).without_martingale()
+        );
+        let error = union.estimate() / n as f64 - 1.0;
+        sum += error;
+        sum_sq += error * error;
+        registers_sq += (union.without_martingale().estimate() / n as f64 - 1.0).powi(2);
+    }
+    let (bias, rms) = (sum / runs as f64, (sum_sq / runs as f64).sqrt());
+    let registers_rms = (registers_sq / runs as f64).sqrt();
+    assert!(
+        bias.abs() < 3.0 * rms / (runs as f64).sqrt(),
+        "bias {:.3} %",
+        bias * 100.0
+    );
+    assert!(rms < 1.2 * theory, "rms {:.3} %", rms * 100.0);
+    assert!(
+        rms < 0.93 * registers_rms,
+        "rms {:.3} %, registers {:.3} %",
+        rms * 100.0,
+        registers_rms * 100.0
+    );
+    // A dense side keeps its count when the other is small, in either order.
+    let big = sketch(p, &hashes(1, 20_000));
+    let small = sketch(p, &hashes(2, 300));
+    assert_eq!(small.form(), Form::Sparse);
+    let (a, b) = (big.union(&small).unwrap(), small.union(&big).unwrap());
+    assert!(a.has_martingale());
+    assert_eq!(a.encode(), b.encode());
+    assert!(a.estimate() > big.estimate());
+    // Two dense sides keep none.
+    assert!(
+        !big.union(&sketch(p, &hashes(3, 20_000)))
+            .unwrap()
+            .has_martingale()
+    );
 }
 
 /// The accuracy table of the martingale count at p = 14 over 1,000 seeds (HLL_ACCURACY_SEEDS;
@@ -1083,7 +1141,9 @@ proptest! {
         let ab = a.union(&b).unwrap();
         // commutative, associative, idempotent, with identical bytes
         prop_assert_eq!(ab.encode(), b.union(&a).unwrap().encode());
-        prop_assert_eq!(ab.union(&c).unwrap().encode(), a.union(&b.union(&c).unwrap()).unwrap().encode());
+        // (associative on the registers: the martingale count a union keeps depends on the
+        // order its inputs turned dense in)
+        prop_assert_eq!(ab.union(&c).unwrap().without_martingale().encode(), a.union(&b.union(&c).unwrap()).unwrap().without_martingale().encode());
         // (a union holds the registers alone: no martingale count)
         prop_assert_eq!(a.union(&a).unwrap().encode(), a.without_martingale().encode());
         prop_assert_eq!(ab.union(&b).unwrap().without_martingale().encode(), ab.without_martingale().encode());
@@ -1096,7 +1156,6 @@ proptest! {
             _ => a.precision().min(b.precision()),
         };
         prop_assert_eq!(ab.without_martingale().encode(), sketch(p, &both).without_martingale().encode());
-        prop_assert!(!ab.has_martingale() || ha.is_empty() || hb.is_empty());
         // in-place merge and merge from bytes agree with union
         let mut in_place = a.clone();
         in_place.merge_from(&b).unwrap();
