@@ -331,6 +331,25 @@ impl DenseRegisters<'_> {
     }
 }
 
+/// A dense side of a union at precision `p`: `(registers, their precision, their count)`
+/// folded to `p`, then the other side replayed into it by `replay`.
+fn replayed_into(
+    (theirs, their_precision, their_hip): (&[u8], u8, Option<Hip>),
+    p: u8,
+    arena: Arena,
+    replay: impl FnOnce(&mut DenseRegisters<'_>),
+) -> (Repr, Option<Hip>) {
+    let mut registers = arena.vec_filled(0u8, 1 << p);
+    dense::merge_folded(&mut registers, p, theirs, their_precision);
+    let mut hip = their_hip;
+    replay(&mut DenseRegisters {
+        registers: &mut registers,
+        precision: p,
+        hip: &mut hip,
+    });
+    (Repr::Dense(registers), hip)
+}
+
 /// The order in which a union replays hashes or tokens into a martingale count: by a mix of
 /// their bits (MurmurHash3's finalizer). In the order of their values the registers would be
 /// offered ranks index by index, and the count is unbiased only when each new value looks
@@ -605,16 +624,9 @@ impl Sketch {
             }
             .replay_hashes(theirs, arena),
             (Repr::Explicit(mine), Repr::Dense(theirs)) => {
-                let mut registers = arena.vec_filled(0u8, 1 << p);
-                dense::merge_folded(&mut registers, p, theirs, other.precision);
-                self.hip = their_hip;
-                DenseRegisters {
-                    registers: &mut registers,
-                    precision: p,
-                    hip: &mut self.hip,
-                }
-                .replay_hashes(mine, arena);
-                self.repr = Repr::Dense(registers);
+                let start = (theirs.as_slice(), other.precision, their_hip);
+                (self.repr, self.hip) =
+                    replayed_into(start, p, arena, |r| r.replay_hashes(mine, arena));
             }
             (Repr::Explicit(mine), Repr::Sparse(theirs)) => {
                 let mut set = sparse::SparseSet::from_hashes(mine, arena);
@@ -633,16 +645,9 @@ impl Sketch {
             }
             .replay_tokens(theirs, arena),
             (Repr::Sparse(mine), Repr::Dense(theirs)) => {
-                let mut registers = arena.vec_filled(0u8, 1 << p);
-                dense::merge_folded(&mut registers, p, theirs, other.precision);
-                self.hip = their_hip;
-                DenseRegisters {
-                    registers: &mut registers,
-                    precision: p,
-                    hip: &mut self.hip,
-                }
-                .replay_tokens(mine, arena);
-                self.repr = Repr::Dense(registers);
+                let start = (theirs.as_slice(), other.precision, their_hip);
+                (self.repr, self.hip) =
+                    replayed_into(start, p, arena, |r| r.replay_tokens(mine, arena));
             }
             (Repr::Sparse(mine), Repr::Sparse(theirs)) => {
                 mine.merge_from(theirs);

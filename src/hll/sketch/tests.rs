@@ -663,16 +663,32 @@ fn martingale_beats_the_registers() {
     for n in [3_000usize, 20_000, 200_000] {
         let seeds = if n > 100_000 { 60 } else { 300 };
         let [(bias, rms), (_, registers_rms)] = martingale_and_registers(10, n, 0..seeds);
-        let bias_bound = 3.0 * rms / (seeds as f64).sqrt();
-        assert!(bias.abs() < bias_bound, "n {n}: bias {:.3} %", bias * 100.0);
-        assert!(rms < 1.2 * theory, "n {n}: rms {:.3} %", rms * 100.0);
-        assert!(
-            rms < 0.93 * registers_rms,
-            "n {n}: rms {:.3} % against the registers' {:.3} %",
-            rms * 100.0,
-            registers_rms * 100.0
-        );
+        check_martingale(&format!("n {n}"), seeds, (bias, rms), registers_rms, theory);
     }
+}
+
+/// A martingale count's bias within 3 standard errors of its mean over `runs`, its RMS error
+/// within 20 % of `theory` and clearly below the registers' of the same sketches.
+fn check_martingale(
+    what: &str,
+    runs: u64,
+    (bias, rms): (f64, f64),
+    registers_rms: f64,
+    theory: f64,
+) {
+    let bias_bound = 3.0 * rms / (runs as f64).sqrt();
+    assert!(
+        bias.abs() < bias_bound,
+        "{what}: bias {:.3} %",
+        bias * 100.0
+    );
+    assert!(rms < 1.2 * theory, "{what}: rms {:.3} %", rms * 100.0);
+    assert!(
+        rms < 0.93 * registers_rms,
+        "{what}: rms {:.3} % against the registers' {:.3} %",
+        rms * 100.0,
+        registers_rms * 100.0
+    );
 }
 
 /// A union keeps a martingale count when one side holds hashes or tokens (they are replayed
@@ -705,18 +721,7 @@ fn unions_of_small_sketches_keep_a_count() {
     }
     let (bias, rms) = (sum / runs as f64, (sum_sq / runs as f64).sqrt());
     let registers_rms = (registers_sq / runs as f64).sqrt();
-    assert!(
-        bias.abs() < 3.0 * rms / (runs as f64).sqrt(),
-        "bias {:.3} %",
-        bias * 100.0
-    );
-    assert!(rms < 1.2 * theory, "rms {:.3} %", rms * 100.0);
-    assert!(
-        rms < 0.93 * registers_rms,
-        "rms {:.3} %, registers {:.3} %",
-        rms * 100.0,
-        registers_rms * 100.0
-    );
+    check_martingale("16 unions", runs, (bias, rms), registers_rms, theory);
     // A dense side keeps its count when the other is small, in either order.
     let big = sketch(p, &hashes(1, 20_000));
     let small = sketch(p, &hashes(2, 300));
