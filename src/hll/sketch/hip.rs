@@ -8,7 +8,8 @@
 //! expectation whatever the registers are: it stays unbiased from any exactly known start.
 //! A sketch starts it when it turns dense, from the sparse form's count (within about 0.01 %).
 //! Its relative standard error is about `√(ln 2 / m)`, against `1.04/√m` for an estimate from
-//! the registers alone; a union (whose inputs may share values) cannot keep it.
+//! the registers alone. A union of two dense sketches (whose values may overlap) cannot keep
+//! it; a union with a small sketch replays that one's values into it (see the parent module).
 
 use super::dense;
 
