@@ -1549,3 +1549,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION outbox_check_new_triggers() IS 'Internal: event trigger function checking new outbox triggers.';
+
+-- Issue 17, accuracy: dense sketches built by insertions keep a martingale count (hll format
+-- version 3); the interval of hll_estimate follows the estimator.
+COMMENT ON FUNCTION hll_estimate(hll, float8) IS 'Estimate with a two-sided confidence interval (normal; in dense form standard error sqrt(ln 2/m) for a sketch built by insertions alone, 1.04/sqrt(m) after a union).';

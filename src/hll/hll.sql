@@ -1,4 +1,4 @@
--- HyperLogLog: distinct counts in at most 12,292 bytes at the default precision (14).
+-- HyperLogLog: distinct counts in about 8,200 bytes at the default precision (14).
 -- Entry points are in src/hll/sql.rs; this script declares them.
 
 CREATE TYPE hll;
@@ -67,7 +67,7 @@ CREATE FUNCTION hll_estimate(h hll, confidence float8 DEFAULT 0.95,
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE sql
     SET search_path = pg_catalog, pg_temp
     AS $$ SELECT e[1], e[2], e[3] FROM (SELECT distcount.hll_estimate_array(h, confidence) AS e) s $$;
-COMMENT ON FUNCTION hll_estimate(hll, float8) IS 'Estimate with a two-sided confidence interval (normal, standard error 1.04/sqrt(m) in dense form).';
+COMMENT ON FUNCTION hll_estimate(hll, float8) IS 'Estimate with a two-sided confidence interval (normal; in dense form standard error sqrt(ln 2/m) for a sketch built by insertions alone, 1.04/sqrt(m) after a union).';
 
 CREATE FUNCTION hll_info_text(h hll) RETURNS text
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_info_text_wrapper';

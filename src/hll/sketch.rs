@@ -1,5 +1,5 @@
-//! HyperLogLog sketch (pure Rust, no PostgreSQL): approximate distinct counting in at most
-//! 12,292 bytes at the default precision, exact for small sets.
+//! HyperLogLog sketch (pure Rust, no PostgreSQL): approximate distinct counting in about 8,200
+//! bytes at the default precision, exact for small sets.
 //!
 //! # What a sketch holds
 //!
@@ -30,7 +30,10 @@
 //!   at `p'` needed. Equal indexes keep the higher rank. Small sets are counted by linear
 //!   counting over `2^26` buckets, within a fraction of a value up to thousands of values
 //!   (two values share a token with probability about n²/2^27).
-//! - **Dense**: `2^p` registers, one byte each in memory, packed 6 bits each on disk.
+//! - **Dense**: `2^p` registers, one byte each in memory, 4 bits each on disk (as offsets from
+//!   the smallest register, with an escape byte for the few 15 or more above it; 6 bits each in
+//!   versions 1 and 2); while the sketch has only seen insertions since it turned dense, also a
+//!   martingale count (below).
 //!
 //! **Canonical form.** A non-empty sketch is explicit while it holds at most
 //! `explicit::capacity(p)` hashes; beyond that it is sparse exactly when its sparse encoding is
@@ -39,8 +42,9 @@
 //! sparse encoding (a new token splits one gap in two: the larger part is at least half the old
 //! gap, so its varint is at most one byte shorter, and the other part takes at least one byte;
 //! a higher rank changes no length), so the form is a function of the set of hashes seen:
-//! every order of insertions and unions of the same hashes gives the same state and the same
-//! bytes, and a union is never sparse when one of its inputs is dense.
+//! every order of insertions and unions of the same hashes gives the same form and registers
+//! (the martingale count of a dense sketch built by insertions depends on their order, its
+//! expectation does not), and a union is never sparse when one of its inputs is dense.
 //!
 //! # Union and precision
 //!
@@ -48,11 +52,30 @@
 //! first folded to the smaller one; folding a dense sketch from `p` to `q` maps register `i` to
 //! `i >> (p - q)` with the dropped index bits prepended to the rank field, which gives exactly
 //! the sketch that would have been built at `q` from the same hashes. Union is therefore
-//! commutative, associative and idempotent, and never fails.
+//! commutative, associative and idempotent on the registers, and never fails.
+//!
+//! The martingale count of a union: two dense sketches may share values in ways their registers
+//! cannot tell, so their union has none (nor has a fold). When one side is explicit or sparse,
+//! its hashes or tokens are replayed into the other side's registers as insertions, in an order
+//! drawn from their bits (see `replay_key`), so a dense side's count goes on; a union of small
+//! sketches that turns dense starts a count from its tokens, like a sketch built directly. A
+//! union with an empty sketch is the other sketch, count included. Unions are commutative byte
+//! for byte; associative only on the registers (the count depends on when the union turned
+//! dense). So the aggregates give the martingale estimate when one state took every row or
+//! the partial states were small, and the registers' estimate when parallel workers or Citus
+//! shards combine dense partial states.
 //!
 //! # Estimators
 //!
-//! - Dense: Ertl's improved raw estimator ("New cardinality estimation algorithms for
+//! - Dense, built by insertions: the martingale (HIP) count (Ting 2014; Cohen 2015; Ertl
+//!   2017 §5; see `hip.rs`). Each insertion that raises a register adds `1/q`, where
+//!   `q = (1/m)·Σ_i 2^-r_i` (a register at the largest rank counts 0) is the probability that
+//!   a new distinct hash raises one. It starts when the sketch turns dense, from the sparse
+//!   count, and needs the registers' history, so it lives only in sketches that saw nothing but
+//!   insertions since (and unions with small sketches, whose values are replayed as insertions:
+//!   see above). Relative standard error about `√(ln 2/m) = 0.833/√m`: 80 % of the
+//!   registers' estimate below, in 8 more bytes.
+//! - Dense otherwise (unions of dense sketches, folds, values of earlier versions): Ertl's improved raw estimator ("New cardinality estimation algorithms for
 //!   HyperLogLog sketches", arXiv:1702.01284, algorithm 6) on the register histogram
 //!   `C_0..C_{q+1}` with `q = 64 - p`:
 //!   `n = α∞·m² / (m·σ(C_0/m) + Σ_{k=1..q} C_k·2^-k + m·τ(1 - C_{q+1}/m)·2^-q)`,
@@ -69,11 +92,13 @@
 //! estimate, with `σ` the standard errors above and `z` from the confidence (Acklam's inverse
 //! normal CDF); the lower bound is never below the proven count.
 //!
-//! # Binary format, version 2 (little-endian where it matters)
+//! # Binary format, versions 2 and 3 (little-endian where it matters)
 //!
 //! ```text
-//! u8  format version (2; version 1 is read too)
-//! u8  form: 0 empty, 1 sparse, 2 dense, 3 explicit (3 only from version 2)
+//! u8  format version: 3 for forms 5 and 6, 2 for forms 0, 1, 3 and 4 (1 and 2 are read too)
+//! u8  form: 0 empty, 1 sparse, 2 dense in 6 bits (versions 1 and 2 only, read but no longer
+//!     written), 3 explicit (3 and 4 only from version 2), 4 imported from postgresql-hll,
+//!     5 dense with a martingale count, 6 dense (5 and 6 only in version 3)
 //! u8  precision p (4..=18)
 //! u8  sparse precision p' (26)
 //! payload, by form:
@@ -86,31 +111,50 @@
 //!                     on all but the last byte, at most 4 bytes, no overlong encodings
 //!             u8      rank at p' (1..=39), present only when index & 0xFF == 0
 //!           at least one entry; the value is at most as long as the dense form would be
-//!   dense:  2^p registers of 6 bits, 3·2^p/4 bytes; register i is bits 6i..6i+5 of the
-//!           payload read as a little-endian bit string (4 registers per 3 bytes:
-//!           r0 | r1 << 6 | r2 << 12 | r3 << 18 as a 24-bit little-endian integer);
+//!   dense in 6 bits (form 2): 2^p registers of 6 bits, 3·2^p/4 bytes; register i is bits
+//!           6i..6i+5 of the payload read as a little-endian bit string (4 registers per
+//!           3 bytes: r0 | r1 << 6 | r2 << 12 | r3 << 18 as a 24-bit little-endian integer);
 //!           each register at most 65 - p, at least one non-zero
+//!   dense (form 6): 2^p registers in 4 bits
+//!             u8      base: the smallest register
+//!             2^(p-1) bytes of nibbles, register 2i in the low half of byte i, 2i+1 in the
+//!                     high half: register - base, or 15 (an escape) when that is 15 or more
+//!             u8      for each escape, by register: register - base - 15
+//!           each register at most 65 - p, at least one non-zero, at least one equal to base
+//!   dense with a martingale count (form 5):
+//!           f64     the count, at least the number of non-zero registers, at most 2^64
+//!           the payload of form 6
 //! ```
 //!
 //! Sizes: empty 4 bytes; up to 128 values 4 + 8·n bytes (explicit); 1,000 values about 2,800
-//! bytes (sparse, which lasts up to about 5,400 values at p = 14); dense 12,292 bytes at p = 14
-//! and 196,612 bytes at p = 18, the longest valid value. The decoder accepts only the canonical
-//! form, so equal sketches have identical bytes; the one allowance is a sparse value with few
-//! tokens, which a sketch read from version 1 can produce.
+//! bytes (sparse, which lasts up to about 5,400 values at p = 14: it yields to the dense form
+//! at the 6-bit dense length, as in versions 1 and 2, so that their values stay canonical);
+//! dense 8,197 bytes at p = 14 plus about a dozen escapes for random data (8 more with a
+//! martingale count), 131,077 at p = 18 plus escapes. The longest valid value, 393,228 bytes,
+//! is a crafted p = 18 sketch whose registers are all escapes but one. The decoder accepts only
+//! the canonical form, so equal sketches have identical bytes; the allowances are a sparse
+//! value with few tokens, which a sketch read from version 1 can produce, and values of
+//! versions 1 and 2, which are written back in the current form.
 //!
 //! Version 1 is version 2 without the explicit form: the same header (version byte 1) and the
-//! same empty, sparse and dense payloads. This build reads it and writes version 2.
+//! same empty, sparse and dense payloads. Version 3 adds forms 5 and 6, the dense forms in
+//! 4 bits, and no longer writes form 2; forms 0, 1, 3 and 4 are still written in version 2,
+//! so values of those forms keep their bytes and earlier builds read them. This build reads
+//! versions 1 to 3 and writes 2 and 3. A version-3 header on forms 0 to 4 is refused (not
+//! canonical).
 //!
 //! # Text format, version 1
 //!
 //! `hll1:` followed by the binary form in standard base64 (RFC 4648 alphabet `A-Z a-z 0-9 + /`,
 //! `=` padding to a multiple of 4 characters, no line breaks or blanks; unused bits of the last
 //! character must be zero). The `1` names this text encoding; the binary version is inside.
-//! The empty sketch at p = 14 is `hll1:AgAOGg==` (`hll1:AQAOGg==` in binary version 1). Parsing is strict: anything that
+//! The empty sketch at p = 14 is `hll1:AgAOGg==` (`hll1:AQAOGg==` in binary version 1). Parsing
+//! is strict: anything that
 //! [`Sketch::to_text`] would not have written is refused.
 
 use crate::common::arena::{Arena, ArenaVec, CloneIn};
 use crate::common::error::{Error, ErrorKind, Result};
+use hip::Hip;
 use postgresql_hll::PgHll;
 use std::borrow::Cow;
 use std::fmt;
@@ -119,6 +163,7 @@ mod codec;
 mod dense;
 mod estimate;
 mod explicit;
+mod hip;
 pub mod postgresql_hll;
 mod sparse;
 
@@ -129,7 +174,7 @@ mod tests;
 
 #[cfg(test)]
 pub(crate) use codec::base64_detail;
-pub use codec::{FORMAT_VERSION, MAX_ENCODED_LEN, TEXT_PREFIX};
+pub use codec::{FORMAT_VERSION, MAX_ENCODED_LEN, PLAIN_FORMAT_VERSION, TEXT_PREFIX};
 pub use estimate::{normal_quantile, z_for_confidence};
 
 pub const MIN_PRECISION: u8 = 4;
@@ -187,6 +232,9 @@ pub fn checked_precision(precision: i64) -> Result<u8> {
 pub struct Sketch {
     precision: u8,
     repr: Repr,
+    /// The martingale count of a dense sketch that has only seen insertions since it turned
+    /// dense; `None` in every other form and after a union or a fold.
+    hip: Option<Hip>,
 }
 
 // An explicit tag byte: `Some(dense)` of an aggregate state is then one comparison on the
@@ -220,6 +268,7 @@ impl Repr {
 pub struct DenseRegisters<'a> {
     registers: &'a mut [u8],
     precision: u8,
+    hip: &'a mut Option<Hip>,
 }
 
 impl DenseRegisters<'_> {
@@ -232,9 +281,86 @@ impl DenseRegisters<'_> {
         // `Repr::Dense` makes it so, and nothing resizes it), and `index` has `precision` bits.
         let register = unsafe { self.registers.get_unchecked_mut(index) };
         if *register < rank {
+            if let Some(hip) = self.hip {
+                hip.record(*register, rank, self.precision);
+            }
             *register = rank;
         }
     }
+}
+
+impl DenseRegisters<'_> {
+    /// Offers `rank` to register `index`, as an insertion would.
+    #[inline]
+    fn offer(&mut self, index: usize, rank: u8) {
+        if let Some(register) = self.registers.get_mut(index)
+            && *register < rank
+        {
+            if let Some(hip) = self.hip {
+                hip.record(*register, rank, self.precision);
+            }
+            *register = rank;
+        }
+    }
+
+    /// Inserts the hashes of an explicit sketch, in replay order when there is a count to keep.
+    fn replay_hashes(&mut self, hashes: &[u64], arena: Arena) {
+        if self.hip.is_none() {
+            hashes.iter().for_each(|&hash| self.add_hash(hash));
+            return;
+        }
+        let mut order = arena.vec_from(hashes);
+        order.sort_unstable_by_key(|&hash| replay_key(hash));
+        order.iter().for_each(|&hash| self.add_hash(hash));
+    }
+
+    /// Inserts the tokens of a sparse sketch (each one the register update of its hashes), in
+    /// replay order when there is a count to keep.
+    fn replay_tokens(&mut self, set: &sparse::SparseSet, arena: Arena) {
+        if self.hip.is_none() {
+            set.scatter_into(self.registers, self.precision);
+            return;
+        }
+        let mut order = ArenaVec::with_capacity_in(set.all_tokens_len(), arena);
+        order.extend(set.all_tokens());
+        order.sort_unstable_by_key(|&token| replay_key(u64::from(token)));
+        for &token in order.iter() {
+            let (index, rank) = sparse::register(token, self.precision);
+            self.offer(index, rank);
+        }
+    }
+}
+
+/// A dense side of a union at precision `p`: `(registers, their precision, their count)`
+/// folded to `p`, then the other side replayed into it by `replay`.
+fn replayed_into(
+    (theirs, their_precision, their_hip): (&[u8], u8, Option<Hip>),
+    p: u8,
+    arena: Arena,
+    replay: impl FnOnce(&mut DenseRegisters<'_>),
+) -> (Repr, Option<Hip>) {
+    let mut registers = arena.vec_filled(0u8, 1 << p);
+    dense::merge_folded(&mut registers, p, theirs, their_precision);
+    let mut hip = their_hip;
+    replay(&mut DenseRegisters {
+        registers: &mut registers,
+        precision: p,
+        hip: &mut hip,
+    });
+    (Repr::Dense(registers), hip)
+}
+
+/// The order in which a union replays hashes or tokens into a martingale count: by a mix of
+/// their bits (MurmurHash3's finalizer). In the order of their values the registers would be
+/// offered ranks index by index, and the count is unbiased only when each new value looks
+/// uniformly random given the registers (the order DataSketches' unions replay coupons in is
+/// likewise a hash table's).
+#[inline]
+fn replay_key(x: u64) -> u64 {
+    let mut z = x ^ 0x9e37_79b9_7f4a_7c15;
+    z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    z = (z ^ (z >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    z ^ (z >> 33)
 }
 
 impl Default for Sketch {
@@ -243,6 +369,7 @@ impl Default for Sketch {
         Sketch {
             precision: DEFAULT_PRECISION,
             repr: Repr::Explicit(Arena::HEAP.vec()),
+            hip: None,
         }
     }
 }
@@ -258,6 +385,7 @@ impl CloneIn for Sketch {
         Sketch {
             precision: self.precision,
             repr,
+            hip: self.hip,
         }
     }
 }
@@ -275,6 +403,7 @@ impl Sketch {
         Ok(Sketch {
             precision,
             repr: Repr::Explicit(arena.vec()),
+            hip: None,
         })
     }
 
@@ -311,6 +440,7 @@ impl Sketch {
             Some(value) => Ok(Sketch {
                 precision: value.log2m(),
                 repr: Repr::Foreign(value),
+                hip: None,
             }),
             None => {
                 let log2m = bytes.get(1).map_or(DEFAULT_PRECISION, |p| p & 0x1f);
@@ -357,6 +487,7 @@ impl Sketch {
             Repr::Dense(registers) => DenseRegisters {
                 registers,
                 precision: self.precision,
+                hip: &mut self.hip,
             }
             .add_hash(hash),
             Repr::Sparse(set) => {
@@ -379,11 +510,13 @@ impl Sketch {
             Some(Sketch {
                 precision,
                 repr: Repr::Dense(registers),
+                hip,
             }) => {
                 debug_assert_eq!(registers.len(), 1 << *precision);
                 Some(DenseRegisters {
                     registers,
                     precision: *precision,
+                    hip,
                 })
             }
             _ => None,
@@ -407,6 +540,10 @@ impl Sketch {
             {
                 let mut registers = set.arena().vec_filled(0u8, 1 << self.precision);
                 set.scatter_into(&mut registers, self.precision);
+                // The martingale starts here, from the tokens' count (see hip.rs): a union
+                // that turns dense starts it too, as its tokens are those of the union.
+                let start = estimate::sparse(set.len(), 0.0).estimate;
+                self.hip = Some(Hip::start(&registers, self.precision, start));
                 self.repr = Repr::Dense(registers);
             }
         }
@@ -443,11 +580,32 @@ impl Sketch {
             (Repr::Foreign(_), _) | (_, Repr::Foreign(_)) => return Err(mixed_families()),
             _ => {}
         }
+        // Canonical forms first: a sketch with pending tokens that make it dense is dense (with
+        // the count it starts then), as its bytes say, so that a union of states in memory and
+        // one of their bytes agree.
+        self.compact();
+        let other = other.normalized();
+        let other = other.as_ref();
         let arena = self.arena();
         if other.precision < self.precision {
-            self.fold_in_place(other.precision);
+            if matches!(self.repr, Repr::Dense(_)) {
+                self.fold_in_place(other.precision);
+            } else {
+                // Hashes and tokens do not depend on the precision: the compaction after the
+                // union sees the union's tokens, whichever side came first.
+                self.precision = other.precision;
+            }
         }
         let p = self.precision;
+        // Which martingale count the union keeps (see the module documentation): a dense
+        // side's, when the other side holds hashes or tokens that can be replayed into it as
+        // insertions; a union that turns dense in `compact` starts one from its tokens; two
+        // dense sides, whose values may overlap in ways their registers cannot tell, none.
+        let their_hip = if other.precision == p {
+            other.hip
+        } else {
+            None
+        };
         match (&mut self.repr, &other.repr) {
             (Repr::Explicit(mine), Repr::Explicit(theirs)) => {
                 explicit::merge(mine, theirs);
@@ -459,22 +617,16 @@ impl Sketch {
                 }
                 self.compact();
             }
-            (Repr::Dense(registers), Repr::Explicit(theirs)) => {
-                let mut registers = DenseRegisters {
-                    registers,
-                    precision: p,
-                };
-                theirs.iter().for_each(|&hash| registers.add_hash(hash));
+            (Repr::Dense(registers), Repr::Explicit(theirs)) => DenseRegisters {
+                registers,
+                precision: p,
+                hip: &mut self.hip,
             }
+            .replay_hashes(theirs, arena),
             (Repr::Explicit(mine), Repr::Dense(theirs)) => {
-                let mut registers = arena.vec_filled(0u8, 1 << p);
-                dense::merge_folded(&mut registers, p, theirs, other.precision);
-                let mut dense_registers = DenseRegisters {
-                    registers: &mut registers,
-                    precision: p,
-                };
-                mine.iter().for_each(|&hash| dense_registers.add_hash(hash));
-                self.repr = Repr::Dense(registers);
+                let start = (theirs.as_slice(), other.precision, their_hip);
+                (self.repr, self.hip) =
+                    replayed_into(start, p, arena, |r| r.replay_hashes(mine, arena));
             }
             (Repr::Explicit(mine), Repr::Sparse(theirs)) => {
                 let mut set = sparse::SparseSet::from_hashes(mine, arena);
@@ -483,14 +635,19 @@ impl Sketch {
                 self.compact();
             }
             (Repr::Dense(registers), Repr::Dense(theirs)) => {
-                dense::merge_folded(registers, p, theirs, other.precision)
+                dense::merge_folded(registers, p, theirs, other.precision);
+                self.hip = None;
             }
-            (Repr::Dense(registers), Repr::Sparse(theirs)) => theirs.scatter_into(registers, p),
+            (Repr::Dense(registers), Repr::Sparse(theirs)) => DenseRegisters {
+                registers,
+                precision: p,
+                hip: &mut self.hip,
+            }
+            .replay_tokens(theirs, arena),
             (Repr::Sparse(mine), Repr::Dense(theirs)) => {
-                let mut registers = arena.vec_filled(0u8, 1 << p);
-                dense::merge_folded(&mut registers, p, theirs, other.precision);
-                mine.scatter_into(&mut registers, p);
-                self.repr = Repr::Dense(registers);
+                let start = (theirs.as_slice(), other.precision, their_hip);
+                (self.repr, self.hip) =
+                    replayed_into(start, p, arena, |r| r.replay_tokens(mine, arena));
             }
             (Repr::Sparse(mine), Repr::Sparse(theirs)) => {
                 mine.merge_from(theirs);
@@ -558,6 +715,8 @@ impl Sketch {
             Repr::Explicit(_) | Repr::Sparse(_) => self.compact(),
             Repr::Foreign(_) => {}
         }
+        // The count saw the changes of the registers at the old precision, not the new one.
+        self.hip = None;
     }
 
     /// The estimated number of distinct values (see the module documentation).
@@ -589,9 +748,10 @@ impl Sketch {
         match &sketch.repr {
             Repr::Explicit(hashes) => estimate::exact(hashes.len()),
             Repr::Sparse(set) => estimate::sparse(set.len(), z),
-            Repr::Dense(registers) => {
-                estimate::dense(&dense::histogram(registers), sketch.precision, z)
-            }
+            Repr::Dense(registers) => match &sketch.hip {
+                Some(hip) => estimate::martingale(hip.count(), registers, sketch.precision, z),
+                None => estimate::dense(&dense::histogram(registers), sketch.precision, z),
+            },
             Repr::Foreign(value) if value.is_explicit() => estimate::exact(value.proven()),
             Repr::Foreign(value) => {
                 let estimate = value.estimate();
@@ -605,9 +765,31 @@ impl Sketch {
         }
     }
 
-    /// Relative standard error of a dense sketch at this precision, `1.04/√m`.
+    /// Relative standard error of a dense sketch at this precision: `√(ln 2/m)` while it
+    /// keeps a martingale count, `1.04/√m` otherwise.
     pub fn relative_standard_error(&self) -> f64 {
-        estimate::dense_relative_error(self.precision)
+        if self.hip.is_some() {
+            estimate::martingale_relative_error(self.precision)
+        } else {
+            estimate::dense_relative_error(self.precision)
+        }
+    }
+
+    /// True when the estimate is the martingale count (a dense sketch that has only seen
+    /// insertions since it turned dense).
+    pub fn has_martingale(&self) -> bool {
+        self.hip.is_some()
+    }
+
+    /// The same sketch with its martingale count dropped: the registers' estimate, as after a
+    /// union (for tests that compare what unions and direct builds hold).
+    #[cfg(test)]
+    pub(crate) fn without_martingale(&self) -> Sketch {
+        let mut out = self.clone();
+        // Pending tokens that turn it dense would start a count when compacted.
+        out.compact();
+        out.hip = None;
+        out
     }
 
     /// Bytes of heap memory the in-memory state holds (for aggregate size hints).
@@ -644,7 +826,7 @@ impl PartialEq for Sketch {
         match (&a.repr, &b.repr) {
             (Repr::Explicit(x), Repr::Explicit(y)) => x[..] == y[..],
             (Repr::Sparse(x), Repr::Sparse(y)) => x.tokens() == y.tokens(),
-            (Repr::Dense(x), Repr::Dense(y)) => x[..] == y[..],
+            (Repr::Dense(x), Repr::Dense(y)) => x[..] == y[..] && a.hip == b.hip,
             (Repr::Foreign(x), Repr::Foreign(y)) => x == y,
             _ => false,
         }

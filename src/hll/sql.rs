@@ -66,9 +66,12 @@ fn hll_in(input: &CStr, _type_oid: pg_sys::Oid, typmod: i32) -> HllDatum {
     HllDatum::from_sketch(&apply_typmod(Sketch::parse_text(text).or_raise(), typmod))
 }
 
+/// The stored bytes in base64, as `hll_send` gives them: a value stored by an earlier build
+/// prints as it did then, so its text (a dump, a key outside the database) does not change
+/// when the extension is updated.
 #[pg_extern(sql = false)]
 fn hll_out(value: HllDatum) -> CString {
-    to_cstring(value.sketch().to_text())
+    to_cstring(Sketch::text_of_bytes(value.bytes()))
 }
 
 #[pg_extern(sql = false)]

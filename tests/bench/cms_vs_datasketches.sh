@@ -5,19 +5,8 @@
 # 100, error on keys with at least 100 events. See cms_vs_datasketches.py.
 # Usage: cms_vs_datasketches.sh [extra arguments of cms_vs_datasketches.py, e.g. --seeds 1,2,3]
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-CLUSTER="$ROOT/tests/tools/cluster.sh"
-trap '"$CLUSTER" stop cmsds >/dev/null 2>&1 || true' EXIT
-
-if ! python3 -c 'import datasketches, numpy' 2>/dev/null; then
-    echo "==> installing the Python packages datasketches and numpy (pip, for this user)"
-    python3 -m pip install --quiet --user datasketches numpy ||
-        python3 -m pip install --quiet --user --break-system-packages datasketches numpy
-fi
-"$CLUSTER" start cmsds
-eval "$("$CLUSTER" env cmsds)"
+. "$(dirname "$0")/lib.sh"
 export CMS_DS_DB=cms_vs_datasketches
-dropdb --if-exists "$CMS_DS_DB"
-createdb "$CMS_DS_DB"
+datasketches_cluster cmsds "$CMS_DS_DB"
 python3 "$(dirname "$0")/cms_vs_datasketches.py" "$@"
 dropdb "$CMS_DS_DB"

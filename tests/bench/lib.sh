@@ -70,3 +70,22 @@ callgrind_queries() {
         TOTAL[$name]="$(callgrind_total "$name")"
     done
 }
+
+# For the comparisons with Apache DataSketches (cms_vs_datasketches.sh, hll_vs_datasketches.sh):
+#   datasketches_cluster NAME DB  installs the Python packages datasketches and numpy (pip, for
+#                                 this user) when they are missing, starts cluster NAME (stopped
+#                                 on exit), sets PGHOST/PGPORT and makes database DB afresh.
+datasketches_cluster() {
+    DATASKETCHES_CLUSTER="$1"
+    DATASKETCHES_CLUSTER_SH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tests/tools/cluster.sh"
+    trap '"$DATASKETCHES_CLUSTER_SH" stop "$DATASKETCHES_CLUSTER" >/dev/null 2>&1 || true' EXIT
+    if ! python3 -c 'import datasketches, numpy' 2>/dev/null; then
+        echo "==> installing the Python packages datasketches and numpy (pip, for this user)"
+        python3 -m pip install --quiet --user datasketches numpy ||
+            python3 -m pip install --quiet --user --break-system-packages datasketches numpy
+    fi
+    "$DATASKETCHES_CLUSTER_SH" start "$DATASKETCHES_CLUSTER"
+    eval "$("$DATASKETCHES_CLUSTER_SH" env "$DATASKETCHES_CLUSTER")"
+    dropdb --if-exists "$2"
+    createdb "$2"
+}

@@ -7,6 +7,13 @@ hll_vs_postgresql_hll.sh) and writes an SVG: the error of every value range as a
 the theoretical standard error ±1.04/sqrt(m) as reference lines. Standard library only.
 
 Usage: plot_hll_error.py [RESULTS.tsv] [OUT.svg]
+
+With --per-byte first, it reads tests/bench/results/hll_vs_datasketches.tsv (written by
+hll_vs_datasketches.sh) instead and plots RMS error x sqrt(bytes) against n for pg_distcount
+and DataSketches HLL_4 / HLL_8 / CPC, sketches built directly (solid) and unions of 16
+(dashed): the error per byte, lower is better.
+
+Usage: plot_hll_error.py --per-byte [RESULTS.tsv] [OUT.svg]
 """
 import csv
 import math
@@ -15,6 +22,88 @@ import sys
 from collections import defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def fmt_n(n):
+    for div, suf in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if n >= div:
+            v = n / div
+            return (f"{v:.0f}" if v == int(v) else f"{v:.3g}") + suf
+    return str(n)
+
+
+def per_byte_plot(tsv, out_path):
+    """RMS x sqrt(bytes) against n per sketch, direct (solid) and union (dashed), log-log."""
+    series = defaultdict(dict)  # (mode, sketch) -> {n: value}
+    sets = {}
+    with open(tsv, newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            series[(row["mode"], row["sketch"])][int(row["n"])] = float(row["rms_pct_sqrt_bytes"])
+            sets[int(row["n"])] = int(row["sets"])
+    colours = {"pg_distcount": "#1f5fbf", "DataSketches HLL_4": "#d0501c", "DataSketches HLL_6": "#e3a21a",
+               "DataSketches HLL_8": "#8c6d31", "DataSketches CPC": "#2a9d5c"}
+    values = [v for pts in series.values() for v in pts.values() if v > 0]
+    ns = sorted(sets)
+    w, h, left, right, top, bottom = 1000, 600, 90, 250, 80, 70
+    pw, ph = w - left - right, h - top - bottom
+    xlo, xhi = math.log10(ns[0]) - 0.2, math.log10(ns[-1]) + 0.2
+    # Exact counts (0) and near-exact ones sit at the bottom edge: the axis starts at 0.1.
+    ylo, yhi = max(-1, math.floor(math.log10(min(values)))), math.ceil(math.log10(max(values)))
+
+    def x(n):
+        return left + (math.log10(n) - xlo) / (xhi - xlo) * pw
+
+    def y(v):
+        return top + (yhi - math.log10(max(v, 10**ylo))) / (yhi - ylo) * ph
+
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+         'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="14">',
+         f'<rect width="{w}" height="{h}" fill="white"/>',
+         f'<text x="{w / 2}" y="28" text-anchor="middle" font-size="18" font-weight="bold">'
+         'Error per byte: RMS error (%) × √bytes against n, p = lg_k = 14 (lower is better)</text>',
+         f'<text x="{w / 2}" y="48" text-anchor="middle" font-size="13" fill="#444">solid: built directly; '
+         'dashed: union of 16; values below 0.1 (exact counts) at the bottom edge</text>',
+         f'<text x="{w / 2}" y="66" text-anchor="middle" font-size="13" fill="#444">sets per n: '
+         f'{", ".join(f"{fmt_n(n)}: {sets[n]}" for n in ns)}</text>',
+         f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>']
+    for d in range(ylo, yhi + 1):
+        for s in (1, 2, 5):
+            v = s * 10**d
+            if 10**ylo <= v <= 10**yhi:
+                o.append(f'<line x1="{left}" y1="{y(v):.1f}" x2="{left + pw}" y2="{y(v):.1f}" stroke="#e4e4e4"/>')
+                o.append(f'<text x="{left - 8}" y="{y(v) + 5:.1f}" text-anchor="end">{v:g}</text>')
+    for n in ns:
+        o.append(f'<line x1="{x(n):.1f}" y1="{top}" x2="{x(n):.1f}" y2="{top + ph}" stroke="#e4e4e4"/>')
+        o.append(f'<text x="{x(n):.1f}" y="{top + ph + 22}" text-anchor="middle">{fmt_n(n)}</text>')
+    o.append(f'<text x="{left + pw / 2}" y="{top + ph + 48}" text-anchor="middle">'
+             'number of distinct values n (log scale)</text>')
+    o.append(f'<text transform="translate(24 {top + ph / 2}) rotate(-90)" text-anchor="middle">'
+             'RMS error (%) × √bytes (log scale)</text>')
+    legend_y = top + 10
+    for name, colour in colours.items():
+        for mode, dash in (("direct", ""), ("union", ' stroke-dasharray="7 4"')):
+            pts = sorted(series.get((mode, name), {}).items())
+            if not pts:
+                continue
+            path = " ".join(f"{x(n):.1f},{y(v):.1f}" for n, v in pts)
+            o.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2.2"{dash}/>')
+            o.extend(f'<circle cx="{x(n):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}"/>' for n, v in pts)
+            o.append(f'<line x1="{left + pw + 14}" y1="{legend_y - 5}" x2="{left + pw + 40}" y2="{legend_y - 5}" '
+                     f'stroke="{colour}" stroke-width="2.2"{dash}/>')
+            o.append(f'<text x="{left + pw + 46}" y="{legend_y}" font-size="12">{name.replace("DataSketches ", "DS ")}, {mode}</text>')
+            legend_y += 20
+    o.append("</svg>")
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "w") as f:
+        f.write("\n".join(o) + "\n")
+    print(f"wrote {out_path} ({len(ns)} values of n)")
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "--per-byte":
+    per_byte_plot(sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "results", "hll_vs_datasketches.tsv"),
+                  sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "results", "hll_error_per_byte.svg"))
+    sys.exit(0)
+
 TSV = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "results", "hll_vs_postgresql_hll.tsv")
 OUT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "results", "hll_relative_error.svg")
 
@@ -64,14 +153,6 @@ def Y(frac):
 
 def jitter(k):  # deterministic spread of the dots of one n, in decades
     return ((k * 2654435761) % 1000 / 1000 - 0.5) * 0.05
-
-
-def fmt_n(n):
-    for div, suf in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
-        if n >= div:
-            v = n / div
-            return (f"{v:.0f}" if v == int(v) else f"{v:.3g}") + suf
-    return str(n)
 
 
 out = []

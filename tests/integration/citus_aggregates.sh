@@ -100,6 +100,14 @@ stamp "data loaded ($ROWS rows, distributed and local)"
 # label|expression|kind. Kinds:
 #   sketch  the result's bytes (md5 of ::bytea) must be equal;
 #   value   the value itself (estimates);
+#   hll     an hll built by insertions: its registers must be equal (md5 of (x || x)::bytea, a
+#           union, which drops the martingale count: a split aggregate combines partial states,
+#           a union, and so has no count, while one state over all rows has one);
+#   count   approx_count_distinct: which estimate it gives depends on the plan (one state: the
+#           martingale count; partial states combined by a union: the registers' estimate once
+#           they are dense, a count carried on or started by the union while they are small),
+#           so each answer must be within 4 standard errors (1.04/sqrt(m), m = 2^14) of the
+#           local one, and equal to it below 1,000 (exact forms);
 #   cms:KEY a Count-Min sketch with a heavy-hitter list. Its counters and total do not depend on
 #           the input order, but today the list (which keys it keeps among ties) and the
 #           estimates and bounds drawn from it do (issue 13, "Order"). Must be equal: cms_info
@@ -109,25 +117,25 @@ stamp "data loaded ($ROWS rows, distributed and local)"
 #           equal cms_bounds for a sample of about 1,000 values of column KEY.
 REQUIRE_CMS_ORDER_FREE="${REQUIRE_CMS_ORDER_FREE:-0}"
 AGGREGATES=(
-    "hll_agg(smallint)|hll_agg(i2)|sketch"
-    "hll_agg(integer)|hll_agg(i4)|sketch"
-    "hll_agg(bigint)|hll_agg(i8)|sketch"
-    "hll_agg(text)|hll_agg(t)|sketch"
-    "hll_agg(uuid)|hll_agg(u)|sketch"
-    "hll_agg(anyelement: numeric)|hll_agg(nu)|sketch|pulled"
-    "hll_agg(smallint, p)|hll_agg(i2, 12)|sketch"
-    "hll_agg(integer, p)|hll_agg(i4, 12)|sketch"
-    "hll_agg(bigint, p)|hll_agg(i8, 12)|sketch"
-    "hll_agg(text, p)|hll_agg(t, 12)|sketch"
-    "hll_agg(uuid, p)|hll_agg(u, 12)|sketch"
-    "hll_agg(anyelement: numeric, p)|hll_agg(nu, 12)|sketch|pulled"
-    "approx_count_distinct(smallint)|approx_count_distinct(i2)|value"
-    "approx_count_distinct(integer)|approx_count_distinct(i4)|value"
-    "approx_count_distinct(bigint)|approx_count_distinct(i8)|value"
-    "approx_count_distinct(text)|approx_count_distinct(t)|value"
-    "approx_count_distinct(uuid)|approx_count_distinct(u)|value"
-    "approx_count_distinct(anyelement: numeric)|approx_count_distinct(nu)|value|pulled"
-    "hll_union_agg|hll_union_agg(h)|sketch"
+    "hll_agg(smallint)|hll_agg(i2)|hll"
+    "hll_agg(integer)|hll_agg(i4)|hll"
+    "hll_agg(bigint)|hll_agg(i8)|hll"
+    "hll_agg(text)|hll_agg(t)|hll"
+    "hll_agg(uuid)|hll_agg(u)|hll"
+    "hll_agg(anyelement: numeric)|hll_agg(nu)|hll|pulled"
+    "hll_agg(smallint, p)|hll_agg(i2, 12)|hll"
+    "hll_agg(integer, p)|hll_agg(i4, 12)|hll"
+    "hll_agg(bigint, p)|hll_agg(i8, 12)|hll"
+    "hll_agg(text, p)|hll_agg(t, 12)|hll"
+    "hll_agg(uuid, p)|hll_agg(u, 12)|hll"
+    "hll_agg(anyelement: numeric, p)|hll_agg(nu, 12)|hll|pulled"
+    "approx_count_distinct(smallint)|approx_count_distinct(i2)|count"
+    "approx_count_distinct(integer)|approx_count_distinct(i4)|count"
+    "approx_count_distinct(bigint)|approx_count_distinct(i8)|count"
+    "approx_count_distinct(text)|approx_count_distinct(t)|count"
+    "approx_count_distinct(uuid)|approx_count_distinct(u)|count"
+    "approx_count_distinct(anyelement: numeric)|approx_count_distinct(nu)|count|pulled"
+    "hll_union_agg|hll_union_agg(h)|hll"
     "cms_agg(key)|cms_agg(t)|cms:t"
     "cms_agg(key, eps, delta)|cms_agg(i4, 0.002, 0.02)|cms:i4"
     "cms_agg(key, eps, delta, heavy)|cms_agg(t, 0.002, 0.02, 8)|cms:t"
@@ -149,6 +157,7 @@ AGGREGATES=(
 result() {
     local v="$2"
     [ "$3" = sketch ] && v="md5(($2)::bytea)"
+    [ "$3" = hll ] && v="md5((($2) || ($2))::bytea)"
     if [ "${4:-}" = group ]; then
         sql -c "SELECT g || ':' || $v FROM $1 GROUP BY g ORDER BY g" | paste -sd' '
     else
@@ -177,6 +186,20 @@ FROM rd JOIN rl USING (g), keys;
 SQL
 }
 
+# close_counts LOCAL DIST: "ok" when the counts (one, or one "g:count" a group) agree within
+# 4·1.04/sqrt(2^14) relative, exactly below 1,000; else both.
+close_counts() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        n = split(a, x, " "); if (split(b, y, " ") != n) { print a " / " b; exit }
+        for (i = 1; i <= n; i++) {
+            sub(/^[^:]*:/, "", x[i]); sub(/^[^:]*:/, "", y[i])
+            d = x[i] - y[i]; if (d < 0) d = -d
+            if ((x[i] < 1000 && d != 0) || d > 4 * 1.04 / 128 * x[i]) { print a " / " b; exit }
+        }
+        print "ok"
+    }'
+}
+
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
@@ -190,6 +213,7 @@ for entry in "${AGGREGATES[@]}"; do
     # The overall query, timed (for cms: timing only; its bytes are compared below as reported).
     simple="$kind"
     [ "${kind%%:*}" = cms ] && simple=sketch
+    [ "$kind" = count ] && simple=value
     t0="$(now)"
     dist_all="$(result agg_dist "$expr" "$simple")"
     t1="$(now)"
@@ -204,6 +228,12 @@ for entry in "${AGGREGATES[@]}"; do
             check "$label: distributed = local, bytes" "$groups of $groups" "${cmp[2]}"
             check "$label: distributed = local, cms_bounds of sample keys" 0 "${cmp[3]%% of *}"
         fi
+    elif [ "$kind" = count ]; then
+        for grouping in "" group; do
+            check "$label: distributed within 4 standard errors of local, ${grouping:-overall}" ok \
+                "$(close_counts "$(result agg_local "$expr" value $grouping)" \
+                                "$(result agg_dist "$expr" value $grouping)")"
+        done
     else
         check "$label: distributed = local, overall" "$local_all" "$dist_all"
         check "$label: distributed = local, GROUP BY g" \

@@ -176,12 +176,16 @@ else
     diff "$WORK/before.txt" "$WORK/after.txt" | cut -c1-200 | head -20
     check "every value reads back byte-identical on PostgreSQL $NEW_MAJOR" same differs
 fi
-check "indexes find the values after pg_upgrade (hash on hll, gcounter, lwwreg; btree on hll(10))" "17|17|-3|33|59" \
-    "$(sql -d up_values -c "SET search_path = public, distcount; SET enable_seqscan = off; SET enable_bitmapscan = off;
-         SELECT (SELECT string_agg(id::text, ',') FROM v WHERE h = (SELECT h FROM v WHERE id = 17)),
+# The byte-order count (~<~) depends on the format's bytes: the sequential scan gives it.
+index_query="SELECT (SELECT string_agg(id::text, ',') FROM v WHERE h = (SELECT h FROM v WHERE id = 17)),
                 (SELECT string_agg(id::text, ',') FROM v WHERE h10 = (SELECT h10 FROM v WHERE id = 17)),
                 (SELECT string_agg(id::text, ',') FROM v WHERE g = (SELECT g FROM v WHERE id = -3)),
                 (SELECT string_agg(id::text, ',') FROM v WHERE r = (SELECT r FROM v WHERE id = 33)),
-                (SELECT count(*) FROM v WHERE h10 ~<~ (SELECT h10 FROM v WHERE id = 60))" 2>&1 | tail -1)"
+                (SELECT count(*) FROM v WHERE h10 ~<~ (SELECT h10 FROM v WHERE id = 60))"
+seq_count="$(sql -d up_values -c "SET search_path = public, distcount; SET enable_indexscan = off; SET enable_bitmapscan = off;
+         SELECT count(*) FROM v WHERE h10 ~<~ (SELECT h10 FROM v WHERE id = 60)" 2>&1 | tail -1)"
+check "indexes find the values after pg_upgrade (hash on hll, gcounter, lwwreg; btree on hll(10))" "17|17|-3|33|$seq_count" \
+    "$(sql -d up_values -c "SET search_path = public, distcount; SET enable_seqscan = off; SET enable_bitmapscan = off;
+         $index_query" 2>&1 | tail -1)"
 stamp "done"
 finish

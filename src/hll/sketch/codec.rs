@@ -1,5 +1,7 @@
 //! The binary and text forms (specified in the parent module's documentation).
 
+use super::estimate::MAX_ESTIMATE;
+use super::hip::Hip;
 use super::postgresql_hll::PgHll;
 use super::sparse::{self, SparseSet};
 use super::{MAX_PRECISION, MIN_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense, explicit};
@@ -7,14 +9,25 @@ use crate::common::arena::{Arena, ArenaVec};
 use crate::common::base64::{self, Base64Error};
 use crate::common::error::{Error, ErrorKind, Result};
 
-/// The version this build writes. It reads version 1 too (the same forms but the explicit one).
-pub const FORMAT_VERSION: u8 = 2;
+/// The newest version this build writes: 3 for the dense forms, which came with it (5 with a
+/// martingale count, 6 without, both with 4-bit registers). The other forms are written in
+/// version 2, byte for byte as before, so that stored values keep their bytes and older builds
+/// still read them. It reads version 1 too (the same forms but the explicit one), and the
+/// 6-bit dense form 2 of versions 1 and 2.
+pub const FORMAT_VERSION: u8 = 3;
+/// The version of forms 0 to 4.
+pub const PLAIN_FORMAT_VERSION: u8 = 2;
 const FIRST_FORMAT_VERSION: u8 = 1;
 /// Prefix of the text form; the digit is the version of the text encoding.
 pub const TEXT_PREFIX: &str = "hll1:";
 pub const HEADER_LEN: usize = 4;
-/// The longest valid binary value: dense at the largest precision.
-pub const MAX_ENCODED_LEN: usize = HEADER_LEN + (3 << (MAX_PRECISION - 2));
+/// Bytes of the martingale count of form 5 (an f64).
+const COUNT_LEN: usize = 8;
+/// The longest valid binary value: dense with a count at the largest precision, every register
+/// but the base an escape (only crafted inputs come near; random ones take about 2^(p-1) + 13
+/// bytes).
+pub const MAX_ENCODED_LEN: usize =
+    HEADER_LEN + COUNT_LEN + 1 + (1 << (MAX_PRECISION - 1)) + (1 << MAX_PRECISION) - 1;
 /// The longest valid text value.
 const MAX_TEXT_LEN: usize = TEXT_PREFIX.len() + MAX_ENCODED_LEN.div_ceil(3) * 4;
 
@@ -23,9 +36,14 @@ const FORM_SPARSE: u8 = 1;
 const FORM_DENSE: u8 = 2;
 const FORM_EXPLICIT: u8 = 3;
 const FORM_POSTGRESQL_HLL: u8 = 4;
+const FORM_DENSE_MARTINGALE: u8 = 5;
+const FORM_DENSE4: u8 = 6;
 /// The longest gap varint: gaps are below 2^26, 7 bits a byte.
 const MAX_VARINT_BYTES: usize = 4;
 
+/// Bytes of the 6-bit dense form 2 of versions 1 and 2 (read only). The sparse form yields to
+/// the dense one beyond this length, as it always has, so that the forms of values stored
+/// before version 3 are still canonical.
 pub fn dense_encoded_len(p: u8) -> usize {
     HEADER_LEN + dense::packed_len(p)
 }
@@ -43,6 +61,15 @@ fn invalid_registers(error: dense::PackedError, precision: u8) -> Error {
         dense::PackedError::AllZero => invalid_binary(
             "a dense hll with every register zero (not canonical: use the empty form)",
         ),
+        dense::PackedError::Short { len, needed } => invalid_binary(format!(
+            "the 4-bit registers at precision {precision} take at least {needed} bytes, not {len}"
+        )),
+        dense::PackedError::Escapes { escapes, bytes } => invalid_binary(format!(
+            "{escapes} escaped registers need as many escape bytes, but {bytes} bytes follow the registers"
+        )),
+        dense::PackedError::BaseNotSmallest(base) => invalid_binary(format!(
+            "no register equals the base {base} (not canonical: the base is the smallest register)"
+        )),
     }
 }
 
@@ -114,13 +141,44 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
         FORM_POSTGRESQL_HLL if version == FIRST_FORMAT_VERSION => Err(invalid_binary(
             "format version 1 has no postgresql-hll form (form 4 came with version 2)",
         )),
-        FORM_EMPTY | FORM_SPARSE | FORM_DENSE | FORM_EXPLICIT | FORM_POSTGRESQL_HLL => {
-            Ok(Header { form, precision })
+        FORM_DENSE_MARTINGALE | FORM_DENSE4 if version != FORMAT_VERSION => {
+            Err(invalid_binary(format!(
+                "format version {version} has no form {form} (forms 5 and 6 came with version 3)"
+            )))
         }
+        FORM_DENSE_MARTINGALE if payload < COUNT_LEN => Err(invalid_binary(format!(
+            "a dense hll with a martingale count has {payload} payload bytes, fewer than its {COUNT_LEN}-byte count"
+        ))),
+        FORM_EMPTY | FORM_SPARSE | FORM_DENSE | FORM_EXPLICIT | FORM_POSTGRESQL_HLL
+            if version == FORMAT_VERSION =>
+        {
+            Err(invalid_binary(format!(
+                "form {form} belongs to format version {PLAIN_FORMAT_VERSION} or older, not {version} (not canonical)"
+            )))
+        }
+        FORM_EMPTY
+        | FORM_SPARSE
+        | FORM_DENSE
+        | FORM_EXPLICIT
+        | FORM_POSTGRESQL_HLL
+        | FORM_DENSE_MARTINGALE
+        | FORM_DENSE4 => Ok(Header { form, precision }),
         other => Err(invalid_binary(format!(
-            "unknown form {other} (0 empty, 1 sparse, 2 dense, 3 explicit, 4 postgresql-hll)"
+            "unknown form {other} (0 empty, 1 sparse, 2 dense in 6 bits, 3 explicit, 4 postgresql-hll, 5 dense with a martingale count, 6 dense)"
         ))),
     }
+}
+
+/// The martingale count of a decoded form-5 value: a number no smaller than the non-zero
+/// registers (every change of a register adds at least 1) and no larger than 2^64.
+fn checked_martingale(count: f64, registers: &[u8], precision: u8) -> Result<Hip> {
+    let proven = registers.iter().filter(|&&r| r != 0).count() as f64;
+    if !(proven..=MAX_ESTIMATE).contains(&count) {
+        return Err(invalid_binary(format!(
+            "martingale count {count} is not between {proven} (the non-zero registers) and 2^64"
+        )));
+    }
+    Ok(Hip::start(registers, precision, count))
 }
 
 /// Decodes the token entries of a sparse payload, checking every field.
@@ -224,7 +282,10 @@ impl Sketch {
         match &sketch.repr {
             Repr::Explicit(hashes) => HEADER_LEN + 8 * hashes.len(),
             Repr::Sparse(set) => HEADER_LEN + set.encoded_payload_len(),
-            Repr::Dense(_) => dense_encoded_len(sketch.precision),
+            Repr::Dense(registers) => {
+                let count = if sketch.hip.is_some() { COUNT_LEN } else { 0 };
+                HEADER_LEN + count + dense::packed4_len(registers)
+            }
             Repr::Foreign(value) => HEADER_LEN + value.encoded_len(),
         }
     }
@@ -244,10 +305,19 @@ impl Sketch {
             Repr::Explicit(hashes) if hashes.is_empty() => FORM_EMPTY,
             Repr::Explicit(_) => FORM_EXPLICIT,
             Repr::Sparse(_) => FORM_SPARSE,
-            Repr::Dense(_) => FORM_DENSE,
+            Repr::Dense(_) if sketch.hip.is_some() => FORM_DENSE_MARTINGALE,
+            Repr::Dense(_) => FORM_DENSE4,
             Repr::Foreign(_) => FORM_POSTGRESQL_HLL,
         };
-        out.extend_from_slice(&[FORMAT_VERSION, form, sketch.precision, SPARSE_PRECISION]);
+        let version = if matches!(form, FORM_DENSE_MARTINGALE | FORM_DENSE4) {
+            FORMAT_VERSION
+        } else {
+            PLAIN_FORMAT_VERSION
+        };
+        out.extend_from_slice(&[version, form, sketch.precision, SPARSE_PRECISION]);
+        if let Some(hip) = &sketch.hip {
+            out.extend_from_slice(&hip.count().to_le_bytes());
+        }
         match &sketch.repr {
             Repr::Explicit(hashes) => {
                 hashes
@@ -265,7 +335,7 @@ impl Sketch {
                     previous = Some(index);
                 }
             }
-            Repr::Dense(registers) => dense::pack(registers, out),
+            Repr::Dense(registers) => dense::pack4(registers, out),
             Repr::Foreign(value) => value.encode_into(out),
         }
     }
@@ -281,6 +351,7 @@ impl Sketch {
         let header = read_header(bytes)?;
         let precision = header.precision;
         let payload = &bytes[HEADER_LEN..];
+        let mut hip = None;
         let repr = match header.form {
             FORM_EMPTY => Repr::Explicit(arena.vec()),
             FORM_EXPLICIT => Repr::Explicit(decode_hashes(payload, arena)?),
@@ -300,12 +371,33 @@ impl Sketch {
                 }
                 Repr::Foreign(value)
             }
+            FORM_DENSE_MARTINGALE | FORM_DENSE4 => {
+                // The header checked that form 5 has its count.
+                let count_len = if header.form == FORM_DENSE4 {
+                    0
+                } else {
+                    COUNT_LEN
+                };
+                let (count, packed) = payload.split_at(count_len);
+                let max = dense::max_rank(precision);
+                let registers = dense::unpack4(packed, precision, max, arena)
+                    .map_err(|e| invalid_registers(e, precision))?;
+                if header.form == FORM_DENSE_MARTINGALE {
+                    let count = f64::from_le_bytes(count.try_into().unwrap_or_default());
+                    hip = Some(checked_martingale(count, &registers, precision)?);
+                }
+                Repr::Dense(registers)
+            }
             _ => Repr::Dense(
                 dense::unpack(payload, dense::max_rank(precision), arena)
                     .map_err(|e| invalid_registers(e, precision))?,
             ),
         };
-        Ok(Sketch { precision, repr })
+        Ok(Sketch {
+            precision,
+            repr,
+            hip,
+        })
     }
 
     /// Merges an encoded sketch into `self`: `merge_from(&Sketch::decode(bytes)?)`. On error
@@ -316,10 +408,15 @@ impl Sketch {
 
     /// The text form: `hll1:` and the binary form in base64.
     pub fn to_text(&self) -> String {
-        let bytes = self.encode();
+        Sketch::text_of_bytes(&self.encode())
+    }
+
+    /// The text form of valid binary bytes, as they are: a stored value of an earlier format
+    /// version prints in that version (and reads back as the same sketch).
+    pub fn text_of_bytes(bytes: &[u8]) -> String {
         let mut out = String::with_capacity(TEXT_PREFIX.len() + bytes.len().div_ceil(3) * 4);
         out.push_str(TEXT_PREFIX);
-        base64::encode_into(&bytes, &mut out);
+        base64::encode_into(bytes, &mut out);
         out
     }
 

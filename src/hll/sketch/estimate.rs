@@ -7,7 +7,7 @@ use crate::common::error::{Error, ErrorKind, Result};
 /// α∞ = 1 / (2 ln 2), the bias constant of the improved estimator for m → ∞.
 const ALPHA_INF: f64 = 0.721_347_520_444_481_7;
 /// No sketch can tell apart more than 2^64 distinct hashes.
-const MAX_ESTIMATE: f64 = 18_446_744_073_709_551_616.0;
+pub const MAX_ESTIMATE: f64 = 18_446_744_073_709_551_616.0;
 
 const ZERO: Estimate = Estimate {
     estimate: 0.0,
@@ -51,6 +51,29 @@ pub fn dense_relative_error(p: u8) -> f64 {
     1.04 / ((1u64 << p) as f64).sqrt()
 }
 
+/// `√(ln 2/m)`, the relative standard error of the martingale count (see hip.rs).
+pub fn martingale_relative_error(p: u8) -> f64 {
+    super::hip::RELATIVE_ERROR_FACTOR / ((1u64 << p) as f64).sqrt()
+}
+
+/// The martingale count of a dense sketch with the interval `count·(1 ± z·√(ln 2/m))`, never
+/// below the number of non-zero registers (a decoded count is checked to be at least that).
+pub fn martingale(count: f64, registers: &[u8], p: u8, z: f64) -> Estimate {
+    let proven = registers.iter().filter(|&&r| r != 0).count() as f64;
+    relative_interval(count, proven, z * martingale_relative_error(p))
+}
+
+/// `estimate` (capped to `proven..=2^64`) with the interval `estimate·(1 ± margin)`, whose
+/// lower end is never below `proven`.
+fn relative_interval(estimate: f64, proven: f64, margin: f64) -> Estimate {
+    let estimate = estimate.clamp(proven, MAX_ESTIMATE);
+    Estimate {
+        estimate,
+        lower: (estimate * (1.0 - margin)).max(proven),
+        upper: estimate * (1.0 + margin),
+    }
+}
+
 /// Ertl's improved estimator on the register histogram at precision `p`, with the interval
 /// `estimate·(1 ± z·1.04/√m)`. Never below the number of non-zero registers.
 pub fn dense(histogram: &[u32; 64], p: u8, z: f64) -> Estimate {
@@ -70,13 +93,7 @@ pub fn dense(histogram: &[u32; 64], p: u8, z: f64) -> Estimate {
     // A denominator of 0 (every register at its maximum, only in forged data) gives +inf,
     // which the cap turns into 2^64.
     let raw = ALPHA_INF * m * m / denominator;
-    let estimate = raw.clamp(proven, MAX_ESTIMATE);
-    let relative = dense_relative_error(p);
-    Estimate {
-        estimate,
-        lower: (estimate * (1.0 - z * relative)).max(proven),
-        upper: estimate * (1.0 + z * relative),
-    }
+    relative_interval(raw, proven, z * dense_relative_error(p))
 }
 
 /// σ(x) = x + Σ_{k≥1} x^(2^k)·2^(k-1), for 0 <= x < 1 (infinite at 1).

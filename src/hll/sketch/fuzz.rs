@@ -14,7 +14,7 @@
 //! DISTCOUNT_FUZZ_CASES=1000000 cargo test --release fuzz_decoders -- --nocapture
 //! ```
 
-use super::tests::{SplitMix64, as_rewritten};
+use super::tests::{SplitMix64, as_rewritten, legacy_dense};
 use super::*;
 use crate::common::base64::encode_into as base64_encode;
 use std::time::Instant;
@@ -83,6 +83,12 @@ fn corpus() -> Corpus {
     for bytes in [explicit, sparse, full] {
         small.push(Sketch::from_postgresql_hll(&bytes, Arena::HEAP).unwrap());
     }
+    // Dense sketches built by insertions carry a martingale count (form 5, version 3); unions
+    // hold the registers alone (form 2).
+    for (p, seed) in [(4u8, 19u64), (6, 23), (8, 24)] {
+        let union = sketch_of(p, seed, 3_000).union(&sketch_of(p, seed + 100, 2_000));
+        small.push(union.unwrap());
+    }
     let large = vec![
         sketch_of(14, 20, 1_000),
         sketch_of(14, 21, 50_000),
@@ -92,10 +98,15 @@ fn corpus() -> Corpus {
     // Version-1 values (every form but the explicit one), which this build reads too.
     let version_1: Vec<Vec<u8>> = small_bytes
         .iter()
-        .filter(|bytes| bytes[1] != 3)
+        .filter(|bytes| bytes[1] <= 2)
         .map(|bytes| [&[1], &bytes[1..]].concat())
         .collect();
     small_bytes.extend(version_1);
+    // The 6-bit dense form 2 of versions 1 and 2, which earlier builds wrote.
+    for s in small.iter().filter(|s| s.form() == Form::Dense) {
+        small_bytes.push(legacy_dense(&s.without_martingale(), 2));
+        small_bytes.push(legacy_dense(&s.without_martingale(), 1));
+    }
     let large_bytes = large.iter().map(Sketch::encode).collect();
     Corpus {
         small,
@@ -106,7 +117,7 @@ fn corpus() -> Corpus {
 }
 
 /// Bytes that sit on the edges of the format's fields.
-const INTERESTING: [u8; 14] = [0, 1, 2, 3, 4, 18, 19, 25, 26, 27, 39, 40, 0x7f, 0x80];
+const INTERESTING: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 18, 19, 25, 26, 27, 39, 40, 0x7f, 0x80];
 
 fn random_bytes(rng: &mut SplitMix64, len: usize) -> Vec<u8> {
     (0..len).map(|_| rng.next_u64() as u8).collect()
@@ -240,7 +251,7 @@ fn check_binary(input: &[u8], partner: &Sketch, stats: &mut Stats) {
                 as_rewritten(input),
                 "accepted bytes are not canonical: {input:02x?}"
             );
-            assert_eq!(sketch.encoded_len(), input.len());
+            assert_eq!(sketch.encoded_len(), as_rewritten(input).len());
             let b = sketch.estimate_with_bounds(0.95).unwrap();
             assert!(
                 b.estimate.is_finite() && b.lower.is_finite() && b.upper.is_finite(),
@@ -297,10 +308,11 @@ fn check_text(text: &str, stats: &mut Stats) {
         Ok(sketch) => {
             stats.text_accepted += 1;
             let written = sketch.to_text();
-            // A version-1 value ("hll1:AQ...") comes back in the current version.
+            // A version-1 value ("hll1:AQ...") comes back in version 2, a 6-bit dense one of
+            // version 2 ("hll1:AgI...") in version 3.
             if written != text {
                 assert!(
-                    text.starts_with("hll1:AQ"),
+                    text.starts_with("hll1:AQ") || text.starts_with("hll1:AgI"),
                     "accepted text is not canonical"
                 );
                 assert_eq!(Sketch::parse_text(&written).unwrap(), sketch);
@@ -335,9 +347,14 @@ fn fuzz_decoders() {
             }
             1 => {
                 // A valid header, then a random payload (for small p, sometimes of dense length).
-                let (form, p) = (rng.below(5) as u8, 4 + rng.below(4) as u8);
+                let (form, p) = (rng.below(7) as u8, 4 + rng.below(4) as u8);
                 let len = if rng.below(2) == 0 {
-                    dense::packed_len(p)
+                    match form {
+                        // 4-bit registers (and a few escapes), after form 5's 8-byte count.
+                        5 => 8 + 1 + (1 << (p - 1)) + pick(&mut rng, 3),
+                        6 => 1 + (1 << (p - 1)) + pick(&mut rng, 3),
+                        _ => dense::packed_len(p),
+                    }
                 } else {
                     pick(&mut rng, 65)
                 };

@@ -250,6 +250,16 @@ impl SparseSet {
     }
 
     /// Applies every token, pending ones included, to dense registers at precision `p`.
+    /// Every token, pending ones included (unsorted, perhaps repeated).
+    pub fn all_tokens(&self) -> impl Iterator<Item = u32> + '_ {
+        self.sorted.iter().chain(&self.pending).copied()
+    }
+
+    /// The number of tokens [`SparseSet::all_tokens`] yields.
+    pub fn all_tokens_len(&self) -> usize {
+        self.sorted.len() + self.pending.len()
+    }
+
     pub fn scatter_into(&self, registers: &mut [u8], p: u8) {
         for &token in self.sorted.iter().chain(&self.pending) {
             let (index, rank) = register(token, p);

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Distinct-count accuracy per byte of hll against Apache DataSketches' HLL (HLL_4, HLL_6,
+# HLL_8) and CPC at p = lg_k = 14 on the same values: n from 100 to 10^8, sketches built
+# directly and unions of 16; bias, RMS error, bytes and RMS x sqrt(bytes). See
+# hll_vs_datasketches.py (sets per n: 200 up to 10^6, 20 at 10^7, 3 at 10^8; about an hour on
+# 2 cores, most of it DataSketches' Python loop).
+# Usage: hll_vs_datasketches.sh [--quick] [other arguments of hll_vs_datasketches.py]
+# Writes tests/bench/results/hll_vs_datasketches.tsv (the full run) and, from it,
+# hll_error_per_byte.svg.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+. "$HERE/lib.sh"
+export HLL_DS_DB=hll_vs_datasketches
+datasketches_cluster hllds "$HLL_DS_DB"
+if [ "$#" = 0 ]; then
+    python3 "$HERE/hll_vs_datasketches.py" --out "$HERE/results/hll_vs_datasketches.tsv"
+    python3 "$HERE/plot_hll_error.py" --per-byte "$HERE/results/hll_vs_datasketches.tsv" \
+        "$HERE/results/hll_error_per_byte.svg"
+else
+    python3 "$HERE/hll_vs_datasketches.py" "$@"
+fi
+dropdb "$HLL_DS_DB"
