@@ -22,11 +22,15 @@ SELECT form, bool_and(ordered) AS heaviest_first
 FROM (SELECT form, upper_bound <= lag(upper_bound, 1, upper_bound) OVER (PARTITION BY form ORDER BY ord) AS ordered
       FROM tk_forms, topk_items(t) WITH ORDINALITY AS i(item, estimate, lower_bound, upper_bound, ord)) s
 GROUP BY form ORDER BY form;
--- Every key, held or not: within topk_bounds (a key not held: 0 to the floor, estimate 0).
-SELECT form, count(*) FILTER (WHERE n < (b).lower_bound OR n > (b).upper_bound) AS bounds_broken,
+-- Keys held or not (every 20th key, and a key never seen): within topk_bounds (a key not
+-- held: 0 to the floor, estimate 0).
+SELECT form, count(*) AS keys, count(*) FILTER (WHERE (b).lower_bound = 0) AS not_held,
+       count(*) FILTER (WHERE n < (b).lower_bound OR n > (b).upper_bound) AS bounds_broken,
        count(*) FILTER (WHERE (b).lower_bound = 0 AND (b).estimate <> 0) AS unheld_nonzero,
        count(*) FILTER (WHERE (b).estimate <> topk_estimate(t, url)) AS estimate_differs
-FROM (SELECT form, t, url, n, topk_bounds(t, url) AS b FROM tk_forms, tk_truth) s GROUP BY form ORDER BY form;
+FROM (SELECT form, t, url, n, topk_bounds(t, url) AS b
+      FROM tk_forms, (SELECT * FROM tk_truth WHERE url % 20 = 0 UNION ALL SELECT -1, 0) k) s
+GROUP BY form ORDER BY form;
 -- The true top 10 and top 100 are the first 10 and 100 items, in one summary and the union.
 SELECT form,
        (SELECT count(*) FROM (SELECT url FROM tk_truth ORDER BY n DESC, url LIMIT 10) x
