@@ -7,8 +7,8 @@
 use super::summary::codec::{FORMAT_VERSION, TAG_DECIMAL};
 use super::summary::{DEFAULT_CAPACITY, TopK};
 use crate::common::aggregate::{
-    AggState, combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
-    union_step,
+    AggState, SketchState, sketch_combine, sketch_deserial, sketch_final_bytes, sketch_serial,
+    sketch_union_step, state_datum, state_or_init,
 };
 use crate::common::arena::{Arena, CloneIn};
 use crate::common::report::OrRaise;
@@ -103,6 +103,28 @@ impl State {
             summary,
             key: Vec::new(),
         }
+    }
+}
+
+impl SketchState for State {
+    type Sketch = TopK;
+    fn holding(summary: Option<TopK>) -> Self {
+        State::new(summary)
+    }
+    fn sketch(&self) -> Option<&TopK> {
+        self.summary.as_ref()
+    }
+    fn sketch_mut(&mut self) -> &mut Option<TopK> {
+        &mut self.summary
+    }
+    fn encode(summary: &TopK) -> Vec<u8> {
+        summary.encode()
+    }
+    fn decode_in(bytes: &[u8], arena: Arena) -> TopK {
+        TopK::decode_in(bytes, arena).or_raise()
+    }
+    fn merge(mine: &mut TopK, theirs: &TopK) {
+        mine.merge_from(theirs).or_raise()
     }
 }
 
@@ -318,57 +340,29 @@ fn topk_union_trans(
     value: Option<TopkDatum>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    let value = value.as_ref().map(TopkDatum::bytes);
-    unsafe {
-        union_step::<State>(state, value, fcinfo, |mine, theirs| {
-            match &mut mine.summary {
-                Some(summary) => {
-                    let theirs = TopK::decode_in(theirs, Arena::current()).or_raise();
-                    summary.merge_from(&theirs).or_raise()
-                }
-                None => error!("aggregate state is missing"),
-            }
-        })
-    }
+    sketch_union_step::<State>(state, value.as_ref().map(TopkDatum::bytes), fcinfo)
 }
 
 #[pg_extern(sql = false)]
 fn topk_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let mine_arena = state_arena(fcinfo);
-    unsafe {
-        combine_states::<State>(a, b, fcinfo, |mine, theirs| {
-            match (mine.summary.as_mut(), &theirs.summary) {
-                (_, None) => {}
-                (Some(mine), Some(theirs)) => mine.merge_from(theirs).or_raise(),
-                (None, Some(theirs)) => mine.summary = Some(theirs.clone_in(mine_arena)),
-            }
-        })
-    }
+    sketch_combine::<State>(a, b, fcinfo)
 }
 
 #[pg_extern(sql = false)]
-fn topk_serial(mut state: Internal) -> Vec<u8> {
-    match unsafe { state_mut::<State>(&mut state) } {
-        Some(State {
-            summary: Some(summary),
-            ..
-        }) => summary.encode(),
-        _ => Vec::new(),
-    }
+fn topk_serial(state: Internal) -> Vec<u8> {
+    sketch_serial::<State>(state)
 }
 
 #[pg_extern(sql = false)]
 fn topk_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    new_state(fcinfo, |arena| {
-        State::new((!bytes.is_empty()).then(|| TopK::decode_in(bytes, arena).or_raise()))
-    })
+    sketch_deserial::<State>(bytes, fcinfo)
 }
 
 /// Zero rows give an empty default summary, never NULL.
 #[pg_extern(sql = false)]
-fn topk_final(mut state: Internal) -> TopkDatum {
-    match unsafe { state_mut::<State>(&mut state) } {
-        Some(state) => TopkDatum::from_bytes(&state.flat_bytes()),
+fn topk_final(state: Internal) -> TopkDatum {
+    match sketch_final_bytes::<State>(state) {
+        Some(bytes) => TopkDatum::from_bytes(&bytes),
         None => TopkDatum::from_summary(&TopK::default()),
     }
 }
