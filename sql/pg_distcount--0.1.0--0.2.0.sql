@@ -1056,6 +1056,7 @@ CREATE FUNCTION topk_union(a topk, b topk) RETURNS topk
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_union_wrapper';
 COMMENT ON FUNCTION topk_union(topk, topk) IS 'Union of two summaries (the larger capacity); a NULL side or a summary that counted nothing is neutral.';
 CREATE OPERATOR + (LEFTARG = topk, RIGHTARG = topk, FUNCTION = topk_union, COMMUTATOR = +);
+COMMENT ON OPERATOR + (topk, topk) IS 'Union (topk_union).';
 
 CREATE FUNCTION topk_items(t topk)
     RETURNS TABLE (item text, estimate bigint, lower_bound bigint, upper_bound bigint)
@@ -1085,6 +1086,17 @@ CREATE FUNCTION topk_info(t topk) RETURNS jsonb
     SET search_path = pg_catalog, pg_temp
     AS $$ SELECT distcount.topk_info_text(t)::jsonb $$;
 COMMENT ON FUNCTION topk_info(topk) IS 'Capacity, items held, total, floor (bound on any value not held; 0 while exact), bytes, format version.';
+
+CREATE FUNCTION topk_eq(topk, topk) RETURNS boolean
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE internal AS 'byteaeq';
+COMMENT ON FUNCTION topk_eq(topk, topk) IS 'Same summary: byte equality of the canonical stored form.';
+CREATE FUNCTION topk_ne(topk, topk) RETURNS boolean
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE internal AS 'byteane';
+COMMENT ON FUNCTION topk_ne(topk, topk) IS 'Not the same summary (byte inequality).';
+CREATE OPERATOR = (LEFTARG = topk, RIGHTARG = topk, FUNCTION = topk_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+CREATE OPERATOR <> (LEFTARG = topk, RIGHTARG = topk, FUNCTION = topk_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
 
 -- ---------------------------------------------------------------------------------------------
 -- Aggregates; parallel safe. As for cms (cms.sql): the overloads of a known value type keep
