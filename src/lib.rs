@@ -13,6 +13,7 @@ pub mod hll;
 pub mod outbox;
 mod settings;
 pub mod shard;
+pub mod topk;
 
 pgrx::pg_module_magic!();
 

@@ -406,3 +406,78 @@ pub unsafe fn combine_states<T: AggState + CloneIn>(
     }
     a
 }
+
+/// An aggregate state that holds one sketch, made at the first row from that row's parameters
+/// (a topk; cms's state has the same shape): the support functions every such aggregate has
+/// are the `sketch_*` functions below.
+pub trait SketchState: AggState + CloneIn {
+    type Sketch: CloneIn;
+    /// A state holding `sketch` (None: no row yet).
+    fn holding(sketch: Option<Self::Sketch>) -> Self;
+    fn sketch(&self) -> Option<&Self::Sketch>;
+    fn sketch_mut(&mut self) -> &mut Option<Self::Sketch>;
+    /// The stored form (what the SQL type holds).
+    fn encode(sketch: &Self::Sketch) -> Vec<u8>;
+    /// A stored form read back, its buffers in `arena`; an ERROR when invalid.
+    fn decode_in(bytes: &[u8], arena: Arena) -> Self::Sketch;
+    /// Merges `theirs` into `mine`; an ERROR when they cannot merge.
+    fn merge(mine: &mut Self::Sketch, theirs: &Self::Sketch);
+}
+
+/// The combine function over `internal` states.
+pub fn sketch_combine<T: SketchState>(
+    a: Internal,
+    b: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    let mine_arena = state_arena(fcinfo);
+    unsafe {
+        combine_states::<T>(a, b, fcinfo, |mine, theirs| {
+            match (mine.sketch_mut(), theirs.sketch()) {
+                (_, None) => {}
+                (Some(mine), Some(theirs)) => T::merge(mine, theirs),
+                (slot @ None, Some(theirs)) => *slot = Some(theirs.clone_in(mine_arena)),
+            }
+        })
+    }
+}
+
+/// The union transition function (and combine function of the states of the SQL type): the
+/// first non-NULL value becomes the state, later ones merge into it.
+pub fn sketch_union_step<T: SketchState>(
+    state: Internal,
+    value: Option<&[u8]>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    unsafe {
+        union_step::<T>(state, value, fcinfo, |mine, theirs| {
+            match mine.sketch_mut() {
+                Some(sketch) => {
+                    let theirs = T::decode_in(theirs, Arena::current());
+                    T::merge(sketch, &theirs)
+                }
+                None => error!("aggregate state is missing"),
+            }
+        })
+    }
+}
+
+/// The serial function: the stored form, or no bytes for a state without a sketch.
+pub fn sketch_serial<T: SketchState>(mut state: Internal) -> Vec<u8> {
+    match unsafe { state_mut::<T>(&mut state) }.and_then(|s| s.sketch()) {
+        Some(sketch) => T::encode(sketch),
+        None => Vec::new(),
+    }
+}
+
+/// The deserial function, the inverse of [`sketch_serial`].
+pub fn sketch_deserial<T: SketchState>(bytes: &[u8], fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    new_state(fcinfo, |arena| {
+        T::holding((!bytes.is_empty()).then(|| T::decode_in(bytes, arena)))
+    })
+}
+
+/// What the final function returns: the state's flat bytes, None for no state (zero rows).
+pub fn sketch_final_bytes<T: SketchState>(mut state: Internal) -> Option<Vec<u8>> {
+    unsafe { state_mut::<T>(&mut state) }.map(|state| state.flat_bytes())
+}

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Heavy hitters and point estimates: pg_distcount's cms against Apache DataSketches
+"""Heavy hitters and point estimates: pg_distcount's cms and topk against Apache DataSketches
 (frequent_items and count_min, Python package `datasketches`) on the same Zipf streams.
 
 For each exponent s and seed: EVENTS events over KEYS keys (P(key k) ~ k^-s), fed whole to one
 sketch and split over PARTS partitions whose sketches are then merged. Reported per sketch:
 its bytes (serialized), recall of the true top 10 and top 100 (share of the true top-k among
 the k keys it ranks first), and the error of its point estimate on every key with at least 100
-events (max and mean of estimate - truth; negative means it undercounts).
+events (max and mean of estimate - truth, negative means it undercounts; and the mean of
+|estimate - truth|).
+
+topk rows are sized to the bytes of a frequent_items row: for each form (one sketch, union)
+the largest capacity found (by a few proportional steps) whose summary is at most as many bytes
+as that frequent_items sketch of the same stream and form.
 
 Run through cms_vs_datasketches.sh, which starts the cluster and sets PGHOST/PGPORT.
 """
@@ -32,6 +37,10 @@ CMS_VARIANTS = [
 # (label, lg_max_map_size) of frequent_items; (label, hashes, buckets) of count_min.
 FI_VARIANTS = [("DataSketches frequent_items lg 11", 11), ("DataSketches frequent_items lg 12", 12)]
 CM_VARIANTS = [("DataSketches count_min 5 x 1406", 5, 1406)]
+# (label, the frequent_items row whose bytes a topk row may use).
+TOPK_BUDGETS = [("topk, bytes of frequent_items lg 11", "DataSketches frequent_items lg 11"),
+                ("topk, bytes of frequent_items lg 12", "DataSketches frequent_items lg 12")]
+FAMILIES = ("cms", "ds", "topk")
 
 
 def psql(sql, fetch=True):
@@ -62,6 +71,7 @@ def scores(ranked, truth, heavy_keys, estimate):
             row[f"top{k}"] = len(set(ranked[:k]) & set(order[:k].tolist())) / k
     errors = np.array([estimate(int(key)) - int(truth[key]) for key in heavy_keys])
     row["max_error"], row["mean_error"] = int(errors.max()), float(errors.mean())
+    row["mean_abs_error"] = float(np.abs(errors).mean())
     return row
 
 
@@ -117,6 +127,48 @@ def ds_rows(keys_by_event, part_of, truth, heavy_keys, parts):
     return rows
 
 
+def topk_rows(truth, heavy_keys, parts, ds):
+    """topk at the bytes of each frequent_items row of `ds` (same stream, same form)."""
+    rows = []
+    for label, peer in TOPK_BUDGETS:
+        for form, source in (("one sketch", "SELECT distcount.topk_agg(k, {c}) AS t FROM events"),
+                             (f"union of {parts}", "SELECT distcount.topk_union_agg(t) AS t FROM (SELECT part, "
+                              "distcount.topk_agg(k, {c}) AS t FROM events GROUP BY part) p")):
+            budget = next(r["bytes"] for r in ds if r["sketch"] == peer and r["form"] == form)
+
+            def build(capacity):
+                # Serial plans: a parallel plan merges partial summaries in an order that varies
+                # from run to run, and so would the bytes and the answers.
+                psql("SET max_parallel_workers_per_gather = 0; DROP TABLE IF EXISTS s; CREATE TABLE s AS "
+                     + source.format(c=capacity), fetch=False)
+                return int(psql("SELECT octet_length(t::bytea) FROM s"))
+
+            capacity, best = max(1, budget // 9), None
+            for _ in range(6):
+                size = build(capacity)
+                if size <= budget:
+                    best = capacity
+                    if size >= 0.98 * budget:
+                        break
+                capacity = max(1, int(capacity * budget / size * (0.995 if size > budget else 1.0)))
+                if capacity == best:
+                    break
+            capacity = best or capacity
+            while build(capacity) > budget and capacity > 1:
+                capacity = max(1, int(capacity * 0.98))
+            result = json.loads(psql(
+                "SELECT json_build_object("
+                " 'bytes', octet_length(t::bytea),"
+                " 'top', (SELECT json_agg(item::int) FROM (SELECT item FROM distcount.topk_items(t) LIMIT 100) i),"
+                " 'estimates', (SELECT json_object_agg(h.k, distcount.topk_estimate(t, h.k::text))"
+                "               FROM heavy_keys h)) FROM s"))
+            estimates = {int(key): value for key, value in result["estimates"].items()}
+            row = scores(result["top"] or [], truth, heavy_keys, lambda key: estimates[key])
+            rows.append({"sketch": label, "form": form, "bytes": result["bytes"], "capacity": capacity,
+                         "budget": budget, **row})
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=2_000_000)
@@ -125,7 +177,12 @@ def main():
     parser.add_argument("--seeds", default="1")
     parser.add_argument("--parts", type=int, default=50)
     parser.add_argument("--json", help="also write every row to this file")
+    parser.add_argument("--families", default=",".join(FAMILIES),
+                        help="which rows: cms, ds (DataSketches), topk (needs ds); default all")
     args = parser.parse_args()
+    families = set(args.families.split(","))
+    if "topk" in families:
+        families.add("ds")
     psql("CREATE EXTENSION IF NOT EXISTS pg_distcount", fetch=False)
     all_rows = []
     for s in [float(x) for x in args.exponents.split(",")]:
@@ -148,10 +205,18 @@ def main():
             os.unlink(path)
             psql("INSERT INTO heavy_keys VALUES " + ",".join(f"({k})" for k in heavy_keys)
                  + "; ANALYZE events", fetch=False)
-            say(f"    loaded; {len(heavy_keys):,} keys with at least 100 events; cms ...")
-            rows = cms_rows(truth, heavy_keys, args.parts)
-            say("    DataSketches ...")
-            rows += ds_rows(events.tolist(), part_of.tolist(), truth, heavy_keys, args.parts)
+            say(f"    loaded; {len(heavy_keys):,} keys with at least 100 events")
+            rows = []
+            if "cms" in families:
+                say("    cms ...")
+                rows += cms_rows(truth, heavy_keys, args.parts)
+            if "ds" in families:
+                say("    DataSketches ...")
+                ds = ds_rows(events.tolist(), part_of.tolist(), truth, heavy_keys, args.parts)
+                rows += ds
+            if "topk" in families:
+                say("    topk ...")
+                rows += topk_rows(truth, heavy_keys, args.parts, ds)
             for row in rows:
                 row.update(s=s, seed=seed)
             all_rows += rows
@@ -159,8 +224,8 @@ def main():
     say("")
     for s in sorted({r["s"] for r in all_rows}):
         say(f"s = {s} (seeds {args.seeds}; recall and errors averaged over seeds)")
-        say("| sketch | form | bytes | recall top-10 | recall top-100 | error max | error mean |")
-        say("|---|---|---|---|---|---|---|")
+        say("| sketch | form | bytes | recall top-10 | recall top-100 | error max | error mean | mean abs error |")
+        say("|---|---|---|---|---|---|---|---|")
         keys = []
         for r in all_rows:
             if r["s"] == s and (r["sketch"], r["form"]) not in keys:
@@ -170,7 +235,8 @@ def main():
             mean = lambda name: None if group[0][name] is None else sum(r[name] for r in group) / len(group)
             fmt = lambda v: "–" if v is None else f"{v:.2f}"
             say(f"| {sketch} | {form} | {max(r['bytes'] for r in group):,} | {fmt(mean('top10'))} | "
-                f"{fmt(mean('top100'))} | {max(r['max_error'] for r in group):,} | {mean('mean_error'):,.1f} |")
+                f"{fmt(mean('top100'))} | {max(r['max_error'] for r in group):,} | {mean('mean_error'):,.1f} | "
+                f"{mean('mean_abs_error'):,.1f} |")
         say("")
     if args.json:
         with open(args.json, "w") as f:

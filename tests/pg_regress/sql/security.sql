@@ -249,8 +249,8 @@ SELECT error_of(format('SELECT %L::bytea::distcount.cms', overlay(:'good'::bytea
 SELECT error_of(format('SELECT %L::distcount.cms',
     'cms1:' || translate(encode(overlay(:'good'::bytea PLACING '\x6100'::bytea FROM :key_at), 'base64'), E'\n', '')));
 SELECT item FROM distcount.cms_topk(:'good'::bytea::distcount.cms, 1);
--- Every type resolves hll_agg, approx_count_distinct, cms_agg and cms_agg_weighted to one
--- aggregate.
+-- Every type resolves hll_agg, approx_count_distinct, cms_agg, cms_agg_weighted and topk_agg
+-- to one aggregate.
 DO $$
 DECLARE t regtype;
 BEGIN
@@ -259,7 +259,8 @@ BEGIN
     LOOP
         BEGIN
             EXECUTE format('EXPLAIN SELECT distcount.hll_agg(NULL::%1$s), distcount.approx_count_distinct(NULL::%1$s), '
-                           'distcount.cms_agg(NULL::%1$s, 0.1, 0.1), distcount.cms_agg_weighted(NULL::%1$s, 1, 0.1, 0.1)', t);
+                           'distcount.cms_agg(NULL::%1$s, 0.1, 0.1), distcount.cms_agg_weighted(NULL::%1$s, 1, 0.1, 0.1), '
+                           'distcount.topk_agg(NULL::%1$s), distcount.topk_agg(NULL::%1$s, 10)', t);
         EXCEPTION WHEN ambiguous_function THEN
             RAISE WARNING 'ambiguous for type %: %', t, SQLERRM;
         END;
