@@ -235,11 +235,10 @@ fn point_bounds(
 
 /// The counter layout named by a value's header, read without the rest of the value.
 fn stored_layout(value: &PieceReader<'_>) -> CounterLayout {
+    // Version 1 headers are shorter, and so is an idle version-1 sketch.
     let mut header = [0u8; CounterLayout::HEADER_LEN];
-    let header = match value.read(0, &mut header) {
-        Ok(()) => &header[..],
-        Err(_) => &[][..], // shorter than a header: from_header says so
-    };
+    let header = &mut header[..value.len().min(CounterLayout::HEADER_LEN)];
+    value.read(0, header).or_raise();
     CounterLayout::from_header(header, value.len()).or_raise()
 }
 
@@ -320,9 +319,12 @@ fn cms_total(sketch: Unread<CmsDatum>) -> i64 {
 #[pg_extern(sql = false)]
 fn cms_info_text(sketch: CmsDatum) -> String {
     let bytes = sketch.bytes().len();
+    // The version of the stored bytes; the form is the one they are written back in.
+    let format_version = sketch.bytes().first().copied().unwrap_or_default();
     let s = sketch.sketch();
+    let (form, cell_bytes, overflow) = s.counter_form();
     format!(
-        r#"{{"width": {}, "depth": {}, "epsilon": {}, "delta": {}, "mode": "{}", "total": {}, "error_bound": {}, "heavy": {}, "heavy_tracked": {}, "counter_bytes": {}, "bytes": {}, "format_version": {}}}"#,
+        r#"{{"width": {}, "depth": {}, "epsilon": {}, "delta": {}, "mode": "{}", "total": {}, "error_bound": {}, "heavy": {}, "heavy_tracked": {}, "counter_form": "{}", "counter_bytes": {}, "overflow": {}, "bytes": {}, "format_version": {}}}"#,
         s.width(),
         s.depth(),
         s.epsilon(),
@@ -332,9 +334,11 @@ fn cms_info_text(sketch: CmsDatum) -> String {
         s.error_bound(),
         s.heavy_capacity(),
         s.heavy_len(),
-        s.counter_bytes(),
+        form,
+        cell_bytes,
+        overflow,
         bytes,
-        super::sketch::FORMAT_VERSION
+        format_version
     )
 }
 
