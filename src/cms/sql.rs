@@ -80,9 +80,11 @@ fn cms_in(input: &CStr) -> CmsDatum {
     CmsDatum::from_sketch(&with_valid_keys(Sketch::parse_text(text).or_raise()))
 }
 
+/// The stored bytes, validated when they came in, as they are: a value stored in format
+/// version 1 keeps its text (as it keeps its send and `::bytea` forms) until it is rewritten.
 #[pg_extern(sql = false)]
 fn cms_out(value: CmsDatum) -> CString {
-    to_cstring(value.sketch().to_text())
+    to_cstring(super::sketch::codec::text_of(value.bytes()))
 }
 
 #[pg_extern(sql = false)]
@@ -316,15 +318,23 @@ fn cms_total(sketch: Unread<CmsDatum>) -> i64 {
     stored_layout(&sketch.reader(None)).total()
 }
 
+/// The sketch's parameters and, from the stored header, its size and layout. Version 2 values
+/// also say how their counters are stored (`counter_form`, `overflow`); version 1 values (all
+/// dense or zero) report what they always did.
 #[pg_extern(sql = false)]
 fn cms_info_text(sketch: CmsDatum) -> String {
-    let bytes = sketch.bytes().len();
-    // The version of the stored bytes; the form is the one they are written back in.
-    let format_version = sketch.bytes().first().copied().unwrap_or_default();
+    let bytes = sketch.bytes();
+    let header = &bytes[..bytes.len().min(CounterLayout::HEADER_LEN)];
+    let layout = CounterLayout::from_header(header, bytes.len()).or_raise();
+    let (form, cell_bytes, overflow) = layout.counter_form();
     let s = sketch.sketch();
-    let (form, cell_bytes, overflow) = s.counter_form();
+    let layout_fields = if layout.version() == 1 {
+        String::new()
+    } else {
+        format!(r#""counter_form": "{form}", "overflow": {overflow}, "#)
+    };
     format!(
-        r#"{{"width": {}, "depth": {}, "epsilon": {}, "delta": {}, "mode": "{}", "total": {}, "error_bound": {}, "heavy": {}, "heavy_tracked": {}, "counter_form": "{}", "counter_bytes": {}, "overflow": {}, "bytes": {}, "format_version": {}}}"#,
+        r#"{{"width": {}, "depth": {}, "epsilon": {}, "delta": {}, "mode": "{}", "total": {}, "error_bound": {}, "heavy": {}, "heavy_tracked": {}, {layout_fields}"counter_bytes": {cell_bytes}, "bytes": {}, "format_version": {}}}"#,
         s.width(),
         s.depth(),
         s.epsilon(),
@@ -334,11 +344,8 @@ fn cms_info_text(sketch: CmsDatum) -> String {
         s.error_bound(),
         s.heavy_capacity(),
         s.heavy_len(),
-        form,
-        cell_bytes,
-        overflow,
-        bytes,
-        format_version
+        bytes.len(),
+        layout.version()
     )
 }
 

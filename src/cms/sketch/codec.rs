@@ -259,6 +259,22 @@ impl CounterLayout {
         self.0.total
     }
 
+    /// The value's format version.
+    pub fn version(&self) -> u8 {
+        self.0.version
+    }
+
+    /// How the value stores its counters: the form (`zero`, `dense` or `sparse`; version 1
+    /// values are all dense or zero), the bytes of a dense cell (0 for the others) and the
+    /// entries of a dense form's overflow list.
+    pub fn counter_form(&self) -> (&'static str, u8, u32) {
+        match self.0.form {
+            0 => ("zero", 0, 0),
+            FORM_SPARSE => ("sparse", 0, 0),
+            bytes => ("dense", bytes, self.0.section),
+        }
+    }
+
     /// The same bounds as [`Sketch::bounds`], reading each row's counter with
     /// `read(offset, buffer)`, which fills `buffer` with the bytes at `offset` of the value.
     /// Dense forms read one cell a row (and the overflow list once if a cell is escaped);
@@ -574,9 +590,7 @@ impl Sketch {
 
     /// The canonical text form: `cms1:` and the binary form in base64.
     pub fn to_text(&self) -> String {
-        let mut out = String::from(TEXT_PREFIX);
-        base64::encode_into(&self.encode(), &mut out);
-        out
+        text_of(&self.encode())
     }
 
     /// Parses the text form strictly; errors are `InvalidText`.
@@ -599,6 +613,13 @@ impl Sketch {
             .map_err(|e| invalid(format!("{}.", base64_detail(e))))?;
         Sketch::decode(&bytes).map_err(|e| invalid(e.detail.unwrap_or(e.message)))
     }
+}
+
+/// The text form of an encoded sketch as it is (of any version the decoder accepts).
+pub fn text_of(bytes: &[u8]) -> String {
+    let mut out = String::from(TEXT_PREFIX);
+    base64::encode_into(bytes, &mut out);
+    out
 }
 
 /// A text key (tag 2, `common::value_hash::KeyKind::Text`) must not hold a NUL byte: SQL text
