@@ -334,10 +334,12 @@ impl CounterLayout {
         let h = &self.0;
         let section = h.len();
         let table_bytes = layout::row_table_len(h.width);
-        let mut table = vec![0u8; table_bytes];
-        read(section + row as usize * table_bytes, &mut table)?;
+        // At most 64 buckets a row: the table fits on the stack.
+        let mut table = [0u8; layout::MAX_ROW_TABLE_LEN];
+        let table = &mut table[..table_bytes];
+        read(section + row as usize * table_bytes, table)?;
         let bucket = (column >> layout::bucket_shift(h.width)) as usize;
-        let (orders, first_bit, end_bit) = layout::bucket_bounds(&table, bucket);
+        let (orders, first_bit, end_bit) = layout::bucket_bounds(table, bucket);
         let codes_at = section + layout::table_len(h.width, h.depth);
         let codes_len =
             h.section as usize - layout::table_len(h.width, h.depth).min(h.section as usize);
@@ -346,8 +348,10 @@ impl CounterLayout {
                 "row {row} has codes at bits {first_bit} to {end_bit}, beyond the section"
             )));
         }
-        let mut codes = vec![0u8; end_bit.div_ceil(8) - first_bit / 8];
-        read(codes_at + first_bit / 8, &mut codes)?;
+        // Nine zero bytes after the codes let the decoder read whole words.
+        let len = end_bit.div_ceil(8) - first_bit / 8;
+        let mut codes = vec![0u8; len + 9];
+        read(codes_at + first_bit / 8, &mut codes[..len])?;
         let skip = first_bit % 8;
         layout::sparse_counter(
             &codes,

@@ -282,6 +282,9 @@ fn buckets(width: u32) -> usize {
     (width as usize).div_ceil(1 << bucket_shift(width))
 }
 
+/// The largest row table: at most 64 buckets (see [`bucket_shift`]).
+pub const MAX_ROW_TABLE_LEN: usize = 2 + 2 * 65;
+
 /// Bytes of one row's table: two orders and `buckets + 1` u16 offsets.
 pub fn row_table_len(width: u32) -> usize {
     2 + 2 * (buckets(width) + 1)
@@ -416,12 +419,24 @@ impl<'a> BitReader<'a> {
     /// The 64 bits from the current position, zeros past the end of the bytes.
     fn peek(&self) -> u64 {
         let at = self.pos / 8;
-        let mut word = [0u8; 16];
-        if let Some(rest) = self.bytes.get(at..) {
-            let n = rest.len().min(16);
-            word[..n].copy_from_slice(&rest[..n]);
+        let shift = self.pos % 8;
+        // Nine whole bytes in the common case (callers pad their buffers), fewer at the end.
+        let mut word = [0u8; 9];
+        match self.bytes.get(at..at + 9) {
+            Some(nine) => word.copy_from_slice(nine),
+            None => {
+                let rest = self.bytes.get(at..).unwrap_or_default();
+                word[..rest.len()].copy_from_slice(rest);
+            }
         }
-        ((u128::from_be_bytes(word) << (self.pos % 8)) >> 64) as u64
+        let mut high = [0u8; 8];
+        high.copy_from_slice(&word[..8]);
+        let high = u64::from_be_bytes(high);
+        if shift == 0 {
+            high
+        } else {
+            (high << shift) | u64::from(word[8] >> (8 - shift))
+        }
     }
 
     fn exp_golomb(&mut self, k: u8) -> Result<u64, String> {
