@@ -1591,6 +1591,9 @@ proptest! {
     }
 }
 
+/// Sizes, forms and the cost of point queries on the encoding of default sketches of Zipf
+/// streams: `cargo test --release --lib --no-default-features --features pg15,pg_test --
+/// cms::sketch::tests::print_form_figures --ignored --nocapture`.
 #[test]
 #[ignore]
 fn print_form_figures() {
