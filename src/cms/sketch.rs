@@ -85,6 +85,7 @@
 
 pub mod codec;
 pub mod heavy;
+mod layout;
 
 #[cfg(test)]
 mod fuzz;

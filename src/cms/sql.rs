@@ -80,9 +80,11 @@ fn cms_in(input: &CStr) -> CmsDatum {
     CmsDatum::from_sketch(&with_valid_keys(Sketch::parse_text(text).or_raise()))
 }
 
+/// The stored bytes, validated when they came in, as they are: a value stored in format
+/// version 1 keeps its text (as it keeps its send and `::bytea` forms) until it is rewritten.
 #[pg_extern(sql = false)]
 fn cms_out(value: CmsDatum) -> CString {
-    to_cstring(value.sketch().to_text())
+    to_cstring(super::sketch::codec::text_of(value.bytes()))
 }
 
 #[pg_extern(sql = false)]
@@ -235,11 +237,10 @@ fn point_bounds(
 
 /// The counter layout named by a value's header, read without the rest of the value.
 fn stored_layout(value: &PieceReader<'_>) -> CounterLayout {
+    // Version 1 headers are shorter, and so is an idle version-1 sketch.
     let mut header = [0u8; CounterLayout::HEADER_LEN];
-    let header = match value.read(0, &mut header) {
-        Ok(()) => &header[..],
-        Err(_) => &[][..], // shorter than a header: from_header says so
-    };
+    let header = &mut header[..value.len().min(CounterLayout::HEADER_LEN)];
+    value.read(0, header).or_raise();
     CounterLayout::from_header(header, value.len()).or_raise()
 }
 
@@ -317,12 +318,23 @@ fn cms_total(sketch: Unread<CmsDatum>) -> i64 {
     stored_layout(&sketch.reader(None)).total()
 }
 
+/// The sketch's parameters and, from the stored header, its size and layout. Version 2 values
+/// also say how their counters are stored (`counter_form`, `overflow`); version 1 values (all
+/// dense or zero) report what they always did.
 #[pg_extern(sql = false)]
 fn cms_info_text(sketch: CmsDatum) -> String {
-    let bytes = sketch.bytes().len();
+    let bytes = sketch.bytes();
+    let header = &bytes[..bytes.len().min(CounterLayout::HEADER_LEN)];
+    let layout = CounterLayout::from_header(header, bytes.len()).or_raise();
+    let (form, cell_bytes, overflow) = layout.counter_form();
     let s = sketch.sketch();
+    let layout_fields = if layout.version() == 1 {
+        String::new()
+    } else {
+        format!(r#""counter_form": "{form}", "overflow": {overflow}, "#)
+    };
     format!(
-        r#"{{"width": {}, "depth": {}, "epsilon": {}, "delta": {}, "mode": "{}", "total": {}, "error_bound": {}, "heavy": {}, "heavy_tracked": {}, "counter_bytes": {}, "bytes": {}, "format_version": {}}}"#,
+        r#"{{"width": {}, "depth": {}, "epsilon": {}, "delta": {}, "mode": "{}", "total": {}, "error_bound": {}, "heavy": {}, "heavy_tracked": {}, {layout_fields}"counter_bytes": {cell_bytes}, "bytes": {}, "format_version": {}}}"#,
         s.width(),
         s.depth(),
         s.epsilon(),
@@ -332,9 +344,8 @@ fn cms_info_text(sketch: CmsDatum) -> String {
         s.error_bound(),
         s.heavy_capacity(),
         s.heavy_len(),
-        s.counter_bytes(),
-        bytes,
-        super::sketch::FORMAT_VERSION
+        bytes.len(),
+        layout.version()
     )
 }
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Cost of one Count-Min point query (cms_estimate) against the size of the sketch: sketches of
-# about 7 kB, 56 kB and 545 kB (epsilon 0.01, 0.001, 0.0001 over the same events), queried
+# epsilon 0.01, 0.001 and 0.0001 over the same events (dense forms of format version 2; their
+# sizes, forms and overflow lists are printed first), and a default sketch of the first 1,000
+# events (sparse form: a point query decodes one bucket of codes a row), queried
 # stored in a table with the type's default storage ("stored": the same sketch for every call,
 # which a call site keeps after two calls; "rotating": a different stored copy on each call,
 # read by TOAST slices), in a column forced to compressed storage ("compressed": a different
 # copy each call, each fetched and decompressed whole), and in memory. The goal: a point query
-# on a stored 545 kB sketch within 2x of a 7 kB one.
+# on the stored large sketch within 2x of the small one.
 # One cluster, interleaved rounds, medians.
 # Usage: cms_point_query.sh [ROUNDS] [CALLS] [EVENTS]
 set -euo pipefail
@@ -36,6 +38,7 @@ INSERT INTO stored
     SELECT size, distcount.cms_agg(k, epsilon, 0.01)
     FROM events, (VALUES ('small', 0.01), ('medium', 0.001), ('large', 0.0001)) s(size, epsilon)
     GROUP BY size;
+INSERT INTO stored SELECT 'sparse', distcount.cms_agg(k) FROM (SELECT k FROM events LIMIT 1000) e;
 INSERT INTO compressed SELECT * FROM stored;
 -- 20 stored copies of each sketch (each its own TOAST value), read in turn.
 CREATE TABLE rotating AS SELECT size, copy, c FROM stored, generate_series(0, 19) copy;
@@ -46,7 +49,8 @@ VACUUM ANALYZE stored, compressed, rotating, compressed_rotating;
 SQL
 psql -X -d cms_point -c "
 SELECT s.size, (distcount.cms_info(s.c) ->> 'width')::int AS width,
-       octet_length(s.c::bytea) AS bytes,
+       distcount.cms_info(s.c) ->> 'counter_form' AS form, distcount.cms_info(s.c) ->> 'counter_bytes' AS cell_bytes,
+       distcount.cms_info(s.c) ->> 'overflow' AS overflow, octet_length(s.c::bytea) AS bytes,
        pg_column_size(s.c) AS stored_bytes, pg_column_size(c.c) AS compressed_bytes
 FROM stored s JOIN compressed c USING (size) ORDER BY bytes"
 
@@ -70,7 +74,7 @@ run() { # WHERE SIZE -> milliseconds
         python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Execution Time"])'
 }
 places=(stored rotating compressed memory)
-sizes=(small medium large)
+sizes=(sparse small medium large)
 echo "==> $ROUNDS interleaved rounds of $CALLS cms_estimate calls per sketch ($(calls_for compressed) on the compressed column)"
 for round in $(seq 1 "$ROUNDS"); do
     for place in "${places[@]}"; do
@@ -83,12 +87,13 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-printf '%-12s %14s %14s %14s %16s\n' where "small us/call" "medium us/call" "large us/call" "large / small"
+printf '%-12s %14s %14s %14s %14s %16s\n' where "sparse us/call" "small us/call" "medium us/call" "large us/call" "large / small"
 for place in "${places[@]}"; do
+    p="$(median_of "$WORK/results" "${place}_sparse")"
     s="$(median_of "$WORK/results" "${place}_small")"
     m="$(median_of "$WORK/results" "${place}_medium")"
     l="$(median_of "$WORK/results" "${place}_large")"
-    awk -v p="$place" -v s="$s" -v m="$m" -v l="$l" -v n="$(calls_for "$place")" \
-        'BEGIN { printf "%-12s %14.2f %14.2f %14.2f %15.2fx\n", p, s * 1000 / n, m * 1000 / n, l * 1000 / n, l / s }'
+    awk -v w="$place" -v p="$p" -v s="$s" -v m="$m" -v l="$l" -v n="$(calls_for "$place")" \
+        'BEGIN { printf "%-12s %14.2f %14.2f %14.2f %14.2f %15.2fx\n", w, p * 1000 / n, s * 1000 / n, m * 1000 / n, l * 1000 / n, l / s }'
 done
 dropdb cms_point

@@ -41,8 +41,9 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Valid sketches of many shapes: every counter size, both modes, empty and full lists,
-/// floors, errors, long keys, many tags.
+/// Valid sketches of many shapes: every counter form (zero, sparse, dense of each cell size,
+/// with and without overflow lists), both modes, empty and full lists, floors, errors, long
+/// keys, many tags.
 fn corpus() -> Vec<Vec<u8>> {
     let mut rng = SplitMix64(99);
     let mut out = Vec::new();
@@ -77,6 +78,19 @@ fn corpus() -> Vec<Vec<u8>> {
         }
     }
     out.push(Sketch::default().encode());
+    // Dense forms with overflow lists (1-, 2- and 4-byte cells): most counters used, a few keys
+    // far above the rest.
+    for (bulk, heavy) in [(3u64, 1000i64), (200, 100_000), (1 << 20, 1 << 40)] {
+        for mode in [Mode::Linear, Mode::Conservative] {
+            let mut s = Sketch::new(0.05, 0.05, 4, mode).unwrap();
+            for _ in 0..400 {
+                let id = rng.below(300).to_string();
+                let _ = s.add(id.as_bytes(), 2, 1 + rng.below(bulk) as i64);
+            }
+            let _ = s.add(b"heavy", 2, heavy);
+            out.push(s.encode());
+        }
+    }
     out
 }
 
@@ -102,8 +116,8 @@ fn mutate(bytes: &mut Vec<u8>, corpus: &[Vec<u8>], rng: &mut SplitMix64) {
                 // offsets, so aim there half the time.
                 let value = INTERESTING_I64[rng.below(12) as usize].to_le_bytes();
                 let size = if rng.below(2) == 0 { 4 } else { 8 };
-                let fields = [1usize, 2, 3, 11, 19, 23, 27, 31, 39, 47];
-                let field = fields[rng.below(10) as usize];
+                let fields = [1usize, 2, 3, 11, 19, 23, 27, 31, 39, 47, 51, 55];
+                let field = fields[rng.below(12) as usize];
                 let at = if rng.below(2) == 0 && field < bytes.len() {
                     field
                 } else {
@@ -234,15 +248,11 @@ fn point_queries(bytes: &[u8]) -> Option<Vec<Bounds>> {
         out.copy_from_slice(piece);
         Ok(())
     };
-    Some(
-        (0..4u64)
-            .map(|i| {
-                layout
-                    .bounds(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), read)
-                    .unwrap()
-            })
-            .collect(),
-    )
+    // Bytes the decoder refuses may make it fail, never panic nor read outside them.
+    (0..4u64)
+        .map(|i| layout.bounds(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), read))
+        .collect::<Result<Vec<_>>>()
+        .ok()
 }
 
 /// Whether the bytes were accepted.
@@ -282,6 +292,22 @@ fn fuzz_decoders() {
     let cases = env_number("DISTCOUNT_FUZZ_CASES", 20_000);
     let seed = env_number("DISTCOUNT_FUZZ_SEED", 0x00c0_ffee);
     let corpus = corpus();
+    let forms: std::collections::BTreeSet<(u8, bool)> =
+        corpus.iter().map(|b| (b[2], b[51..55] != [0; 4])).collect();
+    for form in [
+        (0, false),
+        (0x80, true),
+        (1, false),
+        (1, true),
+        (2, true),
+        (4, true),
+        (8, false),
+    ] {
+        assert!(
+            forms.contains(&form),
+            "no corpus entry of form {form:?}: {forms:?}"
+        );
+    }
     let texts: Vec<Vec<u8>> = corpus
         .iter()
         .map(|b| Sketch::decode(b).unwrap().to_text().into_bytes())

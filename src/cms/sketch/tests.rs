@@ -209,6 +209,41 @@ fn golden_row_columns() {
     assert_eq!(columns(u64::MAX, 3), [2, 2, 0, 1, 2]);
 }
 
+/// A version-1 encoding (every build before format version 2 wrote it): 6 x 1, 1-byte counters.
+const GOLDEN_V1: &str = concat!(
+    "010001",           // version 1, linear, 1-byte counters
+    "000000000000e03f", // epsilon 0.5
+    "000000000000e03f", // delta 0.5
+    "06000000",
+    "01000000",         // 6 x 1
+    "02000000",         // heavy capacity 2
+    "0600000000000000", // total 6
+    "0100000000000000", // floor 1 ("b" was evicted by "c")
+    "02000000",         // two candidates
+    "000002000004",     // counters: "c" in column 2, "a" and "b" in column 5
+    "01",
+    "01000000",
+    "61",
+    "0300000000000000",
+    "0000000000000000", // "a": 3, error 0
+    "01",
+    "01000000",
+    "63",
+    "0200000000000000",
+    "0000000000000000", // "c": 2, error 0
+);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 #[test]
 fn golden_encoding() {
     let mut s = sketch(0.5, 0.5, 2, Mode::Linear); // 6 x 1
@@ -216,61 +251,180 @@ fn golden_encoding() {
     s.add(b"b", 1, 1).unwrap();
     s.add(b"c", 1, 2).unwrap();
     let bytes = s.encode();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // Version 2: the same fields, then the counter section (no overflow entries here).
+    let header_v1 = &GOLDEN_V1[..51 * 2];
+    let rest_v1 = &GOLDEN_V1[51 * 2..];
     assert_eq!(
-        hex,
-        concat!(
-            "010001",           // version 1, linear, 1-byte counters
-            "000000000000e03f", // epsilon 0.5
-            "000000000000e03f", // delta 0.5
-            "06000000",
-            "01000000",         // 6 x 1
-            "02000000",         // heavy capacity 2
-            "0600000000000000", // total 6
-            "0100000000000000", // floor 1 ("b" was evicted by "c")
-            "02000000",         // two candidates
-            "000002000004",     // counters: "c" in column 2, "a" and "b" in column 5
-            "01",
-            "01000000",
-            "61",
-            "0300000000000000",
-            "0000000000000000", // "a": 3, error 0
-            "01",
-            "01000000",
-            "63",
-            "0200000000000000",
-            "0000000000000000", // "c": 2, error 0
-        )
+        hex(&bytes),
+        format!("02{}00000000{rest_v1}", &header_v1[2..])
     );
     assert_eq!(s.to_text(), format!("cms1:{}", base64_for_tests(&bytes)));
     assert_eq!(Sketch::decode(&bytes).unwrap(), s);
-    assert_eq!(Sketch::default().encode().len(), 51);
+    assert_eq!(Sketch::default().encode().len(), 55);
+    // Version 1 still reads, to the same sketch, and point queries on it read the same counters.
+    let v1 = unhex(GOLDEN_V1);
+    assert_eq!(Sketch::decode(&v1).unwrap(), s);
+    for id in 0..50 {
+        assert_eq!(bounds_from_encoding(&v1, h(id), &mut 0), s.bounds(h(id)));
+    }
+    assert_eq!(header_total(&v1).unwrap(), 6);
+    // An idle version-1 sketch is its 51-byte header alone.
+    let mut idle_v1 = unhex(header_v1);
+    idle_v1[2] = 0;
+    idle_v1[31..51].fill(0);
+    let idle = Sketch::decode(&idle_v1).unwrap();
+    assert_eq!(idle, sketch(0.5, 0.5, 2, Mode::Linear));
+    assert_eq!(bounds_from_encoding(&idle_v1, h(1), &mut 0).estimate, 0);
+    // Version 1 cells hold any value of their size; there is no escape.
+    let mut low = unhex(GOLDEN_V1);
+    low[51..57].copy_from_slice(&[0x80, 0, 0, 0, 0, 0x80]); // -128 twice
+    low[31..39].copy_from_slice(&(-256i64).to_le_bytes());
+    low[39..47].fill(0);
+    low[47..51].fill(0);
+    low.truncate(57);
+    let low = Sketch::decode(&low).unwrap();
+    assert_eq!(low.total(), -256);
+    assert_eq!(Sketch::decode(&low.encode()).unwrap(), low);
+}
+
+/// A default-shape sketch of 40,000 keys once each and "x" 1,000 times: 1-byte cells, too many
+/// nonzero counters for a sparse section, and x's five cells escaped to the overflow list.
+fn dense_with_overflow() -> Sketch {
+    let mut s = Sketch::new(0.001, 0.01, 0, Mode::Linear).unwrap();
+    for id in 0..40_000 {
+        s.add(&key(id), 0, 1).unwrap();
+    }
+    s.add(b"x", 0, 1000).unwrap();
+    assert_eq!(s.counter_form(), ("dense", 1, 5));
+    s
 }
 
 #[test]
-fn counter_size_follows_the_largest_magnitude() {
-    let size_with = |weight: i64| {
-        let mut s = sketch(0.5, 0.5, 0, Mode::Linear);
-        s.add(b"x", 0, weight).unwrap();
-        s.encode()[2]
-    };
-    assert_eq!(size_with(127), 1);
-    assert_eq!(size_with(-128), 1);
-    assert_eq!(size_with(128), 2);
-    assert_eq!(size_with(-129), 2);
-    assert_eq!(size_with(32_768), 4);
-    assert_eq!(size_with(1 << 31), 8);
-    assert_eq!(size_with(i64::MIN), 8);
-    let mut quiet = Sketch::default();
-    for id in 0..1000 {
-        quiet.add(&key(id), 0, 1).unwrap();
-    }
-    assert_eq!(quiet.encoded_len(), quiet.encode().len());
-    assert!(
-        quiet.encoded_len() < 2719 * 5 + 2000,
-        "{}",
-        quiet.encoded_len()
+fn golden_sparse_and_overflow_forms() {
+    // Sparse: 28 x 3, three keys. Each row: orders, bucket offsets, then Exp-Golomb codes.
+    let mut s = sketch(0.1, 0.1, 0, Mode::Linear);
+    s.add(b"a", 1, 3).unwrap();
+    s.add(b"b", 1, 1).unwrap();
+    s.add(b"c", 1, -2).unwrap();
+    let bytes = s.encode();
+    assert_eq!(s.counter_form(), ("sparse", 0, 0));
+    assert_eq!(&hex(&bytes[..3]), "020080");
+    assert_eq!(
+        hex(&bytes[55..]),
+        concat!(
+            "030100001a00", // row 0: orders 3 and 1, codes at bits 0 to 26
+            "02011a003100", // row 1: orders 2 and 1, bits 26 to 49
+            "000031003b00", // row 2: orders 0 and 0, bits 49 to 59
+            "49556a91396b6220",
+        )
     );
+    assert_eq!(Sketch::decode(&bytes).unwrap(), s);
+    // Dense with an overflow list: x's cells hold the escape (-128), the list their counters.
+    let s = dense_with_overflow();
+    let bytes = s.encode();
+    let cells = 2719 * 5;
+    assert_eq!(bytes.len(), 55 + cells + 5 * 12);
+    assert_eq!(
+        hex(&bytes[55 + cells..]),
+        concat!(
+            "22090000f403000000000000", // cell 2338 (row 0): 1,012
+            "9a110000f903000000000000", // cell 4506 (row 1): 1,017
+            "97170000f203000000000000",
+            "b8230000f703000000000000",
+            "1e300000fa03000000000000", // cell 12318 (row 4): 1,018
+        )
+    );
+    for row in 0..5 {
+        let cell = row as usize * 2719 + row_column(hash_bytes(b"x"), row, 2719) as usize;
+        assert_eq!(bytes[55 + cell], 0x80);
+    }
+    assert_eq!(Sketch::decode(&bytes).unwrap(), s);
+}
+
+/// The counter bytes of every form a sketch could be written in (dense ones only when their
+/// overflow list is within bounds, sparse only within its limit and with at most half the
+/// counters nonzero).
+fn every_form_len(s: &Sketch) -> Vec<(String, usize)> {
+    let cells = s.counters.len();
+    let mut out = Vec::new();
+    for bytes in [1u8, 2, 4] {
+        let limit = (1u64 << (8 * bytes - 1)) - 1;
+        let overflow = s
+            .counters
+            .iter()
+            .filter(|c| c.unsigned_abs() > limit)
+            .count();
+        let mut raw = Vec::new();
+        layout::write_dense(&s.counters, bytes, &mut raw);
+        assert_eq!(raw.len(), cells * bytes as usize + 12 * overflow);
+        if overflow <= 128 {
+            out.push((format!("dense {bytes}"), raw.len()));
+        }
+    }
+    out.push(("dense 8".into(), cells * 8));
+    let nonzero = s.counters.iter().filter(|&&c| c != 0).count();
+    if let Some(section) = layout::encode_sparse(&s.counters, s.width)
+        && section.len() <= 8192
+        && nonzero * 2 <= cells
+    {
+        out.push(("sparse".into(), section.len()));
+    }
+    out
+}
+
+#[test]
+fn counter_form_is_the_smallest() {
+    let mut rng = SplitMix64(7);
+    let mut seen = std::collections::BTreeSet::new();
+    for case in 0..300 {
+        let epsilon = [0.5, 0.1, 0.01, 0.003][case % 4];
+        let mut s = sketch(epsilon, 0.05, 0, Mode::Linear);
+        let keys = [0u64, 3, 30, 300, 3000, 30_000][rng.below(6) as usize];
+        let magnitude = [1u64, 10, 200, 40_000, 1 << 33][rng.below(5) as usize];
+        for _ in 0..keys {
+            let weight = 1 + rng.below(magnitude) as i64;
+            let weight = if rng.below(8) == 0 { -weight } else { weight };
+            s.add(&key(rng.below(keys * 2) as u32), 0, weight).unwrap();
+        }
+        if rng.below(3) == 0 {
+            s.add(
+                b"heavy",
+                0,
+                [1000i64, 100_000, 1 << 40][rng.below(3) as usize],
+            )
+            .unwrap();
+        }
+        let bytes = s.encode();
+        let (name, cell_bytes, overflow) = s.counter_form();
+        let stored = bytes.len() - 55;
+        let smallest = every_form_len(&s)
+            .iter()
+            .map(|(_, len)| *len)
+            .min()
+            .unwrap();
+        if name == "zero" {
+            assert!(s.counters.iter().all(|&c| c == 0));
+            assert_eq!(stored, 0);
+        } else {
+            assert_eq!(
+                stored, smallest,
+                "case {case}: {name} {cell_bytes} {overflow}"
+            );
+        }
+        seen.insert(format!("{name} {cell_bytes} {}", overflow > 0));
+        assert_eq!(Sketch::decode(&bytes).unwrap(), s);
+    }
+    for form in [
+        "zero 0 false",
+        "sparse 0 false",
+        "dense 1 false",
+        "dense 1 true",
+        "dense 2 true",
+        "dense 4 false",
+        "dense 8 false",
+    ] {
+        assert!(seen.contains(form), "{form} never chosen: {seen:?}");
+    }
 }
 
 // ---- estimates and bounds ------------------------------------------------------------------
@@ -891,6 +1045,7 @@ fn sample_sketch() -> Sketch {
 fn decoder_refuses_every_broken_field() {
     let s = sample_sketch();
     let good = s.encode();
+    assert_eq!(s.counter_form().0, "sparse");
     assert_eq!(Sketch::decode(&good).unwrap(), s);
     for len in 0..good.len() {
         assert_eq!(
@@ -899,16 +1054,17 @@ fn decoder_refuses_every_broken_field() {
             "truncated to {len}"
         );
     }
-    let mutated = |at: usize, bytes: &[u8]| {
-        let mut b = good.clone();
+    let mutated_in = |base: &[u8], at: usize, bytes: &[u8]| {
+        let mut b = base.to_vec();
         b[at..at + bytes.len()].copy_from_slice(bytes);
         Sketch::decode(&b).unwrap_err()
     };
+    let mutated = |at: usize, bytes: &[u8]| mutated_in(&good, at, bytes);
     let detail = |e: Error| e.detail.unwrap();
-    assert!(detail(mutated(0, &[2])).contains("version"));
+    assert!(detail(mutated(0, &[3])).contains("version"));
     assert!(detail(mutated(1, &[2])).contains("mode"));
     assert!(detail(mutated(2, &[3])).contains("counter size"));
-    assert!(detail(mutated(2, &[8])).contains("truncated"));
+    assert!(detail(mutated(2, &[8])).contains("counter section"));
     assert!(detail(mutated(3, &0.31f64.to_le_bytes())).contains("do not follow"));
     assert!(detail(mutated(3, &f64::NAN.to_le_bytes())).contains("epsilon"));
     assert!(detail(mutated(11, &1.5f64.to_le_bytes())).contains("delta"));
@@ -920,9 +1076,35 @@ fn decoder_refuses_every_broken_field() {
     assert!(detail(mutated(39, &316i64.to_le_bytes())).contains("floor"));
     assert!(detail(mutated(47, &4u32.to_le_bytes())).contains("exceed"));
     assert!(detail(mutated(47, &2u32.to_le_bytes())).contains("trailing"));
+    assert!(detail(mutated(51, &9000u32.to_le_bytes())).contains("counter section"));
+    assert!(detail(mutated(51, &12u32.to_le_bytes())).contains("counter section"));
     let mut trailing = good.clone();
     trailing.push(0);
     assert!(detail(Sketch::decode(&trailing).unwrap_err()).contains("trailing"));
+
+    // The sparse section: bucket offsets out of place, codes that do not add up.
+    let section = 55;
+    assert!(detail(mutated(section + 2, &[1, 0])).contains("bits"));
+    assert!(detail(mutated(section + 4, &[0xff, 0xff])).contains("bits"));
+    let codes = section + 12;
+    let sparse_errors: Vec<String> = (0..8u8)
+        .map(|bit| {
+            let mut b = good.clone();
+            b[codes] ^= 0x80 >> bit;
+            detail(Sketch::decode(&b).unwrap_err())
+        })
+        .collect();
+    assert!(
+        sparse_errors
+            .iter()
+            .all(|e| e.contains("row") || e.contains("sums") || e.contains("canonical")),
+        "{sparse_errors:?}"
+    );
+    // Orders other than the encoder's are not canonical.
+    assert!(
+        detail(mutated(section, &[9])).contains("canonical")
+            || detail(mutated(section, &[9])).contains("row")
+    );
 
     // Counters stored wider than needed are not canonical.
     let small = sketch(0.5, 0.5, 0, Mode::Linear);
@@ -930,6 +1112,33 @@ fn decoder_refuses_every_broken_field() {
     wide[2] = 1;
     wide.extend_from_slice(&[0; 6]);
     assert!(detail(Sketch::decode(&wide).unwrap_err()).contains("not canonical"));
+
+    // The overflow list: every escaped cell has its entry, in order, too large for a cell.
+    let dense = dense_with_overflow().encode();
+    let list = 55 + 2719 * 5;
+    let (first_cell, _) = layout::read_overflow_entry(&dense[list..]);
+    let escaped = 55 + first_cell as usize;
+    assert!(detail(mutated_in(&dense, escaped, &[5])).contains("escaped"));
+    assert!(detail(mutated_in(&dense, 55 + 7, &[0x80])).contains("escaped"));
+    assert!(
+        detail(mutated_in(&dense, list, &(first_cell + 1).to_le_bytes())).contains("names cell")
+    );
+    assert!(detail(mutated_in(&dense, list + 4, &100i64.to_le_bytes())).contains("fits"));
+    assert!(detail(mutated_in(&dense, 51, &4u32.to_le_bytes())).contains("escaped"));
+    assert!(detail(mutated_in(&dense, 51, &129u32.to_le_bytes())).contains("counter section"));
+    // 2-byte cells where 1-byte ones with the same list would do are not canonical.
+    let mut two = Sketch::new(0.001, 0.01, 0, Mode::Linear).unwrap();
+    two.add(b"x", 0, 1000).unwrap();
+    let mut forged = two.encode()[..55].to_vec();
+    forged[2] = 2;
+    forged[51..55].fill(0);
+    let mut cells = vec![0u8; 2719 * 5 * 2];
+    for row in 0..5 {
+        let cell = row as usize * 2719 + row_column(hash_bytes(b"x"), row, 2719) as usize;
+        cells[2 * cell..2 * cell + 2].copy_from_slice(&1000i16.to_le_bytes());
+    }
+    forged.extend_from_slice(&cells);
+    assert!(detail(Sketch::decode(&forged).unwrap_err()).contains("not canonical"));
 
     // Candidates: order, counts, errors, key length.
     let candidates_at = good.len()
@@ -1159,8 +1368,8 @@ proptest! {
 /// Reads the counters a point query needs from `bytes`, as the SQL functions do from a stored
 /// value, and counts the bytes read.
 fn bounds_from_encoding(bytes: &[u8], hash: u64, read_bytes: &mut usize) -> Bounds {
-    let layout =
-        CounterLayout::from_header(&bytes[..CounterLayout::HEADER_LEN], bytes.len()).unwrap();
+    let header = &bytes[..bytes.len().min(CounterLayout::HEADER_LEN)];
+    let layout = CounterLayout::from_header(header, bytes.len()).unwrap();
     layout
         .bounds(hash, |offset, out| {
             out.copy_from_slice(&bytes[offset..offset + out.len()]);
@@ -1172,19 +1381,28 @@ fn bounds_from_encoding(bytes: &[u8], hash: u64, read_bytes: &mut usize) -> Boun
 
 #[test]
 fn point_queries_read_one_counter_per_row_of_the_encoding() {
-    // Every counter size: 0 (untouched), 1, 2, 4 and 8 bytes, negative counters included.
-    for (weight, size) in [
-        (0i64, 0u8),
-        (1, 1),
-        (-300, 2),
-        (70_000, 4),
-        (5_000_000_000, 8),
+    // Dense forms of every cell size, negative counters included: one cell a row, and for a key
+    // with escaped cells the overflow list once.
+    let mut rng = SplitMix64(3);
+    for (heavy_weight, bulk) in [
+        (1i64, 100i64),
+        (-300, 100),
+        (70_000, 300),
+        (5_000_000_000, 1 << 40),
     ] {
-        let mut s = sketch(0.01, 0.01, 4, Mode::Linear);
-        if weight != 0 {
-            feed(&mut s, &[(1, weight), (2, 3), (3, 1)]);
+        // Dense: too many nonzero counters for a sparse section.
+        let mut s = sketch(0.001, 0.01, 4, Mode::Linear);
+        for _ in 0..60_000 {
+            s.add(
+                &key(rng.below(30_000) as u32),
+                0,
+                1 + rng.below(bulk as u64) as i64,
+            )
+            .unwrap();
         }
-        assert_eq!(s.counter_bytes(), size);
+        feed(&mut s, &[(1, heavy_weight), (2, 3), (3, 1)]);
+        let (name, size, overflow) = s.counter_form();
+        assert_eq!(name, "dense", "{heavy_weight} {bulk}");
         let bytes = s.encode();
         for id in 0..500 {
             let mut read = 0;
@@ -1192,8 +1410,26 @@ fn point_queries_read_one_counter_per_row_of_the_encoding() {
                 bounds_from_encoding(&bytes, h(id), &mut read),
                 s.bounds(h(id))
             );
-            assert_eq!(read, s.depth() as usize * size as usize);
+            let cells = s.depth() as usize * size as usize;
+            assert!(
+                read == cells || read == cells + overflow as usize * 12,
+                "{read}"
+            );
         }
+    }
+    // Zero and sparse forms.
+    let mut s = sketch(0.01, 0.01, 4, Mode::Linear);
+    let mut read = 0;
+    assert_eq!(
+        bounds_from_encoding(&s.encode(), h(1), &mut read).estimate,
+        0
+    );
+    assert_eq!(read, 0);
+    feed(&mut s, &[(1, 5), (2, -3), (3, 1_000_000)]);
+    assert_eq!(s.counter_form().0, "sparse");
+    let bytes = s.encode();
+    for id in 0..500 {
+        assert_eq!(bounds_from_encoding(&bytes, h(id), &mut 0), s.bounds(h(id)));
     }
     // The header must name counters that lie within the value.
     let bytes = sketch(0.01, 0.01, 4, Mode::Linear).encode();
@@ -1260,5 +1496,135 @@ fn total_is_read_from_the_header() {
     for bad in [&bytes[..10], &[9u8; 60][..]] {
         let error = header_total(bad).unwrap_err();
         assert_eq!(error.kind, ErrorKind::InvalidBinary);
+    }
+}
+
+// ---- sizes of the version-2 forms ---------------------------------------------------------------
+
+/// A default sketch (as `cms_empty()` and `cms_agg(key)` make it: ε 0.001, δ 0.01, 64 heavy
+/// hitters) of `events` Zipf(s) events over 200,000 bigint keys, keyed as SQL bigints are.
+fn default_zipf_sketch(events: usize, s: f64, seed: u64) -> Sketch {
+    let zipf = Zipf::new(200_000, s);
+    let mut rng = SplitMix64(seed);
+    let mut sketch = Sketch::default();
+    for _ in 0..events {
+        let id = i64::from(zipf.sample(&mut rng));
+        sketch
+            .add(
+                &id.to_le_bytes(),
+                crate::common::value_hash::KeyKind::Integer as u8,
+                1,
+            )
+            .unwrap();
+    }
+    sketch
+}
+
+#[test]
+fn small_and_skewed_sketches_are_small() {
+    // Issue 18: 1,000 events in at most 5 kB (version 1 took 15.5 kB), whatever their skew,
+    // distinct keys included.
+    for (s, seed) in [(1.1, 1), (0.8, 2), (0.0, 3)] {
+        let small = default_zipf_sketch(1000, s, seed);
+        let len = small.encode().len();
+        assert!(len <= 5 * 1024, "1,000 events at s = {s}: {len} bytes");
+        assert_eq!(small.counter_form().0, "sparse");
+    }
+    let mut distinct = Sketch::default();
+    for id in 0..1000i64 {
+        distinct.add(&id.to_le_bytes(), 1, 1).unwrap();
+    }
+    let len = distinct.encode().len();
+    assert!(len <= 5 * 1024, "1,000 distinct keys: {len} bytes");
+}
+
+#[test]
+fn two_million_zipf_events_fit_in_32_kb() {
+    // Issue 18: 2,000,000 Zipf events at the default shape in at most 32 kB (version 1: 56 kB,
+    // 4-byte counters as soon as one passed 32,767).
+    for (s, seed) in [(1.1, 1), (0.8, 1)] {
+        let big = default_zipf_sketch(2_000_000, s, seed);
+        let bytes = big.encode();
+        assert!(bytes.len() <= 32 * 1024, "s = {s}: {} bytes", bytes.len());
+        let (form, cell_bytes, _) = big.counter_form();
+        assert_eq!((form, cell_bytes), ("dense", 2));
+        let back = Sketch::decode(&bytes).unwrap();
+        assert_eq!(back, big);
+        for id in 0..2000u32 {
+            let hash = hash_bytes(&i64::from(id).to_le_bytes());
+            assert_eq!(bounds_from_encoding(&bytes, hash, &mut 0), big.bounds(hash));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Streams that cross every threshold of the forms (sparse to dense, cell sizes, the
+    /// overflow list's bound): the encoding decodes to the same sketch, and every estimate read
+    /// from the bytes equals the sketch's.
+    #[test]
+    fn every_form_round_trips(keys in 0u32..4000, magnitude in prop_oneof![Just(1u64), Just(120), Just(30_000), Just(1u64 << 31), Just(1u64 << 62)],
+                              heavy_keys in 0u32..200, epsilon in prop_oneof![Just(0.1), Just(0.01), Just(0.002)],
+                              conservative in any::<bool>(), seed in any::<u64>()) {
+        let mode = if conservative { Mode::Conservative } else { Mode::Linear };
+        let mut s = sketch(epsilon, 0.05, 8, mode);
+        let mut rng = SplitMix64(seed);
+        for _ in 0..keys {
+            let weight = 1 + rng.below(4) as i64;
+            let weight = if mode == Mode::Linear && rng.below(10) == 0 { -weight } else { weight };
+            s.add(&key(rng.below(u64::from(keys) + 1) as u32), 0, weight).unwrap();
+        }
+        for id in 0..heavy_keys {
+            let _ = s.add(&key(100_000 + id), 0, 1 + rng.below(magnitude) as i64);
+        }
+        let bytes = s.encode();
+        prop_assert_eq!(bytes.len(), s.encoded_len());
+        let back = Sketch::decode(&bytes).unwrap();
+        prop_assert_eq!(&back, &s);
+        prop_assert_eq!(Sketch::parse_text(&s.to_text()).unwrap(), s.clone());
+        for id in (0..keys + 50).chain(100_000..100_000 + heavy_keys) {
+            let expected = s.bounds(h(id));
+            prop_assert_eq!(back.bounds(h(id)), expected);
+            prop_assert_eq!(bounds_from_encoding(&bytes, h(id), &mut 0), expected);
+        }
+    }
+}
+
+/// Sizes, forms and the cost of point queries on the encoding of default sketches of Zipf
+/// streams: `cargo test --release --lib --no-default-features --features pg15,pg_test --
+/// cms::sketch::tests::print_form_figures --ignored --nocapture`.
+#[test]
+#[ignore]
+fn print_form_figures() {
+    for (events, s) in [
+        (1000, 1.1),
+        (1000, 0.8),
+        (1000, 0.0),
+        (10_000, 1.1),
+        (100_000, 1.1),
+        (2_000_000, 1.1),
+        (2_000_000, 0.8),
+    ] {
+        let sk = default_zipf_sketch(events, s, 1);
+        let nonzero = sk.counters.iter().filter(|&&c| c != 0).count();
+        let started = std::time::Instant::now();
+        let bytes = sk.encode();
+        let encode = started.elapsed();
+        let started = std::time::Instant::now();
+        let mut sum = 0i64;
+        for id in 0..10_000u32 {
+            sum += bounds_from_encoding(&bytes, h(id), &mut 0).estimate;
+        }
+        let per_query = started.elapsed() / 10_000;
+        eprintln!(
+            "{events} s={s}: {} bytes, form {:?}, nonzero {nonzero}, heavy {} bytes, encode {encode:?}, point query {per_query:?} ({sum})",
+            bytes.len(),
+            sk.counter_form(),
+            sk.candidates()
+                .iter()
+                .map(|c| 21 + c.key.len())
+                .sum::<usize>()
+        );
     }
 }

@@ -41,7 +41,9 @@ CREATE TABLE wide_compressed (c cms);
 ALTER TABLE wide_compressed ALTER COLUMN c SET STORAGE EXTENDED;
 INSERT INTO wide_compressed SELECT c FROM wide;
 SELECT pg_column_size(w.c) = octet_length(w.c::bytea) AS wide_uncompressed,
-       pg_column_size(z.c) < octet_length(z.c::bytea) / 2 AS wide_compressed
+       pg_column_size(z.c) < octet_length(z.c::bytea) AS wide_compressed,
+       cms_info(w.c) ->> 'counter_form' AS form, cms_info(w.c) ->> 'counter_bytes' AS cell_bytes,
+       (cms_info(w.c) ->> 'overflow')::int > 0 AS overflow_list
 FROM wide w, wide_compressed z;
 WITH in_memory AS MATERIALIZED (SELECT (SELECT cms_union_agg(c) FROM sketch) AS c, (SELECT cms_union_agg(c) FROM wide) AS w)
 SELECT count(*) AS keys,
@@ -57,12 +59,29 @@ SELECT count(*) AS keys,
        bool_and(cms_total(s.c) = 1000000 AND cms_total(w.c) = 100000 AND cms_total(z.c) = 100000) AS totals
 FROM truth, sketch s, wide w, wide_compressed z, in_memory m WHERE url % 20 = 0;
 
--- A different stored sketch on every call (each read by slices) answers as an in-memory copy.
+-- A different stored sketch on every call (each read by slices above 16 kB) answers as an
+-- in-memory copy: dense sketches of 1-byte cells with overflow lists, and the small sparse ones.
+CREATE TABLE wide_parts AS
+    SELECT id % 10 AS part, cms_agg(url, 0.0002, 0.01) AS c FROM events WHERE id <= 200000 GROUP BY 1;
 SELECT count(*) AS calls, count(*) FILTER (WHERE big) AS on_slices,
+       count(DISTINCT form) AS forms,
        count(*) FILTER (WHERE cms_estimate(c, k) <> cms_estimate(c + cms_empty(), k)
                            OR cms_total(c) <> cms_total(c + cms_empty())) AS differ
-FROM (SELECT k, c, octet_length(c::bytea) > 16384 AS big
-      FROM generate_series(0, 99) k, parts ORDER BY k, part OFFSET 0) s;
+FROM (SELECT k, c, octet_length(c::bytea) > 16384 AS big, cms_info(c) ->> 'counter_form' AS form
+      FROM generate_series(0, 99) k,
+           (SELECT part, c FROM wide_parts UNION ALL
+            SELECT 100 + id, cms_agg(url) FROM events WHERE id <= 20 GROUP BY id) p
+      ORDER BY k, part OFFSET 0) s;
+SELECT count(*) FILTER (WHERE (cms_info(c) ->> 'overflow')::int > 0) AS with_overflow_list
+FROM wide_parts;
+
+-- Format version 1 (written by 0.1.0; stored values keep it until rewritten) is accepted by
+-- every input path, with the same answers, and comes in as version 2.
+SELECT cms_info(v1) ->> 'format_version' AS version, cms_info(v1) ->> 'counter_form' AS form,
+       cms_total(v1) AS total, cms_estimate(v1, 'a'::bytea) AS a, cms_estimate(v1, 'c'::bytea) AS c,
+       octet_length(v1::bytea) AS bytes, v1 = ('cms1:' || translate(encode(v1::bytea, 'base64'), E'\n', ''))::cms AS same_by_text
+FROM (SELECT ('\x010001000000000000e03f000000000000e03f06000000010000000200000006000000000000000100000000000000'
+              '020000000000020000040101000000610300000000000000000000000000000001010000006302000000000000000000000000000000')::bytea::cms AS v1) s;
 
 -- Keys of any type; int2/int4/int8 alike; text keys kept whole in the heavy list.
 SELECT cms_estimate(cms_agg(k::int2), 7::int8) AS ints_alike FROM (SELECT 7 AS k FROM generate_series(1, 5)) s;
