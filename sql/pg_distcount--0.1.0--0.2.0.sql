@@ -404,50 +404,7 @@ REVOKE ALL ON FUNCTION counter_reshard(text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION counter_drop(text) FROM PUBLIC;
 COMMENT ON FUNCTION counter_drop(text) IS 'Drops a sharded counter and its slot and delta rows. An increment racing the drop is dropped with the counter: it may leave a row under the old id, never counted (ids are not reused) and removed by the next counter_rollup().';
 
-CREATE OR REPLACE FUNCTION counter_rollup(name text DEFAULT NULL) RETURNS bigint
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    DECLARE
-        k record;
-        total bigint := 0;
-    BEGIN
-        IF counter_rollup.name IS NOT NULL THEN
-            SELECT c.id INTO k FROM distcount.counter c WHERE c.name = counter_rollup.name;
-            IF NOT FOUND THEN
-                RAISE EXCEPTION 'counter "%" does not exist', counter_rollup.name USING ERRCODE = 'undefined_object';
-            END IF;
-            RETURN distcount.counter_rollup_one(k.id);
-        END IF;
-        -- Rows of dropped counters: a counter_add that read the counter before a concurrent
-        -- counter_drop committed writes its row after the drop's delete. Such an increment is
-        -- dropped with its counter (ids are never reused, so it was never counted); here its row
-        -- goes. A row is visible only once its writer committed, and a counter row is never
-        -- visible after its slot and delta rows, so a row without one is an orphan for good.
-        DELETE FROM distcount.counter_slot AS s
-         WHERE NOT EXISTS (SELECT FROM distcount.counter AS c WHERE c.id = s.id);
-        DELETE FROM distcount.counter_delta AS d
-         WHERE NOT EXISTS (SELECT FROM distcount.counter AS c WHERE c.id = d.id);
-        -- Every counter with something to fold, or whose cache is older than its data. One
-        -- counter's failure (say, overflow) is reported and does not stop the others.
-        FOR k IN
-            SELECT c.id, c.name FROM distcount.counter c
-             WHERE EXISTS (SELECT FROM distcount.counter_slot s
-                            WHERE s.id = c.id AND (s.value <> 0 OR s.slot >= c.shards))
-                OR EXISTS (SELECT FROM distcount.counter_delta d WHERE d.id = c.id)
-                OR c.cached_at IS NULL
-             ORDER BY c.id
-        LOOP
-            BEGIN
-                total := total + distcount.counter_rollup_one(k.id);
-            EXCEPTION WHEN OTHERS THEN
-                RAISE WARNING 'roll-up of counter "%" failed: %', k.name, SQLERRM;
-            END;
-        END LOOP;
-        RETURN total;
-    END $$;
-REVOKE ALL ON FUNCTION counter_rollup(text) FROM PUBLIC;
-COMMENT ON FUNCTION counter_rollup(text) IS 'Folds slot values and delta rows into the counter''s base and refreshes its cached value, skipping rows a writer holds (never waits); NULL rolls up every counter. At most one roll-up per counter at a time (row lock, SKIP LOCKED). Returns the rows folded.';
+-- counter_rollup is replaced once, in its final form, with the Citus block below.
 
 -- ---------------------------------------------------------------------------------------------
 -- Outbox (outbox.sql): EXECUTE on what writes events is granted, not PUBLIC's; relay consumers
@@ -458,28 +415,7 @@ REVOKE ALL ON FUNCTION outbox_statement_trigger() FROM PUBLIC;
 REVOKE ALL ON FUNCTION outbox_emit(text, text, text, jsonb, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cdc_heartbeat(text) FROM PUBLIC;
 ALTER FUNCTION outbox_trigger_check(oid, boolean) SET search_path = pg_catalog, pg_temp;
-CREATE OR REPLACE FUNCTION outbox_check_new_triggers() RETURNS event_trigger
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    t record;
-BEGIN
-    FOR t IN
-        SELECT tg.oid, p.proname = 'outbox_statement_trigger' AS statement_form
-          FROM pg_event_trigger_ddl_commands() AS c
-          JOIN pg_trigger AS tg ON tg.oid = c.objid
-          JOIN pg_proc AS p ON p.oid = tg.tgfoid
-          JOIN pg_namespace AS n ON n.oid = p.pronamespace
-         WHERE c.classid = 'pg_catalog.pg_trigger'::regclass
-           AND n.nspname = 'distcount'
-           AND p.proname IN ('outbox_trigger', 'outbox_statement_trigger')
-    LOOP
-        PERFORM distcount.outbox_trigger_check(t.oid, t.statement_form);
-    END LOOP;
-END
-$$;
-COMMENT ON FUNCTION outbox_check_new_triggers() IS 'Internal: event trigger function checking new outbox triggers.';
+-- outbox_check_new_triggers is replaced once, in its final form, with the outbox-on-Citus block below.
 
 -- Consumers made by 0.1.0 had no owner: they go to the role that runs this update (a
 -- superuser). Hand each to its relay role with
