@@ -3,8 +3,8 @@
 
 use super::sketch::{CounterLayout, DEFAULT_DELTA, DEFAULT_EPSILON, DEFAULT_HEAVY, Mode, Sketch};
 use crate::common::aggregate::{
-    AggState, combine_states, new_state, state_arena, state_datum, state_mut, state_or_init,
-    union_step,
+    AggState, SketchState, sketch_combine, sketch_deserial, sketch_final_bytes, sketch_serial,
+    sketch_union_step, state_datum, state_or_init,
 };
 use crate::common::arena::{Arena, CloneIn};
 use crate::common::hash::hash_bytes;
@@ -69,6 +69,28 @@ impl State {
             sketch,
             key: Vec::new(),
         }
+    }
+}
+
+impl SketchState for State {
+    type Sketch = Sketch;
+    fn holding(sketch: Option<Sketch>) -> Self {
+        State::new(sketch)
+    }
+    fn sketch(&self) -> Option<&Sketch> {
+        self.sketch.as_ref()
+    }
+    fn sketch_mut(&mut self) -> &mut Option<Sketch> {
+        &mut self.sketch
+    }
+    fn encode(sketch: &Sketch) -> Vec<u8> {
+        sketch.encode()
+    }
+    fn decode_in(bytes: &[u8], arena: Arena) -> Sketch {
+        Sketch::decode_in(bytes, arena).or_raise()
+    }
+    fn merge(mine: &mut Sketch, theirs: &Sketch) {
+        mine.merge_from(theirs).or_raise()
     }
 }
 
@@ -423,57 +445,29 @@ fn cms_union_trans(
     value: Option<CmsDatum>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    let value = value.as_ref().map(CmsDatum::bytes);
-    unsafe {
-        union_step::<State>(state, value, fcinfo, |mine, theirs| {
-            match &mut mine.sketch {
-                Some(sketch) => {
-                    let theirs = Sketch::decode_in(theirs, Arena::current()).or_raise();
-                    sketch.merge_from(&theirs).or_raise()
-                }
-                None => error!("aggregate state is missing"),
-            }
-        })
-    }
+    sketch_union_step::<State>(state, value.as_ref().map(CmsDatum::bytes), fcinfo)
 }
 
 #[pg_extern(sql = false)]
 fn cms_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let mine_arena = state_arena(fcinfo);
-    unsafe {
-        combine_states::<State>(a, b, fcinfo, |mine, theirs| {
-            match (mine.sketch.as_mut(), &theirs.sketch) {
-                (_, None) => {}
-                (Some(mine), Some(theirs)) => mine.merge_from(theirs).or_raise(),
-                (None, Some(theirs)) => mine.sketch = Some(theirs.clone_in(mine_arena)),
-            }
-        })
-    }
+    sketch_combine::<State>(a, b, fcinfo)
 }
 
 #[pg_extern(sql = false)]
-fn cms_serial(mut state: Internal) -> Vec<u8> {
-    match unsafe { state_mut::<State>(&mut state) } {
-        Some(State {
-            sketch: Some(sketch),
-            ..
-        }) => sketch.encode(),
-        _ => Vec::new(),
-    }
+fn cms_serial(state: Internal) -> Vec<u8> {
+    sketch_serial::<State>(state)
 }
 
 #[pg_extern(sql = false)]
 fn cms_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    new_state(fcinfo, |arena| {
-        State::new((!bytes.is_empty()).then(|| Sketch::decode_in(bytes, arena).or_raise()))
-    })
+    sketch_deserial::<State>(bytes, fcinfo)
 }
 
 /// Zero rows give an empty default sketch, never NULL.
 #[pg_extern(sql = false)]
-fn cms_final(mut state: Internal) -> CmsDatum {
-    match unsafe { state_mut::<State>(&mut state) } {
-        Some(state) => CmsDatum::from_bytes(&state.flat_bytes()),
+fn cms_final(state: Internal) -> CmsDatum {
+    match sketch_final_bytes::<State>(state) {
+        Some(bytes) => CmsDatum::from_bytes(&bytes),
         None => CmsDatum::from_sketch(&Sketch::default()),
     }
 }

@@ -408,8 +408,7 @@ pub unsafe fn combine_states<T: AggState + CloneIn>(
 }
 
 /// An aggregate state that holds one sketch, made at the first row from that row's parameters
-/// (a topk; cms's state has the same shape): the support functions every such aggregate has
-/// are the `sketch_*` functions below.
+/// (cms, topk): the support functions every such aggregate has are the `sketch_*` functions below.
 pub trait SketchState: AggState + CloneIn {
     type Sketch: CloneIn;
     /// A state holding `sketch` (None: no row yet).
