@@ -243,8 +243,9 @@ fn point_query_site<'a>(
 /// `cms_topk` only.
 ///
 /// They read only the header and one counter per row of the value (see [`CounterLayout`]): a
-/// sketch stored out of line (the type's storage is `external`, uncompressed) is read by TOAST
-/// slices, so a point query costs about the same on a 500 kB sketch as on a 5 kB one.
+/// sketch stored out of line (the type's storage is `external`, uncompressed) is read chunk by
+/// chunk (common::toast), so a point query costs about the same on a 500 kB sketch as on a
+/// 5 kB one.
 fn point_bounds(
     sketch: &Unread<CmsDatum>,
     key: AnyElement,

@@ -11,6 +11,7 @@ pub mod fuzz_support;
 pub mod hash;
 pub mod report;
 pub mod text;
+pub mod toast;
 pub mod tupdesc;
 pub mod value_hash;
 pub mod varlena;

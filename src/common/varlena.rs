@@ -5,6 +5,7 @@
 //! (results); its payload is the type's own byte format. Stored varlenas are only 4-byte
 //! aligned (or 1-byte with a short header), so formats read their fields byte-wise.
 
+use crate::common::toast::ChunkReader;
 use pgrx::pg_sys;
 
 /// Detoasts (and decompresses) a varlena datum; short-header values may stay in place.
@@ -63,9 +64,10 @@ pub unsafe fn inline_payload<'a>(ptr: *const u8) -> Option<&'a [u8]> {
 
 /// A varlena argument read a few bytes at a time, for functions that need little of a large
 /// value (a Count-Min point query reads the header and one counter per row). A value stored out
-/// of line without compression is read by TOAST slices, which fetch only the chunks holding the
-/// bytes asked for, so the cost does not grow with the value; any other value (in memory,
-/// inline, compressed) is detoasted once and read in place.
+/// of line without compression is read chunk by chunk (see [`crate::common::toast`]): only the
+/// chunks holding the bytes asked for are fetched, through one open TOAST relation and index
+/// scan, so the cost does not grow with the value; any other value (in memory, inline,
+/// compressed) is detoasted once and read in place.
 pub struct PieceReader<'a> {
     source: PieceSource<'a>,
     len: usize,
@@ -73,6 +75,9 @@ pub struct PieceReader<'a> {
 
 enum PieceSource<'a> {
     InPlace(&'a [u8]),
+    /// A heap TOAST value, read by chunks.
+    Chunks(std::cell::RefCell<ChunkReader>),
+    /// A TOAST value of another table access method, read by `pg_detoast_datum_slice`.
     Slices(*mut pg_sys::varlena),
 }
 
@@ -82,9 +87,9 @@ impl PieceReader<'_> {
 
     /// A reader of `datum`. With `last`, the caller's memory of the last stored value it read
     /// (one per call site): a value fetched whole is kept until another comes, and a large one
-    /// read by slices is fetched whole when it comes a second time in a row. So many point
+    /// read by chunks is fetched whole when it comes a second time in a row. So many point
     /// queries against one sketch read memory after the first two, and a different sketch on
-    /// every call costs only its slices.
+    /// every call costs only its chunks.
     ///
     /// # Safety
     /// `datum` must be a non-null varlena datum that stays valid while the reader is used.
@@ -101,18 +106,21 @@ impl PieceReader<'_> {
             let Some(stored) = stored_out_of_line(ptr) else {
                 return in_place(detoast(datum)); // in memory or inline: nothing to fetch
             };
-            // Each slice is a TOAST index lookup: a value of a few chunks is cheaper to fetch
-            // whole, and a compressed one can only be read whole.
+            // Reading by chunks costs an index lookup and a page visit per chunk: a value of a
+            // few chunks is cheaper to fetch whole, and a compressed one can only be read whole.
             let whole_fetch = stored.compressed || stored.len <= PieceReader::WHOLE_UP_TO;
-            let slices = PieceReader {
-                source: PieceSource::Slices(ptr),
+            let by_chunks = || PieceReader {
+                source: match ChunkReader::open(stored.toast_relid, stored.value_id, stored.len) {
+                    Some(chunks) => PieceSource::Chunks(std::cell::RefCell::new(chunks)),
+                    None => PieceSource::Slices(ptr),
+                },
                 len: stored.len,
             };
             let Some(last) = last else {
                 return if whole_fetch {
                     in_place(detoast(datum))
                 } else {
-                    slices
+                    by_chunks()
                 };
             };
             let same = (last.toast_relid, last.value_id) == (stored.toast_relid, stored.value_id);
@@ -124,7 +132,7 @@ impl PieceReader<'_> {
                 last.toast_relid = stored.toast_relid;
                 last.value_id = stored.value_id;
                 if !whole_fetch {
-                    return slices; // seen once: maybe the only time
+                    return by_chunks(); // seen once: maybe the only time
                 }
             }
             if last.whole.is_null() {
@@ -160,6 +168,7 @@ impl PieceReader<'_> {
         };
         match self.source {
             PieceSource::InPlace(bytes) => out.copy_from_slice(&bytes[offset..end]),
+            PieceSource::Chunks(ref chunks) => chunks.borrow_mut().read(offset, out),
             PieceSource::Slices(ptr) => unsafe {
                 // len came from the TOAST pointer, so both fit in i32 (values are < 1 GB).
                 let slice = pg_sys::pg_detoast_datum_slice(ptr, offset as i32, out.len() as i32);

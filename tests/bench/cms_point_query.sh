@@ -5,7 +5,7 @@
 # events (sparse form: a point query decodes one bucket of codes a row), queried
 # stored in a table with the type's default storage ("stored": the same sketch for every call,
 # which a call site keeps after two calls; "rotating": a different stored copy on each call,
-# read by TOAST slices), in a column forced to compressed storage ("compressed": a different
+# read chunk by chunk, see src/common/toast.rs), in a column forced to compressed storage ("compressed": a different
 # copy each call, each fetched and decompressed whole), and in memory. The goal: a point query
 # on the stored large sketch within 2x of the small one.
 # One cluster, interleaved rounds, medians.

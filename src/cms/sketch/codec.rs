@@ -230,7 +230,7 @@ impl Header {
 
 /// Where the counters of an encoded sketch are, read from its header alone. A point query needs
 /// only the header and one counter per row, so on a stored sketch it can fetch those few bytes
-/// (TOAST slices) instead of detoasting and decoding the whole value: its cost does not grow
+/// (TOAST chunks) instead of detoasting and decoding the whole value: its cost does not grow
 /// with the sketch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CounterLayout(Header);

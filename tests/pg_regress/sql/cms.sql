@@ -75,6 +75,31 @@ FROM (SELECT k, c, octet_length(c::bytea) > 16384 AS big, cms_info(c) ->> 'count
 SELECT count(*) FILTER (WHERE (cms_info(c) ->> 'overflow')::int > 0) AS with_overflow_list
 FROM wide_parts;
 
+-- A point query reads each chunk it needs where the value's chunks would be had they been
+-- written one after the other, and looks it up in the TOAST index when it is not there. Space
+-- freed by deleted rows and reused scatters a value's chunks: the answers stay those of an
+-- in-memory copy.
+CREATE TABLE holes (id int, c cms);
+INSERT INTO holes SELECT id % 200, cms_agg(url, 0.003, 0.01) FROM events WHERE id <= 20000 GROUP BY 1;
+DELETE FROM holes WHERE id % 2 = 1;
+VACUUM holes;
+INSERT INTO holes SELECT 1000 + id % 10, cms_agg(url, 0.0002, 0.01) FROM events WHERE id <= 200000 GROUP BY id % 10;
+SELECT c.relname AS holes_toast FROM pg_class c
+WHERE c.oid = (SELECT reltoastrelid FROM pg_class WHERE relname = 'holes') \gset
+SELECT count(*) FILTER (WHERE (blk, off) <> (CASE WHEN poff < 4 THEN pblk ELSE pblk + 1 END,
+                                             CASE WHEN poff < 4 THEN poff + 1 ELSE 1 END)) > 0 AS chunks_out_of_place
+FROM (SELECT (ctid::text::point)[0]::int AS blk, (ctid::text::point)[1]::int AS off,
+             lag((ctid::text::point)[0]::int) OVER w AS pblk, lag((ctid::text::point)[1]::int) OVER w AS poff
+      FROM pg_toast.:holes_toast
+      WHERE chunk_id IN (SELECT chunk_id FROM pg_toast.:holes_toast GROUP BY 1 HAVING count(*) > 10)
+      WINDOW w AS (PARTITION BY chunk_id ORDER BY chunk_seq)) s
+WHERE pblk IS NOT NULL;
+SELECT count(*) AS calls,
+       count(*) FILTER (WHERE cms_estimate(c, k) <> cms_estimate(c + cms_empty(), k)
+                           OR cms_bounds_array(c, k) <> cms_bounds_array(c + cms_empty(), k)) AS differ
+FROM (SELECT k, c FROM generate_series(0, 199) k, holes WHERE id >= 1000 ORDER BY k, id OFFSET 0) s;
+DROP TABLE holes;
+
 -- Format version 1 (written by 0.1.0; stored values keep it until rewritten) is accepted by
 -- every input path, with the same answers, and comes in as version 2.
 SELECT cms_info(v1) ->> 'format_version' AS version, cms_info(v1) ->> 'counter_form' AS form,
