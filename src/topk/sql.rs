@@ -223,6 +223,13 @@ fn topk_union(a: Option<TopkDatum>, b: Option<TopkDatum>) -> Option<TopkDatum> {
     }
 }
 
+/// The summary cut to its `capacity` best-ranked items, the floor raised to the largest count
+/// dropped (see `TopK::trimmed`).
+#[pg_extern(sql = false)]
+fn topk_trim(summary: TopkDatum, capacity: i32) -> TopkDatum {
+    TopkDatum::from_summary(&summary.summary().trimmed(i64::from(capacity)).or_raise())
+}
+
 /// The bounds of one value: held, its count and lower bound; not held, 0 to the floor.
 fn value_bounds(
     summary: &TopkDatum,

@@ -39,6 +39,10 @@ COMMENT ON FUNCTION topk_union(topk, topk) IS 'Union of two summaries (the large
 CREATE OPERATOR + (LEFTARG = topk, RIGHTARG = topk, FUNCTION = topk_union, COMMUTATOR = +);
 COMMENT ON OPERATOR + (topk, topk) IS 'Union (topk_union).';
 
+CREATE FUNCTION topk_trim(t topk, capacity integer) RETURNS topk
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_trim_wrapper';
+COMMENT ON FUNCTION topk_trim(topk, integer) IS 'The summary cut to its capacity (1 to 1048576) best-ranked items, the floor raised to the largest count dropped: every bound still holds and the result merges as any summary of that capacity (build partitions large, merge, then trim the union).';
+
 CREATE FUNCTION topk_items(t topk)
     RETURNS TABLE (item text, estimate bigint, lower_bound bigint, upper_bound bigint)
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'topk_items_wrapper';

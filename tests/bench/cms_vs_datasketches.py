@@ -9,9 +9,11 @@ the k keys it ranks first), and the error of its point estimate on every key wit
 events (max and mean of estimate - truth, negative means it undercounts; and the mean of
 |estimate - truth|).
 
-topk rows are sized to the bytes of a frequent_items row: for each form (one sketch, union)
-the largest capacity found (by a few proportional steps) whose summary is at most as many bytes
-as that frequent_items sketch of the same stream and form.
+topk rows are sized to the bytes of a frequent_items row: one sketch, the largest capacity found
+(by a few proportional steps) whose summary is at most as many bytes as that frequent_items
+sketch; the union, partitions of that same capacity (as frequent_items' partitions are full
+sketches), merged, and cut with topk_trim to the largest capacity whose union is at most as many
+bytes as frequent_items' union of the same stream.
 
 Run through cms_vs_datasketches.sh, which starts the cluster and sets PGHOST/PGPORT.
 """
@@ -127,35 +129,61 @@ def ds_rows(keys_by_event, part_of, truth, heavy_keys, parts):
     return rows
 
 
+def largest_capacity(budget, size_of):
+    """The largest capacity (found by a few proportional steps) whose size_of(capacity) is at
+    most budget bytes."""
+    capacity, best = max(1, budget // 9), None
+    for _ in range(6):
+        size = size_of(capacity)
+        if size <= budget:
+            best = capacity
+            if size >= 0.98 * budget:
+                break
+        capacity = max(1, int(capacity * budget / size * (0.995 if size > budget else 1.0)))
+        if capacity == best:
+            break
+    capacity = best or capacity
+    while size_of(capacity) > budget and capacity > 1:
+        capacity = max(1, int(capacity * 0.98))
+    return capacity
+
+
 def topk_rows(truth, heavy_keys, parts, ds):
-    """topk at the bytes of each frequent_items row of `ds` (same stream, same form)."""
+    """topk at the bytes of each frequent_items row of `ds` (same stream, same form).
+
+    One sketch: the largest capacity whose summary fits the frequent_items sketch's bytes.
+    Union: as frequent_items' partitions are full sketches of their size, each partition is a
+    topk of the one-sketch capacity; they are merged, and the union is cut by topk_trim to the
+    largest capacity that fits the frequent_items union's bytes (its merge purges, so its union
+    can be smaller than one sketch)."""
     rows = []
+    # Serial plans: a parallel plan merges partial summaries in an order that varies from run
+    # to run, and so would the bytes and the answers.
+    serial = "SET max_parallel_workers_per_gather = 0; "
     for label, peer in TOPK_BUDGETS:
-        for form, source in (("one sketch", "SELECT distcount.topk_agg(k, {c}) AS t FROM events"),
-                             (f"union of {parts}", "SELECT distcount.topk_union_agg(t) AS t FROM (SELECT part, "
-                              "distcount.topk_agg(k, {c}) AS t FROM events GROUP BY part) p")):
+        one_budget = next(r["bytes"] for r in ds if r["sketch"] == peer and r["form"] == "one sketch")
+
+        def one(capacity):
+            psql(serial + "DROP TABLE IF EXISTS s; CREATE TABLE s AS "
+                 f"SELECT distcount.topk_agg(k, {capacity}) AS t FROM events", fetch=False)
+            return int(psql("SELECT octet_length(t::bytea) FROM s"))
+
+        part_capacity = largest_capacity(one_budget, one)
+        psql(serial + "DROP TABLE IF EXISTS u; CREATE TABLE u AS SELECT distcount.topk_union_agg(t ORDER BY part) AS t "
+             f"FROM (SELECT part, distcount.topk_agg(k, {part_capacity}) AS t FROM events GROUP BY part) p",
+             fetch=False)
+        for form in ("one sketch", f"union of {parts}"):
             budget = next(r["bytes"] for r in ds if r["sketch"] == peer and r["form"] == form)
-
-            def build(capacity):
-                # Serial plans: a parallel plan merges partial summaries in an order that varies
-                # from run to run, and so would the bytes and the answers.
-                psql("SET max_parallel_workers_per_gather = 0; DROP TABLE IF EXISTS s; CREATE TABLE s AS "
-                     + source.format(c=capacity), fetch=False)
-                return int(psql("SELECT octet_length(t::bytea) FROM s"))
-
-            capacity, best = max(1, budget // 9), None
-            for _ in range(6):
-                size = build(capacity)
-                if size <= budget:
-                    best = capacity
-                    if size >= 0.98 * budget:
-                        break
-                capacity = max(1, int(capacity * budget / size * (0.995 if size > budget else 1.0)))
-                if capacity == best:
-                    break
-            capacity = best or capacity
-            while build(capacity) > budget and capacity > 1:
-                capacity = max(1, int(capacity * 0.98))
+            if form == "one sketch":
+                capacity = part_capacity
+                one(capacity)
+            else:
+                def trimmed(capacity):
+                    psql("DROP TABLE IF EXISTS s; CREATE TABLE s AS "
+                         f"SELECT distcount.topk_trim(t, {capacity}) AS t FROM u", fetch=False)
+                    return int(psql("SELECT octet_length(t::bytea) FROM s"))
+                capacity = min(largest_capacity(budget, trimmed), part_capacity)
+                trimmed(capacity)
             result = json.loads(psql(
                 "SELECT json_build_object("
                 " 'bytes', octet_length(t::bytea),"
@@ -165,6 +193,7 @@ def topk_rows(truth, heavy_keys, parts, ds):
             estimates = {int(key): value for key, value in result["estimates"].items()}
             row = scores(result["top"] or [], truth, heavy_keys, lambda key: estimates[key])
             rows.append({"sketch": label, "form": form, "bytes": result["bytes"], "capacity": capacity,
+                         "partition_capacity": part_capacity if form != "one sketch" else None,
                          "budget": budget, **row})
     return rows
 
@@ -184,6 +213,7 @@ def main():
     if "topk" in families:
         families.add("ds")
     psql("CREATE EXTENSION IF NOT EXISTS pg_distcount", fetch=False)
+    psql("DROP TABLE IF EXISTS s, u", fetch=False)
     all_rows = []
     for s in [float(x) for x in args.exponents.split(",")]:
         for seed in [int(x) for x in args.seeds.split(",")]:

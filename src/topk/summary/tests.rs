@@ -102,6 +102,35 @@ proptest! {
         }
     }
 
+    /// A trimmed summary keeps every bound, holds at most its new capacity (the best-ranked
+    /// items, unchanged), round-trips, and merges as any other: bounds hold after trimming a
+    /// union and after merging trimmed summaries.
+    #[test]
+    fn trim_keeps_bounds_and_merges(
+        capacity in 1i64..12,
+        to in 1i64..14,
+        a in stream_strategy(),
+        b in stream_strategy(),
+    ) {
+        let (x, truth_a) = fed(capacity, &a);
+        let (y, _) = fed(capacity, &b);
+        let t = x.trimmed(to).unwrap();
+        prop_assert_eq!(t.capacity(), to as u32);
+        prop_assert_eq!(t.total(), x.total());
+        prop_assert_eq!(t.len(), x.len().min(to as usize));
+        prop_assert_eq!(&t.items()[..], &x.items()[..t.len()]);
+        prop_assert!(t.floor() >= x.floor());
+        if t.len() == x.len() {
+            prop_assert_eq!(t.floor(), x.floor());
+        }
+        check_bounds(&t, &truth_a, 40);
+        let truth = fed(1_000, &a.iter().chain(&b).copied().collect::<Vec<_>>()).1;
+        check_bounds(&x.merged(&y).unwrap().trimmed(to).unwrap(), &truth, 40);
+        check_bounds(&t.merged(&y.trimmed(to).unwrap()).unwrap(), &truth, 40);
+        // Trimming twice to the same capacity changes nothing more.
+        prop_assert_eq!(t.trimmed(to).unwrap().encode(), t.encode());
+    }
+
     /// While nothing is dropped (at most capacity distinct keys) the summary is exact: the same
     /// for every order and grouping.
     #[test]
@@ -127,6 +156,69 @@ proptest! {
             prop_assert_eq!(item.count, truth[&k]);
             prop_assert_eq!(item.lower, truth[&k]);
         }
+    }
+}
+
+#[test]
+fn trim_refuses_bad_capacities() {
+    let (s, _) = fed(4, &[(1, 1), (2, 1)]);
+    for bad in [0, -1, i64::from(MAX_CAPACITY) + 1] {
+        let e = s.trimmed(bad).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidParameter, "{bad}");
+    }
+    assert_eq!(s.trimmed(i64::from(MAX_CAPACITY)).unwrap().len(), 2);
+}
+
+/// Union of 50 partitions: built at the small capacity, against built at a large one, merged,
+/// and trimmed to the small one (`topk_trim`): recall of the true top 100 over seeds.
+/// `cargo test --lib ... -- --ignored zipf_trim_report --nocapture` (TOPK_S, TOPK_SMALL, TOPK_LARGE).
+#[test]
+#[ignore]
+fn zipf_trim_report() {
+    let env = |name: &str, default: f64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let s = env("TOPK_S", 0.8);
+    let small = env("TOPK_SMALL", 1050.0) as i64;
+    let large = env("TOPK_LARGE", 2500.0) as i64;
+    for seed in 1..=3u64 {
+        let events = zipf_stream(2_000_000, 200_000, s, seed);
+        let mut truth = vec![0u64; 200_000];
+        for &k in &events {
+            truth[k as usize] += 1;
+        }
+        let mut order: Vec<u32> = (0..200_000).collect();
+        order.sort_by_key(|&k| std::cmp::Reverse(truth[k as usize]));
+        let union = |cap: i64| {
+            let mut parts: Vec<TopK> = (0..50).map(|_| TopK::new(cap).unwrap()).collect();
+            for (i, &k) in events.iter().enumerate() {
+                parts[i % 50].add(&key_of(k), TEXT, 1).unwrap();
+            }
+            let mut merged = TopK::new(cap).unwrap();
+            for p in &parts {
+                merged.merge_from(p).unwrap();
+            }
+            merged
+        };
+        let recall = |sk: &TopK| {
+            let ranked: Vec<u32> = sk.items()[..100]
+                .iter()
+                .map(|i| std::str::from_utf8(i.key).unwrap().parse().unwrap())
+                .collect();
+            order[..100].iter().filter(|x| ranked.contains(x)).count()
+        };
+        let at_small = union(small);
+        let trimmed = union(large).trimmed(small).unwrap();
+        println!(
+            "s {s} seed {seed}: small {small}: {} ({} bytes); large {large} trimmed: {} ({} bytes)",
+            recall(&at_small),
+            at_small.encode().len(),
+            recall(&trimmed),
+            trimmed.encode().len()
+        );
     }
 }
 

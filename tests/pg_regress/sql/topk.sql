@@ -86,6 +86,38 @@ SELECT (SELECT t FROM tk_one)::bytea = (SELECT topk_union(t, NULL) FROM tk_one):
        topk_add(topk_empty(2), NULL::text)::bytea = topk_empty(2)::bytea AS null_value;
 SELECT topk_items(topk_add(topk_add(NULL, 'k'::text, 5), 'k'::text, 7));
 
+-- topk_trim: summaries built large (1,000 items), merged, and the union cut to 100 items keep
+-- every bound (held and not held), hold 100 items with a floor at least the union's, and find
+-- more of the true top 50 than the union of summaries built at 100.
+CREATE TABLE tk_trim AS
+    SELECT topk_union_agg(t ORDER BY part) AS big, topk_trim(topk_union_agg(t ORDER BY part), 100) AS t
+    FROM (SELECT id % 60 AS part, topk_agg(url, 1000) AS t FROM tk_events GROUP BY 1) p;
+SELECT topk_info(t) - 'bytes' AS trimmed, topk_info(big) ->> 'floor' AS union_floor FROM tk_trim;
+SELECT count(*) AS keys, count(*) FILTER (WHERE (b).lower_bound > 0) AS held,
+       count(*) FILTER (WHERE n < (b).lower_bound OR n > (b).upper_bound) AS bounds_broken
+FROM (SELECT n, topk_bounds(t, url) AS b FROM tk_trim, (SELECT * FROM tk_truth UNION ALL SELECT -1, 0) k) s;
+SELECT (SELECT count(*) FROM (SELECT url FROM tk_truth ORDER BY n DESC, url LIMIT 50) x
+         WHERE url IN (SELECT item::int FROM topk_items(t) LIMIT 50)) AS trimmed_top50_found,
+       (SELECT count(*) FROM (SELECT url FROM tk_truth ORDER BY n DESC, url LIMIT 50) x
+         WHERE url IN (SELECT item::int FROM topk_items(u) LIMIT 50)) AS built_small_top50_found
+FROM tk_trim, (SELECT topk_union_agg(t ORDER BY part) AS u
+               FROM (SELECT id % 60 AS part, topk_agg(url, 100) AS t FROM tk_events GROUP BY 1) p) small;
+-- The best-ranked items stay as they were; at or above the items held only the capacity
+-- changes; trimmed summaries merge with bounds that hold.
+SELECT (SELECT array_agg(i ORDER BY o) FROM topk_items(t) WITH ORDINALITY i(item, e, l, u, o) WHERE o <= 40)
+     = (SELECT array_agg(i ORDER BY o) FROM topk_items(topk_trim(t, 40)) WITH ORDINALITY i(item, e, l, u, o))
+       AS same_best_items,
+       topk_trim(t, 300) = t AS same_capacity_unchanged,
+       topk_info(topk_trim(t, 5000)) - 'bytes' AS raised_capacity
+FROM tk_one;
+SELECT (SELECT count(*) FROM topk_items(t)) AS items,
+       (SELECT count(*) FROM topk_items(t) JOIN tk_truth ON url = item::int
+         WHERE n < lower_bound OR n > upper_bound) AS bounds_broken,
+       topk_info(t) ->> 'capacity' AS capacity
+FROM (SELECT topk_union_agg(topk_trim(t, 50) ORDER BY part) AS t FROM tk_parts) s;
+SELECT topk_trim(NULL, 5) IS NULL AS null_summary, topk_trim(topk_empty(), NULL) IS NULL AS null_capacity,
+       topk_info(topk_trim(topk_empty(), 1)) AS empty_trimmed;
+
 -- Round trips: text, bytea, binary send/recv (COPY BINARY).
 SELECT t::text::topk::bytea = t::bytea AS text_round_trip,
        t::bytea::topk::text = t::text AS bytea_round_trip,
@@ -107,6 +139,9 @@ SELECT error_of($$ SELECT topk_empty(0) $$);
 SELECT error_of($$ SELECT topk_empty(2000000) $$);
 SELECT error_of($$ SELECT topk_agg(g, -3) FROM generate_series(1, 3) g $$);
 SELECT error_of($$ SELECT topk_add(NULL, 'a'::text, -1) $$);
+SELECT error_of($$ SELECT topk_trim(topk_empty(), 0) $$);
+SELECT error_of($$ SELECT topk_trim(t, -5) FROM tk_one $$);
+SELECT error_of($$ SELECT topk_trim(topk_empty(), 1048577) $$);
 SELECT error_of($$ SELECT topk_add(topk_add(NULL, 'a'::text, 9223372036854775807), 'b'::text) $$);
 SELECT error_of($$ SELECT topk_add(topk_add(NULL, 'a'::text, 9223372036854775807), 'a'::text, 0) + topk_add(NULL, 'b'::text) $$);
 SELECT error_of($$ SELECT topk_add(NULL, repeat('x', 20000)) $$);
@@ -123,4 +158,4 @@ SELECT error_of($$ SELECT '\x010401000101000aff'::bytea::topk $$);
 SELECT error_of($$ SELECT '\x0104010001010009'::bytea::topk $$);
 SELECT error_of($$ SELECT '\x01840001'::bytea::topk $$);
 
-DROP TABLE tk_events, tk_truth, tk_one, tk_parts, tk_union, tk_parallel, tk_copy, tk_copied CASCADE;
+DROP TABLE tk_events, tk_truth, tk_one, tk_parts, tk_union, tk_parallel, tk_trim, tk_copy, tk_copied CASCADE;
