@@ -398,6 +398,20 @@ impl<T> Unread<T> {
     pub fn reader(&self, last: Option<&mut LastStoredValue>) -> PieceReader<'_> {
         unsafe { PieceReader::new(self.datum, last) }
     }
+
+    /// The TOAST identity (TOAST relation, value id) of a value stored out of line, which names
+    /// one value within a query (see [`LastStoredValue`]); None for any other value.
+    pub fn stored_identity(&self) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+        unsafe {
+            stored_out_of_line(self.datum.cast_mut_ptr())
+                .map(|stored| (stored.toast_relid, stored.value_id))
+        }
+    }
+
+    /// The value's payload, detoasted in the current memory context.
+    pub fn detoasted(&self) -> &[u8] {
+        unsafe { payload(detoast(self.datum)) }
+    }
 }
 
 impl<T> pgrx::datum::FromDatum for Unread<T> {

@@ -86,13 +86,29 @@ SELECT (SELECT t FROM tk_one)::bytea = (SELECT topk_union(t, NULL) FROM tk_one):
        topk_add(topk_empty(2), NULL::text)::bytea = topk_empty(2)::bytea AS null_value;
 SELECT topk_items(topk_add(topk_add(NULL, 'k'::text, 5), 'k'::text, 7));
 
+-- A point query's call site keeps the last summary it decoded (named by its TOAST identity when
+-- stored, else by its bytes): the same answers as in-memory copies, with a different stored
+-- summary on every call and with one summary for many calls in a row.
+SELECT count(*) AS calls,
+       count(*) FILTER (WHERE topk_estimate(t, k) <> topk_estimate(t + topk_empty(), k)
+                           OR topk_bounds_array(t, k) <> topk_bounds_array(t + topk_empty(), k)) AS differ
+FROM (SELECT k, t FROM generate_series(0, 199) k, tk_parts ORDER BY k, part OFFSET 0) p;
+SELECT count(*) AS calls,
+       count(*) FILTER (WHERE topk_estimate(t, k) <> topk_estimate(t + topk_empty(), k)
+                           OR topk_bounds_array(t, k) <> topk_bounds_array(t + topk_empty(), k)) AS differ
+FROM (SELECT k, t FROM generate_series(0, 199) k, tk_parts ORDER BY part, k OFFSET 0) p;
+
 -- topk_trim: summaries built large (1,000 items), merged, and the union cut to 100 items keep
 -- every bound (held and not held), hold 100 items with a floor at least the union's, and find
 -- more of the true top 50 than the union of summaries built at 100.
+-- (Each part's rows in id order: the contents past capacity depend on the order rows arrive in.)
 CREATE TABLE tk_trim AS
     SELECT topk_union_agg(t ORDER BY part) AS big, topk_trim(topk_union_agg(t ORDER BY part), 100) AS t
-    FROM (SELECT id % 60 AS part, topk_agg(url, 1000) AS t FROM tk_events GROUP BY 1) p;
-SELECT topk_info(t) - 'bytes' AS trimmed, topk_info(big) ->> 'floor' AS union_floor FROM tk_trim;
+    FROM (SELECT id % 60 AS part, topk_agg(url, 1000 ORDER BY id) AS t FROM tk_events GROUP BY 1) p;
+SELECT topk_info(t) ->> 'items' AS items, topk_info(t) ->> 'capacity' AS capacity, topk_total(t) AS total,
+       (topk_info(t) ->> 'floor')::bigint >= (topk_info(big) ->> 'floor')::bigint AS floor_at_least_unions,
+       (topk_info(big) ->> 'items')::int > 100 AS union_held_more
+FROM tk_trim;
 SELECT count(*) AS keys, count(*) FILTER (WHERE (b).lower_bound > 0) AS held,
        count(*) FILTER (WHERE n < (b).lower_bound OR n > (b).upper_bound) AS bounds_broken
 FROM (SELECT n, topk_bounds(t, url) AS b FROM tk_trim, (SELECT * FROM tk_truth UNION ALL SELECT -1, 0) k) s;
@@ -101,7 +117,7 @@ SELECT (SELECT count(*) FROM (SELECT url FROM tk_truth ORDER BY n DESC, url LIMI
        (SELECT count(*) FROM (SELECT url FROM tk_truth ORDER BY n DESC, url LIMIT 50) x
          WHERE url IN (SELECT item::int FROM topk_items(u) LIMIT 50)) AS built_small_top50_found
 FROM tk_trim, (SELECT topk_union_agg(t ORDER BY part) AS u
-               FROM (SELECT id % 60 AS part, topk_agg(url, 100) AS t FROM tk_events GROUP BY 1) p) small;
+               FROM (SELECT id % 60 AS part, topk_agg(url, 100 ORDER BY id) AS t FROM tk_events GROUP BY 1) p) small;
 -- The best-ranked items stay as they were; at or above the items held only the capacity
 -- changes; trimmed summaries merge with bounds that hold.
 SELECT (SELECT array_agg(i ORDER BY o) FROM topk_items(t) WITH ORDINALITY i(item, e, l, u, o) WHERE o <= 40)
