@@ -1628,3 +1628,108 @@ fn print_form_figures() {
         );
     }
 }
+
+/// Version 1's layout of `s` (read, never written, by this build): the version 2 header without
+/// its section field, every counter at the width of the widest, then the candidates.
+fn encode_v1_for_tests(s: &Sketch) -> Vec<u8> {
+    let v2 = s.encode();
+    let (low, high) = s
+        .counters
+        .iter()
+        .fold((0i64, 0i64), |(l, h), &c| (l.min(c), h.max(c)));
+    let fits = |w: u32| {
+        let limit = (1i128 << (8 * w - 1)) - 1;
+        i128::from(low) >= -limit - 1 && i128::from(high) <= limit
+    };
+    let width = if low == 0 && high == 0 {
+        0
+    } else {
+        [1u32, 2, 4, 8].into_iter().find(|&w| fits(w)).unwrap_or(8)
+    };
+    let candidates: usize = s.candidates().iter().map(|c| 21 + c.key.len()).sum();
+    let mut out = vec![1u8, v2[1], width as u8];
+    out.extend_from_slice(&v2[3..51]);
+    for &c in s.counters.iter() {
+        out.extend_from_slice(&c.to_le_bytes()[..width as usize]);
+    }
+    out.extend_from_slice(&v2[v2.len() - candidates..]);
+    out
+}
+
+/// What `cms_add` (decode, add, encode) and `cms_union_agg` (decode, merge) cost on small stored
+/// sketches (1,000 Zipf events, default shape), in version 2 (sparse) against version 1's layout
+/// (every counter at the widest width; decoded by this build's version 1 path, encoded as
+/// version 1 wrote): `cargo test --release --lib --no-default-features --features pg15,pg_test
+/// -- --ignored encode_cost_report --nocapture`. Medians of 5 interleaved rounds.
+#[test]
+#[ignore]
+fn encode_cost_report() {
+    let small = default_zipf_sketch(1000, 1.1, 1);
+    let v2 = small.encode();
+    let v1 = encode_v1_for_tests(&small);
+    assert_eq!(Sketch::decode(&v1).unwrap(), small);
+    let parts: Vec<Sketch> = (0..200u64)
+        .map(|seed| default_zipf_sketch(1000, 1.1, seed + 10))
+        .collect();
+    let parts_v2: Vec<Vec<u8>> = parts.iter().map(|p| p.encode()).collect();
+    let parts_v1: Vec<Vec<u8>> = parts.iter().map(encode_v1_for_tests).collect();
+    let key = 77i64.to_le_bytes();
+    let rounds = 400;
+    let per_call = |f: &mut dyn FnMut()| {
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            f();
+        }
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+    };
+    let mut samples: [Vec<f64>; 4] = Default::default();
+    for _ in 0..5 {
+        samples[0].push(per_call(&mut || {
+            let mut s = Sketch::decode(std::hint::black_box(&v2)).unwrap();
+            s.add(&key, 1, 1).unwrap();
+            std::hint::black_box(s.encode());
+        }));
+        samples[1].push(per_call(&mut || {
+            let mut s = Sketch::decode(std::hint::black_box(&v1)).unwrap();
+            s.add(&key, 1, 1).unwrap();
+            std::hint::black_box(encode_v1_for_tests(&s));
+        }));
+        samples[2].push(
+            per_call(&mut || {
+                let mut u = Sketch::default();
+                for p in &parts_v2 {
+                    u.merge_from(&Sketch::decode(p).unwrap()).unwrap();
+                }
+                std::hint::black_box(u.encode());
+            }) / parts.len() as f64,
+        );
+        samples[3].push(
+            per_call(&mut || {
+                let mut u = Sketch::default();
+                for p in &parts_v1 {
+                    u.merge_from(&Sketch::decode(p).unwrap()).unwrap();
+                }
+                std::hint::black_box(encode_v1_for_tests(&u));
+            }) / parts.len() as f64,
+        );
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [a2, a1, u2, u1] = samples.map(|mut v| median(&mut v));
+    println!(
+        "1,000-event sketch: version 2 {} bytes ({}), version 1 {} bytes",
+        v2.len(),
+        small.counter_form().0,
+        v1.len()
+    );
+    println!(
+        "cms_add (decode, add, encode): version 2 {a2:.1} us, version 1 {a1:.1} us ({:.2}x)",
+        a2 / a1
+    );
+    println!(
+        "cms_union_agg, per sketch merged: version 2 {u2:.1} us, version 1 {u1:.1} us ({:.2}x)",
+        u2 / u1
+    );
+}
