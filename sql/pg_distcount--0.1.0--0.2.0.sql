@@ -415,7 +415,7 @@ REVOKE ALL ON FUNCTION outbox_statement_trigger() FROM PUBLIC;
 REVOKE ALL ON FUNCTION outbox_emit(text, text, text, jsonb, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cdc_heartbeat(text) FROM PUBLIC;
 ALTER FUNCTION outbox_trigger_check(oid, boolean) SET search_path = pg_catalog, pg_temp;
--- outbox_check_new_triggers is replaced once, in its final form, with the outbox-on-Citus block below.
+-- outbox_check_new_triggers is replaced once, in its final form, further below.
 
 -- Consumers made by 0.1.0 had no owner: they go to the role that runs this update (a
 -- superuser). Hand each to its relay role with
@@ -1423,38 +1423,35 @@ CREATE FUNCTION citus_check_trigger_write(name text) RETURNS void
 REVOKE ALL ON FUNCTION citus_check_trigger_write(text) FROM PUBLIC;
 COMMENT ON FUNCTION citus_check_trigger_write(text) IS 'Raises 0A000 when counter_add runs in a trigger on a Citus worker and the counter''s shard is on another node.';
 
--- The outbox on Citus (issue 16): no outbox trigger on a distributed or reference table.
--- On a Citus table an outbox trigger would fire on every worker holding a shard or a replica of
--- it: events in the workers' own outboxes, one per replica of a reference table, written with
--- the worker's settings. Refused at CREATE TRIGGER, and when such a trigger fires first in a
--- session (a table distributed after its trigger was made), with the ways that work.
-CREATE FUNCTION outbox_citus_check(rel regclass) RETURNS void
+-- The outbox on Citus (issue 16): on a distributed or reference table one placement writes each event.
+-- On Citus an outbox trigger fires on every placement of a shard that a change writes: once for
+-- a distributed table (one placement per shard), once per node for a reference table (a
+-- replica on every node, all written in one distributed transaction). Exactly one of them
+-- writes the event: the placement in the lowest node group, into that node's outbox (or WAL),
+-- with the settings of the session that runs the change there. Asked once per trigger and
+-- session (again after a relcache invalidation, which Citus sends when placements change).
+CREATE FUNCTION outbox_citus_emits(rel regclass) RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    logical regclass := rel;
+    v_shard bigint;
 BEGIN
-    IF pg_catalog.relation_is_a_known_shard(rel) THEN
-        -- A shard is named after its table and shard id: orders_102008.
-        SELECT s.logicalrelid INTO logical
-          FROM pg_catalog.pg_dist_shard AS s, pg_catalog.pg_class AS c
-         WHERE c.oid OPERATOR(pg_catalog.=) rel
-           AND s.shardid OPERATOR(pg_catalog.=) (pg_catalog.regexp_match(c.relname::text, '_([0-9]+)$'))[1]::bigint;
+    -- A plain table, or the shell of a Citus table on the coordinator (which holds no rows).
+    IF NOT pg_catalog.relation_is_a_known_shard(rel) THEN
+        RETURN true;
     END IF;
-    -- Citus local tables (on the coordinator alone) are not refused: their triggers fire there.
-    IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
-                WHERE p.logicalrelid OPERATOR(pg_catalog.=) logical
-                  AND NOT (p.partmethod OPERATOR(pg_catalog.=) 'n' AND p.repmodel OPERATOR(pg_catalog.=) 's'
-                           AND p.colocationid OPERATOR(pg_catalog.=) 0)) THEN
-        RAISE EXCEPTION 'outbox triggers are not supported on Citus distributed or reference tables'
-            USING ERRCODE = 'feature_not_supported',
-                  DETAIL = format('%s is a Citus table: the trigger would fire on the workers, writing each event to the outbox of the worker that holds the row (once per replica of a reference table), with that worker''s settings.', logical),
-                  HINT = 'Call distcount.outbox_emit(...) on the coordinator in the transaction that writes the table, or read the table''s changes by logical decoding with citus.enable_change_data_capture = on (README, Citus).';
-    END IF;
+    -- A shard is named after its table and shard id: orders_102008. (From the regclass's name:
+    -- Citus hides shards from queries on pg_class in application sessions.)
+    v_shard := (pg_catalog.regexp_match(rel::text, '_([0-9]+)"?$'))[1]::bigint;
+    -- No placement known (metadata not synced to this node): write rather than lose.
+    RETURN coalesce((SELECT min(p.groupid) FROM pg_catalog.pg_dist_placement AS p
+                      WHERE p.shardid OPERATOR(pg_catalog.=) v_shard)
+                    OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group AS g),
+                    true);
 END
 $$;
-COMMENT ON FUNCTION outbox_citus_check(regclass) IS 'Internal: refuses an outbox trigger on a Citus distributed or reference table, or on a shard of one.';
+COMMENT ON FUNCTION outbox_citus_emits(regclass) IS 'Internal: whether an outbox trigger firing on this relation writes the event (on Citus, only the shard placement in the lowest node group does).';
 
 -- Fires on every CREATE TRIGGER in the database, by any role: it must not need USAGE on schema
 -- distcount (a role without it creating an unrelated trigger must succeed), so it finds outbox
@@ -1477,9 +1474,6 @@ BEGIN
            AND n.nspname = 'distcount'
            AND p.proname IN ('outbox_trigger', 'outbox_statement_trigger')
     LOOP
-        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-            PERFORM distcount.outbox_citus_check(t.tgrelid);
-        END IF;
         PERFORM distcount.outbox_trigger_check(t.oid, t.statement_form);
     END LOOP;
 END
@@ -1644,3 +1638,106 @@ CREATE AGGREGATE topk_union_agg(topk) (
     SFUNC = topk_union_trans, STYPE = topk, SSPACE = 65536, FINALFUNC = topk_final,
     COMBINEFUNC = topk_union_trans, PARALLEL = SAFE);
 COMMENT ON AGGREGATE topk_union_agg(topk) IS 'Union of summaries (NULLs skipped); summaries that counted nothing are neutral.';
+-- The relay over a Citus cluster. Outbox triggers on distributed and reference tables write
+-- each event on the node that holds the changed row (see outbox_citus_emits), so a cluster's
+-- events are in the outboxes of all its nodes. These functions, called on any node (usually the
+-- coordinator), run the relay functions on every active node through Citus's
+-- run_command_on_all_nodes, each node in a transaction of its own and as the calling role,
+-- which needs the same grants on every node. Order per aggregate holds among the events of one
+-- node; an aggregate whose rows moved to another node (a shard move) has its older events on the
+-- old node, and nothing orders them against the new node's.
+
+-- An ERROR (55000) where Citus is not installed.
+CREATE FUNCTION outbox_require_citus() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regproc('pg_catalog.run_command_on_all_nodes') IS NULL THEN
+        RAISE EXCEPTION 'the cluster relay needs Citus'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Without Citus call outbox_claim, outbox_ack and outbox_nack.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox_require_citus() IS 'Internal: raises 55000 where Citus is not installed.';
+
+-- The nodes' results of COMMAND; a node that failed is a WARNING, and an ERROR when every node
+-- failed (a wrong consumer or a missing grant fails everywhere alike). It runs COMMAND as the
+-- calling role, which Citus's run_command_on_all_nodes (executable by every role) does as well.
+CREATE FUNCTION outbox_on_all_nodes(command text) RETURNS SETOF text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    v_ok boolean := false;
+    v_error text;
+BEGIN
+    PERFORM distcount.outbox_require_citus();
+    FOR r IN SELECT * FROM pg_catalog.run_command_on_all_nodes(outbox_on_all_nodes.command) LOOP
+        IF r.success THEN
+            v_ok := true;
+            RETURN NEXT r.result;
+        ELSE
+            v_error := coalesce(v_error, r.result);
+            RAISE WARNING 'outbox relay: node % failed: %', r.nodeid, r.result;
+        END IF;
+    END LOOP;
+    IF NOT v_ok AND v_error IS NOT NULL THEN
+        RAISE EXCEPTION 'outbox relay failed on every node: %', v_error
+            USING ERRCODE = 'external_routine_exception';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox_on_all_nodes(text) IS 'Internal: runs a relay command on every Citus node, each in its own transaction; a node that fails is a WARNING, every node failing an ERROR.';
+
+CREATE FUNCTION outbox_cluster_claim(consumer text, batch integer DEFAULT 100,
+                                     lease interval DEFAULT '30 seconds')
+    RETURNS SETOF outbox
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_nodes integer;
+BEGIN
+    IF batch IS NULL OR batch < 1 THEN
+        RAISE EXCEPTION 'batch must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM distcount.outbox_require_citus();
+    SELECT pg_catalog.count(*) INTO v_nodes FROM pg_catalog.pg_dist_node AS n
+     WHERE n.isactive AND n.noderole OPERATOR(pg_catalog.=) 'primary';
+    -- Up to batch events in all: a share of it from each node.
+    RETURN QUERY
+    SELECT e.*
+      FROM distcount.outbox_on_all_nodes(pg_catalog.format(
+               'SELECT coalesce(pg_catalog.json_agg(e), ''[]'') FROM distcount.outbox_claim(%L, %s, %L) AS e',
+               consumer, greatest(1, ceil(batch::numeric / greatest(v_nodes, 1)))::integer, lease)) AS r (result),
+           pg_catalog.json_populate_recordset(NULL::distcount.outbox, r.result::json) AS e
+     ORDER BY e.created_at, e.seq;
+END
+$$;
+COMMENT ON FUNCTION outbox_cluster_claim(text, integer, interval) IS 'outbox_claim on every Citus node (each in its own transaction): up to batch events in all, order kept per aggregate within each node.';
+
+CREATE FUNCTION outbox_cluster_ack(consumer text, ids uuid[]) RETURNS integer
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(pg_catalog.sum(r::integer), 0)::integer
+      FROM distcount.outbox_on_all_nodes(pg_catalog.format(
+               'SELECT distcount.outbox_ack(%L, %L::uuid[])', consumer, ids)) AS r;
+$$;
+COMMENT ON FUNCTION outbox_cluster_ack(text, uuid[]) IS 'outbox_ack on every Citus node: each node acknowledges the ids it leased. Returns how many were acknowledged in all.';
+
+CREATE FUNCTION outbox_cluster_nack(consumer text, id uuid, error text DEFAULT NULL,
+                                    retry_in interval DEFAULT '0 seconds') RETURNS text
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    -- The node that leased the event answers retry or dead; the others, unknown.
+    SELECT coalesce(pg_catalog.min(r) FILTER (WHERE r OPERATOR(pg_catalog.<>) 'unknown'), 'unknown')
+      FROM distcount.outbox_on_all_nodes(pg_catalog.format(
+               'SELECT distcount.outbox_nack(%L, %L::uuid, %L, %L::interval)', consumer, id, error,
+               retry_in)) AS r;
+$$;
+COMMENT ON FUNCTION outbox_cluster_nack(text, uuid, text, interval) IS 'outbox_nack on every Citus node: retry, dead (from the node that leased the event) or unknown.';

@@ -88,37 +88,34 @@ CREATE FUNCTION outbox_trigger_check(trigger oid, statement_form boolean) RETURN
     AS 'MODULE_PATHNAME', 'outbox_trigger_check_wrapper';
 COMMENT ON FUNCTION outbox_trigger_check(oid, boolean) IS 'Internal: refuses, at CREATE TRIGGER, an outbox trigger whose attachment or arguments could not write its events.';
 
--- On a Citus table an outbox trigger would fire on every worker holding a shard or a replica of
--- it: events in the workers' own outboxes, one per replica of a reference table, written with
--- the worker's settings. Refused at CREATE TRIGGER, and when such a trigger fires first in a
--- session (a table distributed after its trigger was made), with the ways that work.
-CREATE FUNCTION outbox_citus_check(rel regclass) RETURNS void
+-- On Citus an outbox trigger fires on every placement of a shard that a change writes: once for
+-- a distributed table (one placement per shard), once per node for a reference table (a
+-- replica on every node, all written in one distributed transaction). Exactly one of them
+-- writes the event: the placement in the lowest node group, into that node's outbox (or WAL),
+-- with the settings of the session that runs the change there. Asked once per trigger and
+-- session (again after a relcache invalidation, which Citus sends when placements change).
+CREATE FUNCTION outbox_citus_emits(rel regclass) RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    logical regclass := rel;
+    v_shard bigint;
 BEGIN
-    IF pg_catalog.relation_is_a_known_shard(rel) THEN
-        -- A shard is named after its table and shard id: orders_102008.
-        SELECT s.logicalrelid INTO logical
-          FROM pg_catalog.pg_dist_shard AS s, pg_catalog.pg_class AS c
-         WHERE c.oid OPERATOR(pg_catalog.=) rel
-           AND s.shardid OPERATOR(pg_catalog.=) (pg_catalog.regexp_match(c.relname::text, '_([0-9]+)$'))[1]::bigint;
+    -- A plain table, or the shell of a Citus table on the coordinator (which holds no rows).
+    IF NOT pg_catalog.relation_is_a_known_shard(rel) THEN
+        RETURN true;
     END IF;
-    -- Citus local tables (on the coordinator alone) are not refused: their triggers fire there.
-    IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
-                WHERE p.logicalrelid OPERATOR(pg_catalog.=) logical
-                  AND NOT (p.partmethod OPERATOR(pg_catalog.=) 'n' AND p.repmodel OPERATOR(pg_catalog.=) 's'
-                           AND p.colocationid OPERATOR(pg_catalog.=) 0)) THEN
-        RAISE EXCEPTION 'outbox triggers are not supported on Citus distributed or reference tables'
-            USING ERRCODE = 'feature_not_supported',
-                  DETAIL = format('%s is a Citus table: the trigger would fire on the workers, writing each event to the outbox of the worker that holds the row (once per replica of a reference table), with that worker''s settings.', logical),
-                  HINT = 'Call distcount.outbox_emit(...) on the coordinator in the transaction that writes the table, or read the table''s changes by logical decoding with citus.enable_change_data_capture = on (README, Citus).';
-    END IF;
+    -- A shard is named after its table and shard id: orders_102008. (From the regclass's name:
+    -- Citus hides shards from queries on pg_class in application sessions.)
+    v_shard := (pg_catalog.regexp_match(rel::text, '_([0-9]+)"?$'))[1]::bigint;
+    -- No placement known (metadata not synced to this node): write rather than lose.
+    RETURN coalesce((SELECT min(p.groupid) FROM pg_catalog.pg_dist_placement AS p
+                      WHERE p.shardid OPERATOR(pg_catalog.=) v_shard)
+                    OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group AS g),
+                    true);
 END
 $$;
-COMMENT ON FUNCTION outbox_citus_check(regclass) IS 'Internal: refuses an outbox trigger on a Citus distributed or reference table, or on a shard of one.';
+COMMENT ON FUNCTION outbox_citus_emits(regclass) IS 'Internal: whether an outbox trigger firing on this relation writes the event (on Citus, only the shard placement in the lowest node group does).';
 
 -- Fires on every CREATE TRIGGER in the database, by any role: it must not need USAGE on schema
 -- distcount (a role without it creating an unrelated trigger must succeed), so it finds outbox
@@ -141,9 +138,6 @@ BEGIN
            AND n.nspname = 'distcount'
            AND p.proname IN ('outbox_trigger', 'outbox_statement_trigger')
     LOOP
-        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-            PERFORM distcount.outbox_citus_check(t.tgrelid);
-        END IF;
         PERFORM distcount.outbox_trigger_check(t.oid, t.statement_form);
     END LOOP;
 END
