@@ -146,7 +146,7 @@ TICK_MS="$(bc -l <<<"1000 / $(getconf CLK_TCK)")"
 # cpu_per_1000 VARIANT: the servers' CPU milliseconds per 1,000 increments, over every round
 # (the warm-up included).
 cpu_per_1000() {
-    bc -l <<<"$(paste -sd+ "$WORK/$1.cpu") * $TICK_MS * 1000 / ($(paste -sd+ "$WORK/$1.count"))"
+    bc -l <<<"($(paste -sd+ "$WORK/$1.cpu")) * $TICK_MS * 1000 / ($(paste -sd+ "$WORK/$1.count"))"
 }
 plain_cpu="$(cpu_per_1000 plain)"
 {
