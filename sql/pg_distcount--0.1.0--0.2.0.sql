@@ -1694,9 +1694,11 @@ CREATE AGGREGATE topk_union_agg(topk) (
 COMMENT ON AGGREGATE topk_union_agg(topk) IS 'Union of summaries (NULLs skipped); summaries that counted nothing are neutral.';
 
 -- ---------------------------------------------------------------------------------------------
--- Relay (issue 20): the relay queue's index set (outbox.sql, outbox_pending): no key on (consumer, id), the
--- aggregate index on a bigint hash of the aggregate. Queued, leased and dead events stay as
--- they are; nack and retry_dead find them by the new indexes.
+-- Relay (outbox.sql, outbox_pending): two indexes, no key on (consumer, id), the aggregate
+-- index on a bigint hash of the aggregate. Queued, leased and dead events stay as they are;
+-- outbox_nack and outbox_retry_dead find them by the new indexes (outbox_ingest,
+-- outbox_remove_heads and outbox_cleanup are replaced above in their final form).
+-- ---------------------------------------------------------------------------------------------
 ALTER TABLE outbox_pending DROP CONSTRAINT outbox_pending_pkey;
 DROP INDEX outbox_pending_aggregate_idx;
 CREATE INDEX outbox_pending_aggregate_idx ON outbox_pending
