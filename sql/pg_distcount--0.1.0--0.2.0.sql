@@ -612,7 +612,9 @@ BEGIN
         -- a single UPDATE ... FROM, or an update joined by id, the planner may drive the join
         -- from the queue side (row-level security hides its size from the estimate) and read
         -- the whole queue per batch (a hash join over every queued row, 80 ms a batch of 1,000
-        -- with 100 events per aggregate). The lock keeps the addresses until the update.
+        -- with 100 events per aggregate). No lock: nothing else changes an event that waits
+        -- behind its aggregate's head (claims and nacks take heads; fills and outbox_retry_dead
+        -- hold the consumer's lock exclusively), so the addresses hold until the update.
         SELECT array_agg(nxt.ctid) INTO v_next
           FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
           CROSS JOIN LATERAL (
@@ -622,7 +624,7 @@ BEGIN
                      = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
                  AND q.aggregatetype = a.aggregatetype
                  AND q.aggregateid = a.aggregateid
-               ORDER BY hashtextextended(q.aggregateid, hashtext(q.aggregatetype)), q.seq LIMIT 1 FOR UPDATE) AS nxt;
+               ORDER BY hashtextextended(q.aggregateid, hashtext(q.aggregatetype)), q.seq LIMIT 1) AS nxt;
         IF v_next IS NOT NULL THEN
             UPDATE distcount.outbox_pending AS p SET is_head = true
               FROM unnest(v_next) AS u (t)
