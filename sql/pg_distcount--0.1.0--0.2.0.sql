@@ -500,7 +500,7 @@ CREATE OR REPLACE FUNCTION outbox_ingest(consumer text) RETURNS bigint
     -- say empty would otherwise be scanned once per event queued. The caller's settings undone.
     -- The sort that finds each aggregate's first event in memory for fills of 100,000s.
     SET enable_seqscan = off SET enable_bitmapscan = on SET enable_sort = on SET jit = off
-    SET work_mem = '64MB'
+    SET enable_hashjoin = off SET enable_mergejoin = off SET work_mem = '64MB'
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -508,6 +508,8 @@ DECLARE
     v_seen pg_snapshot;
     v_queued bigint;
     v_empty boolean;
+    v_types text[];
+    v_aggregates text[];
 BEGIN
     -- One filler per consumer; a claimer that finds it busy serves what is queued, or, with
     -- nothing queued (the first fill of a large backlog), waits for the fill instead of
@@ -530,27 +532,47 @@ BEGIN
     -- One statement, so the rows read and the snapshot kept are the same snapshot. Each
     -- aggregate's first event by a sort on the hash first (bigint comparisons; the text
     -- columns only break ties, bytewise).
+    -- An event alone in its aggregate in this fill is queued with has_next false.
     WITH queued AS (
-        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
-        SELECT v_consumer, o.id, o.seq, o.aggregatetype, o.aggregateid,
-               row_number() OVER (PARTITION BY hashtextextended(o.aggregateid, hashtext(o.aggregatetype)),
-                                        o.aggregatetype COLLATE "C", o.aggregateid COLLATE "C"
-                                  ORDER BY o.seq) = 1
+        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head, has_next)
+        SELECT v_consumer, f.id, f.seq, f.aggregatetype, f.aggregateid,
+               f.n = 1
                AND (v_empty OR NOT EXISTS (
                    SELECT FROM distcount.outbox_pending AS q
                     WHERE q.consumer = v_consumer
                       AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
-                          = hashtextextended(o.aggregateid, hashtext(o.aggregatetype))
-                      AND q.aggregatetype = o.aggregatetype
-                      AND q.aggregateid = o.aggregateid))
-          FROM distcount.outbox AS o
-         WHERE o.txid >= pg_snapshot_xmin(v_seen) AND NOT pg_visible_in_snapshot(o.txid, v_seen)
-        RETURNING 1
+                          = hashtextextended(f.aggregateid, hashtext(f.aggregatetype))
+                      AND q.aggregatetype = f.aggregatetype
+                      AND q.aggregateid = f.aggregateid)),
+               f.n > 1 OR f.more
+          FROM (SELECT o.id, o.seq, o.aggregatetype, o.aggregateid,
+                       row_number() OVER w AS n, lead(o.seq) OVER w IS NOT NULL AS more
+                  FROM distcount.outbox AS o
+                 WHERE o.txid >= pg_snapshot_xmin(v_seen) AND NOT pg_visible_in_snapshot(o.txid, v_seen)
+                WINDOW w AS (PARTITION BY hashtextextended(o.aggregateid, hashtext(o.aggregatetype)),
+                                          o.aggregatetype COLLATE "C", o.aggregateid COLLATE "C"
+                             ORDER BY o.seq)) AS f
+        RETURNING p.aggregatetype, p.aggregateid, p.is_head
     ), moved AS (
         UPDATE distcount.outbox_consumer AS c SET seen = pg_current_snapshot()
          WHERE c.consumer = v_consumer
+    ), waiting AS (
+        -- Aggregates that had events queued before and get more now.
+        SELECT DISTINCT q.aggregatetype, q.aggregateid FROM queued AS q WHERE NOT v_empty AND NOT q.is_head
     )
-    SELECT count(*) INTO v_queued FROM queued;
+    SELECT (SELECT count(*) FROM queued), (SELECT array_agg(w.aggregatetype) FROM waiting AS w),
+           (SELECT array_agg(w.aggregateid) FROM waiting AS w)
+      INTO v_queued, v_types, v_aggregates;
+    IF v_types IS NOT NULL THEN
+        -- Their heads may no longer be the last queued: one probe per aggregate.
+        UPDATE distcount.outbox_pending AS h SET has_next = true
+          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+         WHERE h.consumer = v_consumer
+           AND hashtextextended(h.aggregateid, hashtext(h.aggregatetype))
+               = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+           AND h.aggregatetype = a.aggregatetype AND h.aggregateid = a.aggregateid
+           AND h.is_head AND NOT h.has_next;
+    END IF;
     -- A fill that outgrows the queue's statistics refreshes them, so the claims and
     -- acknowledgements that follow are planned for its real size.
     IF v_queued >= 10000 AND v_queued > (SELECT greatest(c.reltuples, 0) FROM pg_class AS c
@@ -604,10 +626,11 @@ BEGIN
           FROM gone AS g WHERE v_dead
         ON CONFLICT DO NOTHING
     )
-    SELECT count(*), array_agg(g.aggregatetype), array_agg(g.aggregateid)
+    SELECT count(*), array_agg(g.aggregatetype) FILTER (WHERE g.has_next),
+           array_agg(g.aggregateid) FILTER (WHERE g.has_next)
       INTO v_count, v_types, v_aggregates
       FROM gone AS g;
-    IF v_count > 0 THEN
+    IF v_types IS NOT NULL THEN
         -- The next event of each aggregate first, locked, then one update by row address: as
         -- a single UPDATE ... FROM, or an update joined by id, the planner may drive the join
         -- from the queue side (row-level security hides its size from the estimate) and read
@@ -626,7 +649,8 @@ BEGIN
                  AND q.aggregateid = a.aggregateid
                ORDER BY hashtextextended(q.aggregateid, hashtext(q.aggregatetype)), q.seq LIMIT 1) AS nxt;
         IF v_next IS NOT NULL THEN
-            UPDATE distcount.outbox_pending AS p SET is_head = true
+            -- A new head may have events queued behind it by a later fill: has_next true.
+            UPDATE distcount.outbox_pending AS p SET is_head = true, has_next = true
               FROM unnest(v_next) AS u (t)
              WHERE p.ctid = u.t AND p.consumer = v_consumer AND NOT p.is_head;
         END IF;
@@ -1697,11 +1721,13 @@ COMMENT ON AGGREGATE topk_union_agg(topk) IS 'Union of summaries (NULLs skipped)
 
 -- ---------------------------------------------------------------------------------------------
 -- Relay (outbox.sql, outbox_pending): two indexes, no key on (consumer, id), the aggregate
--- index on a bigint hash of the aggregate. Queued, leased and dead events stay as they are;
+-- index on a bigint hash of the aggregate, has_next. Queued, leased and dead events stay as they are;
 -- outbox_nack and outbox_retry_dead find them by the new indexes (outbox_ingest,
 -- outbox_remove_heads and outbox_cleanup are replaced above in their final form).
 -- ---------------------------------------------------------------------------------------------
 ALTER TABLE outbox_pending DROP CONSTRAINT outbox_pending_pkey;
+-- Queued events of 0.1.0 may have a next one: has_next true, as the promotion sets it.
+ALTER TABLE outbox_pending ADD COLUMN has_next boolean NOT NULL DEFAULT true;
 DROP INDEX outbox_pending_aggregate_idx;
 CREATE INDEX outbox_pending_aggregate_idx ON outbox_pending
     (consumer, pg_catalog.hashtextextended(aggregateid, pg_catalog.hashtext(aggregatetype)), seq);
@@ -1736,11 +1762,15 @@ $$;
 CREATE OR REPLACE FUNCTION outbox_retry_dead(consumer text, ids uuid[] DEFAULT NULL) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    -- Probes by index (the queue by aggregate), whatever the queue's statistics say.
+    SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
     v_consumer text := outbox_retry_dead.consumer;
     v_count integer;
+    v_types text[];
+    v_aggregates text[];
 BEGIN
     PERFORM distcount.outbox_check_consumer(v_consumer);
     PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer));
@@ -1748,18 +1778,34 @@ BEGIN
         DELETE FROM distcount.outbox_dead AS d
          WHERE d.consumer = v_consumer AND (outbox_retry_dead.ids IS NULL OR d.id = ANY (outbox_retry_dead.ids))
         RETURNING d.*
+    ), queued AS (
+        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
+        SELECT b.consumer, b.id, b.seq, b.aggregatetype, b.aggregateid,
+               row_number() OVER (PARTITION BY b.aggregatetype, b.aggregateid ORDER BY b.seq) = 1
+               AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
+                                WHERE q.consumer = v_consumer
+                                  AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                                      = hashtextextended(b.aggregateid, hashtext(b.aggregatetype))
+                                  AND q.aggregatetype = b.aggregatetype
+                                  AND q.aggregateid = b.aggregateid)
+          FROM back AS b
+        RETURNING p.aggregatetype, p.aggregateid, p.is_head
+    ), waiting AS (
+        SELECT DISTINCT q.aggregatetype, q.aggregateid FROM queued AS q WHERE NOT q.is_head
     )
-    INSERT INTO distcount.outbox_pending (consumer, id, seq, aggregatetype, aggregateid, is_head)
-    SELECT b.consumer, b.id, b.seq, b.aggregatetype, b.aggregateid,
-           row_number() OVER (PARTITION BY b.aggregatetype, b.aggregateid ORDER BY b.seq) = 1
-           AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
-                            WHERE q.consumer = v_consumer
-                              AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
-                                  = hashtextextended(b.aggregateid, hashtext(b.aggregatetype))
-                              AND q.aggregatetype = b.aggregatetype
-                              AND q.aggregateid = b.aggregateid)
-      FROM back AS b;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
+    SELECT (SELECT count(*) FROM queued), (SELECT array_agg(w.aggregatetype) FROM waiting AS w),
+           (SELECT array_agg(w.aggregateid) FROM waiting AS w)
+      INTO v_count, v_types, v_aggregates;
+    IF v_types IS NOT NULL THEN
+        -- Their heads may no longer be the last queued: one probe per aggregate.
+        UPDATE distcount.outbox_pending AS h SET has_next = true
+          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+         WHERE h.consumer = v_consumer
+           AND hashtextextended(h.aggregateid, hashtext(h.aggregatetype))
+               = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+           AND h.aggregatetype = a.aggregatetype AND h.aggregateid = a.aggregateid
+           AND h.is_head AND NOT h.has_next;
+    END IF;
     RETURN v_count;
 END
 $$;
