@@ -415,7 +415,7 @@ REVOKE ALL ON FUNCTION outbox_statement_trigger() FROM PUBLIC;
 REVOKE ALL ON FUNCTION outbox_emit(text, text, text, jsonb, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cdc_heartbeat(text) FROM PUBLIC;
 ALTER FUNCTION outbox_trigger_check(oid, boolean) SET search_path = pg_catalog, pg_temp;
--- outbox_check_new_triggers is replaced once, in its final form, with the outbox-on-Citus block below.
+-- outbox_check_new_triggers is replaced once, in its final form, further below.
 
 -- Consumers made by 0.1.0 had no owner: they go to the role that runs this update (a
 -- superuser). Hand each to its relay role with
@@ -498,13 +498,18 @@ CREATE OR REPLACE FUNCTION outbox_ingest(consumer text) RETURNS bigint
     SET search_path = pg_catalog, pg_temp
     -- Index access only (the outbox by txid, the queue by aggregate): a queue whose statistics
     -- say empty would otherwise be scanned once per event queued. The caller's settings undone.
+    -- The sort that finds each aggregate's first event in memory for fills of 100,000s.
     SET enable_seqscan = off SET enable_bitmapscan = on SET enable_sort = on SET jit = off
+    SET enable_hashjoin = off SET enable_mergejoin = off SET work_mem = '64MB'
 AS $$
 #variable_conflict use_column
 DECLARE
     v_consumer text := outbox_ingest.consumer;
     v_seen pg_snapshot;
     v_queued bigint;
+    v_empty boolean;
+    v_types text[];
+    v_aggregates text[];
 BEGIN
     -- One filler per consumer; a claimer that finds it busy serves what is queued, or, with
     -- nothing queued (the first fill of a large backlog), waits for the fill instead of
@@ -519,24 +524,55 @@ BEGIN
     INSERT INTO distcount.outbox_consumer AS c (consumer) VALUES (v_consumer) ON CONFLICT DO NOTHING;
     SELECT c.seen INTO v_seen FROM distcount.outbox_consumer AS c WHERE c.consumer = v_consumer;
     PERFORM distcount.outbox_rebase_restored();
-    -- One statement, so the rows read and the snapshot kept are the same snapshot.
+    -- A queue without heads is empty (an aggregate with events queued has a head): then no
+    -- event queued needs a probe for an earlier one of its aggregate. Nothing else fills this
+    -- queue meanwhile (the lock above; outbox_retry_dead takes it too).
+    v_empty := NOT EXISTS (SELECT FROM distcount.outbox_pending AS p
+                            WHERE p.consumer = v_consumer AND p.is_head);
+    -- One statement, so the rows read and the snapshot kept are the same snapshot. Each
+    -- aggregate's first event by a sort on the hash first (bigint comparisons; the text
+    -- columns only break ties, bytewise).
+    -- An event alone in its aggregate in this fill is queued with has_next false.
     WITH queued AS (
-        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
-        SELECT v_consumer, o.id, o.seq, o.aggregatetype, o.aggregateid,
-               row_number() OVER (PARTITION BY o.aggregatetype, o.aggregateid ORDER BY o.seq) = 1
-               AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
-                                WHERE q.consumer = v_consumer
-                                  AND q.aggregatetype = o.aggregatetype
-                                  AND q.aggregateid = o.aggregateid)
-          FROM distcount.outbox AS o
-         WHERE o.txid >= pg_snapshot_xmin(v_seen) AND NOT pg_visible_in_snapshot(o.txid, v_seen)
-        ON CONFLICT DO NOTHING
-        RETURNING 1
+        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head, has_next)
+        SELECT v_consumer, f.id, f.seq, f.aggregatetype, f.aggregateid,
+               f.n = 1
+               AND (v_empty OR NOT EXISTS (
+                   SELECT FROM distcount.outbox_pending AS q
+                    WHERE q.consumer = v_consumer
+                      AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                          = hashtextextended(f.aggregateid, hashtext(f.aggregatetype))
+                      AND q.aggregatetype = f.aggregatetype
+                      AND q.aggregateid = f.aggregateid)),
+               f.n > 1 OR f.more
+          FROM (SELECT o.id, o.seq, o.aggregatetype, o.aggregateid,
+                       row_number() OVER w AS n, lead(o.seq) OVER w IS NOT NULL AS more
+                  FROM distcount.outbox AS o
+                 WHERE o.txid >= pg_snapshot_xmin(v_seen) AND NOT pg_visible_in_snapshot(o.txid, v_seen)
+                WINDOW w AS (PARTITION BY hashtextextended(o.aggregateid, hashtext(o.aggregatetype)),
+                                          o.aggregatetype COLLATE "C", o.aggregateid COLLATE "C"
+                             ORDER BY o.seq)) AS f
+        RETURNING p.aggregatetype, p.aggregateid, p.is_head
     ), moved AS (
         UPDATE distcount.outbox_consumer AS c SET seen = pg_current_snapshot()
          WHERE c.consumer = v_consumer
+    ), waiting AS (
+        -- Aggregates that had events queued before and get more now.
+        SELECT DISTINCT q.aggregatetype, q.aggregateid FROM queued AS q WHERE NOT v_empty AND NOT q.is_head
     )
-    SELECT count(*) INTO v_queued FROM queued;
+    SELECT (SELECT count(*) FROM queued), (SELECT array_agg(w.aggregatetype) FROM waiting AS w),
+           (SELECT array_agg(w.aggregateid) FROM waiting AS w)
+      INTO v_queued, v_types, v_aggregates;
+    IF v_types IS NOT NULL THEN
+        -- Their heads may no longer be the last queued: one probe per aggregate.
+        UPDATE distcount.outbox_pending AS h SET has_next = true
+          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+         WHERE h.consumer = v_consumer
+           AND hashtextextended(h.aggregateid, hashtext(h.aggregatetype))
+               = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+           AND h.aggregatetype = a.aggregatetype AND h.aggregateid = a.aggregateid
+           AND h.is_head AND NOT h.has_next;
+    END IF;
     -- A fill that outgrows the queue's statistics refreshes them, so the claims and
     -- acknowledgements that follow are planned for its real size.
     IF v_queued >= 10000 AND v_queued > (SELECT greatest(c.reltuples, 0) FROM pg_class AS c
@@ -551,6 +587,9 @@ COMMENT ON FUNCTION outbox_ingest(text) IS 'Internal: queues for a consumer the 
 CREATE OR REPLACE FUNCTION outbox_remove_heads(consumer text, ids uuid[], dead boolean) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    -- The estimates of the probes below (row-level security hides the queue's size) would
+    -- compile each acknowledgement's plans (8 ms of 15).
+    SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -563,15 +602,18 @@ DECLARE
     v_next tid[];
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(hashtext('distcount.outbox'), hashtext(v_consumer));
-    -- One key probe per id, then the rows by address: as one join the planner, misled by the
+    -- Per id its seq from the outbox (LIMIT 1: a probe, never a hash join over the outbox),
+    -- then the head by seq, then the rows by address: as one join the planner, misled by the
     -- queue's statistics, may read the whole queue for each batch. The rows are locked as
     -- they are found (and checked again if they changed meanwhile), so their addresses hold
-    -- until the delete.
+    -- until the delete. An event no longer in the outbox (deleted by hand) is not found: its
+    -- head is dead-lettered once its claims run out, as when its claim returned nothing.
     SELECT array_agg(r.ctid) INTO v_tids
       FROM unnest(outbox_remove_heads.ids) AS u (id)
+     CROSS JOIN LATERAL (SELECT o.seq FROM distcount.outbox AS o WHERE o.id = u.id LIMIT 1) AS e
      CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
-                          WHERE p.consumer = v_consumer AND p.id = u.id AND p.is_head
-                            AND (v_dead OR p.attempts > 0)
+                          WHERE p.consumer = v_consumer AND p.seq = e.seq AND p.is_head
+                            AND p.id = u.id AND (v_dead OR p.attempts > 0)
                           LIMIT 1 FOR UPDATE) AS r;
     WITH gone AS (
         DELETE FROM distcount.outbox_pending AS p
@@ -584,25 +626,31 @@ BEGIN
           FROM gone AS g WHERE v_dead
         ON CONFLICT DO NOTHING
     )
-    SELECT count(*), array_agg(g.aggregatetype), array_agg(g.aggregateid)
+    SELECT count(*), array_agg(g.aggregatetype) FILTER (WHERE g.has_next),
+           array_agg(g.aggregateid) FILTER (WHERE g.has_next)
       INTO v_count, v_types, v_aggregates
       FROM gone AS g;
-    IF v_count > 0 THEN
+    IF v_types IS NOT NULL THEN
         -- The next event of each aggregate first, locked, then one update by row address: as
         -- a single UPDATE ... FROM, or an update joined by id, the planner may drive the join
         -- from the queue side (row-level security hides its size from the estimate) and read
         -- the whole queue per batch (a hash join over every queued row, 80 ms a batch of 1,000
-        -- with 100 events per aggregate). The lock keeps the addresses until the update.
+        -- with 100 events per aggregate). No lock: nothing else changes an event that waits
+        -- behind its aggregate's head (claims and nacks take heads; fills and outbox_retry_dead
+        -- hold the consumer's lock exclusively), so the addresses hold until the update.
         SELECT array_agg(nxt.ctid) INTO v_next
           FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
           CROSS JOIN LATERAL (
               SELECT q.ctid FROM distcount.outbox_pending AS q
                WHERE q.consumer = v_consumer
+                 AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                     = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
                  AND q.aggregatetype = a.aggregatetype
                  AND q.aggregateid = a.aggregateid
-               ORDER BY q.seq LIMIT 1 FOR UPDATE) AS nxt;
+               ORDER BY hashtextextended(q.aggregateid, hashtext(q.aggregatetype)), q.seq LIMIT 1) AS nxt;
         IF v_next IS NOT NULL THEN
-            UPDATE distcount.outbox_pending AS p SET is_head = true
+            -- A new head may have events queued behind it by a later fill: has_next true.
+            UPDATE distcount.outbox_pending AS p SET is_head = true, has_next = true
               FROM unnest(v_next) AS u (t)
              WHERE p.ctid = u.t AND p.consumer = v_consumer AND NOT p.is_head;
         END IF;
@@ -628,7 +676,33 @@ END
 $$;
 COMMENT ON FUNCTION outbox_drop_consumer(text) IS 'Forgets a relay consumer: its position, queue and dead letters.';
 
-ALTER FUNCTION outbox_cleanup(interval) SECURITY DEFINER;
+CREATE OR REPLACE FUNCTION outbox_cleanup(older_than interval DEFAULT '7 days') RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_deleted bigint;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'outbox_cleanup: older_than must be a non-negative interval' USING ERRCODE = '22023';
+    END IF;
+    -- Kept: events some consumer has not queued yet, still has queued, or holds as dead letters.
+    DELETE FROM distcount.outbox AS o
+     WHERE o.created_at < clock_timestamp() - older_than
+       AND NOT EXISTS (SELECT FROM distcount.outbox_consumer AS c
+                        WHERE NOT pg_visible_in_snapshot(o.txid, c.seen))
+       AND NOT EXISTS (SELECT FROM distcount.outbox_consumer AS c
+                         JOIN distcount.outbox_pending AS p
+                           ON p.consumer = c.consumer
+                          AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
+                              = hashtextextended(o.aggregateid, hashtext(o.aggregatetype))
+                          AND p.seq = o.seq AND p.id = o.id)
+       AND NOT EXISTS (SELECT FROM distcount.outbox_consumer AS c
+                         JOIN distcount.outbox_dead AS d ON d.consumer = c.consumer AND d.id = o.id);
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    RETURN v_deleted;
+END
+$$;
 REVOKE ALL ON FUNCTION outbox_cleanup(interval) FROM PUBLIC;
 ALTER VIEW outbox_stats SET (security_invoker = true);
 
@@ -1010,6 +1084,7 @@ CREATE OR REPLACE FUNCTION counter_add(name text, delta bigint DEFAULT 1) RETURN
     AS $$
     DECLARE
         k record;
+        v_slot integer;
     BEGIN
         IF counter_add.name IS NULL OR counter_add.name = '' THEN
             PERFORM distcount.counter_check_name(counter_add.name);
@@ -1019,6 +1094,18 @@ CREATE OR REPLACE FUNCTION counter_add(name text, delta bigint DEFAULT 1) RETURN
         END IF;
         IF distcount.counter_on_citus() AND pg_trigger_depth() > 0 THEN
             PERFORM distcount.citus_check_trigger_write(counter_add.name);
+        END IF;
+        -- The common case in one statement: one routed query on Citus, where the counter row
+        -- and its slots are co-located (the slot is picked here: Citus pushes no volatile
+        -- function down).
+        v_slot := distcount.backend_slot();
+        INSERT INTO distcount.counter_slot AS s (id, slot, value, name)
+        SELECT c.id, v_slot % c.shards, counter_add.delta, c.name
+          FROM distcount.counter c
+         WHERE c.name = counter_add.name AND c.mode = 'slots'
+        ON CONFLICT ON CONSTRAINT counter_slot_pkey DO UPDATE SET value = s.value + EXCLUDED.value;
+        IF FOUND THEN
+            RETURN;
         END IF;
         SELECT c.id, c.mode, c.shards INTO k FROM distcount.counter c WHERE c.name = counter_add.name;
         IF NOT FOUND THEN
@@ -1034,7 +1121,7 @@ CREATE OR REPLACE FUNCTION counter_add(name text, delta bigint DEFAULT 1) RETURN
             -- Overflow of one slot raises 22003 (bigint out of range). The constraint is named,
             -- not its columns: citus_setup() adds name to the key.
             INSERT INTO distcount.counter_slot AS s (id, slot, value, name)
-            VALUES (k.id, distcount.backend_slot() % k.shards, counter_add.delta, counter_add.name)
+            VALUES (k.id, v_slot % k.shards, counter_add.delta, counter_add.name)
             ON CONFLICT ON CONSTRAINT counter_slot_pkey DO UPDATE SET value = s.value + EXCLUDED.value;
         ELSE
             INSERT INTO distcount.counter_delta (id, delta, name) VALUES (k.id, counter_add.delta, counter_add.name);
@@ -1423,38 +1510,35 @@ CREATE FUNCTION citus_check_trigger_write(name text) RETURNS void
 REVOKE ALL ON FUNCTION citus_check_trigger_write(text) FROM PUBLIC;
 COMMENT ON FUNCTION citus_check_trigger_write(text) IS 'Raises 0A000 when counter_add runs in a trigger on a Citus worker and the counter''s shard is on another node.';
 
--- The outbox on Citus (issue 16): no outbox trigger on a distributed or reference table.
--- On a Citus table an outbox trigger would fire on every worker holding a shard or a replica of
--- it: events in the workers' own outboxes, one per replica of a reference table, written with
--- the worker's settings. Refused at CREATE TRIGGER, and when such a trigger fires first in a
--- session (a table distributed after its trigger was made), with the ways that work.
-CREATE FUNCTION outbox_citus_check(rel regclass) RETURNS void
+-- The outbox on Citus (issue 16): on a distributed or reference table one placement writes each event.
+-- On Citus an outbox trigger fires on every placement of a shard that a change writes: once for
+-- a distributed table (one placement per shard), once per node for a reference table (a
+-- replica on every node, all written in one distributed transaction). Exactly one of them
+-- writes the event: the placement in the lowest node group, into that node's outbox (or WAL),
+-- with the settings of the session that runs the change there. Asked once per trigger and
+-- session (again after a relcache invalidation, which Citus sends when placements change).
+CREATE FUNCTION outbox_citus_emits(rel regclass) RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    logical regclass := rel;
+    v_shard bigint;
 BEGIN
-    IF pg_catalog.relation_is_a_known_shard(rel) THEN
-        -- A shard is named after its table and shard id: orders_102008.
-        SELECT s.logicalrelid INTO logical
-          FROM pg_catalog.pg_dist_shard AS s, pg_catalog.pg_class AS c
-         WHERE c.oid OPERATOR(pg_catalog.=) rel
-           AND s.shardid OPERATOR(pg_catalog.=) (pg_catalog.regexp_match(c.relname::text, '_([0-9]+)$'))[1]::bigint;
+    -- A plain table, or the shell of a Citus table on the coordinator (which holds no rows).
+    IF NOT pg_catalog.relation_is_a_known_shard(rel) THEN
+        RETURN true;
     END IF;
-    -- Citus local tables (on the coordinator alone) are not refused: their triggers fire there.
-    IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
-                WHERE p.logicalrelid OPERATOR(pg_catalog.=) logical
-                  AND NOT (p.partmethod OPERATOR(pg_catalog.=) 'n' AND p.repmodel OPERATOR(pg_catalog.=) 's'
-                           AND p.colocationid OPERATOR(pg_catalog.=) 0)) THEN
-        RAISE EXCEPTION 'outbox triggers are not supported on Citus distributed or reference tables'
-            USING ERRCODE = 'feature_not_supported',
-                  DETAIL = format('%s is a Citus table: the trigger would fire on the workers, writing each event to the outbox of the worker that holds the row (once per replica of a reference table), with that worker''s settings.', logical),
-                  HINT = 'Call distcount.outbox_emit(...) on the coordinator in the transaction that writes the table, or read the table''s changes by logical decoding with citus.enable_change_data_capture = on (README, Citus).';
-    END IF;
+    -- A shard is named after its table and shard id: orders_102008. (From the regclass's name:
+    -- Citus hides shards from queries on pg_class in application sessions.)
+    v_shard := (pg_catalog.regexp_match(rel::text, '_([0-9]+)"?$'))[1]::bigint;
+    -- No placement known (metadata not synced to this node): write rather than lose.
+    RETURN coalesce((SELECT min(p.groupid) FROM pg_catalog.pg_dist_placement AS p
+                      WHERE p.shardid OPERATOR(pg_catalog.=) v_shard)
+                    OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group AS g),
+                    true);
 END
 $$;
-COMMENT ON FUNCTION outbox_citus_check(regclass) IS 'Internal: refuses an outbox trigger on a Citus distributed or reference table, or on a shard of one.';
+COMMENT ON FUNCTION outbox_citus_emits(regclass) IS 'Internal: whether an outbox trigger firing on this relation writes the event (on Citus, only the shard placement in the lowest node group does).';
 
 -- Fires on every CREATE TRIGGER in the database, by any role: it must not need USAGE on schema
 -- distcount (a role without it creating an unrelated trigger must succeed), so it finds outbox
@@ -1477,9 +1561,6 @@ BEGIN
            AND n.nspname = 'distcount'
            AND p.proname IN ('outbox_trigger', 'outbox_statement_trigger')
     LOOP
-        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-            PERFORM distcount.outbox_citus_check(t.tgrelid);
-        END IF;
         PERFORM distcount.outbox_trigger_check(t.oid, t.statement_form);
     END LOOP;
 END
@@ -1648,3 +1729,198 @@ CREATE AGGREGATE topk_union_agg(topk) (
     SFUNC = topk_union_trans, STYPE = topk, SSPACE = 65536, FINALFUNC = topk_final,
     COMBINEFUNC = topk_union_trans, PARALLEL = SAFE);
 COMMENT ON AGGREGATE topk_union_agg(topk) IS 'Union of summaries (NULLs skipped); summaries that counted nothing are neutral.';
+-- The relay over a Citus cluster. Outbox triggers on distributed and reference tables write
+-- each event on the node that holds the changed row (see outbox_citus_emits), so a cluster's
+-- events are in the outboxes of all its nodes. These functions, called on any node (usually the
+-- coordinator), run the relay functions on every active node through Citus's
+-- run_command_on_all_nodes, each node in a transaction of its own and as the calling role,
+-- which needs the same grants on every node. Order per aggregate holds among the events of one
+-- node; an aggregate whose rows moved to another node (a shard move) has its older events on the
+-- old node, and nothing orders them against the new node's.
+
+-- An ERROR (55000) where Citus is not installed.
+CREATE FUNCTION outbox_require_citus() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regproc('pg_catalog.run_command_on_all_nodes') IS NULL THEN
+        RAISE EXCEPTION 'the cluster relay needs Citus'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Without Citus call outbox_claim, outbox_ack and outbox_nack.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox_require_citus() IS 'Internal: raises 55000 where Citus is not installed.';
+
+-- The nodes' results of COMMAND; a node that failed is a WARNING, and an ERROR when every node
+-- failed (a wrong consumer or a missing grant fails everywhere alike). It runs COMMAND as the
+-- calling role, which Citus's run_command_on_all_nodes (executable by every role) does as well.
+CREATE FUNCTION outbox_on_all_nodes(command text) RETURNS SETOF text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    v_ok boolean := false;
+    v_error text;
+BEGIN
+    PERFORM distcount.outbox_require_citus();
+    FOR r IN SELECT * FROM pg_catalog.run_command_on_all_nodes(outbox_on_all_nodes.command) LOOP
+        IF r.success THEN
+            v_ok := true;
+            RETURN NEXT r.result;
+        ELSE
+            v_error := coalesce(v_error, r.result);
+            RAISE WARNING 'outbox relay: node % failed: %', r.nodeid, r.result;
+        END IF;
+    END LOOP;
+    IF NOT v_ok AND v_error IS NOT NULL THEN
+        RAISE EXCEPTION 'outbox relay failed on every node: %', v_error
+            USING ERRCODE = 'external_routine_exception';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox_on_all_nodes(text) IS 'Internal: runs a relay command on every Citus node, each in its own transaction; a node that fails is a WARNING, every node failing an ERROR.';
+
+CREATE FUNCTION outbox_cluster_claim(consumer text, batch integer DEFAULT 100,
+                                     lease interval DEFAULT '30 seconds')
+    RETURNS SETOF outbox
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_nodes integer;
+BEGIN
+    IF batch IS NULL OR batch < 1 THEN
+        RAISE EXCEPTION 'batch must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM distcount.outbox_require_citus();
+    SELECT pg_catalog.count(*) INTO v_nodes FROM pg_catalog.pg_dist_node AS n
+     WHERE n.isactive AND n.noderole OPERATOR(pg_catalog.=) 'primary';
+    -- Up to batch events in all: a share of it from each node.
+    RETURN QUERY
+    SELECT e.*
+      FROM distcount.outbox_on_all_nodes(pg_catalog.format(
+               'SELECT coalesce(pg_catalog.json_agg(e), ''[]'') FROM distcount.outbox_claim(%L, %s, %L) AS e',
+               consumer, greatest(1, ceil(batch::numeric / greatest(v_nodes, 1)))::integer, lease)) AS r (result),
+           pg_catalog.json_populate_recordset(NULL::distcount.outbox, r.result::json) AS e
+     ORDER BY e.created_at, e.seq;
+END
+$$;
+COMMENT ON FUNCTION outbox_cluster_claim(text, integer, interval) IS 'outbox_claim on every Citus node (each in its own transaction): up to batch events in all, order kept per aggregate within each node.';
+
+CREATE FUNCTION outbox_cluster_ack(consumer text, ids uuid[]) RETURNS integer
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(pg_catalog.sum(r::integer), 0)::integer
+      FROM distcount.outbox_on_all_nodes(pg_catalog.format(
+               'SELECT distcount.outbox_ack(%L, %L::uuid[])', consumer, ids)) AS r;
+$$;
+COMMENT ON FUNCTION outbox_cluster_ack(text, uuid[]) IS 'outbox_ack on every Citus node: each node acknowledges the ids it leased. Returns how many were acknowledged in all.';
+
+CREATE FUNCTION outbox_cluster_nack(consumer text, id uuid, error text DEFAULT NULL,
+                                    retry_in interval DEFAULT '0 seconds') RETURNS text
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    -- The node that leased the event answers retry or dead; the others, unknown.
+    SELECT coalesce(pg_catalog.min(r) FILTER (WHERE r OPERATOR(pg_catalog.<>) 'unknown'), 'unknown')
+      FROM distcount.outbox_on_all_nodes(pg_catalog.format(
+               'SELECT distcount.outbox_nack(%L, %L::uuid, %L, %L::interval)', consumer, id, error,
+               retry_in)) AS r;
+$$;
+COMMENT ON FUNCTION outbox_cluster_nack(text, uuid, text, interval) IS 'outbox_nack on every Citus node: retry, dead (from the node that leased the event) or unknown.';
+
+
+-- ---------------------------------------------------------------------------------------------
+-- Relay (outbox.sql, outbox_pending): two indexes, no key on (consumer, id), the aggregate
+-- index on a bigint hash of the aggregate, has_next. Queued, leased and dead events stay as they are;
+-- outbox_nack and outbox_retry_dead find them by the new indexes (outbox_ingest,
+-- outbox_remove_heads and outbox_cleanup are replaced above in their final form).
+-- ---------------------------------------------------------------------------------------------
+ALTER TABLE outbox_pending DROP CONSTRAINT outbox_pending_pkey;
+-- Queued events of 0.1.0 may have a next one: has_next true, as the promotion sets it.
+ALTER TABLE outbox_pending ADD COLUMN has_next boolean NOT NULL DEFAULT true;
+DROP INDEX outbox_pending_aggregate_idx;
+CREATE INDEX outbox_pending_aggregate_idx ON outbox_pending
+    (consumer, pg_catalog.hashtextextended(aggregateid, pg_catalog.hashtext(aggregatetype)), seq);
+CREATE OR REPLACE FUNCTION outbox_nack(consumer text, id uuid, error text DEFAULT NULL,
+                            retry_in interval DEFAULT '0 seconds') RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_attempts integer;
+BEGIN
+    PERFORM distcount.outbox_check_consumer(outbox_nack.consumer);
+    UPDATE distcount.outbox_pending AS p
+       SET last_error = outbox_nack.error,
+           leased_until = clock_timestamp() + coalesce(outbox_nack.retry_in, interval '0')
+     WHERE p.consumer = outbox_nack.consumer AND p.is_head
+       AND p.seq = (SELECT o.seq FROM distcount.outbox AS o WHERE o.id = outbox_nack.id)
+       AND p.id = outbox_nack.id AND p.attempts > 0
+    RETURNING p.attempts INTO v_attempts;
+    IF NOT FOUND THEN
+        RETURN 'unknown';
+    END IF;
+    IF v_attempts >= distcount.outbox_max_attempts() THEN
+        PERFORM distcount.outbox_remove_heads(outbox_nack.consumer, ARRAY[outbox_nack.id], true);
+        RETURN 'dead';
+    END IF;
+    RETURN 'retry';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION outbox_retry_dead(consumer text, ids uuid[] DEFAULT NULL) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    -- Probes by index (the queue by aggregate), whatever the queue's statistics say.
+    SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_consumer text := outbox_retry_dead.consumer;
+    v_count integer;
+    v_types text[];
+    v_aggregates text[];
+BEGIN
+    PERFORM distcount.outbox_check_consumer(v_consumer);
+    PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer));
+    WITH back AS (
+        DELETE FROM distcount.outbox_dead AS d
+         WHERE d.consumer = v_consumer AND (outbox_retry_dead.ids IS NULL OR d.id = ANY (outbox_retry_dead.ids))
+        RETURNING d.*
+    ), queued AS (
+        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
+        SELECT b.consumer, b.id, b.seq, b.aggregatetype, b.aggregateid,
+               row_number() OVER (PARTITION BY b.aggregatetype, b.aggregateid ORDER BY b.seq) = 1
+               AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
+                                WHERE q.consumer = v_consumer
+                                  AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                                      = hashtextextended(b.aggregateid, hashtext(b.aggregatetype))
+                                  AND q.aggregatetype = b.aggregatetype
+                                  AND q.aggregateid = b.aggregateid)
+          FROM back AS b
+        RETURNING p.aggregatetype, p.aggregateid, p.is_head
+    ), waiting AS (
+        SELECT DISTINCT q.aggregatetype, q.aggregateid FROM queued AS q WHERE NOT q.is_head
+    )
+    SELECT (SELECT count(*) FROM queued), (SELECT array_agg(w.aggregatetype) FROM waiting AS w),
+           (SELECT array_agg(w.aggregateid) FROM waiting AS w)
+      INTO v_count, v_types, v_aggregates;
+    IF v_types IS NOT NULL THEN
+        -- Their heads may no longer be the last queued: one probe per aggregate.
+        UPDATE distcount.outbox_pending AS h SET has_next = true
+          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+         WHERE h.consumer = v_consumer
+           AND hashtextextended(h.aggregateid, hashtext(h.aggregatetype))
+               = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+           AND h.aggregatetype = a.aggregatetype AND h.aggregateid = a.aggregateid
+           AND h.is_head AND NOT h.has_next;
+    END IF;
+    RETURN v_count;
+END
+$$;

@@ -176,6 +176,17 @@ unsafe extern "C-unwind" {
     fn Async_Notify(channel: *const std::ffi::c_char, payload: *const std::ffi::c_char);
 }
 
+/// Whether this session is Citus's connection running part of a distributed transaction (its
+/// application_name): such a transaction may end in PREPARE TRANSACTION, which PostgreSQL
+/// refuses after a NOTIFY. The relay over Citus nodes polls instead.
+fn citus_participant() -> bool {
+    let name = unsafe { pg_sys::application_name };
+    !name.is_null()
+        && unsafe { CStr::from_ptr(name) }
+            .to_bytes()
+            .starts_with(b"citus_internal gpid=")
+}
+
 thread_local! {
     /// The subtransaction that last queued the notification in the current transaction (0:
     /// none yet); reset at the end of each transaction.
@@ -195,7 +206,7 @@ unsafe extern "C-unwind" fn reset_notified(
 /// event. PostgreSQL delivers it only on commit and folds duplicates within a transaction; a
 /// rolled-back subtransaction drops its own, so each subtransaction queues one.
 pub fn notify_relay() {
-    if !OUTBOX_NOTIFY.get() {
+    if !OUTBOX_NOTIFY.get() || citus_participant() {
         return;
     }
     unsafe {

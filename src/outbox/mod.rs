@@ -4,7 +4,7 @@
 //!
 //! `event` is the pure part (trigger arguments, event naming, message body); `emit` writes one
 //! event; `sql` holds the trigger functions and other entry points; `outbox.sql` the tables,
-//! the relay (PL/pgSQL) and the views.
+//! the relay (PL/pgSQL) and the views; `citus.sql` the relay over the nodes of a Citus cluster.
 
 mod emit;
 pub mod event;
@@ -13,3 +13,4 @@ mod sql;
 mod statement;
 
 pgrx::extension_sql_file!("outbox.sql", name = "outbox");
+pgrx::extension_sql_file!("citus.sql", name = "outbox_citus", requires = ["outbox"]);

@@ -88,37 +88,34 @@ CREATE FUNCTION outbox_trigger_check(trigger oid, statement_form boolean) RETURN
     AS 'MODULE_PATHNAME', 'outbox_trigger_check_wrapper';
 COMMENT ON FUNCTION outbox_trigger_check(oid, boolean) IS 'Internal: refuses, at CREATE TRIGGER, an outbox trigger whose attachment or arguments could not write its events.';
 
--- On a Citus table an outbox trigger would fire on every worker holding a shard or a replica of
--- it: events in the workers' own outboxes, one per replica of a reference table, written with
--- the worker's settings. Refused at CREATE TRIGGER, and when such a trigger fires first in a
--- session (a table distributed after its trigger was made), with the ways that work.
-CREATE FUNCTION outbox_citus_check(rel regclass) RETURNS void
+-- On Citus an outbox trigger fires on every placement of a shard that a change writes: once for
+-- a distributed table (one placement per shard), once per node for a reference table (a
+-- replica on every node, all written in one distributed transaction). Exactly one of them
+-- writes the event: the placement in the lowest node group, into that node's outbox (or WAL),
+-- with the settings of the session that runs the change there. Asked once per trigger and
+-- session (again after a relcache invalidation, which Citus sends when placements change).
+CREATE FUNCTION outbox_citus_emits(rel regclass) RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    logical regclass := rel;
+    v_shard bigint;
 BEGIN
-    IF pg_catalog.relation_is_a_known_shard(rel) THEN
-        -- A shard is named after its table and shard id: orders_102008.
-        SELECT s.logicalrelid INTO logical
-          FROM pg_catalog.pg_dist_shard AS s, pg_catalog.pg_class AS c
-         WHERE c.oid OPERATOR(pg_catalog.=) rel
-           AND s.shardid OPERATOR(pg_catalog.=) (pg_catalog.regexp_match(c.relname::text, '_([0-9]+)$'))[1]::bigint;
+    -- A plain table, or the shell of a Citus table on the coordinator (which holds no rows).
+    IF NOT pg_catalog.relation_is_a_known_shard(rel) THEN
+        RETURN true;
     END IF;
-    -- Citus local tables (on the coordinator alone) are not refused: their triggers fire there.
-    IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
-                WHERE p.logicalrelid OPERATOR(pg_catalog.=) logical
-                  AND NOT (p.partmethod OPERATOR(pg_catalog.=) 'n' AND p.repmodel OPERATOR(pg_catalog.=) 's'
-                           AND p.colocationid OPERATOR(pg_catalog.=) 0)) THEN
-        RAISE EXCEPTION 'outbox triggers are not supported on Citus distributed or reference tables'
-            USING ERRCODE = 'feature_not_supported',
-                  DETAIL = format('%s is a Citus table: the trigger would fire on the workers, writing each event to the outbox of the worker that holds the row (once per replica of a reference table), with that worker''s settings.', logical),
-                  HINT = 'Call distcount.outbox_emit(...) on the coordinator in the transaction that writes the table, or read the table''s changes by logical decoding with citus.enable_change_data_capture = on (README, Citus).';
-    END IF;
+    -- A shard is named after its table and shard id: orders_102008. (From the regclass's name:
+    -- Citus hides shards from queries on pg_class in application sessions.)
+    v_shard := (pg_catalog.regexp_match(rel::text, '_([0-9]+)"?$'))[1]::bigint;
+    -- No placement known (metadata not synced to this node): write rather than lose.
+    RETURN coalesce((SELECT min(p.groupid) FROM pg_catalog.pg_dist_placement AS p
+                      WHERE p.shardid OPERATOR(pg_catalog.=) v_shard)
+                    OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group AS g),
+                    true);
 END
 $$;
-COMMENT ON FUNCTION outbox_citus_check(regclass) IS 'Internal: refuses an outbox trigger on a Citus distributed or reference table, or on a shard of one.';
+COMMENT ON FUNCTION outbox_citus_emits(regclass) IS 'Internal: whether an outbox trigger firing on this relation writes the event (on Citus, only the shard placement in the lowest node group does).';
 
 -- Fires on every CREATE TRIGGER in the database, by any role: it must not need USAGE on schema
 -- distcount (a role without it creating an unrelated trigger must succeed), so it finds outbox
@@ -141,9 +138,6 @@ BEGIN
            AND n.nspname = 'distcount'
            AND p.proname IN ('outbox_trigger', 'outbox_statement_trigger')
     LOOP
-        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-            PERFORM distcount.outbox_citus_check(t.tgrelid);
-        END IF;
         PERFORM distcount.outbox_trigger_check(t.oid, t.statement_form);
     END LOOP;
 END
@@ -190,10 +184,19 @@ CREATE TABLE outbox_pending (
     attempts      integer NOT NULL DEFAULT 0,
     leased_until  timestamptz,
     last_error    text,
-    PRIMARY KEY (consumer, id)
+    -- false only when the event is known to be the last queued of its aggregate: its
+    -- acknowledgement then looks for no next event (one index probe per event saved).
+    has_next      boolean NOT NULL DEFAULT true
 ) WITH (fillfactor = 70);
+-- Two indexes, each cheap to fill (every index costs about as much as the row per event
+-- queued): the heads in seq order, which claims, acknowledgements and nacks probe (an id is
+-- looked up in the outbox first, for its seq), and each aggregate's events in seq order, keyed
+-- by a bigint hash of the aggregate (the text columns are rechecked), for promoting the next
+-- event and for a fill into a queue that is not empty. No key on (consumer, id): a fill queues
+-- each event once (one filler per consumer, by snapshot), and a dead letter leaves the queue.
 CREATE INDEX outbox_pending_head_idx ON outbox_pending (consumer, seq) WHERE is_head;
-CREATE INDEX outbox_pending_aggregate_idx ON outbox_pending (consumer, aggregatetype, aggregateid, seq);
+CREATE INDEX outbox_pending_aggregate_idx ON outbox_pending
+    (consumer, pg_catalog.hashtextextended(aggregateid, pg_catalog.hashtext(aggregatetype)), seq);
 COMMENT ON TABLE outbox_pending IS 'Relay queues: events not yet acknowledged by a consumer, with their lease and attempt count.';
 
 CREATE TABLE outbox_dead (
@@ -304,13 +307,18 @@ CREATE FUNCTION outbox_ingest(consumer text) RETURNS bigint
     SET search_path = pg_catalog, pg_temp
     -- Index access only (the outbox by txid, the queue by aggregate): a queue whose statistics
     -- say empty would otherwise be scanned once per event queued. The caller's settings undone.
+    -- The sort that finds each aggregate's first event in memory for fills of 100,000s.
     SET enable_seqscan = off SET enable_bitmapscan = on SET enable_sort = on SET jit = off
+    SET enable_hashjoin = off SET enable_mergejoin = off SET work_mem = '64MB'
 AS $$
 #variable_conflict use_column
 DECLARE
     v_consumer text := outbox_ingest.consumer;
     v_seen pg_snapshot;
     v_queued bigint;
+    v_empty boolean;
+    v_types text[];
+    v_aggregates text[];
 BEGIN
     -- One filler per consumer; a claimer that finds it busy serves what is queued, or, with
     -- nothing queued (the first fill of a large backlog), waits for the fill instead of
@@ -325,24 +333,55 @@ BEGIN
     INSERT INTO distcount.outbox_consumer AS c (consumer) VALUES (v_consumer) ON CONFLICT DO NOTHING;
     SELECT c.seen INTO v_seen FROM distcount.outbox_consumer AS c WHERE c.consumer = v_consumer;
     PERFORM distcount.outbox_rebase_restored();
-    -- One statement, so the rows read and the snapshot kept are the same snapshot.
+    -- A queue without heads is empty (an aggregate with events queued has a head): then no
+    -- event queued needs a probe for an earlier one of its aggregate. Nothing else fills this
+    -- queue meanwhile (the lock above; outbox_retry_dead takes it too).
+    v_empty := NOT EXISTS (SELECT FROM distcount.outbox_pending AS p
+                            WHERE p.consumer = v_consumer AND p.is_head);
+    -- One statement, so the rows read and the snapshot kept are the same snapshot. Each
+    -- aggregate's first event by a sort on the hash first (bigint comparisons; the text
+    -- columns only break ties, bytewise).
+    -- An event alone in its aggregate in this fill is queued with has_next false.
     WITH queued AS (
-        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
-        SELECT v_consumer, o.id, o.seq, o.aggregatetype, o.aggregateid,
-               row_number() OVER (PARTITION BY o.aggregatetype, o.aggregateid ORDER BY o.seq) = 1
-               AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
-                                WHERE q.consumer = v_consumer
-                                  AND q.aggregatetype = o.aggregatetype
-                                  AND q.aggregateid = o.aggregateid)
-          FROM distcount.outbox AS o
-         WHERE o.txid >= pg_snapshot_xmin(v_seen) AND NOT pg_visible_in_snapshot(o.txid, v_seen)
-        ON CONFLICT DO NOTHING
-        RETURNING 1
+        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head, has_next)
+        SELECT v_consumer, f.id, f.seq, f.aggregatetype, f.aggregateid,
+               f.n = 1
+               AND (v_empty OR NOT EXISTS (
+                   SELECT FROM distcount.outbox_pending AS q
+                    WHERE q.consumer = v_consumer
+                      AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                          = hashtextextended(f.aggregateid, hashtext(f.aggregatetype))
+                      AND q.aggregatetype = f.aggregatetype
+                      AND q.aggregateid = f.aggregateid)),
+               f.n > 1 OR f.more
+          FROM (SELECT o.id, o.seq, o.aggregatetype, o.aggregateid,
+                       row_number() OVER w AS n, lead(o.seq) OVER w IS NOT NULL AS more
+                  FROM distcount.outbox AS o
+                 WHERE o.txid >= pg_snapshot_xmin(v_seen) AND NOT pg_visible_in_snapshot(o.txid, v_seen)
+                WINDOW w AS (PARTITION BY hashtextextended(o.aggregateid, hashtext(o.aggregatetype)),
+                                          o.aggregatetype COLLATE "C", o.aggregateid COLLATE "C"
+                             ORDER BY o.seq)) AS f
+        RETURNING p.aggregatetype, p.aggregateid, p.is_head
     ), moved AS (
         UPDATE distcount.outbox_consumer AS c SET seen = pg_current_snapshot()
          WHERE c.consumer = v_consumer
+    ), waiting AS (
+        -- Aggregates that had events queued before and get more now.
+        SELECT DISTINCT q.aggregatetype, q.aggregateid FROM queued AS q WHERE NOT v_empty AND NOT q.is_head
     )
-    SELECT count(*) INTO v_queued FROM queued;
+    SELECT (SELECT count(*) FROM queued), (SELECT array_agg(w.aggregatetype) FROM waiting AS w),
+           (SELECT array_agg(w.aggregateid) FROM waiting AS w)
+      INTO v_queued, v_types, v_aggregates;
+    IF v_types IS NOT NULL THEN
+        -- Their heads may no longer be the last queued: one probe per aggregate.
+        UPDATE distcount.outbox_pending AS h SET has_next = true
+          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+         WHERE h.consumer = v_consumer
+           AND hashtextextended(h.aggregateid, hashtext(h.aggregatetype))
+               = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+           AND h.aggregatetype = a.aggregatetype AND h.aggregateid = a.aggregateid
+           AND h.is_head AND NOT h.has_next;
+    END IF;
     -- A fill that outgrows the queue's statistics refreshes them, so the claims and
     -- acknowledgements that follow are planned for its real size.
     IF v_queued >= 10000 AND v_queued > (SELECT greatest(c.reltuples, 0) FROM pg_class AS c
@@ -359,6 +398,9 @@ COMMENT ON FUNCTION outbox_ingest(text) IS 'Internal: queues for a consumer the 
 CREATE FUNCTION outbox_remove_heads(consumer text, ids uuid[], dead boolean) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    -- The estimates of the probes below (row-level security hides the queue's size) would
+    -- compile each acknowledgement's plans (8 ms of 15).
+    SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -371,15 +413,18 @@ DECLARE
     v_next tid[];
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(hashtext('distcount.outbox'), hashtext(v_consumer));
-    -- One key probe per id, then the rows by address: as one join the planner, misled by the
+    -- Per id its seq from the outbox (LIMIT 1: a probe, never a hash join over the outbox),
+    -- then the head by seq, then the rows by address: as one join the planner, misled by the
     -- queue's statistics, may read the whole queue for each batch. The rows are locked as
     -- they are found (and checked again if they changed meanwhile), so their addresses hold
-    -- until the delete.
+    -- until the delete. An event no longer in the outbox (deleted by hand) is not found: its
+    -- head is dead-lettered once its claims run out, as when its claim returned nothing.
     SELECT array_agg(r.ctid) INTO v_tids
       FROM unnest(outbox_remove_heads.ids) AS u (id)
+     CROSS JOIN LATERAL (SELECT o.seq FROM distcount.outbox AS o WHERE o.id = u.id LIMIT 1) AS e
      CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
-                          WHERE p.consumer = v_consumer AND p.id = u.id AND p.is_head
-                            AND (v_dead OR p.attempts > 0)
+                          WHERE p.consumer = v_consumer AND p.seq = e.seq AND p.is_head
+                            AND p.id = u.id AND (v_dead OR p.attempts > 0)
                           LIMIT 1 FOR UPDATE) AS r;
     WITH gone AS (
         DELETE FROM distcount.outbox_pending AS p
@@ -392,25 +437,31 @@ BEGIN
           FROM gone AS g WHERE v_dead
         ON CONFLICT DO NOTHING
     )
-    SELECT count(*), array_agg(g.aggregatetype), array_agg(g.aggregateid)
+    SELECT count(*), array_agg(g.aggregatetype) FILTER (WHERE g.has_next),
+           array_agg(g.aggregateid) FILTER (WHERE g.has_next)
       INTO v_count, v_types, v_aggregates
       FROM gone AS g;
-    IF v_count > 0 THEN
+    IF v_types IS NOT NULL THEN
         -- The next event of each aggregate first, locked, then one update by row address: as
         -- a single UPDATE ... FROM, or an update joined by id, the planner may drive the join
         -- from the queue side (row-level security hides its size from the estimate) and read
         -- the whole queue per batch (a hash join over every queued row, 80 ms a batch of 1,000
-        -- with 100 events per aggregate). The lock keeps the addresses until the update.
+        -- with 100 events per aggregate). No lock: nothing else changes an event that waits
+        -- behind its aggregate's head (claims and nacks take heads; fills and outbox_retry_dead
+        -- hold the consumer's lock exclusively), so the addresses hold until the update.
         SELECT array_agg(nxt.ctid) INTO v_next
           FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
           CROSS JOIN LATERAL (
               SELECT q.ctid FROM distcount.outbox_pending AS q
                WHERE q.consumer = v_consumer
+                 AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                     = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
                  AND q.aggregatetype = a.aggregatetype
                  AND q.aggregateid = a.aggregateid
-               ORDER BY q.seq LIMIT 1 FOR UPDATE) AS nxt;
+               ORDER BY hashtextextended(q.aggregateid, hashtext(q.aggregatetype)), q.seq LIMIT 1) AS nxt;
         IF v_next IS NOT NULL THEN
-            UPDATE distcount.outbox_pending AS p SET is_head = true
+            -- A new head may have events queued behind it by a later fill: has_next true.
+            UPDATE distcount.outbox_pending AS p SET is_head = true, has_next = true
               FROM unnest(v_next) AS u (t)
              WHERE p.ctid = u.t AND p.consumer = v_consumer AND NOT p.is_head;
         END IF;
@@ -499,8 +550,9 @@ BEGIN
     UPDATE distcount.outbox_pending AS p
        SET last_error = outbox_nack.error,
            leased_until = clock_timestamp() + coalesce(outbox_nack.retry_in, interval '0')
-     WHERE p.consumer = outbox_nack.consumer AND p.id = outbox_nack.id AND p.is_head
-       AND p.attempts > 0
+     WHERE p.consumer = outbox_nack.consumer AND p.is_head
+       AND p.seq = (SELECT o.seq FROM distcount.outbox AS o WHERE o.id = outbox_nack.id)
+       AND p.id = outbox_nack.id AND p.attempts > 0
     RETURNING p.attempts INTO v_attempts;
     IF NOT FOUND THEN
         RETURN 'unknown';
@@ -517,11 +569,15 @@ COMMENT ON FUNCTION outbox_nack(text, uuid, text, interval) IS 'Reports a failed
 CREATE FUNCTION outbox_retry_dead(consumer text, ids uuid[] DEFAULT NULL) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    -- Probes by index (the queue by aggregate), whatever the queue's statistics say.
+    SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
     v_consumer text := outbox_retry_dead.consumer;
     v_count integer;
+    v_types text[];
+    v_aggregates text[];
 BEGIN
     PERFORM distcount.outbox_check_consumer(v_consumer);
     PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer));
@@ -529,17 +585,34 @@ BEGIN
         DELETE FROM distcount.outbox_dead AS d
          WHERE d.consumer = v_consumer AND (outbox_retry_dead.ids IS NULL OR d.id = ANY (outbox_retry_dead.ids))
         RETURNING d.*
+    ), queued AS (
+        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
+        SELECT b.consumer, b.id, b.seq, b.aggregatetype, b.aggregateid,
+               row_number() OVER (PARTITION BY b.aggregatetype, b.aggregateid ORDER BY b.seq) = 1
+               AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
+                                WHERE q.consumer = v_consumer
+                                  AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                                      = hashtextextended(b.aggregateid, hashtext(b.aggregatetype))
+                                  AND q.aggregatetype = b.aggregatetype
+                                  AND q.aggregateid = b.aggregateid)
+          FROM back AS b
+        RETURNING p.aggregatetype, p.aggregateid, p.is_head
+    ), waiting AS (
+        SELECT DISTINCT q.aggregatetype, q.aggregateid FROM queued AS q WHERE NOT q.is_head
     )
-    INSERT INTO distcount.outbox_pending (consumer, id, seq, aggregatetype, aggregateid, is_head)
-    SELECT b.consumer, b.id, b.seq, b.aggregatetype, b.aggregateid,
-           row_number() OVER (PARTITION BY b.aggregatetype, b.aggregateid ORDER BY b.seq) = 1
-           AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
-                            WHERE q.consumer = v_consumer
-                              AND q.aggregatetype = b.aggregatetype
-                              AND q.aggregateid = b.aggregateid)
-      FROM back AS b
-    ON CONFLICT DO NOTHING;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
+    SELECT (SELECT count(*) FROM queued), (SELECT array_agg(w.aggregatetype) FROM waiting AS w),
+           (SELECT array_agg(w.aggregateid) FROM waiting AS w)
+      INTO v_count, v_types, v_aggregates;
+    IF v_types IS NOT NULL THEN
+        -- Their heads may no longer be the last queued: one probe per aggregate.
+        UPDATE distcount.outbox_pending AS h SET has_next = true
+          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+         WHERE h.consumer = v_consumer
+           AND hashtextextended(h.aggregateid, hashtext(h.aggregatetype))
+               = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+           AND h.aggregatetype = a.aggregatetype AND h.aggregateid = a.aggregateid
+           AND h.is_head AND NOT h.has_next;
+    END IF;
     RETURN v_count;
 END
 $$;
@@ -579,7 +652,11 @@ BEGIN
        AND NOT EXISTS (SELECT FROM distcount.outbox_consumer AS c
                         WHERE NOT pg_visible_in_snapshot(o.txid, c.seen))
        AND NOT EXISTS (SELECT FROM distcount.outbox_consumer AS c
-                         JOIN distcount.outbox_pending AS p ON p.consumer = c.consumer AND p.id = o.id)
+                         JOIN distcount.outbox_pending AS p
+                           ON p.consumer = c.consumer
+                          AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
+                              = hashtextextended(o.aggregateid, hashtext(o.aggregatetype))
+                          AND p.seq = o.seq AND p.id = o.id)
        AND NOT EXISTS (SELECT FROM distcount.outbox_consumer AS c
                          JOIN distcount.outbox_dead AS d ON d.consumer = c.consumer AND d.id = o.id);
     GET DIAGNOSTICS v_deleted = ROW_COUNT;

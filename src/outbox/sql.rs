@@ -121,17 +121,19 @@ struct CachedTrigger {
     event_types: [String; 3],
     /// The key column names as C strings, for SPI_fnumber on each row.
     key_columns: Vec<CString>,
+    /// False on a Citus placement that leaves the event to another one ([`placement_emits`]).
+    emits: bool,
 }
 
 thread_local! {
     static ROW_TRIGGERS: RefCell<HashMap<pg_sys::Oid, Rc<CachedTrigger>>> = RefCell::new(HashMap::new());
 }
 
-/// On a node with Citus: refuses a trigger that fires on a distributed or reference table, or on
-/// a shard of one (`outbox_citus_check`; CREATE TRIGGER refuses it too, but a table distributed
-/// after its trigger was made gets the trigger on its shards). Without Citus one syscache
-/// lookup.
-unsafe fn refuse_citus_table(rel: pg_sys::Relation) {
+/// Whether this firing writes the event. On a Citus node an outbox trigger fires on every
+/// placement of the shard a change touches (once per node for a reference table), and only the
+/// placement in the lowest node group writes (`outbox_citus_emits`). Without Citus, always
+/// (one syscache lookup).
+unsafe fn placement_emits(rel: pg_sys::Relation) -> bool {
     let catalog = unsafe {
         pg_sys::get_relname_relid(
             c"pg_dist_partition".as_ptr(),
@@ -139,14 +141,34 @@ unsafe fn refuse_citus_table(rel: pg_sys::Relation) {
         )
     };
     if catalog == pg_sys::InvalidOid {
-        return;
+        return true;
     }
+    watch_relcache();
     let relid = unsafe { (*rel).rd_id };
-    // An ERROR raised by the check propagates; a failure of SPI itself does not stop the write.
-    let _ = Spi::run_with_args(
-        "SELECT distcount.outbox_citus_check($1::pg_catalog.regclass)",
+    Spi::get_one_with_args::<bool>(
+        "SELECT distcount.outbox_citus_emits($1::pg_catalog.regclass)",
         &[relid.into()],
-    );
+    )
+    // An ERROR raised by the function propagates; a failure of SPI itself writes rather than
+    // loses the event.
+    .ok()
+    .flatten()
+    .unwrap_or(true)
+}
+
+/// Forgets the cached row triggers on any relcache invalidation: Citus sends one for a table
+/// whose placements change (a node added or removed), which can change which placement writes.
+fn watch_relcache() {
+    thread_local! {
+        static WATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+        ROW_TRIGGERS.with(|t| t.borrow_mut().clear());
+    }
+    if !WATCHING.get() {
+        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget), pg_sys::Datum::from(0usize)) };
+        WATCHING.set(true);
+    }
 }
 
 unsafe fn cached_trigger(td: &pg_sys::TriggerData) -> Rc<CachedTrigger> {
@@ -167,7 +189,7 @@ unsafe fn cached_trigger(td: &pg_sys::TriggerData) -> Rc<CachedTrigger> {
                 return cached;
             }
         }
-        refuse_citus_table(td.tg_relation);
+        let emits = placement_emits(td.tg_relation);
         let args = trigger_args(trigger);
         let config = parse_config(&args);
         let table = relname.to_string_lossy().into_owned();
@@ -181,6 +203,7 @@ unsafe fn cached_trigger(td: &pg_sys::TriggerData) -> Rc<CachedTrigger> {
             args,
             table,
             config,
+            emits,
         });
         ROW_TRIGGERS.with(|t| t.borrow_mut().insert(oid, cached.clone()));
         cached
@@ -222,6 +245,9 @@ pub unsafe extern "C-unwind" fn outbox_trigger(fcinfo: pg_sys::FunctionCallInfo)
         let td = trigger_data(fcinfo, "outbox_trigger");
         let (op, attachment) = firing(td);
         let cached = cached_trigger(td);
+        if !cached.emits {
+            return pg_sys::Datum::from(0usize);
+        }
         let config = &cached.config;
         check_attachment(Form::Row, &attachment, config).or_raise();
 
@@ -302,7 +328,9 @@ pub unsafe extern "C-unwind" fn outbox_statement_trigger(
 ) -> pg_sys::Datum {
     unsafe {
         let td = trigger_data(fcinfo, "outbox_statement_trigger");
-        refuse_citus_table(td.tg_relation);
+        if !placement_emits(td.tg_relation) {
+            return pg_sys::Datum::from(0usize);
+        }
         let (op, attachment) = firing(td);
         let config = parse_config(&trigger_args(td.tg_trigger));
         check_attachment(Form::Statement, &attachment, &config).or_raise();

@@ -156,6 +156,7 @@ CREATE FUNCTION counter_add(name text, delta bigint DEFAULT 1) RETURNS void
     AS $$
     DECLARE
         k record;
+        v_slot integer;
     BEGIN
         IF counter_add.name IS NULL OR counter_add.name = '' THEN
             PERFORM distcount.counter_check_name(counter_add.name);
@@ -165,6 +166,18 @@ CREATE FUNCTION counter_add(name text, delta bigint DEFAULT 1) RETURNS void
         END IF;
         IF distcount.counter_on_citus() AND pg_trigger_depth() > 0 THEN
             PERFORM distcount.citus_check_trigger_write(counter_add.name);
+        END IF;
+        -- The common case in one statement: one routed query on Citus, where the counter row
+        -- and its slots are co-located (the slot is picked here: Citus pushes no volatile
+        -- function down).
+        v_slot := distcount.backend_slot();
+        INSERT INTO distcount.counter_slot AS s (id, slot, value, name)
+        SELECT c.id, v_slot % c.shards, counter_add.delta, c.name
+          FROM distcount.counter c
+         WHERE c.name = counter_add.name AND c.mode = 'slots'
+        ON CONFLICT ON CONSTRAINT counter_slot_pkey DO UPDATE SET value = s.value + EXCLUDED.value;
+        IF FOUND THEN
+            RETURN;
         END IF;
         SELECT c.id, c.mode, c.shards INTO k FROM distcount.counter c WHERE c.name = counter_add.name;
         IF NOT FOUND THEN
@@ -180,7 +193,7 @@ CREATE FUNCTION counter_add(name text, delta bigint DEFAULT 1) RETURNS void
             -- Overflow of one slot raises 22003 (bigint out of range). The constraint is named,
             -- not its columns: citus_setup() adds name to the key.
             INSERT INTO distcount.counter_slot AS s (id, slot, value, name)
-            VALUES (k.id, distcount.backend_slot() % k.shards, counter_add.delta, counter_add.name)
+            VALUES (k.id, v_slot % k.shards, counter_add.delta, counter_add.name)
             ON CONFLICT ON CONSTRAINT counter_slot_pkey DO UPDATE SET value = s.value + EXCLUDED.value;
         ELSE
             INSERT INTO distcount.counter_delta (id, delta, name) VALUES (k.id, counter_add.delta, counter_add.name);

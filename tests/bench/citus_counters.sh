@@ -11,6 +11,11 @@
 # round), with its ratio to one node. All nodes share this machine's cores, so the ratios show
 # the cost of routing and of the extra servers, not the throughput of real separate workers. At
 # the end the counters' sum is checked against the transactions pgbench counted.
+# What a machine of its own per worker would give is estimated from the servers' CPU time per
+# increment (all PostgreSQL processes of the variant's servers, from /proc, pgbench excluded):
+# with each worker on a machine of its own and saturated, N workers do N × (one node's CPU per
+# increment) / (the cluster's CPU per increment) times one node's increments. That is a
+# projection from measured costs, not a measured speed-up.
 #
 #   PG_CONFIG=… bash tests/bench/citus_counters.sh [ROUNDS] [SECONDS]   (defaults 3 and 15)
 # with the pg_distcount build to measure installed in that PostgreSQL. CITUS_BENCH_CLIENTS
@@ -66,9 +71,34 @@ echo "==> [$(elapsed)] clusters up: $NAME (coordinator, 2 workers) and $PLAIN (o
 
 printf '\\set k random(1, %d)\nSELECT distcount.counter_add('"'"'c-:k'"'"');\n' "$COUNTERS" >"$WORK/add.sql"
 
+# cpu_ticks CLUSTER...: CPU time (clock ticks) of the clusters' PostgreSQL processes so far: the
+# postmaster's own and its reaped children's (exited backends), and its live children's.
+cpu_ticks() {
+    local total=0 dir pm pid f
+    for dir in "$@"; do
+        pm="$(head -1 "$CLUSTERS/$dir/data/postmaster.pid")"
+        read -r -a f <<<"$(sed -E 's/^.*\) //' "/proc/$pm/stat")"
+        total=$((total + f[11] + f[12] + f[13] + f[14]))
+        for pid in $(ps -o pid= --ppid "$pm"); do
+            read -r -a f <<<"$(sed -E 's/^.*\) //' "/proc/$pid/stat" 2>/dev/null)" || continue
+            [ "${#f[@]}" -gt 12 ] && total=$((total + f[11] + f[12]))
+        done
+    done
+    echo "$total"
+}
+# servers_of VARIANT: the clusters whose CPU the variant uses.
+servers_of() {
+    case "$1" in
+    plain) echo "$PLAIN" ;;
+    *) echo "${NAME}_coord ${NAME}_w1 ${NAME}_w2" ;;
+    esac
+}
+
 # run VARIANT: one round, prints the TPS (summed over the pgbench runs of the variant).
 run() {
-    local half=$((CLIENTS / 2)) out=()
+    local half=$((CLIENTS / 2)) out=() servers cpu0
+    read -r -a servers <<<"$(servers_of "$1")"
+    cpu0="$(cpu_ticks "${servers[@]}")"
     case "$1" in
     plain) out+=("$(eval "$("$CLUSTER" env "$PLAIN")" && "$PGBENCH" -n -c "$CLIENTS" -j 2 -T "$SECONDS_PER_ROUND" -f "$WORK/add.sql" 2>&1)") ;;
     coordinator) out+=("$(eval "$("$CITUS" env "$NAME")" && "$PGBENCH" -n -c "$CLIENTS" -j 2 -T "$SECONDS_PER_ROUND" -f "$WORK/add.sql" 2>&1)") ;;
@@ -85,6 +115,8 @@ run() {
         exit 1
     fi
     printf '%s\n' "${out[@]}" | sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' >>"$WORK/$1.count"
+    sleep 1 # the backends exit and are reaped, their CPU time moving to the postmaster's
+    echo $(($(cpu_ticks "${servers[@]}") - cpu0)) >>"$WORK/$1.cpu"
     printf '%s\n' "${out[@]}" | sed -nE 's/^tps = ([0-9.]+) .*/\1/p' | paste -sd+ | bc
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -110,11 +142,20 @@ echo "==> counters' sum: Citus $got_citus of $expected_citus increments, one nod
 
 mkdir -p "$RESULTS"
 base="$(median <"$WORK/plain.tps")"
+TICK_MS="$(bc -l <<<"1000 / $(getconf CLK_TCK)")"
+# cpu_per_1000 VARIANT: the servers' CPU milliseconds per 1,000 increments, over every round
+# (the warm-up included).
+cpu_per_1000() {
+    bc -l <<<"($(paste -sd+ "$WORK/$1.cpu")) * $TICK_MS * 1000 / ($(paste -sd+ "$WORK/$1.count"))"
+}
+plain_cpu="$(cpu_per_1000 plain)"
 {
-    printf 'variant\tclients\tcounters\tmedian_tps\tratio_to_one_node\n'
+    printf 'variant\tclients\tcounters\tmedian_tps\tratio_to_one_node\tserver_cpu_ms_per_1000\tprojected_2_worker_machines\n'
     for v in "${VARIANTS[@]}"; do
         m="$(median <"$WORK/$v.tps")"
-        printf '%s\t%s\t%s\t%.0f\t%.2f\n' "$v" "$CLIENTS" "$COUNTERS" "$m" "$(bc -l <<<"$m / $base")"
+        c="$(cpu_per_1000 "$v")"
+        printf '%s\t%s\t%s\t%.0f\t%.2f\t%.0f\t%s\n' "$v" "$CLIENTS" "$COUNTERS" "$m" "$(bc -l <<<"$m / $base")" "$c" \
+            "$([ "$v" = plain ] && echo - || printf '%.2f' "$(bc -l <<<"2 * $plain_cpu / $c")")"
     done
 } | tee "$RESULTS/citus_counters.tsv"
 echo "==> [$(elapsed)] done; results in tests/bench/results/citus_counters.tsv"

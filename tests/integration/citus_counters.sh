@@ -10,18 +10,24 @@
 #   (c) triggers on distributed tables: a table distributed by the counter name and co-located
 #       with distcount.counter counts its rows exactly from every node; a trigger whose counter
 #       lives on another node fails at once with 0A000, and what it refused is not counted;
-#   (d) the outbox: an outbox trigger on a distributed or reference table fails with 0A000
-#       (at CREATE TRIGGER, or when it first fires on a table distributed after it was made);
-#       outbox_emit on the coordinator in the transaction that writes them gives one event per
-#       committed change, none on the workers;
+#   (d) the outbox: row outbox triggers on a distributed table (co-located with the counters)
+#       and a reference table, written as the application role from every node: one event per
+#       committed change with one id (a reference table's replicas write none but the one in the
+#       lowest node group), on the node of the row's shard; the trigger's mode argument and a
+#       SET LOCAL propagated by Citus choose the mode on the node that writes; every event is in
+#       the decoded WAL (test_decoding) of that node;
 #   (e) under load: pgbench clients on the coordinator and on both workers add to
 #       CITUS_COUNTERS_NAMES counters (each transaction also writes a ledger row, in a table of
-#       its own, and half of them insert into the triggered table), while a roll-up runs in
+#       its own, and a third of them insert into the triggered table), while a roll-up runs in
 #       a loop and citus_move_shard_placement moves a counter shard between the workers; then
 #       again while one worker is killed with kill -9 and restarted. Every committed increment is
 #       counted exactly once: each counter's value, read on every node, equals its committed
 #       ledger rows (and its rows in the triggered table) once the 2PC recovery of every node ran,
 #       and the first phase, which must see no failed transaction, equals pgbench's own count.
+#       A third of the load's transactions insert an order and a tag: after both phases each
+#       committed one is exactly one event, in the decoded WAL of the node that wrote it, and
+#       the relay run on the coordinator (outbox_cluster_claim / _ack, as a relay role) delivers
+#       every event of every node once.
 # Where Citus cannot run on the PostgreSQL of PG_CONFIG, prints "SKIP: …" and passes. About 2
 # minutes (CITUS_COUNTERS_SECONDS, default 20 s per load phase).
 set -euo pipefail
@@ -209,46 +215,120 @@ done
 stamp "triggers"
 
 # ---- (d) the outbox ------------------------------------------------------------------------------
-# An outbox trigger on a distributed or reference table is refused (0A000), at CREATE TRIGGER
-# and, for a table distributed after its trigger was made, when it fires; events written with
-# outbox_emit on the coordinator in the transaction that writes such tables are one per change.
+# Outbox triggers on a distributed table (orders, co-located with the counters, so the load's
+# shard move carries some of its rows) and a reference table (tags, a replica on every node):
+# one event per committed change, in the outbox of one node (the shard's, or for a reference
+# table the placement in the lowest node group); the trigger's mode argument and a propagated
+# SET LOCAL choose the mode on the node that writes. A slot on every node decodes its WAL.
+for node in coord w1 w2; do
+    on "$node" -c "SELECT 1 FROM pg_create_logical_replication_slot('outbox_wal', 'test_decoding')" >/dev/null
+done
 sql <<'SQL'
-CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);
-SELECT create_distributed_table('orders', 'id') \g /dev/null
-CREATE TABLE countries (code text PRIMARY KEY, name text);
-SELECT create_reference_table('countries') \g /dev/null
-CREATE TABLE later (id bigint PRIMARY KEY);
-CREATE TRIGGER later_outbox AFTER INSERT ON later FOR EACH ROW EXECUTE FUNCTION distcount.outbox_trigger('Later', 'id');
 SET citus.enable_unsafe_triggers = on;
+CREATE TABLE orders (id text NOT NULL, total numeric);
+SELECT create_distributed_table('orders', 'id', colocate_with => 'distcount.counter') \g /dev/null
+CREATE TRIGGER orders_outbox AFTER INSERT OR UPDATE OR DELETE ON orders
+    FOR EACH ROW EXECUTE FUNCTION distcount.outbox_trigger('Order', 'id');
+CREATE TABLE tags (id text NOT NULL, label text);
+SELECT create_reference_table('tags') \g /dev/null
+CREATE TRIGGER tags_outbox AFTER INSERT OR UPDATE OR DELETE ON tags
+    FOR EACH ROW EXECUTE FUNCTION distcount.outbox_trigger('Tag', 'id');
+CREATE TABLE notes (id text NOT NULL);
+SELECT create_distributed_table('notes', 'id', colocate_with => 'distcount.counter') \g /dev/null
+CREATE TRIGGER notes_outbox AFTER INSERT ON notes
+    FOR EACH ROW EXECUTE FUNCTION distcount.outbox_trigger('Note', 'id', 'message');
+-- Distributed after its trigger was made: the shards get the trigger.
+CREATE TABLE later (id bigint NOT NULL);
+CREATE TRIGGER later_outbox AFTER INSERT ON later FOR EACH ROW EXECUTE FUNCTION distcount.outbox_trigger('Later', 'id');
 SELECT create_distributed_table('later', 'id') \g /dev/null
+GRANT INSERT, SELECT, UPDATE, DELETE ON orders, tags, notes, later TO app;
+CREATE ROLE relay LOGIN;
 SQL
-for t in "orders|Order|id" "countries|Country|code"; do
-    IFS='|' read -r table type key <<<"$t"
-    check "outbox trigger on $table (a Citus table): 0A000" 0A000 \
-        "$(sqlstate coord postgres "SET citus.enable_unsafe_triggers = on; CREATE TRIGGER o AFTER INSERT ON $table FOR EACH ROW EXECUTE FUNCTION distcount.outbox_trigger('$type', '$key')")"
+# Writers and the relay get the README's grants on every node (the outbox is each node's own).
+for node in coord w1 w2; do
+    on "$node" <<'SQL'
+SET citus.enable_ddl_propagation = off;
+GRANT INSERT (id, aggregatetype, aggregateid, type, payload, headers, tracingspancontext)
+    ON distcount.outbox TO app;
+GRANT USAGE ON SEQUENCE distcount.outbox_seq TO app;
+GRANT USAGE ON SCHEMA distcount TO relay;
+GRANT SELECT ON distcount.outbox TO relay;
+GRANT SELECT, INSERT, UPDATE, DELETE
+    ON distcount.outbox_consumer, distcount.outbox_pending, distcount.outbox_dead TO relay;
+SQL
 done
-check "a table distributed after its outbox trigger: the write fails with 0A000" 0A000 \
-    "$(sqlstate coord postgres "INSERT INTO later VALUES (1)")"
-check "the refusal names the ways that work" 1 \
-    "$(message coord postgres "INSERT INTO later VALUES (2)" | grep -c 'HINT:  Call distcount.outbox_emit')"
-sql <<'SQL'
+for node in coord w1 w2; do
+    as_app "$node" "INSERT INTO orders SELECT 'o-$node-' || n, n FROM generate_series(1, 10) n" >/dev/null
+    as_app "$node" "INSERT INTO tags SELECT 't-$node-' || n, 'x' FROM generate_series(1, 3) n" >/dev/null
+    as_app "$node" "INSERT INTO notes VALUES ('n-$node')" >/dev/null
+done
+as_app w1 "UPDATE orders SET total = 0 WHERE id = 'o-coord-1'" >/dev/null
+as_app w2 "DELETE FROM tags WHERE id = 't-w1-1'" >/dev/null
+as_app coord "INSERT INTO later VALUES (1), (2), (3)" >/dev/null
+# A session's mode reaches the workers as SET LOCAL with citus.propagate_set_commands = 'local'
+# (statements sent one by one: Citus propagates a SET LOCAL as the text of its whole query string).
+(eval "$("$CITUS" env "$NAME" coord)" && PGUSER=app sql) >/dev/null <<'SQL'
 BEGIN;
-INSERT INTO orders VALUES (1, 10), (2, 20);
-SELECT distcount.outbox_emit('Order', id::text, 'OrderCreated', jsonb_build_object('id', id)) FROM (VALUES (1), (2)) v(id) \g /dev/null
-INSERT INTO countries VALUES ('pt', 'Portugal');
-SELECT distcount.outbox_emit('Country', 'pt', 'CountryCreated', '{"code": "pt"}') \g /dev/null
-COMMIT;
-BEGIN;
-INSERT INTO orders VALUES (3, 30);
-SELECT distcount.outbox_emit('Order', '3', 'OrderCreated', '{"id": 3}') \g /dev/null
+INSERT INTO orders VALUES ('o-rolled-back', 1);
+INSERT INTO tags VALUES ('t-rolled-back');
 ROLLBACK;
+SET citus.propagate_set_commands = 'local';
+BEGIN;
+SET LOCAL pg_distcount.outbox_mode = 'message';
+INSERT INTO orders VALUES ('o-message', 1);
+COMMIT;
 SQL
-check "outbox_emit on the coordinator: one event per committed change, one id each" "Country:pt:1 Order:1:1 Order:2:1" \
-    "$(sql -c "SELECT string_agg(format('%s:%s:%s', aggregatetype, aggregateid, n), ' ' ORDER BY aggregatetype, aggregateid)
-                 FROM (SELECT aggregatetype, aggregateid, count(DISTINCT id) AS n FROM distcount.outbox GROUP BY 1, 2) e")"
-for node in w1 w2; do
-    check "no outbox event on $node" 0 "$(on "$node" -c "SELECT count(*) FROM distcount.outbox")"
-done
+
+# collect_events: every node's outbox rows, with the node's port, in the coordinator's table seen.
+collect_events() {
+    sql -c "DROP TABLE IF EXISTS seen; CREATE TABLE seen (node text, port integer, aggregatetype text, aggregateid text, type text, id uuid)"
+    local node
+    for node in coord w1 w2; do
+        on "$node" -c "COPY (SELECT '$node', current_setting('port')::integer, aggregatetype, aggregateid, type, id
+                               FROM distcount.outbox) TO STDOUT" | sql -c "COPY seen FROM STDIN"
+    done
+}
+# collect_wal: every node's decoded outbox events (rows and messages), in the table decoded.
+collect_wal() {
+    sql -c "DROP TABLE IF EXISTS decoded; CREATE TABLE decoded (node text, form text, id uuid, aggregateid text)"
+    local node
+    for node in coord w1 w2; do
+        on "$node" -c "COPY (
+            SELECT '$node', 'row', (regexp_match(data, 'id\[uuid\]:''([0-9a-f-]+)'''))[1]::uuid,
+                   (regexp_match(data, 'aggregateid\[character varying\]:''([^'']*)'''))[1]
+              FROM pg_logical_slot_peek_changes('outbox_wal', NULL, NULL)
+             WHERE data LIKE 'table distcount.outbox: INSERT:%'
+            UNION ALL
+            SELECT '$node', 'message', (b->>'id')::uuid, b->>'aggregateid'
+              FROM pg_logical_slot_peek_changes('outbox_wal', NULL, NULL) AS c,
+                   LATERAL regexp_match(c.data, '^message: transactional: 1 prefix: distcount\.outbox, sz: \d+ content:(.*)$') AS m,
+                   LATERAL (SELECT m[1]::jsonb AS b) AS body
+             WHERE m IS NOT NULL) TO STDOUT" | sql -c "COPY decoded FROM STDIN"
+    done
+}
+collect_events
+check "one event per committed change of orders, tags and later, one id each" \
+    "Later:3:3 Order:31:31 Tag:10:10" \
+    "$(sql -c "SELECT string_agg(format('%s:%s:%s', aggregatetype, n, ids), ' ' ORDER BY aggregatetype)
+                 FROM (SELECT aggregatetype, count(*) AS n, count(DISTINCT id) AS ids FROM seen GROUP BY 1) e")"
+check "each insert, update and delete of orders and tags is one event" 0 \
+    "$(sql -c "SELECT count(*) FROM (SELECT aggregateid, type FROM seen GROUP BY 1, 2 HAVING count(*) > 1) d")"
+check "order events on both workers, none on the coordinator" "w1 w2" \
+    "$(sql -c "SELECT string_agg(DISTINCT node, ' ' ORDER BY node) FROM seen WHERE aggregatetype = 'Order'")"
+check "each order event on the node of its row's shard" 0 \
+    "$(sql -c "SELECT count(*) FROM seen s WHERE aggregatetype = 'Order'
+                 AND s.port IS DISTINCT FROM (SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
+                       WHERE p.shardid = get_shard_id_for_distribution_column('orders', s.aggregateid))")"
+check "the reference table's events all on one node" 1 "$(sql -c "SELECT count(DISTINCT node) FROM seen WHERE aggregatetype = 'Tag'")"
+check "nothing of the rolled-back transaction" 0 "$(sql -c "SELECT count(*) FROM seen WHERE aggregateid LIKE '%rolled-back'")"
+collect_wal
+check "the trigger's mode argument (message) reaches the workers: one message per note, no row" "3:0" \
+    "$(sql -c "SELECT count(*) FILTER (WHERE form = 'message') || ':' || (SELECT count(*) FROM seen WHERE aggregatetype = 'Note') FROM decoded WHERE aggregateid LIKE 'n-%'")"
+check "SET LOCAL propagated: the worker wrote o-message as a message, no row" "1:0" \
+    "$(sql -c "SELECT count(*) FILTER (WHERE form = 'message') || ':' || (SELECT count(*) FROM seen WHERE aggregateid = 'o-message') FROM decoded WHERE aggregateid = 'o-message'")"
+check "every row event is in the decoded WAL of the node that wrote it" "0:0" \
+    "$(sql -c "SELECT (SELECT count(*) FROM seen s WHERE NOT EXISTS (SELECT FROM decoded d WHERE d.node = s.node AND d.id = s.id AND d.form = 'row'))
+                 || ':' || (SELECT count(*) FROM decoded d WHERE d.form = 'row' AND NOT EXISTS (SELECT FROM seen s WHERE d.node = s.node AND d.id = s.id))")"
 stamp "outbox"
 
 # ---- (e) load ----------------------------------------------------------------------------------
@@ -263,13 +343,21 @@ cat >"$WORK/like.sql" <<SQL
 \\set k random(1, $NAMES)
 INSERT INTO likes VALUES ('like-:k', :client_id);
 SQL
+# An order and a tag, each with its outbox trigger (keys unique per transaction).
+cat >"$WORK/order.sql" <<SQL
+\\set k random(1, 1000000000)
+BEGIN;
+INSERT INTO orders VALUES ('load-:node-:client_id-:k', 1);
+INSERT INTO tags VALUES ('load-:node-:client_id-:k', 'x');
+COMMIT;
+SQL
 # load TAG SECONDS: pgbench on the three nodes at once, in the background; logs in WORK.
 load() {
     local node
     for node in coord w1 w2; do
         (eval "$("$CITUS" env "$NAME" "$node")" &&
             PGUSER=app "$PGBENCH" -n -c "$CLIENTS" -j 1 -T "$2" -D node="$node" \
-                -f "$WORK/ledger.sql@1" -f "$WORK/like.sql@1" >"$WORK/$1-$node.log" 2>&1) &
+                -f "$WORK/ledger.sql@1" -f "$WORK/like.sql@1" -f "$WORK/order.sql@1" >"$WORK/$1-$node.log" 2>&1) &
     done
 }
 processed() { # processed TAG: transactions pgbench counted on all nodes
@@ -339,8 +427,8 @@ other="$(cat "$WORK"/move-*.log | grep -iE 'error|fatal|^number of failed transa
     grep -v 'Run was aborted' | grep -vc 'is on another node than this trigger' || true)"
 check "phase 1: no failed transaction but a trigger's during the shard switch" 0 "$other"
 [ "$(failed move)" = 0 ] || errors move
-ledger_rows="$(sql -c "SELECT count(*) FROM ledger") + $(sql -c "SELECT count(*) FROM likes WHERE post LIKE 'like-%'")"
-check "phase 1: pgbench's transactions = ledger rows + rows of likes" "$(processed move)" "$(bc <<<"$ledger_rows")"
+ledger_rows="$(sql -c "SELECT count(*) FROM ledger") + $(sql -c "SELECT count(*) FROM likes WHERE post LIKE 'like-%'") + $(sql -c "SELECT count(*) FROM orders WHERE id LIKE 'load-%'")"
+check "phase 1: pgbench's transactions = ledger rows + rows of likes + orders" "$(processed move)" "$(bc <<<"$ledger_rows")"
 check "phase 1: the load ran (over 100 transactions)" yes "$([ "$(processed move)" -gt 100 ] && echo yes || echo no)"
 verify "after the shard move"
 
@@ -369,6 +457,41 @@ for node in coord w1 w2; do on "$node" -c "SELECT recover_prepared_transactions(
 check "no prepared transaction left on any node" "0 0 0" \
     "$(for node in coord w1 w2; do on "$node" -c "SELECT count(*) FROM pg_prepared_xacts"; done | paste -sd' ')"
 verify "after kill -9 and restart"
+
+# The outbox after the load: every committed order and tag is exactly one event, in the decoded
+# WAL of the node that wrote it, and the relay on the coordinator delivers each once.
+collect_events
+check "after the load: each committed order and tag is one event" "0 0" \
+    "$(sql -c "SELECT count(*) FROM (SELECT id, count(*) AS n FROM orders WHERE id LIKE 'load-%' GROUP BY id) r
+                 FULL JOIN (SELECT aggregateid AS id, count(*) AS n FROM seen WHERE aggregatetype = 'Order' AND aggregateid LIKE 'load-%' GROUP BY 1) e
+                 USING (id) WHERE r.n IS DISTINCT FROM e.n") $(sql -c "
+               SELECT count(*) FROM (SELECT id, count(*) AS n FROM tags WHERE id LIKE 'load-%' GROUP BY id) r
+                 FULL JOIN (SELECT aggregateid AS id, count(*) AS n FROM seen WHERE aggregatetype = 'Tag' AND aggregateid LIKE 'load-%' GROUP BY 1) e
+                 USING (id) WHERE r.n IS DISTINCT FROM e.n")"
+check "after the load: order events on both workers, tag events on one node" "2 1" \
+    "$(sql -c "SELECT count(DISTINCT node) FILTER (WHERE aggregatetype = 'Order') || ' ' || count(DISTINCT node) FILTER (WHERE aggregatetype = 'Tag') FROM seen WHERE aggregateid LIKE 'load-%'")"
+collect_wal
+check "after the load: the decoded WAL of each node holds exactly its row events" "0:0" \
+    "$(sql -c "SELECT (SELECT count(*) FROM seen s WHERE NOT EXISTS (SELECT FROM decoded d WHERE d.node = s.node AND d.id = s.id AND d.form = 'row'))
+                 || ':' || (SELECT count(*) FROM decoded d WHERE d.form = 'row' AND NOT EXISTS (SELECT FROM seen s WHERE d.node = s.node AND d.id = s.id))")"
+for node in coord w1 w2; do on "$node" -c "SELECT pg_drop_replication_slot('outbox_wal')" >/dev/null; done
+sql -c "CREATE TABLE delivered (id uuid); GRANT INSERT ON delivered TO relay"
+(eval "$("$CITUS" env "$NAME" coord)" && PGUSER=relay sql) <<'SQL'
+DO $$
+DECLARE
+    v_ids uuid[];
+BEGIN
+    LOOP
+        SELECT array_agg(id) INTO v_ids FROM distcount.outbox_cluster_claim('citus-relay', 500);
+        EXIT WHEN v_ids IS NULL;
+        INSERT INTO delivered SELECT unnest(v_ids);
+        PERFORM distcount.outbox_cluster_ack('citus-relay', v_ids);
+    END LOOP;
+END $$;
+SQL
+check "the relay on the coordinator delivered every row event of every node once" "$(sql -c "SELECT count(*) FROM seen"):0:0" \
+    "$(sql -c "SELECT count(*) || ':' || (SELECT count(*) FROM (SELECT id FROM delivered GROUP BY id HAVING count(*) > 1) d)
+                 || ':' || (SELECT count(*) FROM seen s WHERE NOT EXISTS (SELECT FROM delivered d WHERE d.id = s.id)) FROM delivered")"
 stamp "$(sql -c "SELECT count(*) FROM ledger") ledger rows, $(sql -c "SELECT count(*) FROM likes") likes"
 stamp "done"
 finish

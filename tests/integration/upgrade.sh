@@ -109,6 +109,12 @@ INSERT INTO lines SELECT i % 20, i FROM generate_series(1, 80) i;
 SELECT outbox_emit('Manual', 'm1', 'ManualCreated', '{"a": 1}');
 SQL
 sql -d up_data -c "SELECT distcount.outbox_ack('relay', array_agg(id)) FROM distcount.outbox_claim('relay', 30)" >/dev/null
+# A second consumer with events in flight: 5 leased for an hour (not acknowledged), one of them
+# then dead-lettered (a nack at max attempts), the rest queued.
+sql -d up_data -c "SELECT count(*) FROM distcount.outbox_claim('flight', 5, '1 hour')" >/dev/null
+sql -d up_data -c "SET pg_distcount.outbox_max_attempts = 1;
+    SELECT distcount.outbox_nack('flight', (SELECT id FROM distcount.outbox_pending WHERE consumer = 'flight' AND attempts > 0
+                                             ORDER BY seq LIMIT 1), 'down')" >/dev/null
 sql -d up_data >/dev/null <<'SQL'
 SET search_path = public, distcount;
 -- Sharded counters in both modes, written by several sessions' slots, one rolled up.
@@ -200,6 +206,9 @@ READS=(
     # The outbox, the relay's state, the counters.
     "SELECT md5(string_agg(id || aggregatetype || aggregateid || type || payload::text || seq, ',' ORDER BY seq)), count(*) FROM outbox"
     "SELECT consumer, count(*) FROM outbox_pending GROUP BY 1 ORDER BY 1"
+    "SELECT consumer, id, seq, aggregatetype, aggregateid, is_head, attempts, leased_until > now() AS leased, last_error
+       FROM outbox_pending WHERE attempts > 0 OR is_head ORDER BY consumer, seq"
+    "SELECT consumer, id, seq, attempts, last_error FROM outbox_dead ORDER BY consumer, seq"
     "SELECT name, mode, shards, value FROM counters ORDER BY name"
     "SELECT counter_value('likes'), counter_value('views'), counter_value('auto')"
 )
@@ -245,8 +254,21 @@ for _ in $(seq 1 20); do
     n="$(sql -d up_data -c "SELECT count(*) FROM (SELECT distcount.outbox_ack('relay', array_agg(id)) FROM distcount.outbox_claim('relay', 1000)) x WHERE outbox_ack > 0")"
     [ "$n" = 0 ] && break
 done
-check "the relay consumer of $old_version drains every event after the update (relay_role: the updating role)" "0|postgres" \
-    "$(sql -d up_data -c "SELECT (SELECT count(*) FROM distcount.outbox_pending), relay_role FROM distcount.outbox_consumer")"
+check "a lease of $old_version holds after the update (its events are not handed out again)" "0" \
+    "$(sql -d up_data -c "SELECT count(*) FROM distcount.outbox_claim('flight', 1000, '1 millisecond') AS c
+                           WHERE c.id IN (SELECT p.id FROM distcount.outbox_pending AS p
+                                           WHERE p.consumer = 'flight' AND p.leased_until > now() + interval '30 minutes')")"
+acked="$(sql -d up_data -c "SELECT distcount.outbox_ack('flight', array_agg(id)) FROM distcount.outbox_pending
+                             WHERE consumer = 'flight' AND leased_until > now() + interval '30 minutes'")"
+retried="$(sql -d up_data -c "SELECT distcount.outbox_retry_dead('flight')")"
+check "events leased at $old_version are acknowledged after it, the dead letter retried" "4|1" "$acked|$retried"
+for _ in $(seq 1 20); do
+    n="$(sql -d up_data -c "SELECT count(*) FROM (SELECT distcount.outbox_ack('flight', array_agg(id)) FROM distcount.outbox_claim('flight', 1000)) x WHERE outbox_ack > 0")"
+    [ "$n" = 0 ] && break
+done
+check "the relay consumers of $old_version drain every event after the update (relay_role: the updating role)" "0|0|postgres" \
+    "$(sql -d up_data -c "SELECT (SELECT count(*) FROM distcount.outbox_pending), (SELECT count(*) FROM distcount.outbox_dead),
+                                 string_agg(DISTINCT relay_role, ',') FROM distcount.outbox_consumer")"
 
 # Replication: objects named the 0.1.0 way go on replicating, are recorded as the setup's, and a
 # new setup in the same schemas (another table) is accepted.

@@ -83,6 +83,11 @@ SELECT error_of($$ SELECT outbox_nack('', gen_random_uuid(), 'x') $$);
 SELECT error_of($$ SELECT outbox_cleanup('-1 day') $$);
 SELECT outbox_nack('c', gen_random_uuid(), 'never claimed');
 SELECT outbox_ack('c', ARRAY[gen_random_uuid()]);
+-- The cluster relay needs Citus (55000); a bad batch is refused first (22023).
+SELECT error_of($$ SELECT * FROM outbox_cluster_claim('c') $$);
+SELECT error_of($$ SELECT * FROM outbox_cluster_claim('c', 0) $$);
+SELECT error_of($$ SELECT outbox_cluster_ack('c', ARRAY[gen_random_uuid()]) $$);
+SELECT error_of($$ SELECT outbox_cluster_nack('c', gen_random_uuid()) $$);
 
 DROP TABLE shop, long_keys;
 SELECT outbox_drop_consumer('c');
