@@ -493,6 +493,22 @@ END
 $$;
 COMMENT ON FUNCTION outbox_rebase_restored() IS 'Internal: gives outbox rows restored from another cluster a transaction id of this one.';
 
+-- Events were queued behind the heads of these aggregates: the heads are no longer the last
+-- queued of their aggregate. One probe per aggregate (outbox_ingest, outbox_retry_dead).
+CREATE FUNCTION outbox_heads_have_next(consumer text, types text[], aggregates text[]) RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE distcount.outbox_pending AS h SET has_next = true
+      FROM unnest(types, aggregates) AS a (aggregatetype, aggregateid)
+     WHERE h.consumer = outbox_heads_have_next.consumer
+       AND hashtextextended(h.aggregateid, hashtext(h.aggregatetype))
+           = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+       AND h.aggregatetype = a.aggregatetype AND h.aggregateid = a.aggregateid
+       AND h.is_head AND NOT h.has_next;
+$$;
+COMMENT ON FUNCTION outbox_heads_have_next(text, text[], text[]) IS 'Internal: marks the heads of aggregates that got events queued behind them (has_next).';
+
 CREATE OR REPLACE FUNCTION outbox_ingest(consumer text) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -564,14 +580,7 @@ BEGIN
            (SELECT array_agg(w.aggregateid) FROM waiting AS w)
       INTO v_queued, v_types, v_aggregates;
     IF v_types IS NOT NULL THEN
-        -- Their heads may no longer be the last queued: one probe per aggregate.
-        UPDATE distcount.outbox_pending AS h SET has_next = true
-          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
-         WHERE h.consumer = v_consumer
-           AND hashtextextended(h.aggregateid, hashtext(h.aggregatetype))
-               = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
-           AND h.aggregatetype = a.aggregatetype AND h.aggregateid = a.aggregateid
-           AND h.is_head AND NOT h.has_next;
+        PERFORM distcount.outbox_heads_have_next(v_consumer, v_types, v_aggregates);
     END IF;
     -- A fill that outgrows the queue's statistics refreshes them, so the claims and
     -- acknowledgements that follow are planned for its real size.
@@ -1912,14 +1921,7 @@ BEGIN
            (SELECT array_agg(w.aggregateid) FROM waiting AS w)
       INTO v_count, v_types, v_aggregates;
     IF v_types IS NOT NULL THEN
-        -- Their heads may no longer be the last queued: one probe per aggregate.
-        UPDATE distcount.outbox_pending AS h SET has_next = true
-          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
-         WHERE h.consumer = v_consumer
-           AND hashtextextended(h.aggregateid, hashtext(h.aggregatetype))
-               = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
-           AND h.aggregatetype = a.aggregatetype AND h.aggregateid = a.aggregateid
-           AND h.is_head AND NOT h.has_next;
+        PERFORM distcount.outbox_heads_have_next(v_consumer, v_types, v_aggregates);
     END IF;
     RETURN v_count;
 END
