@@ -1094,6 +1094,7 @@ CREATE OR REPLACE FUNCTION counter_add(name text, delta bigint DEFAULT 1) RETURN
     DECLARE
         k record;
         v_slot integer;
+        v_citus boolean;
     BEGIN
         IF counter_add.name IS NULL OR counter_add.name = '' THEN
             PERFORM distcount.counter_check_name(counter_add.name);
@@ -1101,20 +1102,23 @@ CREATE OR REPLACE FUNCTION counter_add(name text, delta bigint DEFAULT 1) RETURN
         IF counter_add.delta IS NULL THEN
             RAISE EXCEPTION 'counter delta must not be NULL' USING ERRCODE = 'null_value_not_allowed';
         END IF;
-        IF distcount.counter_on_citus() AND pg_trigger_depth() > 0 THEN
+        v_citus := distcount.counter_on_citus();
+        IF v_citus AND pg_trigger_depth() > 0 THEN
             PERFORM distcount.citus_check_trigger_write(counter_add.name);
         END IF;
-        -- The common case in one statement: one routed query on Citus, where the counter row
-        -- and its slots are co-located (the slot is picked here: Citus pushes no volatile
-        -- function down).
         v_slot := distcount.backend_slot();
-        INSERT INTO distcount.counter_slot AS s (id, slot, value, name)
-        SELECT c.id, v_slot % c.shards, counter_add.delta, c.name
-          FROM distcount.counter c
-         WHERE c.name = counter_add.name AND c.mode = 'slots'
-        ON CONFLICT ON CONSTRAINT counter_slot_pkey DO UPDATE SET value = s.value + EXCLUDED.value;
-        IF FOUND THEN
-            RETURN;
+        -- The common case in one statement on a plain node. Not on Citus: it plans an
+        -- INSERT ... SELECT afresh on every call (a third of the call's CPU, measured), where the
+        -- lookup and the upsert below are two fast-path router queries whose plans it caches.
+        IF NOT v_citus THEN
+            INSERT INTO distcount.counter_slot AS s (id, slot, value, name)
+            SELECT c.id, v_slot % c.shards, counter_add.delta, c.name
+              FROM distcount.counter c
+             WHERE c.name = counter_add.name AND c.mode = 'slots'
+            ON CONFLICT ON CONSTRAINT counter_slot_pkey DO UPDATE SET value = s.value + EXCLUDED.value;
+            IF FOUND THEN
+                RETURN;
+            END IF;
         END IF;
         SELECT c.id, c.mode, c.shards INTO k FROM distcount.counter c WHERE c.name = counter_add.name;
         IF NOT FOUND THEN

@@ -10,7 +10,7 @@
 #   (c) triggers on distributed tables: a table distributed by the counter name and co-located
 #       with distcount.counter counts its rows exactly from every node; a trigger whose counter
 #       lives on another node fails at once with 0A000, and what it refused is not counted;
-#   (d) the outbox: row outbox triggers on a distributed table (co-located with the counters)
+#   (d) the outbox: row and statement outbox triggers on a distributed table (co-located with the counters)
 #       and a reference table, written as the application role from every node: one event per
 #       committed change with one id (a reference table's replicas write none but the one in the
 #       lowest node group), on the node of the row's shard; the trigger's mode argument and a
@@ -241,7 +241,16 @@ CREATE TRIGGER notes_outbox AFTER INSERT ON notes
 CREATE TABLE later (id bigint NOT NULL);
 CREATE TRIGGER later_outbox AFTER INSERT ON later FOR EACH ROW EXECUTE FUNCTION distcount.outbox_trigger('Later', 'id');
 SELECT create_distributed_table('later', 'id') \g /dev/null
-GRANT INSERT, SELECT, UPDATE, DELETE ON orders, tags, notes, later TO app;
+-- The statement form (bulk writes): one pass per shard statement, a reference table's once.
+CREATE TABLE bulk (id text NOT NULL, total numeric);
+SELECT create_distributed_table('bulk', 'id', colocate_with => 'distcount.counter') \g /dev/null
+CREATE TRIGGER bulk_outbox AFTER INSERT ON bulk REFERENCING NEW TABLE AS t
+    FOR EACH STATEMENT EXECUTE FUNCTION distcount.outbox_statement_trigger('Bulk', 'id');
+CREATE TABLE bulk_tags (id text NOT NULL);
+SELECT create_reference_table('bulk_tags') \g /dev/null
+CREATE TRIGGER bulk_tags_outbox AFTER INSERT ON bulk_tags REFERENCING NEW TABLE AS t
+    FOR EACH STATEMENT EXECUTE FUNCTION distcount.outbox_statement_trigger('BulkTag', 'id');
+GRANT INSERT, SELECT, UPDATE, DELETE ON orders, tags, notes, later, bulk, bulk_tags TO app;
 CREATE ROLE relay LOGIN;
 SQL
 # Writers and the relay get the README's grants on every node (the outbox is each node's own).
@@ -265,6 +274,10 @@ done
 as_app w1 "UPDATE orders SET total = 0 WHERE id = 'o-coord-1'" >/dev/null
 as_app w2 "DELETE FROM tags WHERE id = 't-w1-1'" >/dev/null
 as_app coord "INSERT INTO later VALUES (1), (2), (3)" >/dev/null
+as_app coord "INSERT INTO bulk SELECT 'b-coord-' || n, n FROM generate_series(1, 20) n" >/dev/null
+as_app w1 "INSERT INTO bulk SELECT 'b-w1-' || n, n FROM generate_series(1, 12) n" >/dev/null
+as_app w2 "INSERT INTO bulk_tags SELECT 'bt-w2-' || n FROM generate_series(1, 5) n" >/dev/null
+as_app coord "INSERT INTO bulk_tags VALUES ('bt-coord-1'), ('bt-coord-2')" >/dev/null
 # A session's mode reaches the workers as SET LOCAL with citus.propagate_set_commands = 'local'
 # (statements sent one by one: Citus propagates a SET LOCAL as the text of its whole query string).
 (eval "$("$CITUS" env "$NAME" coord)" && PGUSER=app sql) >/dev/null <<'SQL'
@@ -307,19 +320,23 @@ collect_wal() {
     done
 }
 collect_events
-check "one event per committed change of orders, tags and later, one id each" \
-    "Later:3:3 Order:31:31 Tag:10:10" \
+check "one event per committed change of orders, tags, later, bulk and bulk_tags, one id each" \
+    "Bulk:32:32 BulkTag:7:7 Later:3:3 Order:31:31 Tag:10:10" \
     "$(sql -c "SELECT string_agg(format('%s:%s:%s', aggregatetype, n, ids), ' ' ORDER BY aggregatetype)
                  FROM (SELECT aggregatetype, count(*) AS n, count(DISTINCT id) AS ids FROM seen GROUP BY 1) e")"
 check "each insert, update and delete of orders and tags is one event" 0 \
     "$(sql -c "SELECT count(*) FROM (SELECT aggregateid, type FROM seen GROUP BY 1, 2 HAVING count(*) > 1) d")"
-check "order events on both workers, none on the coordinator" "w1 w2" \
-    "$(sql -c "SELECT string_agg(DISTINCT node, ' ' ORDER BY node) FROM seen WHERE aggregatetype = 'Order'")"
-check "each order event on the node of its row's shard" 0 \
-    "$(sql -c "SELECT count(*) FROM seen s WHERE aggregatetype = 'Order'
+check "order and bulk events on both workers, none on the coordinator" "Bulk:w1 w2 Order:w1 w2" \
+    "$(sql -c "SELECT string_agg(aggregatetype || ':' || nodes, ' ' ORDER BY aggregatetype)
+                 FROM (SELECT aggregatetype, string_agg(DISTINCT node, ' ' ORDER BY node) AS nodes FROM seen
+                        WHERE aggregatetype IN ('Order', 'Bulk') GROUP BY 1) e")"
+check "each order and bulk event on the node of its row's shard" 0 \
+    "$(sql -c "SELECT count(*) FROM seen s WHERE aggregatetype IN ('Order', 'Bulk')
                  AND s.port IS DISTINCT FROM (SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
-                       WHERE p.shardid = get_shard_id_for_distribution_column('orders', s.aggregateid))")"
-check "the reference table's events all on one node" 1 "$(sql -c "SELECT count(DISTINCT node) FROM seen WHERE aggregatetype = 'Tag'")"
+                       WHERE p.shardid = get_shard_id_for_distribution_column(
+                                 CASE s.aggregatetype WHEN 'Order' THEN 'orders' ELSE 'bulk' END, s.aggregateid))")"
+check "the reference tables' events (row and statement triggers) all on one node" 1 \
+    "$(sql -c "SELECT count(DISTINCT node) FROM seen WHERE aggregatetype IN ('Tag', 'BulkTag')")"
 check "nothing of the rolled-back transaction" 0 "$(sql -c "SELECT count(*) FROM seen WHERE aggregateid LIKE '%rolled-back'")"
 collect_wal
 check "the trigger's mode argument (message) reaches the workers: one message per note, no row" "3:0" \
