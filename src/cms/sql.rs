@@ -9,7 +9,7 @@ use crate::common::aggregate::{
 use crate::common::arena::{Arena, CloneIn};
 use crate::common::hash::hash_bytes;
 use crate::common::report::OrRaise;
-use crate::common::value_hash::{KeyKind, cached_hasher, render_key};
+use crate::common::value_hash::{KeyKind, cached_hasher, render_key, site_state_and_hasher};
 use crate::common::varlena::{LastStoredValue, PieceReader, Unread, take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
@@ -198,43 +198,15 @@ fn cms_subtract(a: CmsDatum, b: CmsDatum) -> CmsDatum {
     CmsDatum::from_sketch(&a.sketch().subtract(&b.sketch()).or_raise())
 }
 
-/// What a point query's call site keeps in `fn_extra`: the key hasher (which `cached_hasher`
-/// keeps there for other functions) and the last stored sketch it read.
-struct PointQuerySite {
-    hasher: *mut std::ffi::c_void,
-    last: LastStoredValue,
-}
-
 /// The hash of the key at argument 1 and this call site's memory of stored sketches.
 fn point_query_site<'a>(
     key: AnyElement,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> (u64, &'a mut LastStoredValue) {
-    unsafe {
-        let flinfo = (*fcinfo).flinfo;
-        if (*flinfo).fn_extra.is_null() {
-            let site = pg_sys::MemoryContextAlloc(
-                (*flinfo).fn_mcxt,
-                std::mem::size_of::<PointQuerySite>(),
-            ) as *mut PointQuerySite;
-            site.write(PointQuerySite {
-                hasher: std::ptr::null_mut(),
-                last: LastStoredValue::new((*flinfo).fn_mcxt),
-            });
-            (*flinfo).fn_extra = site.cast();
-        }
-        let site = (*flinfo).fn_extra as *mut PointQuerySite;
-        // Lend cached_hasher its slot: it finds (or makes) its hasher there. It can only fail
-        // while making one, before it writes the slot, which then holds null: a later call on
-        // this call site starts afresh rather than misreading the slot.
-        (*flinfo).fn_extra = (*site).hasher;
-        let hasher = cached_hasher(fcinfo, 1);
-        (*site).hasher = (*flinfo).fn_extra;
-        (*flinfo).fn_extra = site.cast();
-        let mut bytes = Vec::new();
-        hasher.encode_key(key.datum(), &mut bytes);
-        (hash_bytes(&bytes), &mut (*site).last)
-    }
+    let (hasher, last) = unsafe { site_state_and_hasher(fcinfo, 1, LastStoredValue::new) };
+    let mut bytes = Vec::new();
+    unsafe { hasher.encode_key(key.datum(), &mut bytes) };
+    (hash_bytes(&bytes), last)
 }
 
 /// The Count-Min bounds of a key. Point queries read the counters only: counters add, so the

@@ -630,6 +630,51 @@ pub unsafe fn cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &
     }
 }
 
+/// What a call site keeps in `fn_extra` when it needs more than the key hasher: the hasher's
+/// slot (which [`cached_hasher`] fills) and the site's own state.
+struct SiteWithHasher<T> {
+    hasher: *mut std::ffi::c_void,
+    state: T,
+}
+
+/// The key hasher for argument `arg` and this call site's own state, made by `init` in the
+/// call's memory context on first use (point queries keep there what they last read).
+///
+/// # Safety
+/// `fcinfo` must be a valid call whose argument `arg` is polymorphic and whose `fn_extra` is
+/// only ever set through this function, always with the same `T`.
+pub unsafe fn site_state_and_hasher<'a, T>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    arg: i32,
+    init: impl FnOnce(pg_sys::MemoryContext) -> T,
+) -> (&'a mut ValueHasher, &'a mut T) {
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if (*flinfo).fn_extra.is_null() {
+            let state = init((*flinfo).fn_mcxt);
+            let site = pg_sys::MemoryContextAlloc(
+                (*flinfo).fn_mcxt,
+                std::mem::size_of::<SiteWithHasher<T>>(),
+            ) as *mut SiteWithHasher<T>;
+            site.write(SiteWithHasher {
+                hasher: std::ptr::null_mut(),
+                state,
+            });
+            (*flinfo).fn_extra = site.cast();
+        }
+        let site = (*flinfo).fn_extra as *mut SiteWithHasher<T>;
+        // Lend cached_hasher the slot: it finds or makes its hasher there. Making one is the
+        // only step that can fail, before the slot is written, so an error leaves fn_extra null
+        // and a later call on this site starts afresh instead of misreading the slot. Nothing
+        // else runs while the slot is lent.
+        (*flinfo).fn_extra = (*site).hasher;
+        let hasher: *mut ValueHasher = cached_hasher(fcinfo, arg);
+        (*site).hasher = (*flinfo).fn_extra;
+        (*flinfo).fn_extra = site.cast();
+        (&mut *hasher, &mut (*site).state)
+    }
+}
+
 #[cold]
 unsafe fn new_cached_hasher<'a>(fcinfo: pg_sys::FunctionCallInfo, arg: i32) -> &'a mut ValueHasher {
     unsafe {

@@ -12,7 +12,9 @@ use crate::common::aggregate::{
 };
 use crate::common::arena::{Arena, CloneIn};
 use crate::common::report::OrRaise;
-use crate::common::value_hash::{KeyKind, cached_hasher, render_key};
+use crate::common::value_hash::{
+    KeyKind, ValueHasher, cached_hasher, render_key, site_state_and_hasher,
+};
 use crate::common::varlena::{Unread, take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
@@ -48,7 +50,14 @@ unsafe fn encode_value(
     datum: pg_sys::Datum,
     out: &mut Vec<u8>,
 ) -> u8 {
-    let hasher = unsafe { cached_hasher(fcinfo, arg) };
+    unsafe { encode_with(cached_hasher(fcinfo, arg), datum, out) }
+}
+
+/// [`encode_value`] with the hasher at hand.
+///
+/// # Safety
+/// `datum` must be a valid value of the hasher's type.
+unsafe fn encode_with(hasher: &mut ValueHasher, datum: pg_sys::Datum, out: &mut Vec<u8>) -> u8 {
     let kind = unsafe { hasher.encode_key(datum, out) };
     if kind == KeyKind::Other
         && out.first() == Some(&b'N')
@@ -230,13 +239,11 @@ fn topk_trim(summary: TopkDatum, capacity: i32) -> TopkDatum {
     TopkDatum::from_summary(&summary.summary().trimmed(i64::from(capacity)).or_raise())
 }
 
-/// What a point query's call site keeps in `fn_extra`: the key hasher (which `cached_hasher`
-/// keeps there for other functions) and the last summary it decoded, in a memory context of its
-/// own (reset for the next one), named by its TOAST identity when stored out of line and by its
+/// What a point query's call site keeps beside its key hasher: the last summary it decoded, in a
+/// memory context of its own (reset for the next one), named by its TOAST identity when stored out of line and by its
 /// bytes otherwise. Decoding a summary builds its hash table (840 µs for 2,000 items), so many
 /// values looked up in one summary decode it once.
 struct PointQuerySite {
-    hasher: *mut std::ffi::c_void,
     context: pg_sys::MemoryContext,
     stored: Option<(pg_sys::Oid, pg_sys::Oid)>,
     bytes: Option<crate::common::arena::ArenaVec<u8>>,
@@ -277,38 +284,21 @@ fn point_query_site<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
     key: &mut Vec<u8>,
 ) -> (u8, &'a mut PointQuerySite) {
-    unsafe {
-        let flinfo = (*fcinfo).flinfo;
-        if (*flinfo).fn_extra.is_null() {
-            let context = pg_sys::AllocSetContextCreateExtended(
-                (*flinfo).fn_mcxt,
+    let (hasher, site) = unsafe {
+        site_state_and_hasher(fcinfo, 1, |parent| PointQuerySite {
+            context: pg_sys::AllocSetContextCreateExtended(
+                parent,
                 c"topk point query".as_ptr(),
                 pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
                 pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
                 pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
-            );
-            let site = pg_sys::MemoryContextAlloc(
-                (*flinfo).fn_mcxt,
-                std::mem::size_of::<PointQuerySite>(),
-            ) as *mut PointQuerySite;
-            site.write(PointQuerySite {
-                hasher: std::ptr::null_mut(),
-                context,
-                stored: None,
-                bytes: None,
-                summary: None,
-            });
-            (*flinfo).fn_extra = site.cast();
-        }
-        let site = (*flinfo).fn_extra as *mut PointQuerySite;
-        // Lend cached_hasher its slot (as cms point queries do): it finds or makes its hasher
-        // there, and fails only before writing it, leaving null for a later call.
-        (*flinfo).fn_extra = (*site).hasher;
-        let tag = encode_value(fcinfo, 1, value.datum(), key);
-        (*site).hasher = (*flinfo).fn_extra;
-        (*flinfo).fn_extra = site.cast();
-        (tag, &mut *site)
-    }
+            ),
+            stored: None,
+            bytes: None,
+            summary: None,
+        })
+    };
+    (unsafe { encode_with(hasher, value.datum(), key) }, site)
 }
 
 /// The bounds of one value: held, its count and lower bound; not held, 0 to the floor.
