@@ -307,8 +307,8 @@ impl IdGenerator {
 /// Time-ordered event ids, laid out as version 7 of RFC 9562 (method 1, a dedicated counter)
 /// under the version nibble 4 that consumers have always seen: 48 bits of Unix time in
 /// milliseconds (big-endian), the version nibble, a 12-bit counter that orders the ids a
-/// session makes within one millisecond, the variant bits and 62 bits from the session's
-/// random generator. A session's ids only grow (a clock that steps back is ignored; a counter
+/// session makes within one millisecond (from a random start below 2,048), the variant bits
+/// and 62 bits from the session's random generator. A session's ids only grow (a clock that steps back is ignored; a counter
 /// that overflows moves its millisecond on by one), so an index on `id` appends at its right
 /// edge instead of writing to a random leaf. Two ids collide only with the same millisecond,
 /// the same counter and the same 62 random bits.
@@ -327,14 +327,20 @@ impl TimedIds {
         }
     }
 
+    /// Where the counter starts in a new millisecond: a random value below 2,048 (RFC 9562's
+    /// guarded random start), so that sessions sharing a millisecond rarely share a counter.
+    fn random_start(&mut self) -> u16 {
+        (self.random.rng.next_u64() & 0x07ff) as u16
+    }
+
     /// The next id's 16 bytes at Unix time `now_ms` (version and variant bits included).
     pub fn next_bytes(&mut self, now_ms: u64) -> [u8; 16] {
         if now_ms > self.last_ms {
             self.last_ms = now_ms;
-            self.counter = 0;
+            self.counter = self.random_start();
         } else if self.counter == 0x0fff {
             self.last_ms += 1;
-            self.counter = 0;
+            self.counter = self.random_start();
         } else {
             self.counter += 1;
         }
