@@ -202,14 +202,16 @@ fn is_json_number(s: &str) -> bool {
 unsafe fn push_value(out: &mut String, column: &mut Column, datum: pg_sys::Datum) {
     unsafe {
         let output_text = |column: &mut Column| {
+            // In the caller's memory context (the statement trigger resets it per row).
             let text = pg_sys::OutputFunctionCall(&mut *column.output, datum);
-            CStr::from_ptr(text).to_string_lossy().into_owned()
+            CStr::from_ptr(text).to_string_lossy()
         };
+        use std::fmt::Write;
         match column.category {
             Category::Bool => out.push_str(if datum.value() != 0 { "true" } else { "false" }),
-            Category::Int2 => out.push_str(&(datum.value() as i16).to_string()),
-            Category::Int4 => out.push_str(&(datum.value() as i32).to_string()),
-            Category::Int8 => out.push_str(&(datum.value() as i64).to_string()),
+            Category::Int2 => _ = write!(out, "{}", datum.value() as i16),
+            Category::Int4 => _ = write!(out, "{}", datum.value() as i32),
+            Category::Int8 => _ = write!(out, "{}", datum.value() as i64),
             Category::Number => {
                 let text = output_text(column);
                 if is_json_number(&text) {

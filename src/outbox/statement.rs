@@ -206,12 +206,14 @@ fn chunk_plan() -> pg_sys::SPIPlanPtr {
     if saved != 0 {
         return saved as pg_sys::SPIPlanPtr;
     }
-    // Written in the order of the transition table, so seq follows it as before.
+    // Written in the order of the transition table, so seq follows it as before. The arrays
+    // are unnested in the select list (a ProjectSet, one row at a time, the three in step as
+    // they have the same length) rather than in FROM (a function scan, which first copies
+    // every row into a tuplestore).
     let sql = c"INSERT INTO distcount.outbox \
         (id, aggregatetype, aggregateid, type, payload, headers, tracingspancontext) \
-        SELECT e.id, $4, e.aggregateid, $5, e.payload, $6::pg_catalog.jsonb, $7 \
-          FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) \
-               AS e (id, aggregateid, payload)";
+        SELECT pg_catalog.unnest($1), $4, pg_catalog.unnest($2), $5, pg_catalog.unnest($3), \
+               $6::pg_catalog.jsonb, $7";
     let mut types = [
         pg_sys::UUIDARRAYOID,
         pg_sys::TEXTARRAYOID,
