@@ -328,27 +328,48 @@ fn push_int_numeric(buf: &mut Vec<u8>, v: i64) {
         _ if v < 0 => NUMERIC_SHORT | NUMERIC_SHORT_SIGN_MASK | (n as u16 - 1),
         _ => NUMERIC_SHORT | (n as u16 - 1),
     };
-    let len = pg_sys::VARHDRSZ + 2 + 2 * (n - low);
-    // SET_VARSIZE of a 4-byte header, as on a little-endian machine.
-    #[cfg(target_endian = "little")]
-    buf.extend_from_slice(&((len as u32) << 2).to_ne_bytes());
-    #[cfg(target_endian = "big")]
-    buf.extend_from_slice(&((len as u32) & 0x3fff_ffff).to_ne_bytes());
+    push_varsize_4b(buf, pg_sys::VARHDRSZ + 2 + 2 * (n - low));
     buf.extend_from_slice(&header.to_ne_bytes());
     for d in digits[low..n].iter().rev() {
         buf.extend_from_slice(&d.to_ne_bytes());
     }
 }
 
-/// A numeric datum detoasted (4-byte header, as jsonb stores it), None for NaN and the
-/// infinities (which `to_jsonb` makes strings).
-unsafe fn finite_numeric(datum: pg_sys::Datum) -> Option<pg_sys::Datum> {
+/// The bytes of a varlena datum after its header: in place when it is inline and
+/// uncompressed, else detoasted (into the current memory context).
+unsafe fn varlena_bytes<'a>(datum: pg_sys::Datum) -> &'a [u8] {
     unsafe {
-        let numeric = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
-        let n = numeric as pg_sys::Numeric;
-        (!pg_sys::numeric_is_nan(n) && !pg_sys::numeric_is_inf(n))
-            .then_some(pg_sys::Datum::from(numeric))
+        match crate::common::varlena::inline_payload(datum.cast_mut_ptr::<u8>()) {
+            Some(bytes) => bytes,
+            None => crate::common::varlena::payload(pg_sys::pg_detoast_datum_packed(
+                datum.cast_mut_ptr(),
+            )),
+        }
     }
+}
+
+/// Appends a numeric datum (with a 4-byte header, as jsonb stores it) like `push_numeric`;
+/// false, and nothing appended, for NaN and the infinities (which `to_jsonb` makes strings).
+unsafe fn push_finite_numeric(buf: &mut Vec<u8>, datum: pg_sys::Datum) -> bool {
+    unsafe {
+        let bytes = varlena_bytes(datum);
+        // NUMERIC_IS_SPECIAL: the two top bits of the first 16-bit word are set.
+        if bytes.len() < 2 || u16::from_ne_bytes([bytes[0], bytes[1]]) & 0xc000 == 0xc000 {
+            return false;
+        }
+        buf.resize(buf.len().next_multiple_of(4), 0);
+        push_varsize_4b(buf, pg_sys::VARHDRSZ + bytes.len());
+        buf.extend_from_slice(bytes);
+        true
+    }
+}
+
+/// SET_VARSIZE of a 4-byte varlena header of `len` bytes in all, appended to `buf`.
+fn push_varsize_4b(buf: &mut Vec<u8>, len: usize) {
+    #[cfg(target_endian = "little")]
+    buf.extend_from_slice(&((len as u32) << 2).to_ne_bytes());
+    #[cfg(target_endian = "big")]
+    buf.extend_from_slice(&((len as u32) & 0x3fff_ffff).to_ne_bytes());
 }
 
 /// The jsonb object of the row, written in jsonb's binary layout directly: the keys in the
@@ -393,6 +414,8 @@ unsafe fn row_jsonb_cached(
                 let datum = values[*i];
                 let kind = if nulls[*i] {
                     JENTRY_ISNULL
+                } else if column.numeric && push_finite_numeric(&mut buf, datum) {
+                    JENTRY_ISNUMERIC
                 } else {
                     match column.category {
                         Category::Bool if datum.value() != 0 => JENTRY_ISBOOL_TRUE,
@@ -407,15 +430,8 @@ unsafe fn row_jsonb_cached(
                             JENTRY_ISNUMERIC
                         }
                         Category::Text => {
-                            let text = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-                            buf.extend_from_slice(crate::common::varlena::payload(text));
+                            buf.extend_from_slice(varlena_bytes(datum));
                             JENTRY_ISSTRING
-                        }
-                        _ if column.numeric
-                            && let Some(numeric) = finite_numeric(datum) =>
-                        {
-                            push_numeric(&mut buf, numeric);
-                            JENTRY_ISNUMERIC
                         }
                         _ => {
                             let raw = unescaped_output(column, datum);
