@@ -4,7 +4,7 @@
 //! handle (arrays, composites, user-defined types, which may have casts to json) go through
 //! `row_to_json` itself.
 
-use crate::common::text::write_json_string;
+use crate::common::text::{push_i64, write_json_string};
 use crate::common::tupdesc::attribute;
 use ahash::AHashMap as HashMap;
 use pgrx::fcinfo::direct_function_call_as_datum;
@@ -206,12 +206,11 @@ unsafe fn push_value(out: &mut String, column: &mut Column, datum: pg_sys::Datum
             let text = pg_sys::OutputFunctionCall(&mut *column.output, datum);
             CStr::from_ptr(text).to_string_lossy()
         };
-        use std::fmt::Write;
         match column.category {
             Category::Bool => out.push_str(if datum.value() != 0 { "true" } else { "false" }),
-            Category::Int2 => _ = write!(out, "{}", datum.value() as i16),
-            Category::Int4 => _ = write!(out, "{}", datum.value() as i32),
-            Category::Int8 => _ = write!(out, "{}", datum.value() as i64),
+            Category::Int2 => push_i64(out, datum.value() as i16 as i64),
+            Category::Int4 => push_i64(out, datum.value() as i32 as i64),
+            Category::Int8 => push_i64(out, datum.value() as i64),
             Category::Number => {
                 let text = output_text(column);
                 if is_json_number(&text) {

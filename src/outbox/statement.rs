@@ -8,7 +8,7 @@
 use super::emit::{kept_plan, next_id, notify_relay, run_in_spi, spi_params, text_datum};
 use super::event::Mode;
 use super::row_json::{row_json_into, row_jsonb};
-use crate::common::text::write_json_string;
+use crate::common::text::{push_i64, write_json_string};
 use crate::common::varlena::to_cstring;
 use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
@@ -91,11 +91,10 @@ impl KeyColumn {
                     text,
                 )));
             };
-            use std::fmt::Write;
             match self.cast {
-                KeyCast::Int2 => _ = write!(out, "{}", datum.value() as i16),
-                KeyCast::Int4 => _ = write!(out, "{}", datum.value() as i32),
-                KeyCast::Int8 => _ = write!(out, "{}", datum.value() as i64),
+                KeyCast::Int2 => push_i64(out, datum.value() as i16 as i64),
+                KeyCast::Int4 => push_i64(out, datum.value() as i32 as i64),
+                KeyCast::Int8 => push_i64(out, datum.value() as i64),
                 KeyCast::Bytes => text_of(out, datum),
                 KeyCast::Function(f) => text_of(
                     out,
@@ -165,8 +164,10 @@ impl MessageParts {
         payload: impl FnOnce(&mut String),
     ) {
         out.clear();
-        out.push_str("{\"id\" : ");
-        write_json_string(out, id);
+        // A UUID's text needs no escaping.
+        out.push_str("{\"id\" : \"");
+        out.push_str(id);
+        out.push('"');
         out.push_str(&self.after_id);
         write_json_string(out, aggregate_id);
         out.push_str(&self.after_aggregate_id);
