@@ -236,25 +236,45 @@ unsafe fn push_value(out: &mut String, column: &mut Column, datum: pg_sys::Datum
     }
 }
 
+/// A row: a heap tuple, or its values and null flags already deformed (a slot's, one per
+/// attribute of the row type).
+#[derive(Clone, Copy)]
+pub enum Row<'a> {
+    Heap(pg_sys::HeapTuple),
+    Deformed(&'a [pg_sys::Datum], &'a [bool]),
+}
+
+impl Row<'_> {
+    /// The row as a heap tuple (formed from deformed values, for the `row_to_json` fallback).
+    unsafe fn heap_tuple(self, tupdesc: pg_sys::TupleDesc) -> pg_sys::HeapTuple {
+        unsafe {
+            match self {
+                Row::Heap(tuple) => tuple,
+                Row::Deformed(values, nulls) => pg_sys::heap_form_tuple(
+                    tupdesc,
+                    values.as_ptr() as *mut pg_sys::Datum,
+                    nulls.as_ptr() as *mut bool,
+                ),
+            }
+        }
+    }
+}
+
 /// `row_to_json` of `tuple` (a row of `tupdesc`).
 pub unsafe fn row_json(tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> String {
     let mut out = String::new();
-    unsafe { row_json_into(&mut out, tuple, tupdesc) };
+    unsafe { row_json_into(&mut out, Row::Heap(tuple), tupdesc) };
     out
 }
 
-/// `row_to_json` of `tuple` (a row of `tupdesc`), appended to `out`.
-pub unsafe fn row_json_into(
-    out: &mut String,
-    tuple: pg_sys::HeapTuple,
-    tupdesc: pg_sys::TupleDesc,
-) {
+/// `row_to_json` of `row` (a row of `tupdesc`), appended to `out`.
+pub unsafe fn row_json_into(out: &mut String, row: Row, tupdesc: pg_sys::TupleDesc) {
     unsafe {
-        if row_json_cached(out, tuple, tupdesc).is_some() {
+        if row_json_cached(out, row, tupdesc).is_some() {
             return;
         }
-        let row = pg_sys::heap_copy_tuple_as_datum(tuple, tupdesc);
-        match direct_function_call_as_datum(pg_sys::row_to_json, &[Some(row)]) {
+        let datum = pg_sys::heap_copy_tuple_as_datum(row.heap_tuple(tupdesc), tupdesc);
+        match direct_function_call_as_datum(pg_sys::row_to_json, &[Some(datum)]) {
             Some(json) => {
                 let text = pg_sys::text_to_cstring(json.cast_mut_ptr());
                 out.push_str(&CStr::from_ptr(text).to_string_lossy());
@@ -269,11 +289,18 @@ pub unsafe fn row_json_into(
 /// or jsonb column, or a column `row_to_json` handles itself, go through their JSON text and
 /// `jsonb_in` (a type with a cast to json but another to jsonb is the one case that differs).
 pub unsafe fn row_jsonb(tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> pg_sys::Datum {
+    unsafe { row_jsonb_of(Row::Heap(tuple), tupdesc) }
+}
+
+/// `row_jsonb` of `row`.
+pub unsafe fn row_jsonb_of(row: Row, tupdesc: pg_sys::TupleDesc) -> pg_sys::Datum {
     unsafe {
-        if let Some(datum) = row_jsonb_cached(tuple, tupdesc) {
+        if let Some(datum) = row_jsonb_cached(row, tupdesc) {
             return datum;
         }
-        let text = crate::common::varlena::to_cstring(row_json(tuple, tupdesc));
+        let mut text = String::new();
+        row_json_into(&mut text, row, tupdesc);
+        let text = crate::common::varlena::to_cstring(text);
         direct_function_call_as_datum(
             pg_sys::jsonb_in,
             &[Some(pg_sys::Datum::from(text.as_ptr()))],
@@ -374,12 +401,9 @@ fn push_varsize_4b(buf: &mut Vec<u8>, len: usize) {
 /// The jsonb object of the row, written in jsonb's binary layout directly: the keys in the
 /// order jsonb keeps them (shorter first, then bytewise; sorted once per row type), each
 /// value as `to_jsonb` makes it. None when a json column needs the text path.
-unsafe fn row_jsonb_cached(
-    tuple: pg_sys::HeapTuple,
-    tupdesc: pg_sys::TupleDesc,
-) -> Option<pg_sys::Datum> {
+unsafe fn row_jsonb_cached(row: Row, tupdesc: pg_sys::TupleDesc) -> Option<pg_sys::Datum> {
     unsafe {
-        with_columns(tuple, tupdesc, |columns, sorted, values, nulls| {
+        with_columns(row, tupdesc, |columns, sorted, values, nulls| {
             let n = columns.len();
             if columns
                 .iter()
@@ -494,7 +518,7 @@ unsafe fn unescaped_output(column: &mut Column, datum: pg_sys::Datum) -> String 
 /// Runs `f` over the row type's cached live columns and the row's deformed values and null
 /// flags; None when the row type needs `row_to_json`.
 unsafe fn with_columns<T>(
-    tuple: pg_sys::HeapTuple,
+    row: Row,
     tupdesc: pg_sys::TupleDesc,
     f: impl FnOnce(&mut Vec<(usize, Column)>, &[usize], &[pg_sys::Datum], &[bool]) -> Option<T>,
 ) -> Option<T> {
@@ -510,22 +534,32 @@ unsafe fn with_columns<T>(
             }
             let shape = shapes.get_mut(&rowtype)?;
             let columns = shape.columns.as_mut()?;
-            let (values, nulls) = (&mut shape.values, &mut shape.nulls);
-            pg_sys::heap_deform_tuple(tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            f(columns, &shape.jsonb_order, values, nulls)
+            match row {
+                Row::Deformed(values, nulls)
+                    if values.len() >= shape.natts && nulls.len() >= shape.natts =>
+                {
+                    f(columns, &shape.jsonb_order, values, nulls)
+                }
+                _ => {
+                    let (values, nulls) = (&mut shape.values, &mut shape.nulls);
+                    pg_sys::heap_deform_tuple(
+                        row.heap_tuple(tupdesc),
+                        tupdesc,
+                        values.as_mut_ptr(),
+                        nulls.as_mut_ptr(),
+                    );
+                    f(columns, &shape.jsonb_order, values, nulls)
+                }
+            }
         })
     }
 }
 
 /// The row's JSON from the cached column information appended to `out`, or None (and `out`
 /// unchanged) when the row type needs `row_to_json` (see the module comment).
-unsafe fn row_json_cached(
-    out: &mut String,
-    tuple: pg_sys::HeapTuple,
-    tupdesc: pg_sys::TupleDesc,
-) -> Option<()> {
+unsafe fn row_json_cached(out: &mut String, row: Row, tupdesc: pg_sys::TupleDesc) -> Option<()> {
     unsafe {
-        with_columns(tuple, tupdesc, |columns, _, values, nulls| {
+        with_columns(row, tupdesc, |columns, _, values, nulls| {
             out.reserve(32 * columns.len());
             out.push('{');
             for (n, (i, column)) in columns.iter_mut().enumerate() {

@@ -7,7 +7,7 @@
 
 use super::emit::{kept_plan, next_id, notify_relay, run_in_spi, spi_params, text_datum};
 use super::event::Mode;
-use super::row_json::{row_json_into, row_jsonb};
+use super::row_json::{Row, row_json_into, row_jsonb_of};
 use crate::common::text::{push_i64, write_json_string};
 use crate::common::varlena::to_cstring;
 use pgrx::fcinfo::direct_function_call_as_datum;
@@ -72,19 +72,15 @@ impl KeyColumn {
         }
     }
 
-    /// Appends the key's text in `tuple` to `out`; false for NULL.
-    unsafe fn text_into(
-        &self,
-        out: &mut String,
-        tuple: pg_sys::HeapTuple,
-        tupdesc: pg_sys::TupleDesc,
-    ) -> bool {
+    /// Appends the key's text in a row (its deformed `values` and `nulls`) to `out`; false for
+    /// NULL.
+    unsafe fn text_into(&self, out: &mut String, values: &[pg_sys::Datum], nulls: &[bool]) -> bool {
         unsafe {
-            let mut is_null = false;
-            let datum = pg_sys::SPI_getbinval(tuple, tupdesc, self.attnum, &mut is_null);
-            if is_null {
+            let i = (self.attnum - 1) as usize;
+            if nulls[i] {
                 return false;
             }
+            let datum = values[i];
             let text_of = |out: &mut String, t: pg_sys::Datum| {
                 let text = pg_sys::pg_detoast_datum_packed(t.cast_mut_ptr());
                 out.push_str(&String::from_utf8_lossy(crate::common::varlena::payload(
@@ -335,10 +331,15 @@ pub unsafe fn write_statement_events(
         let mut id_text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         while pg_sys::tuplestore_gettupleslot(store, true, false, slot) {
             let old = pg_sys::MemoryContextSwitchTo(row_context);
-            let tuple = pg_sys::ExecFetchSlotHeapTuple(slot, false, std::ptr::null_mut());
+            // The row's values, deformed in the slot once for the key and the payload.
+            pg_sys::slot_getallattrs(slot);
+            let natts = (*tupdesc).natts as usize;
+            let values = std::slice::from_raw_parts((*slot).tts_values, natts);
+            let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
+            let row = Row::Deformed(values, nulls);
             for (key, value) in ev.keys.iter().zip(key_values.iter_mut()) {
                 value.clear();
-                if !key.text_into(value, tuple, tupdesc) {
+                if !key.text_into(value, values, nulls) {
                     null_key(&key.name);
                 }
             }
@@ -353,7 +354,7 @@ pub unsafe fn write_statement_events(
             let id_bytes = next_id();
             let payload = chunk.as_ref().map(|c| {
                 pg_sys::MemoryContextSwitchTo(c.context);
-                let p = row_jsonb(tuple, tupdesc);
+                let p = row_jsonb_of(row, tupdesc);
                 pg_sys::MemoryContextSwitchTo(row_context);
                 p
             });
@@ -363,7 +364,7 @@ pub unsafe fn write_statement_events(
                     .encode_lower(&mut id_text);
                 parts.write(&mut body, id, &aggregate_id, |out| match payload {
                     Some(p) => out.push_str(&jsonb_text(p)),
-                    None => row_json_into(out, tuple, tupdesc),
+                    None => row_json_into(out, row, tupdesc),
                 });
                 super::emit::emit_message(prefix, body.as_bytes(), true);
             }
