@@ -283,6 +283,27 @@ pub fn write_json_string(out: &mut String, s: &str) {
     let _infallible = serde_json::to_writer(bytes, s);
 }
 
+/// Appends the decimal text of `v` (as `v.to_string()` writes it, without the formatting
+/// machinery: the outbox writes a few integers a row).
+pub fn push_i64(out: &mut String, v: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = v.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    // SAFETY: ASCII digits.
+    out.push_str(unsafe { std::str::from_utf8_unchecked(&digits[at..]) });
+}
+
 #[cfg(test)]
 mod fuzz;
 
@@ -306,6 +327,28 @@ mod tests {
             let mut r = TextReader::new(&out, "t");
             assert_eq!(r.string().unwrap(), s);
             r.expect_end().unwrap();
+        }
+    }
+
+    #[test]
+    fn integers_as_to_string_writes_them() {
+        for v in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            99,
+            100,
+            12345,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
+            let mut out = String::from("x");
+            super::push_i64(&mut out, v);
+            assert_eq!(out, format!("x{v}"));
         }
     }
 

@@ -1,7 +1,9 @@
 //! Writing one event: a row in `distcount.outbox` (a cached SPI plan), a transactional logical
 //! decoding message (straight into the WAL), or both with the same id.
 
-use super::event::{Envelope, IdGenerator, Mode, PayloadShape, old_new_payload, uuid_v4};
+use super::event::{
+    Envelope, IdGenerator, Mode, PayloadShape, TimedIds, old_new_payload, uuid_text,
+};
 use super::row_json::{row_json, row_jsonb};
 use crate::common::varlena::to_cstring;
 use crate::settings::{
@@ -49,7 +51,8 @@ pub fn write_event(event: &Event, mode: Mode) -> [u8; 16] {
     if mode.writes_message() {
         require_logical_wal();
     }
-    let (id_bytes, id_text) = uuid_v4(next_id());
+    let id_bytes = next_id();
+    let id_text = uuid_text(&id_bytes);
     let headers = session_headers();
     let tracing = session_tracing();
     if mode.writes_table() {
@@ -146,11 +149,15 @@ pub fn emit_message(prefix: &CStr, body: &[u8], transactional: bool) -> pg_sys::
 }
 
 thread_local! {
-    static IDS: RefCell<Option<IdGenerator>> = const { RefCell::new(None) };
+    static IDS: RefCell<Option<TimedIds>> = const { RefCell::new(None) };
 }
 
-/// 16 random bytes for an event id; the generator is seeded on first use in the session.
+/// The next event id of this session (README, Outbox: time-ordered, version nibble 4); the
+/// random part's generator is seeded on first use in the session.
 pub(super) fn next_id() -> [u8; 16] {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     IDS.with(|ids| {
         let mut ids = ids.borrow_mut();
         let generator = ids.get_or_insert_with(|| {
@@ -162,9 +169,9 @@ pub(super) fn next_id() -> [u8; 16] {
                     "could not seed the outbox event ids"
                 );
             }
-            IdGenerator::from_seed(seed)
+            TimedIds::new(IdGenerator::from_seed(seed))
         });
-        generator.next_bytes()
+        generator.next_bytes(now_ms)
     })
 }
 

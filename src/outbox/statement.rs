@@ -6,9 +6,9 @@
 //! What it writes is what the earlier set-based SQL wrote, byte for byte in the messages.
 
 use super::emit::{kept_plan, next_id, notify_relay, run_in_spi, spi_params, text_datum};
-use super::event::{Mode, aggregate_id, uuid_v4};
-use super::row_json::{row_json, row_jsonb};
-use crate::common::text::write_json_string;
+use super::event::Mode;
+use super::row_json::{Row, row_json_into, row_jsonb_of};
+use crate::common::text::{push_i64, write_json_string};
 use crate::common::varlena::to_cstring;
 use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
@@ -72,33 +72,36 @@ impl KeyColumn {
         }
     }
 
-    /// The key's text in `tuple`, None for NULL.
-    unsafe fn text(&self, tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Option<String> {
+    /// Appends the key's text in a row (its deformed `values` and `nulls`) to `out`; false for
+    /// NULL.
+    unsafe fn text_into(&self, out: &mut String, values: &[pg_sys::Datum], nulls: &[bool]) -> bool {
         unsafe {
-            let mut is_null = false;
-            let datum = pg_sys::SPI_getbinval(tuple, tupdesc, self.attnum, &mut is_null);
-            if is_null {
-                return None;
+            let i = (self.attnum - 1) as usize;
+            if nulls[i] {
+                return false;
             }
-            let text_of = |t: pg_sys::Datum| {
+            let datum = values[i];
+            let text_of = |out: &mut String, t: pg_sys::Datum| {
                 let text = pg_sys::pg_detoast_datum_packed(t.cast_mut_ptr());
-                String::from_utf8_lossy(crate::common::varlena::payload(text)).into_owned()
+                out.push_str(&String::from_utf8_lossy(crate::common::varlena::payload(
+                    text,
+                )));
             };
-            Some(match self.cast {
-                KeyCast::Int2 => (datum.value() as i16).to_string(),
-                KeyCast::Int4 => (datum.value() as i32).to_string(),
-                KeyCast::Int8 => (datum.value() as i64).to_string(),
-                KeyCast::Bytes => text_of(datum),
-                KeyCast::Function(f) => text_of(pg_sys::OidFunctionCall1Coll(
-                    f,
-                    pg_sys::DEFAULT_COLLATION_OID,
-                    datum,
-                )),
+            match self.cast {
+                KeyCast::Int2 => push_i64(out, datum.value() as i16 as i64),
+                KeyCast::Int4 => push_i64(out, datum.value() as i32 as i64),
+                KeyCast::Int8 => push_i64(out, datum.value() as i64),
+                KeyCast::Bytes => text_of(out, datum),
+                KeyCast::Function(f) => text_of(
+                    out,
+                    pg_sys::OidFunctionCall1Coll(f, pg_sys::DEFAULT_COLLATION_OID, datum),
+                ),
                 KeyCast::Output(f) => {
-                    let out = pg_sys::OidOutputFunctionCall(f, datum);
-                    CStr::from_ptr(out).to_string_lossy().into_owned()
+                    let text = pg_sys::OidOutputFunctionCall(f, datum);
+                    out.push_str(&CStr::from_ptr(text).to_string_lossy());
                 }
-            })
+            }
+            true
         }
     }
 }
@@ -114,30 +117,59 @@ pub struct StatementEvents<'a> {
     pub prefix: Option<CString>,
 }
 
-/// `{"k" : v, …}` as `json_build_object` prints it: the set-based SQL's message bodies.
-fn build_object(fields: &[(&str, Option<JsonValue>)]) -> String {
-    let mut out = String::with_capacity(256);
-    out.push('{');
-    for (i, (key, value)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        write_json_string(&mut out, key);
-        out.push_str(" : ");
-        match value {
-            None => out.push_str("null"),
-            Some(JsonValue::String(s)) => write_json_string(&mut out, s),
-            Some(JsonValue::Raw(s)) => out.push_str(s),
-        }
-    }
-    out.push('}');
-    out
+/// A message body as `json_build_object` prints it (the set-based SQL's message bodies,
+/// `{"k" : v, …}`), in parts: what does not change within a statement is escaped once.
+struct MessageParts {
+    /// After the id: the aggregate type, up to the aggregate id.
+    after_id: String,
+    /// After the aggregate id: the event type, up to the payload.
+    after_aggregate_id: String,
+    /// After the payload: the headers and the trace context.
+    tail: String,
 }
 
-enum JsonValue<'a> {
-    String(&'a str),
-    /// Already JSON text.
-    Raw(&'a str),
+impl MessageParts {
+    fn new(ev: &StatementEvents, headers: Option<&str>) -> MessageParts {
+        let mut after_id = String::from(", \"aggregatetype\" : ");
+        write_json_string(&mut after_id, ev.aggregate_type);
+        after_id.push_str(", \"aggregateid\" : ");
+        let mut after_aggregate_id = String::from(", \"type\" : ");
+        write_json_string(&mut after_aggregate_id, ev.event_type);
+        after_aggregate_id.push_str(", \"payload\" : ");
+        let mut tail = String::from(", \"headers\" : ");
+        tail.push_str(headers.unwrap_or("null"));
+        tail.push_str(", \"tracingspancontext\" : ");
+        match &ev.tracing {
+            Some(t) => write_json_string(&mut tail, t),
+            None => tail.push_str("null"),
+        }
+        tail.push('}');
+        MessageParts {
+            after_id,
+            after_aggregate_id,
+            tail,
+        }
+    }
+
+    /// The body of one event into `out` (cleared first); `payload` writes the payload's JSON.
+    fn write(
+        &self,
+        out: &mut String,
+        id: &str,
+        aggregate_id: &str,
+        payload: impl FnOnce(&mut String),
+    ) {
+        out.clear();
+        // A UUID's text needs no escaping.
+        out.push_str("{\"id\" : \"");
+        out.push_str(id);
+        out.push('"');
+        out.push_str(&self.after_id);
+        write_json_string(out, aggregate_id);
+        out.push_str(&self.after_aggregate_id);
+        payload(out);
+        out.push_str(&self.tail);
+    }
 }
 
 /// jsonb's output text of a jsonb datum.
@@ -171,12 +203,14 @@ fn chunk_plan() -> pg_sys::SPIPlanPtr {
     if saved != 0 {
         return saved as pg_sys::SPIPlanPtr;
     }
-    // Written in the order of the transition table, so seq follows it as before.
+    // Written in the order of the transition table, so seq follows it as before. The arrays
+    // are unnested in the select list (a ProjectSet, one row at a time, the three in step as
+    // they have the same length) rather than in FROM (a function scan, which first copies
+    // every row into a tuplestore).
     let sql = c"INSERT INTO distcount.outbox \
         (id, aggregatetype, aggregateid, type, payload, headers, tracingspancontext) \
-        SELECT e.id, $4, e.aggregateid, $5, e.payload, $6::pg_catalog.jsonb, $7 \
-          FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) \
-               AS e (id, aggregateid, payload)";
+        SELECT pg_catalog.unnest($1), $4, pg_catalog.unnest($2), $5, pg_catalog.unnest($3), \
+               $6::pg_catalog.jsonb, $7";
     let mut types = [
         pg_sys::UUIDARRAYOID,
         pg_sys::TEXTARRAYOID,
@@ -286,43 +320,52 @@ pub unsafe fn write_statement_events(
             )),
             (_, h) => h.clone(),
         };
-        let mut key_values: Vec<String> = Vec::with_capacity(ev.keys.len());
+        let parts = ev
+            .prefix
+            .as_ref()
+            .map(|_| MessageParts::new(ev, message_headers.as_deref()));
+        // Buffers reused from row to row.
+        let mut key_values: Vec<String> = vec![String::new(); ev.keys.len()];
+        let mut aggregate_id = String::new();
+        let mut body = String::new();
+        let mut id_text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         while pg_sys::tuplestore_gettupleslot(store, true, false, slot) {
             let old = pg_sys::MemoryContextSwitchTo(row_context);
-            let tuple = pg_sys::ExecFetchSlotHeapTuple(slot, false, std::ptr::null_mut());
-            key_values.clear();
-            for key in &ev.keys {
-                match key.text(tuple, tupdesc) {
-                    Some(v) => key_values.push(v),
-                    None => null_key(&key.name),
+            // The row's values, deformed in the slot once for the key and the payload.
+            pg_sys::slot_getallattrs(slot);
+            let natts = (*tupdesc).natts as usize;
+            let values = std::slice::from_raw_parts((*slot).tts_values, natts);
+            let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
+            let row = Row::Deformed(values, nulls);
+            for (key, value) in ev.keys.iter().zip(key_values.iter_mut()) {
+                value.clear();
+                if !key.text_into(value, values, nulls) {
+                    null_key(&key.name);
                 }
             }
-            let refs: Vec<&str> = key_values.iter().map(|s| s.as_str()).collect();
-            let aggregate_id = aggregate_id(&refs);
-            let (id_bytes, id_text) = uuid_v4(next_id());
+            aggregate_id.clear();
+            match key_values.as_slice() {
+                [single] => aggregate_id.push_str(single),
+                several => {
+                    let refs: Vec<&str> = several.iter().map(|s| s.as_str()).collect();
+                    aggregate_id.push_str(&super::event::aggregate_id(&refs));
+                }
+            }
+            let id_bytes = next_id();
             let payload = chunk.as_ref().map(|c| {
                 pg_sys::MemoryContextSwitchTo(c.context);
-                let p = row_jsonb(tuple, tupdesc);
+                let p = row_jsonb_of(row, tupdesc);
                 pg_sys::MemoryContextSwitchTo(row_context);
                 p
             });
-            if let Some(prefix) = &ev.prefix {
-                let payload_text = match payload {
-                    Some(p) => jsonb_text(p),
-                    None => row_json(tuple, tupdesc),
-                };
-                let body = build_object(&[
-                    ("id", Some(JsonValue::String(&id_text))),
-                    ("aggregatetype", Some(JsonValue::String(ev.aggregate_type))),
-                    ("aggregateid", Some(JsonValue::String(&aggregate_id))),
-                    ("type", Some(JsonValue::String(ev.event_type))),
-                    ("payload", Some(JsonValue::Raw(&payload_text))),
-                    ("headers", message_headers.as_deref().map(JsonValue::Raw)),
-                    (
-                        "tracingspancontext",
-                        ev.tracing.as_deref().map(JsonValue::String),
-                    ),
-                ]);
+            if let (Some(prefix), Some(parts)) = (&ev.prefix, &parts) {
+                let id = uuid::Uuid::from_bytes(id_bytes)
+                    .hyphenated()
+                    .encode_lower(&mut id_text);
+                parts.write(&mut body, id, &aggregate_id, |out| match payload {
+                    Some(p) => out.push_str(&jsonb_text(p)),
+                    None => row_json_into(out, row, tupdesc),
+                });
                 super::emit::emit_message(prefix, body.as_bytes(), true);
             }
             if let Some(c) = chunk.as_mut() {

@@ -17,7 +17,8 @@ median_of() { awk -v name="$2" '$1 == name {print $2}' "$1" | median; }
 #   callgrind_stop        stops the cluster: the single-user backend needs the data directory
 #   callgrind_total NAME  runs a single-user backend of database $DB over $WORK/NAME.sql under
 #                         callgrind and prints the instructions it executed (the cluster must be
-#                         stopped: the backend needs the data directory to itself).
+#                         stopped: the backend needs the data directory to itself); with
+#                         CALLGRIND_KEEP=DIR its profile is kept as DIR/NAME.out (callgrind_annotate).
 #   callgrind_queries "NAME|SQL" ...
 #                         callgrind_total of each query, in a serial plan, into TOTAL[NAME],
 #                         saying which one runs.
@@ -47,6 +48,7 @@ callgrind_total() {
     [ "$(id -u)" != 0 ] || as_owner=(runuser -u postgres --)
     "${as_owner[@]}" valgrind --tool=callgrind --callgrind-out-file="$WORK/$1.out" \
         "$BINDIR/postgres" --single -D "$DATA" "$DB" <"$WORK/$1.sql" >"$WORK/$1.log" 2>&1 || return
+    [ -z "${CALLGRIND_KEEP:-}" ] || { mkdir -p "$CALLGRIND_KEEP" && cp "$WORK/$1.out" "$CALLGRIND_KEEP/"; }
     awk '/^totals:/ {print $2}' "$WORK/$1.out"
 }
 

@@ -14,7 +14,8 @@
 #      EXPLAIN ANALYZE, rolled back, so the CPU cost of the trigger shows without commit noise.
 # Usage: outbox_insert.sh [ROUNDS] [SECONDS] [BULK]
 # VARIANTS="plain table ..." picks variants (plain always first); COMMITS="on" one commit mode;
-# PGBENCH=0 skips the pgbench measure, BULK=0 (the third argument) the bulk one.
+# PGBENCH=0 skips the pgbench measure, BULK=0 (the third argument) the bulk one; NOTIFY=off
+# runs pgbench with pg_distcount.outbox_notify = off (no relay wake-up: CDC only).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 CLUSTER="$ROOT/tests/tools/cluster.sh"
@@ -102,7 +103,7 @@ for commit in ${COMMITS:-on off}; do
     for round in $(seq 1 "$ROUNDS"); do
         for v in "${variants[@]}"; do
             reset_tables
-            tps="$(PGOPTIONS="-c synchronous_commit=$commit" pgbench -n -c 4 -j 2 -T "$SECONDS_EACH" -f "$WORK/$v.sql" |
+            tps="$(PGOPTIONS="-c synchronous_commit=$commit ${NOTIFY:+-c pg_distcount.outbox_notify=$NOTIFY}" pgbench -n -c 4 -j 2 -T "$SECONDS_EACH" -f "$WORK/$v.sql" |
                    sed -nE 's/^tps = ([0-9.]+).*/\1/p')"
             echo "    round $round  $v: $tps tps"
             echo "$v $tps $round" >>"$WORK/tps"

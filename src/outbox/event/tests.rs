@@ -247,6 +247,41 @@ fn id_stream_is_the_hand_written_generators() {
 }
 
 #[test]
+fn timed_ids_grow_and_keep_version_4_and_the_variant() {
+    let mut ids = TimedIds::new(IdGenerator::from_seed([9; 32]));
+    let mut last = [0u8; 16];
+    let mut seen = std::collections::HashSet::new();
+    // 10,000 ids in one millisecond overflow the 12-bit counter: the millisecond moves on.
+    let now: u64 = 1_764_900_000_000;
+    for i in 0..10_000u64 {
+        let clock = if i == 5_000 {
+            now - 10
+        } else {
+            now + i / 9_000
+        };
+        let bytes = ids.next_bytes(clock);
+        assert_eq!(bytes[6] >> 4, 4);
+        assert_eq!(bytes[8] >> 6, 2);
+        assert!(bytes > last, "id {i} does not grow");
+        last = bytes;
+        assert!(seen.insert(bytes));
+    }
+    let first = TimedIds::new(IdGenerator::from_seed([9; 32])).next_bytes(now);
+    assert_eq!(&first[..6], &now.to_be_bytes()[2..]);
+    assert_eq!(first[6] & 0xf8, 0x40, "the counter starts below 2,048");
+    let text = uuid_text(&first);
+    assert_eq!(text.len(), 36);
+    assert_eq!(
+        format!("{}{}", &text[..8], &text[9..13]),
+        format!("{now:012x}")
+    );
+    assert_eq!(&text[13..15], "-4");
+    // The text is the canonical form, as of any id.
+    let (_, v4) = uuid_v4(first);
+    assert_eq!(text, v4);
+}
+
+#[test]
 fn event_types_are_rendered_per_operation() {
     let c = parse(&["Order", "id", "table", "{table}:{op}:{Op}"]).unwrap();
     assert_eq!(
