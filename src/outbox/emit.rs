@@ -152,7 +152,7 @@ thread_local! {
     static IDS: RefCell<Option<TimedIds>> = const { RefCell::new(None) };
 }
 
-/// The next event id of this session (README, Outbox: time-ordered, version nibble 4); the
+/// The next event id of this session (README, Outbox: time-ordered, UUID version 7); the
 /// random part's generator is seeded on first use in the session.
 pub(super) fn next_id() -> [u8; 16] {
     let now_ms = std::time::SystemTime::now()

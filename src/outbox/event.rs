@@ -304,13 +304,13 @@ impl IdGenerator {
     }
 }
 
-/// Time-ordered event ids, laid out as version 7 of RFC 9562 (method 1, a dedicated counter)
-/// under the version nibble 4 that consumers have always seen: 48 bits of Unix time in
-/// milliseconds (big-endian), the version nibble, a 12-bit counter that orders the ids a
-/// session makes within one millisecond (from a random start below 2,048), the variant bits
-/// and 62 bits from the session's random generator. A session's ids only grow (a clock that steps back is ignored; a counter
-/// that overflows moves its millisecond on by one), so an index on `id` appends at its right
-/// edge instead of writing to a random leaf. Two ids collide only with the same millisecond,
+/// Time-ordered event ids, version 7 UUIDs of RFC 9562 (method 1, a dedicated counter): 48
+/// bits of Unix time in milliseconds (big-endian), the version nibble 7, a 12-bit counter that
+/// orders the ids a session makes within one millisecond (from a random start below 2,048),
+/// the variant bits and 62 bits from the session's random generator. A session's ids only
+/// grow (a clock that steps back is ignored; a counter that overflows moves its millisecond on
+/// by one), so an index on `id` appends at its right edge instead of writing to a random leaf.
+/// (Version 7, not 4: a version 4 UUID promises random bits where these carry the time.) Two ids collide only with the same millisecond,
 /// the same counter and the same 62 random bits.
 pub struct TimedIds {
     random: IdGenerator,
@@ -347,7 +347,7 @@ impl TimedIds {
         let mut out = self.random.next_bytes();
         let ms = (self.last_ms & 0xffff_ffff_ffff).to_be_bytes();
         out[..6].copy_from_slice(&ms[2..]);
-        out[6] = 0x40 | (self.counter >> 8) as u8;
+        out[6] = 0x70 | (self.counter >> 8) as u8;
         out[7] = self.counter as u8;
         out[8] = 0x80 | (out[8] & 0x3f);
         out

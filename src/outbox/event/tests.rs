@@ -247,7 +247,7 @@ fn id_stream_is_the_hand_written_generators() {
 }
 
 #[test]
-fn timed_ids_grow_and_keep_version_4_and_the_variant() {
+fn timed_ids_grow_and_are_version_7_with_the_variant() {
     let mut ids = TimedIds::new(IdGenerator::from_seed([9; 32]));
     let mut last = [0u8; 16];
     let mut seen = std::collections::HashSet::new();
@@ -260,7 +260,7 @@ fn timed_ids_grow_and_keep_version_4_and_the_variant() {
             now + i / 9_000
         };
         let bytes = ids.next_bytes(clock);
-        assert_eq!(bytes[6] >> 4, 4);
+        assert_eq!(bytes[6] >> 4, 7);
         assert_eq!(bytes[8] >> 6, 2);
         assert!(bytes > last, "id {i} does not grow");
         last = bytes;
@@ -268,17 +268,16 @@ fn timed_ids_grow_and_keep_version_4_and_the_variant() {
     }
     let first = TimedIds::new(IdGenerator::from_seed([9; 32])).next_bytes(now);
     assert_eq!(&first[..6], &now.to_be_bytes()[2..]);
-    assert_eq!(first[6] & 0xf8, 0x40, "the counter starts below 2,048");
+    assert_eq!(first[6] & 0xf8, 0x70, "the counter starts below 2,048");
     let text = uuid_text(&first);
     assert_eq!(text.len(), 36);
     assert_eq!(
         format!("{}{}", &text[..8], &text[9..13]),
         format!("{now:012x}")
     );
-    assert_eq!(&text[13..15], "-4");
+    assert_eq!(&text[13..15], "-7");
     // The text is the canonical form, as of any id.
-    let (_, v4) = uuid_v4(first);
-    assert_eq!(text, v4);
+    assert_eq!(text, uuid::Uuid::from_bytes(first).hyphenated().to_string());
 }
 
 #[test]

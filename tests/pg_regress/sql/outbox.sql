@@ -1,8 +1,8 @@
 -- The outbox: one event per committed change, as a row, a logical decoding message or both;
 -- the relay hands events out in per-aggregate order. Messages are read back through a
--- test_decoding slot; event ids are random, so they are masked as <uuid>.
+-- test_decoding slot; event ids differ from run to run, so they are masked as <uuid>.
 CREATE FUNCTION public.masked(t text) RETURNS text LANGUAGE sql AS
-$$ SELECT regexp_replace(t, '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}', '<uuid>', 'g') $$;
+$$ SELECT regexp_replace(t, '[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}', '<uuid>', 'g') $$;
 -- Messages of the outbox prefix, in WAL order, consumed.
 CREATE FUNCTION public.outbox_messages() RETURNS SETOF text LANGUAGE sql AS $$
     SELECT masked(data) FROM pg_logical_slot_get_changes('regress_outbox', NULL, NULL,
@@ -19,8 +19,8 @@ UPDATE orders SET total = 11 WHERE id = 1;
 DELETE FROM orders WHERE id = 2;
 SELECT aggregatetype, aggregateid, type, payload, headers, tracingspancontext
   FROM outbox ORDER BY seq;
--- Ids are distinct version-4 UUIDs; seq grows; txid is the writing transaction.
-SELECT count(DISTINCT id) AS ids, bool_and(masked(id::text) = '<uuid>') AS v4,
+-- Ids are distinct UUIDs; seq grows; txid is the writing transaction.
+SELECT count(DISTINCT id) AS ids, bool_and(masked(id::text) = '<uuid>') AS uuids,
        count(DISTINCT txid) AS transactions FROM outbox;
 -- Nothing from a rolled-back transaction or a rolled-back savepoint; no message in table mode.
 BEGIN; INSERT INTO orders VALUES (3, 'cy', 1); ROLLBACK;

@@ -63,10 +63,10 @@ SELECT o.aggregatetype, count(*) AS events,
 SELECT payload -> 'c40' AS c40, payload -> 'c4' AS c4, payload ->> 'c33' AS c33
   FROM outbox WHERE aggregatetype = 'Wide' AND aggregateid = '2';
 
--- Ids: version nibble 4 and the RFC 4122 variant, and growing in the order written (one
+-- Ids: UUID version 7 and the RFC 4122 variant, and growing in the order written (one
 -- session); the first 48 bits are the time of writing, in milliseconds.
 SELECT count(*) AS ids,
-       bool_and(substr(id::text, 15, 1) = '4' AND substr(id::text, 20, 1) IN ('8', '9', 'a', 'b')) AS version_4,
+       bool_and(substr(id::text, 15, 1) = '7' AND substr(id::text, 20, 1) IN ('8', '9', 'a', 'b')) AS version_7,
        bool_and(id > previous) FILTER (WHERE previous IS NOT NULL) AS growing,
        bool_and(abs(('x' || lpad(replace(left(id::text, 13), '-', ''), 16, '0'))::bit(64)::bigint
                      - (extract(epoch FROM created_at) * 1000)::bigint) < 5000) AS timed
