@@ -1930,3 +1930,9 @@ BEGIN
     RETURN v_count;
 END
 $$;
+
+-- Issue 20: writers notify only while a relay waits (outbox_relay_idle).
+CREATE FUNCTION outbox_relay_idle(idle boolean DEFAULT true) RETURNS void
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'outbox_relay_idle_wrapper';
+REVOKE ALL ON FUNCTION outbox_relay_idle(boolean) FROM PUBLIC;
+COMMENT ON FUNCTION outbox_relay_idle(boolean) IS 'A relay that LISTENs on distcount_outbox calls it with true before it waits (writers then send NOTIFY at commit) and with false when it works again; a session-level lock, released at disconnect.';

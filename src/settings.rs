@@ -139,9 +139,10 @@ pub fn register() {
     );
     GucRegistry::define_bool_guc(
         c"pg_distcount.outbox_notify",
-        c"Sends NOTIFY distcount_outbox once per transaction that writes outbox rows.",
-        c"A relay that LISTENs on the channel need not poll. Each notifying commit takes \
-          PostgreSQL's notification lock, so turn it off where no relay listens.",
+        c"Sends NOTIFY distcount_outbox once per transaction that writes outbox rows while a relay waits.",
+        c"A relay that LISTENs on the channel and calls distcount.outbox_relay_idle(true) \
+          before it waits need not poll. Each notifying commit takes PostgreSQL's notification \
+          lock; off sends none even then.",
         &OUTBOX_NOTIFY,
         GucContext::Userset,
         GucFlags::default(),

@@ -195,10 +195,62 @@ fn citus_participant() -> bool {
 }
 
 thread_local! {
-    /// The subtransaction that last queued the notification in the current transaction (0:
+    /// The subtransaction that last decided whether to notify in the current transaction (0:
     /// none yet); reset at the end of each transaction.
     static NOTIFIED_IN: Cell<pg_sys::SubTransactionId> = const { Cell::new(0) };
     static NOTIFY_CALLBACK: Cell<bool> = const { Cell::new(false) };
+    /// Whether this session holds the idle-relay lock (`outbox_relay_idle`).
+    static RELAY_IDLE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The lock a relay holds, in share mode and at session level, while it waits for a
+/// notification (`outbox_relay_idle`): advisory, per database, class 1684632436 (as the
+/// counters' slot locks) with objsubid 3, which the SQL advisory-lock functions cannot name.
+fn relay_idle_tag() -> pg_sys::LOCKTAG {
+    pg_sys::LOCKTAG {
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: 1_684_632_436,
+        locktag_field3: 0,
+        locktag_field4: 3,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+    }
+}
+
+/// Whether a relay waits for a notification: a writer's row-exclusive request, which writers
+/// share with each other, conflicts with a waiting relay's share lock. Asked without waiting
+/// and released at once.
+fn relay_waiting() -> bool {
+    let tag = relay_idle_tag();
+    let mode = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
+    unsafe {
+        if pg_sys::LockAcquire(&tag, mode, false, true)
+            == pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+        {
+            return true;
+        }
+        pg_sys::LockRelease(&tag, mode, false);
+    }
+    false
+}
+
+/// `outbox_relay_idle(idle)`: true takes the idle-relay lock (writers then notify), false
+/// releases it; either is a no-op when the session is already so.
+#[pg_extern(sql = false)]
+fn outbox_relay_idle(idle: bool) {
+    if RELAY_IDLE.with(|held| held.get()) == idle {
+        return;
+    }
+    let tag = relay_idle_tag();
+    let mode = pg_sys::ShareLock as pg_sys::LOCKMODE;
+    unsafe {
+        if idle {
+            pg_sys::LockAcquire(&tag, mode, true, false);
+        } else {
+            pg_sys::LockRelease(&tag, mode, true);
+        }
+    }
+    RELAY_IDLE.with(|held| held.set(idle));
 }
 
 #[pg_guard]
@@ -209,9 +261,12 @@ unsafe extern "C-unwind" fn reset_notified(
     NOTIFIED_IN.with(|n| n.set(0));
 }
 
-/// Wakes LISTENing relays when this transaction commits: one NOTIFY per transaction, not per
-/// event. PostgreSQL delivers it only on commit and folds duplicates within a transaction; a
-/// rolled-back subtransaction drops its own, so each subtransaction queues one.
+/// Wakes waiting relays when this transaction commits: one NOTIFY per transaction, not per
+/// event, and only when a relay waits (`outbox_relay_idle`), asked at the (sub)transaction's
+/// first event: every notifying commit holds PostgreSQL's notification lock to its end, which
+/// would serialise the commits of all writers. PostgreSQL delivers a NOTIFY only on commit and
+/// folds duplicates within a transaction; a rolled-back subtransaction drops its own, so each
+/// subtransaction decides anew.
 pub fn notify_relay() {
     if !OUTBOX_NOTIFY.get() || citus_participant() {
         return;
@@ -224,8 +279,12 @@ pub fn notify_relay() {
         if NOTIFIED_IN.with(|n| n.get()) == sub {
             return;
         }
-        pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(NOTIFY_CHANNEL.as_ptr(), c"".as_ptr()));
         NOTIFIED_IN.with(|n| n.set(sub));
+        if relay_waiting() {
+            pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                Async_Notify(NOTIFY_CHANNEL.as_ptr(), c"".as_ptr())
+            });
+        }
     }
 }
 

@@ -65,6 +65,12 @@ CREATE FUNCTION outbox_emit(aggregatetype text, aggregateid text, type text, pay
 REVOKE ALL ON FUNCTION outbox_emit(text, text, text, jsonb, text) FROM PUBLIC;
 COMMENT ON FUNCTION outbox_emit(text, text, text, jsonb, text) IS 'Writes one event in the current transaction (mode table, message, both; default pg_distcount.outbox_mode) and returns its id.';
 
+CREATE FUNCTION outbox_relay_idle(idle boolean DEFAULT true) RETURNS void
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'outbox_relay_idle_wrapper';
+-- Holding it makes every writing transaction notify (and so serialise its commit): not PUBLIC.
+REVOKE ALL ON FUNCTION outbox_relay_idle(boolean) FROM PUBLIC;
+COMMENT ON FUNCTION outbox_relay_idle(boolean) IS 'A relay that LISTENs on distcount_outbox calls it with true before it waits (writers then send NOTIFY at commit) and with false when it works again; a session-level lock, released at disconnect.';
+
 CREATE FUNCTION cdc_heartbeat(prefix text DEFAULT 'distcount.heartbeat') RETURNS pg_lsn
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cdc_heartbeat';
 -- It writes and flushes WAL on demand: for the relay and admin roles only.

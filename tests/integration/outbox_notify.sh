@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The relay's wake-up: a session that LISTENs on distcount_outbox gets one notification per
-# committed transaction that wrote outbox rows (row trigger, statement trigger, outbox_emit),
-# also when a savepoint that wrote events was rolled back but the transaction wrote others; none
-# for a rolled-back transaction, a transaction whose only events were in a rolled-back
-# savepoint, message mode (no row for the relay), or with pg_distcount.outbox_notify = off.
+# The relay's wake-up: a session that LISTENs on distcount_outbox and waits
+# (distcount.outbox_relay_idle(true)) gets one notification per committed transaction that
+# wrote outbox rows (row trigger, statement trigger, outbox_emit), also when a savepoint that
+# wrote events was rolled back but the transaction wrote others; none for a rolled-back
+# transaction, a transaction whose only events were in a rolled-back savepoint, message mode (no
+# row for the relay), with pg_distcount.outbox_notify = off, or once the relay works again
+# (outbox_relay_idle(false)): then writers send no NOTIFY (a LISTEN alone asks for none).
 # The listener runs each writer as a separate psql (\!) and then a query, after which psql
 # prints the notifications that arrived (after the marker's row): those after marker i belong
 # to case i.
@@ -32,10 +34,15 @@ cases=(
     "message mode only|0|INSERT INTO pings VALUES (1);"
     "pg_distcount.outbox_notify = off|0|SET pg_distcount.outbox_notify = off; INSERT INTO orders VALUES (40);"
     "a failed statement|0|INSERT INTO orders VALUES (50), (50);"
+    "the relay works (idle false): no NOTIFY|0|INSERT INTO orders VALUES (60);|SELECT distcount.outbox_relay_idle(false);"
+    "idle false twice changes nothing|0|INSERT INTO orders VALUES (61);|SELECT distcount.outbox_relay_idle(false);"
+    "idle again (twice: one lock)|1|INSERT INTO orders VALUES (62);|SELECT distcount.outbox_relay_idle(true), distcount.outbox_relay_idle(true);"
+    "a writer that is the idle relay itself notifies no one else|0|SELECT distcount.outbox_relay_idle(false), distcount.outbox_relay_idle(true); INSERT INTO orders VALUES (63);|SELECT distcount.outbox_relay_idle(false);"
 )
-script="LISTEN distcount_outbox;"$'\n'
+script="LISTEN distcount_outbox;"$'\n'"SELECT distcount.outbox_relay_idle(true);"$'\n'
 for i in "${!cases[@]}"; do
-    IFS='|' read -r _ _ writer <<<"${cases[$i]}"
+    IFS='|' read -r _ _ writer listener <<<"${cases[$i]}"
+    [ -n "${listener:-}" ] && script+="$listener"$'\n'
     script+="\\! psql -X -q -o /dev/null -c \"$writer\" 2>/dev/null"$'\n'
     script+="SELECT 'marker $i';"$'\n'
 done
