@@ -141,12 +141,23 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a smoke run: n up to 1e6, few sets")
     ap.add_argument("--max-n", type=int, default=None, help="leave out larger n")
     ap.add_argument("--sets-scale", type=float, default=1.0, help="scale every number of sets (at least 1)")
+    ap.add_argument("--sets", default=None,
+                    help="sets per n, overriding the plan, e.g. 1e7=200,1e8=50 (other n as planned)")
+    ap.add_argument("--only", default=None, help="only these n, e.g. 1e3,1e8")
     ap.add_argument("--out", default=None, help="TSV of the summary rows")
     ap.add_argument("--check-types", type=int, default=2,
                     help="sets per n that also feed HLL_6 and HLL_8 to check their estimates equal HLL_4's")
     args = ap.parse_args()
     plan = QUICK_SETS if args.quick else FULL_SETS
     plan = {n: max(1, int(s * args.sets_scale)) for n, s in plan.items() if args.max_n is None or n <= args.max_n}
+    if args.sets:
+        for item in args.sets.split(","):
+            n, sets = item.split("=")
+            plan[int(float(n))] = int(sets)
+        plan = dict(sorted(plan.items()))
+    if args.only:
+        only = {int(float(n)) for n in args.only.split(",")}
+        plan = {n: s for n, s in plan.items() if n in only}
 
     rows("CREATE EXTENSION IF NOT EXISTS pg_distcount")
     out_rows = []

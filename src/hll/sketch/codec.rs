@@ -1,20 +1,26 @@
 //! The binary and text forms (specified in the parent module's documentation).
 
+use super::dense::Layout;
 use super::estimate::MAX_ESTIMATE;
 use super::hip::Hip;
 use super::postgresql_hll::PgHll;
 use super::sparse::{self, SparseSet};
-use super::{MAX_PRECISION, MIN_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense, explicit};
+use super::{
+    MAX_PRECISION, MIN_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense, explicit, huffman,
+};
 use crate::common::arena::{Arena, ArenaVec};
 use crate::common::base64::{self, Base64Error};
 use crate::common::error::{Error, ErrorKind, Result};
 
-/// The newest version this build writes: 3 for the dense forms, which came with it (5 with a
-/// martingale count, 6 without, both with 4-bit registers). The other forms are written in
+/// The newest version this build writes: 4 for the dense forms in the Huffman layout, which
+/// came with it (7 with a martingale count, 8 without). A dense sketch is written in the
+/// shorter of that and the 4-bit layout of version 3 (forms 5 and 6), and the other forms in
 /// version 2, byte for byte as before, so that stored values keep their bytes and older builds
-/// still read them. It reads version 1 too (the same forms but the explicit one), and the
-/// 6-bit dense form 2 of versions 1 and 2.
-pub const FORMAT_VERSION: u8 = 3;
+/// read every value they could write. It reads version 1 too (the same forms but the explicit
+/// one), and the 6-bit dense form 2 of versions 1 and 2.
+pub const FORMAT_VERSION: u8 = 4;
+/// The version of the 4-bit dense forms 5 and 6.
+pub const NIBBLE_FORMAT_VERSION: u8 = 3;
 /// The version of forms 0 to 4.
 pub const PLAIN_FORMAT_VERSION: u8 = 2;
 const FIRST_FORMAT_VERSION: u8 = 1;
@@ -23,9 +29,9 @@ pub const TEXT_PREFIX: &str = "hll1:";
 pub const HEADER_LEN: usize = 4;
 /// Bytes of the martingale count of form 5 (an f64).
 const COUNT_LEN: usize = 8;
-/// The longest valid binary value: dense with a count at the largest precision, every register
-/// but the base an escape (only crafted inputs come near; random ones take about 2^(p-1) + 13
-/// bytes).
+/// The longest valid binary value: dense with a count at the largest precision in the 4-bit
+/// layout, every register but the base an escape (only crafted inputs come near; random ones
+/// take about 0.36·2^p bytes in the Huffman layout, which is written only when shorter).
 pub const MAX_ENCODED_LEN: usize =
     HEADER_LEN + COUNT_LEN + 1 + (1 << (MAX_PRECISION - 1)) + (1 << MAX_PRECISION) - 1;
 /// The longest valid text value.
@@ -38,6 +44,8 @@ const FORM_EXPLICIT: u8 = 3;
 const FORM_POSTGRESQL_HLL: u8 = 4;
 const FORM_DENSE_MARTINGALE: u8 = 5;
 const FORM_DENSE4: u8 = 6;
+const FORM_HUFFMAN_MARTINGALE: u8 = 7;
+const FORM_HUFFMAN: u8 = 8;
 /// The longest gap varint: gaps are below 2^26, 7 bits a byte.
 const MAX_VARINT_BYTES: usize = 4;
 
@@ -69,6 +77,48 @@ fn invalid_registers(error: dense::PackedError, precision: u8) -> Error {
         )),
         dense::PackedError::BaseNotSmallest(base) => invalid_binary(format!(
             "no register equals the base {base} (not canonical: the base is the smallest register)"
+        )),
+        dense::PackedError::Truncated { len, needed } => invalid_binary(format!(
+            "the Huffman layout at precision {precision} takes at least {needed} bytes, not {len}"
+        )),
+        dense::PackedError::HighAboveMax(high) => invalid_binary(format!(
+            "the largest register {high} is above {}, the largest rank at precision {precision}",
+            dense::max_rank(precision)
+        )),
+        dense::PackedError::LowAboveHigh { low, high } => invalid_binary(format!(
+            "the smallest register {low} is above the largest {high}"
+        )),
+        dense::PackedError::BoundNotHeld(bound) => invalid_binary(format!(
+            "no register holds the bound {bound} (its code length is 0; not canonical: the bounds are the smallest and the largest register)"
+        )),
+        dense::PackedError::NotPrefixCode => {
+            invalid_binary("the Huffman code lengths do not make a complete prefix code")
+        }
+        dense::PackedError::AfterEqualBounds(bytes) => invalid_binary(format!(
+            "{bytes} bytes follow the bounds of registers that are all equal (not canonical: nothing follows them)"
+        )),
+        dense::PackedError::NotHuffman => invalid_binary(
+            "the code lengths are not those of the registers' Huffman code (not canonical)",
+        ),
+        dense::PackedError::LengthsPadding => {
+            invalid_binary("non-zero bits after the Huffman code lengths")
+        }
+        dense::PackedError::StreamLength { stream, what } => {
+            invalid_binary(format!("the length of Huffman stream {stream}: {what}"))
+        }
+        dense::PackedError::StreamEnd(stream, end) => invalid_binary(match end {
+            dense::StreamEnd::PastEnd => {
+                format!("the Huffman codes of stream {stream} run past its end")
+            }
+            dense::StreamEnd::TrailingBytes { bytes, used } => format!(
+                "Huffman stream {stream} has {bytes} bytes, but its codes end in byte {used} (not canonical: a stream ends with its last code)"
+            ),
+            dense::StreamEnd::PaddingBits => format!(
+                "non-zero bits after the last code of Huffman stream {stream} (not canonical: zero bits fill its last byte)"
+            ),
+        }),
+        dense::PackedError::NotShorter { len, nibbles } => invalid_binary(format!(
+            "the Huffman layout takes {len} bytes, the 4-bit layout of the same registers {nibbles} (not canonical: a value is in the Huffman layout only when that is shorter)"
         )),
     }
 }
@@ -141,16 +191,23 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
         FORM_POSTGRESQL_HLL if version == FIRST_FORMAT_VERSION => Err(invalid_binary(
             "format version 1 has no postgresql-hll form (form 4 came with version 2)",
         )),
-        FORM_DENSE_MARTINGALE | FORM_DENSE4 if version != FORMAT_VERSION => {
+        FORM_DENSE_MARTINGALE | FORM_DENSE4 if version != NIBBLE_FORMAT_VERSION => {
             Err(invalid_binary(format!(
-                "format version {version} has no form {form} (forms 5 and 6 came with version 3)"
+                "format version {version} has no form {form} (forms 5 and 6 came with version {NIBBLE_FORMAT_VERSION})"
             )))
         }
-        FORM_DENSE_MARTINGALE if payload < COUNT_LEN => Err(invalid_binary(format!(
-            "a dense hll with a martingale count has {payload} payload bytes, fewer than its {COUNT_LEN}-byte count"
-        ))),
+        FORM_HUFFMAN_MARTINGALE | FORM_HUFFMAN if version != FORMAT_VERSION => {
+            Err(invalid_binary(format!(
+                "format version {version} has no form {form} (forms 7 and 8 came with version {FORMAT_VERSION})"
+            )))
+        }
+        FORM_DENSE_MARTINGALE | FORM_HUFFMAN_MARTINGALE if payload < COUNT_LEN => {
+            Err(invalid_binary(format!(
+                "a dense hll with a martingale count has {payload} payload bytes, fewer than its {COUNT_LEN}-byte count"
+            )))
+        }
         FORM_EMPTY | FORM_SPARSE | FORM_DENSE | FORM_EXPLICIT | FORM_POSTGRESQL_HLL
-            if version == FORMAT_VERSION =>
+            if version > PLAIN_FORMAT_VERSION =>
         {
             Err(invalid_binary(format!(
                 "form {form} belongs to format version {PLAIN_FORMAT_VERSION} or older, not {version} (not canonical)"
@@ -162,23 +219,25 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
         | FORM_EXPLICIT
         | FORM_POSTGRESQL_HLL
         | FORM_DENSE_MARTINGALE
-        | FORM_DENSE4 => Ok(Header { form, precision }),
+        | FORM_DENSE4
+        | FORM_HUFFMAN_MARTINGALE
+        | FORM_HUFFMAN => Ok(Header { form, precision }),
         other => Err(invalid_binary(format!(
-            "unknown form {other} (0 empty, 1 sparse, 2 dense in 6 bits, 3 explicit, 4 postgresql-hll, 5 dense with a martingale count, 6 dense)"
+            "unknown form {other} (0 empty, 1 sparse, 2 dense in 6 bits, 3 explicit, 4 postgresql-hll, 5 and 6 dense in 4 bits, 7 and 8 dense in Huffman codes; 5 and 7 with a martingale count)"
         ))),
     }
 }
 
 /// The martingale count of a decoded form-5 value: a number no smaller than the non-zero
 /// registers (every change of a register adds at least 1) and no larger than 2^64.
-fn checked_martingale(count: f64, registers: &[u8], precision: u8) -> Result<Hip> {
-    let proven = registers.iter().filter(|&&r| r != 0).count() as f64;
+fn checked_martingale(count: f64, counts: &[u32; 64], precision: u8) -> Result<Hip> {
+    let proven = ((1u32 << precision) - counts[0]) as f64;
     if !(proven..=MAX_ESTIMATE).contains(&count) {
         return Err(invalid_binary(format!(
             "martingale count {count} is not between {proven} (the non-zero registers) and 2^64"
         )));
     }
-    Ok(Hip::start(registers, precision, count))
+    Ok(Hip::start_from_histogram(counts, precision, count))
 }
 
 /// Decodes the token entries of a sparse payload, checking every field.
@@ -249,7 +308,7 @@ fn decode_hashes(payload: &[u8], arena: Arena) -> Result<ArenaVec<u64>> {
 
 /// Reads a LEB128 varint of at most 4 bytes with no overlong encoding. Returns the value and
 /// the bytes it took.
-fn read_varint(bytes: &[u8]) -> std::result::Result<(u32, usize), &'static str> {
+pub(super) fn read_varint(bytes: &[u8]) -> std::result::Result<(u32, usize), &'static str> {
     let mut value = 0u32;
     for (i, &byte) in bytes.iter().enumerate().take(MAX_VARINT_BYTES) {
         value |= ((byte & 0x7f) as u32) << (7 * i);
@@ -267,7 +326,7 @@ fn read_varint(bytes: &[u8]) -> std::result::Result<(u32, usize), &'static str> 
     }
 }
 
-fn write_varint(mut value: u32, out: &mut Vec<u8>) {
+pub(super) fn write_varint(mut value: u32, out: &mut Vec<u8>) {
     while value >= 0x80 {
         out.push((value & 0x7f) as u8 | 0x80);
         value >>= 7;
@@ -284,7 +343,7 @@ impl Sketch {
             Repr::Sparse(set) => HEADER_LEN + set.encoded_payload_len(),
             Repr::Dense(registers) => {
                 let count = if sketch.hip.is_some() { COUNT_LEN } else { 0 };
-                HEADER_LEN + count + dense::packed4_len(registers)
+                HEADER_LEN + count + dense::layout(registers).1
             }
             Repr::Foreign(value) => HEADER_LEN + value.encoded_len(),
         }
@@ -300,31 +359,36 @@ impl Sketch {
     /// Appends the canonical binary form to `out` (e.g. after a varlena header).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let sketch = self.normalized();
-        out.reserve(sketch.encoded_len());
-        let form = match &sketch.repr {
-            Repr::Explicit(hashes) if hashes.is_empty() => FORM_EMPTY,
-            Repr::Explicit(_) => FORM_EXPLICIT,
-            Repr::Sparse(_) => FORM_SPARSE,
-            Repr::Dense(_) if sketch.hip.is_some() => FORM_DENSE_MARTINGALE,
-            Repr::Dense(_) => FORM_DENSE4,
-            Repr::Foreign(_) => FORM_POSTGRESQL_HLL,
+        // A dense sketch's layout, chosen once: it takes a pass over the registers.
+        let layout = match &sketch.repr {
+            Repr::Dense(registers) => Some(dense::layout(registers)),
+            _ => None,
         };
-        let version = if matches!(form, FORM_DENSE_MARTINGALE | FORM_DENSE4) {
-            FORMAT_VERSION
-        } else {
-            PLAIN_FORMAT_VERSION
+        let (form, version) = match (&sketch.repr, &layout, sketch.hip.is_some()) {
+            (Repr::Explicit(hashes), ..) if hashes.is_empty() => (FORM_EMPTY, PLAIN_FORMAT_VERSION),
+            (Repr::Explicit(_), ..) => (FORM_EXPLICIT, PLAIN_FORMAT_VERSION),
+            (Repr::Sparse(_), ..) => (FORM_SPARSE, PLAIN_FORMAT_VERSION),
+            (Repr::Foreign(_), ..) => (FORM_POSTGRESQL_HLL, PLAIN_FORMAT_VERSION),
+            (_, Some((Layout::Huffman(_), _)), true) => (FORM_HUFFMAN_MARTINGALE, FORMAT_VERSION),
+            (_, Some((Layout::Huffman(_), _)), false) => (FORM_HUFFMAN, FORMAT_VERSION),
+            (_, _, true) => (FORM_DENSE_MARTINGALE, NIBBLE_FORMAT_VERSION),
+            (_, _, false) => (FORM_DENSE4, NIBBLE_FORMAT_VERSION),
         };
+        match &layout {
+            Some((_, len)) => out.reserve(HEADER_LEN + COUNT_LEN + len),
+            None => out.reserve(sketch.encoded_len()),
+        }
         out.extend_from_slice(&[version, form, sketch.precision, SPARSE_PRECISION]);
         if let Some(hip) = &sketch.hip {
             out.extend_from_slice(&hip.count().to_le_bytes());
         }
-        match &sketch.repr {
-            Repr::Explicit(hashes) => {
+        match (&sketch.repr, &layout) {
+            (Repr::Explicit(hashes), _) => {
                 hashes
                     .iter()
                     .for_each(|hash| out.extend_from_slice(&hash.to_le_bytes()));
             }
-            Repr::Sparse(set) => {
+            (Repr::Sparse(set), _) => {
                 let mut previous = None;
                 for &token in set.tokens() {
                     let index = sparse::index_of(token);
@@ -335,8 +399,11 @@ impl Sketch {
                     previous = Some(index);
                 }
             }
-            Repr::Dense(registers) => dense::pack4(registers, out),
-            Repr::Foreign(value) => value.encode_into(out),
+            (Repr::Dense(registers), Some((Layout::Huffman(code), _))) => {
+                huffman::pack(registers, code, out)
+            }
+            (Repr::Dense(registers), _) => dense::pack4(registers, out),
+            (Repr::Foreign(value), _) => value.encode_into(out),
         }
     }
 
@@ -371,20 +438,25 @@ impl Sketch {
                 }
                 Repr::Foreign(value)
             }
-            FORM_DENSE_MARTINGALE | FORM_DENSE4 => {
-                // The header checked that form 5 has its count.
-                let count_len = if header.form == FORM_DENSE4 {
-                    0
-                } else {
-                    COUNT_LEN
-                };
-                let (count, packed) = payload.split_at(count_len);
+            FORM_DENSE_MARTINGALE | FORM_DENSE4 | FORM_HUFFMAN_MARTINGALE | FORM_HUFFMAN => {
+                // The header checked that forms 5 and 7 have their count.
+                let with_count =
+                    matches!(header.form, FORM_DENSE_MARTINGALE | FORM_HUFFMAN_MARTINGALE);
+                let (count, packed) = payload.split_at(if with_count { COUNT_LEN } else { 0 });
                 let max = dense::max_rank(precision);
-                let registers = dense::unpack4(packed, precision, max, arena)
+                let (registers, counts) =
+                    if matches!(header.form, FORM_DENSE_MARTINGALE | FORM_DENSE4) {
+                        dense::unpack4(packed, precision, max, arena)
+                            .map(|registers| (registers, None))
+                    } else {
+                        huffman::unpack(packed, precision, max, arena)
+                            .map(|(registers, counts)| (registers, Some(counts)))
+                    }
                     .map_err(|e| invalid_registers(e, precision))?;
-                if header.form == FORM_DENSE_MARTINGALE {
+                if with_count {
                     let count = f64::from_le_bytes(count.try_into().unwrap_or_default());
-                    hip = Some(checked_martingale(count, &registers, precision)?);
+                    let counts = counts.unwrap_or_else(|| dense::histogram(&registers));
+                    hip = Some(checked_martingale(count, &counts, precision)?);
                 }
                 Repr::Dense(registers)
             }

@@ -59,7 +59,7 @@ pub fn martingale_relative_error(p: u8) -> f64 {
 /// The martingale count of a dense sketch with the interval `count·(1 ± z·√(ln 2/m))`, never
 /// below the number of non-zero registers (a decoded count is checked to be at least that).
 pub fn martingale(count: f64, registers: &[u8], p: u8, z: f64) -> Estimate {
-    let proven = registers.iter().filter(|&&r| r != 0).count() as f64;
+    let proven = super::dense::nonzero(registers) as f64;
     relative_interval(count, proven, z * martingale_relative_error(p))
 }
 

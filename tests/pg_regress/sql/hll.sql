@@ -31,8 +31,7 @@ FROM generate_series(1, 20000) i;
 SELECT 'hll1:AQEOGpm2iATKrPMBm67dAw=='::hll, # 'hll1:AQEOGpm2iATKrPMBm67dAw=='::hll AS count;
 
 -- Info and sizes: explicit up to 128 values, sparse while smaller than the 6-bit dense form
--- (12,292 bytes), then dense in 4 bits (about 8,200 bytes)
--- at p = 14.
+-- (12,292 bytes), then dense in Huffman codes (about 5,900 bytes at p = 14; hll_huffman.sql).
 SELECT hll_info(hll_empty()) AS empty;
 SELECT hll_info(hll_agg(i)) AS hundred FROM generate_series(1, 100) i;
 SELECT hll_info(hll_agg(i)) AS thousand FROM generate_series(1, 1000) i;
