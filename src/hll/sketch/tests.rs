@@ -962,6 +962,8 @@ fn martingale_accuracy_table() {
         env("HLL_ACCURACY_LARGE_SEEDS", 100),
         env("HLL_ACCURACY_HUGE_SEEDS", 10),
     );
+    // HLL_ACCURACY_MIN_N=10000000 leaves out the smaller rows.
+    let min_n = env("HLL_ACCURACY_MIN_N", 0) as usize;
     let p = 14;
     let theory = hip::RELATIVE_ERROR_FACTOR / 128.0;
     println!(
@@ -1004,7 +1006,7 @@ fn martingale_accuracy_table() {
             ..=10_000_000 => large_seeds,
             _ => huge_seeds,
         };
-        if runs == 0 {
+        if runs == 0 || n < min_n {
             continue;
         }
         let Accuracy {
