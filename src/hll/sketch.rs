@@ -217,8 +217,12 @@ pub use estimate::{normal_quantile, z_for_confidence};
 pub const MIN_PRECISION: u8 = 4;
 pub const MAX_PRECISION: u8 = 18;
 pub const DEFAULT_PRECISION: u8 = 14;
-/// Index bits of a sparse token (see the module documentation).
-pub const SPARSE_PRECISION: u8 = sparse::SPARSE_PRECISION as u8;
+/// The sparse precision byte of the header of every form but 9, and the index bits of the
+/// tokens of versions 1 and 2 (form 1; see the module documentation).
+pub const SPARSE_PRECISION: u8 = sparse::LEGACY_PRECISION;
+/// Index bits of the tokens of the sparse form this build writes (form 9), and its header's
+/// sparse precision byte.
+pub const RICE_SPARSE_PRECISION: u8 = sparse::PRECISION;
 
 /// The representation a sketch is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,9 +364,9 @@ impl DenseRegisters<'_> {
         }
         let mut order = ArenaVec::with_capacity_in(set.all_tokens_len(), arena);
         order.extend(set.all_tokens());
-        order.sort_unstable_by_key(|&token| replay_key(u64::from(token)));
+        order.sort_unstable_by_key(|&token| replay_key(token));
         for &token in order.iter() {
-            let (index, rank) = sparse::register(token, self.precision);
+            let (index, rank) = sparse::register(token, set.precision(), self.precision);
             self.offer(index, rank);
         }
     }
@@ -528,7 +532,7 @@ impl Sketch {
             }
             .add_hash(hash),
             Repr::Sparse(set) => {
-                if set.push(sparse::token(hash)) {
+                if set.push_hash(hash) {
                     self.compact();
                 }
             }
@@ -568,18 +572,24 @@ impl Sketch {
         if let Repr::Explicit(hashes) = &self.repr
             && hashes.len() > explicit::capacity(self.precision)
         {
-            self.repr = Repr::Sparse(sparse::SparseSet::from_hashes(hashes, *hashes.allocator()));
+            self.repr = Repr::Sparse(sparse::SparseSet::from_hashes(
+                hashes,
+                *hashes.allocator(),
+                sparse::PRECISION,
+            ));
         }
         if let Repr::Sparse(set) = &mut self.repr {
             set.flush();
-            if codec::HEADER_LEN + set.encoded_payload_len()
-                > codec::dense_encoded_len(self.precision)
-            {
+            if set.outgrows(
+                self.precision,
+                codec::HEADER_LEN,
+                codec::dense_encoded_len(self.precision),
+            ) {
                 let mut registers = set.arena().vec_filled(0u8, 1 << self.precision);
                 set.scatter_into(&mut registers, self.precision);
                 // The martingale starts here, from the tokens' count (see hip.rs): a union
                 // that turns dense starts it too, as its tokens are those of the union.
-                let start = estimate::sparse(set.len(), 0.0).estimate;
+                let start = estimate::sparse(set.len(), set.precision(), 0.0).estimate;
                 self.hip = Some(Hip::start(&registers, self.precision, start));
                 self.repr = Repr::Dense(registers);
             }
@@ -650,7 +660,7 @@ impl Sketch {
             }
             (Repr::Sparse(mine), Repr::Explicit(theirs)) => {
                 for &hash in theirs {
-                    mine.push(sparse::token(hash));
+                    mine.push_hash(hash);
                 }
                 self.compact();
             }
@@ -666,7 +676,7 @@ impl Sketch {
                     replayed_into(start, p, arena, |r| r.replay_hashes(mine, arena));
             }
             (Repr::Explicit(mine), Repr::Sparse(theirs)) => {
-                let mut set = sparse::SparseSet::from_hashes(mine, arena);
+                let mut set = sparse::SparseSet::from_hashes(mine, arena, theirs.precision());
                 set.merge_from(theirs);
                 self.repr = Repr::Sparse(set);
                 self.compact();
@@ -784,7 +794,7 @@ impl Sketch {
         let sketch = self.normalized();
         match &sketch.repr {
             Repr::Explicit(hashes) => estimate::exact(hashes.len()),
-            Repr::Sparse(set) => estimate::sparse(set.len(), z),
+            Repr::Sparse(set) => estimate::sparse(set.len(), set.precision(), z),
             Repr::Dense(registers) => match &sketch.hip {
                 Some(hip) => estimate::martingale(hip.count(), registers, sketch.precision, z),
                 None => estimate::dense(&dense::histogram(registers), sketch.precision, z),

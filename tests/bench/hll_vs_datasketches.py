@@ -21,6 +21,7 @@ Run through hll_vs_datasketches.sh, which starts the cluster and sets PGHOST/PGP
 """
 import argparse
 import csv
+import json
 import math
 import os
 import statistics
@@ -128,6 +129,22 @@ def datasketches(n, k, check_types):
     return direct, union
 
 
+def cached_datasketches(n, k, args, cache):
+    """datasketches(n, k), from args.ds_cache when it holds them (and saved there when not)."""
+    key = f"{n}:{k}"
+    if key not in cache:
+        direct, union = datasketches(n, k, k < args.check_types)
+        if not args.ds_cache:
+            return direct, union
+        cache[key] = {"direct": direct, "union": union}
+        with open(args.ds_cache + ".tmp", "w") as f:
+            json.dump(cache, f)
+        os.replace(args.ds_cache + ".tmp", args.ds_cache)
+    entry = cache[key]
+    return ({name: tuple(v) for name, v in entry["direct"].items()},
+            {name: tuple(v) for name, v in entry["union"].items()})
+
+
 def summary(n, pairs):
     errors = [e / n - 1 for e, _ in pairs]
     bias = statistics.fmean(errors)
@@ -145,6 +162,11 @@ def main():
                     help="sets per n, overriding the plan, e.g. 1e7=200,1e8=50 (other n as planned)")
     ap.add_argument("--only", default=None, help="only these n, e.g. 1e3,1e8")
     ap.add_argument("--out", default=None, help="TSV of the summary rows")
+    ap.add_argument("--ds-cache", default=None,
+                    help="JSON file of DataSketches' results per n and set, read and extended (they are "
+                         "deterministic: a later run with another build of pg_distcount reuses them)")
+    ap.add_argument("--ds-only", action="store_true",
+                    help="only fill --ds-cache with DataSketches' results, no SQL and no summary")
     ap.add_argument("--check-types", type=int, default=2,
                     help="sets per n that also feed HLL_6 and HLL_8 to check their estimates equal HLL_4's")
     args = ap.parse_args()
@@ -159,6 +181,18 @@ def main():
         only = {int(float(n)) for n in args.only.split(",")}
         plan = {n: s for n, s in plan.items() if n in only}
 
+    cache = {}
+    if args.ds_cache and os.path.exists(args.ds_cache):
+        with open(args.ds_cache) as f:
+            cache = json.load(f)
+    if args.ds_only:
+        if not args.ds_cache:
+            sys.exit("--ds-only needs --ds-cache")
+        for n, sets in plan.items():
+            for k in range(sets):
+                cached_datasketches(n, k, args, cache)
+            say(f"n = {n:,}: DataSketches' results of {sets} sets in {args.ds_cache}")
+        return
     rows("CREATE EXTENSION IF NOT EXISTS pg_distcount")
     out_rows = []
     for n, sets in plan.items():
@@ -166,7 +200,7 @@ def main():
         for mode in ("direct", "union"):
             results[(mode, "pg_distcount")] = pg_distcount(n, sets, mode == "union")
         for k in range(sets):
-            direct, union = datasketches(n, k, k < args.check_types)
+            direct, union = cached_datasketches(n, k, args, cache)
             for name, value in direct.items():
                 results[("direct", name)].append(value)
             for name, value in union.items():

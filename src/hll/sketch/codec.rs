@@ -6,18 +6,20 @@ use super::hip::Hip;
 use super::postgresql_hll::PgHll;
 use super::sparse::{self, SparseSet};
 use super::{
-    MAX_PRECISION, MIN_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense, explicit, huffman,
+    MAX_PRECISION, MIN_PRECISION, RICE_SPARSE_PRECISION, Repr, SPARSE_PRECISION, Sketch, dense,
+    explicit, huffman,
 };
 use crate::common::arena::{Arena, ArenaVec};
 use crate::common::base64::{self, Base64Error};
 use crate::common::error::{Error, ErrorKind, Result};
 
 /// The newest version this build writes: 4 for the dense forms in the Huffman layout, which
-/// came with it (7 with a martingale count, 8 without). A dense sketch is written in the
-/// shorter of that and the 4-bit layout of version 3 (forms 5 and 6), and the other forms in
-/// version 2, byte for byte as before, so that stored values keep their bytes and older builds
-/// read every value they could write. It reads version 1 too (the same forms but the explicit
-/// one), and the 6-bit dense form 2 of versions 1 and 2.
+/// came with it (7 with a martingale count, 8 without), and for the sparse form of 32-bit
+/// tokens in Rice codes (9). A dense sketch is written in the shorter of the Huffman layout
+/// and the 4-bit layout of version 3 (forms 5 and 6); the empty, explicit and imported forms,
+/// and sparse sets of 26-bit tokens read from earlier values, in version 2, byte for byte as
+/// before, so that stored values keep their bytes. It reads version 1 too (the same forms but
+/// the explicit one), and the 6-bit dense form 2 of versions 1 and 2.
 pub const FORMAT_VERSION: u8 = 4;
 /// The version of the 4-bit dense forms 5 and 6.
 pub const NIBBLE_FORMAT_VERSION: u8 = 3;
@@ -46,6 +48,7 @@ const FORM_DENSE_MARTINGALE: u8 = 5;
 const FORM_DENSE4: u8 = 6;
 const FORM_HUFFMAN_MARTINGALE: u8 = 7;
 const FORM_HUFFMAN: u8 = 8;
+const FORM_SPARSE_RICE: u8 = 9;
 /// The longest gap varint: gaps are below 2^26, 7 bits a byte.
 const MAX_VARINT_BYTES: usize = 4;
 
@@ -152,7 +155,13 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
             "precision {precision} is out of range ({MIN_PRECISION} to {MAX_PRECISION})"
         )));
     }
-    if sparse_precision != SPARSE_PRECISION {
+    if form == FORM_SPARSE_RICE {
+        if sparse_precision != RICE_SPARSE_PRECISION {
+            return Err(invalid_binary(format!(
+                "sparse precision {sparse_precision} is not supported (form {FORM_SPARSE_RICE} uses {RICE_SPARSE_PRECISION})"
+            )));
+        }
+    } else if sparse_precision != SPARSE_PRECISION {
         return Err(invalid_binary(format!(
             "sparse precision {sparse_precision} is not supported (format version {version} uses {SPARSE_PRECISION})"
         )));
@@ -201,6 +210,12 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
                 "format version {version} has no form {form} (forms 7 and 8 came with version {FORMAT_VERSION})"
             )))
         }
+        FORM_SPARSE_RICE if version != FORMAT_VERSION => Err(invalid_binary(format!(
+            "format version {version} has no form {form} (form 9 came with version {FORMAT_VERSION})"
+        ))),
+        FORM_SPARSE_RICE if payload == 0 => Err(invalid_binary(
+            "a sparse hll has no tokens (not canonical: use the empty form)",
+        )),
         FORM_DENSE_MARTINGALE | FORM_HUFFMAN_MARTINGALE if payload < COUNT_LEN => {
             Err(invalid_binary(format!(
                 "a dense hll with a martingale count has {payload} payload bytes, fewer than its {COUNT_LEN}-byte count"
@@ -221,9 +236,10 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
         | FORM_DENSE_MARTINGALE
         | FORM_DENSE4
         | FORM_HUFFMAN_MARTINGALE
-        | FORM_HUFFMAN => Ok(Header { form, precision }),
+        | FORM_HUFFMAN
+        | FORM_SPARSE_RICE => Ok(Header { form, precision }),
         other => Err(invalid_binary(format!(
-            "unknown form {other} (0 empty, 1 sparse, 2 dense in 6 bits, 3 explicit, 4 postgresql-hll, 5 and 6 dense in 4 bits, 7 and 8 dense in Huffman codes; 5 and 7 with a martingale count)"
+            "unknown form {other} (0 empty, 1 sparse in 26-bit tokens, 2 dense in 6 bits, 3 explicit, 4 postgresql-hll, 5 and 6 dense in 4 bits, 7 and 8 dense in Huffman codes, 9 sparse in 32-bit tokens; 5 and 7 with a martingale count)"
         ))),
     }
 }
@@ -240,45 +256,228 @@ fn checked_martingale(count: f64, counts: &[u32; 64], precision: u8) -> Result<H
     Ok(Hip::start_from_histogram(counts, precision, count))
 }
 
-/// Decodes the token entries of a sparse payload, checking every field.
-fn decode_tokens(payload: &[u8], arena: Arena) -> Result<ArenaVec<u32>> {
+/// Decodes a Rice-coded sparse payload (form 9) at precision `p`, checking every field: the
+/// token count (1 to `max_tokens(p)`), each token's index below 2^32 and rank in range, and
+/// that the stream ends in its last byte with zero bits after the last code.
+fn decode_rice_tokens(payload: &[u8], precision: u8, arena: Arena) -> Result<ArenaVec<u64>> {
+    let sp = RICE_SPARSE_PRECISION;
+    let (n, used) =
+        read_varint(payload).map_err(|what| invalid_binary(format!("the token count: {what}")))?;
+    let n = n as usize;
+    let max = sparse::max_tokens(precision);
+    if n == 0 || n > max {
+        return Err(invalid_binary(format!(
+            "a sparse hll of {n} tokens (1 to {max} at precision {precision}; not canonical beyond: the dense form)"
+        )));
+    }
+    let stream = &payload[used..];
+    // Every token takes at least one bit.
+    if n > stream.len() * 8 {
+        return Err(invalid_binary(format!(
+            "{n} tokens cannot fit in {} bytes of codes",
+            stream.len()
+        )));
+    }
+    let k = sparse::rice_parameter(n);
+    let mut bits = BitReader::new(stream);
+    let mut tokens = ArenaVec::with_capacity_in(n, arena);
+    let mut previous: Option<u64> = None;
+    for entry in 0..n {
+        let truncated = || invalid_binary(format!("token {entry}: the codes run past the end"));
+        let quotient = bits.unary().ok_or_else(truncated)?;
+        let low = bits.take(k).ok_or_else(truncated)?;
+        let index = (quotient << k | low)
+            .checked_add(previous.map_or(0, |previous| previous + 1))
+            .filter(|&index| index < sparse::buckets(sp))
+            .ok_or_else(|| {
+                invalid_binary(format!(
+                    "token {entry}: index out of range (at most {})",
+                    sparse::buckets(sp) - 1
+                ))
+            })?;
+        let rank = if sparse::keeps_rank(index, sp) {
+            let rank = bits.take(sparse::RICE_RANK_BITS).ok_or_else(truncated)? as u8;
+            checked_rank(entry, rank, sp)?
+        } else {
+            0
+        };
+        tokens.push(sparse::token_from_parts(index, rank));
+        previous = Some(index);
+    }
+    let used = bits.position.div_ceil(8);
+    if used != stream.len() {
+        return Err(invalid_binary(format!(
+            "the codes of the sparse tokens end in byte {used} of {} (not canonical: the stream ends with its last code)",
+            stream.len()
+        )));
+    }
+    if bits.position % 8 != 0 && stream[used - 1] & (0xff >> (bits.position % 8)) != 0 {
+        return Err(invalid_binary(
+            "non-zero bits after the last code of the sparse tokens (not canonical: zero bits fill the last byte)",
+        ));
+    }
+    Ok(tokens)
+}
+
+/// The rank of token `entry` at sparse precision `sp`, if in range (1 to 65 - sp).
+fn checked_rank(entry: usize, rank: u8, sp: u8) -> Result<u8> {
+    if rank == 0 || rank > sparse::max_rank(sp) {
+        return Err(invalid_binary(format!(
+            "token {entry}: rank {rank} is out of range (1 to {})",
+            sparse::max_rank(sp)
+        )));
+    }
+    Ok(rank)
+}
+
+/// Reads a bit stream most significant bit first.
+struct BitReader<'a> {
+    bytes: &'a [u8],
+    /// Bits read so far.
+    position: usize,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        BitReader { bytes, position: 0 }
+    }
+
+    fn bit(&mut self) -> Option<bool> {
+        let byte = self.bytes.get(self.position / 8)?;
+        let bit = byte >> (7 - self.position % 8) & 1 == 1;
+        self.position += 1;
+        Some(bit)
+    }
+
+    /// The number of zero bits before the next one bit (which it takes too).
+    fn unary(&mut self) -> Option<u64> {
+        let mut zeros = 0u64;
+        // Whole zero bytes at once, then bit by bit.
+        while self.position % 8 == 0 && self.bytes.get(self.position / 8) == Some(&0) {
+            zeros += 8;
+            self.position += 8;
+        }
+        while !self.bit()? {
+            zeros += 1;
+            if self.position % 8 == 0 {
+                while self.bytes.get(self.position / 8) == Some(&0) {
+                    zeros += 8;
+                    self.position += 8;
+                }
+            }
+        }
+        Some(zeros)
+    }
+
+    /// The next `count` (at most 32) bits as a number.
+    fn take(&mut self, count: u32) -> Option<u64> {
+        if self.position + count as usize > self.bytes.len() * 8 {
+            return None;
+        }
+        let mut value = 0u64;
+        for _ in 0..count {
+            value = value << 1 | u64::from(self.bit()?);
+        }
+        Some(value)
+    }
+}
+
+/// Writes a bit stream most significant bit first, zero bits to the end of the last byte.
+struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    /// Bits waiting for a byte, in the low `pending` bits.
+    acc: u64,
+    pending: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        BitWriter {
+            out,
+            acc: 0,
+            pending: 0,
+        }
+    }
+
+    /// Writes the low `count` (at most 32) bits of `value`.
+    fn put(&mut self, value: u64, count: u32) {
+        debug_assert!(count <= 32);
+        self.acc = self.acc << count | (value & ((1u64 << count) - 1));
+        self.pending += count;
+        while self.pending >= 8 {
+            self.pending -= 8;
+            self.out.push((self.acc >> self.pending) as u8);
+        }
+    }
+
+    fn zeros(&mut self, mut count: u64) {
+        while count > 0 {
+            let now = count.min(32) as u32;
+            self.put(0, now);
+            count -= u64::from(now);
+        }
+    }
+
+    fn finish(self) {
+        if self.pending > 0 {
+            self.out.push((self.acc << (8 - self.pending)) as u8);
+        }
+    }
+}
+
+/// Appends the form-9 payload of a sorted token list at p' = 32: the token count as a varint,
+/// then the Rice-coded stream (see the parent module).
+fn encode_rice_tokens(tokens: &[u64], out: &mut Vec<u8>) {
+    write_varint(tokens.len() as u32, out);
+    let k = sparse::rice_parameter(tokens.len());
+    let mut bits = BitWriter::new(out);
+    let mut previous = None;
+    for &token in tokens {
+        let index = sparse::index_of(token);
+        let gap = sparse::gap(previous, index);
+        bits.zeros(gap >> k);
+        bits.put(1, 1);
+        bits.put(gap, k);
+        if sparse::keeps_rank(index, RICE_SPARSE_PRECISION) {
+            bits.put(u64::from(sparse::rank_of(token)), sparse::RICE_RANK_BITS);
+        }
+        previous = Some(index);
+    }
+    bits.finish();
+}
+
+/// Decodes the token entries of a sparse payload of form 1 (26-bit tokens), checking every
+/// field.
+fn decode_tokens(payload: &[u8], arena: Arena) -> Result<ArenaVec<u64>> {
     // Every entry takes at least one byte, so the payload length bounds the allocation.
     let mut tokens = ArenaVec::with_capacity_in(payload.len(), arena);
     let mut pos = 0;
-    let mut previous: Option<u32> = None;
+    let mut previous: Option<u64> = None;
     while pos < payload.len() {
         let entry = tokens.len();
         let (gap, used) = read_varint(&payload[pos..]).map_err(|what| {
             invalid_binary(format!("token {entry} at payload byte {pos}: {what}"))
         })?;
         pos += used;
+        let buckets = sparse::buckets(SPARSE_PRECISION);
         let index = match previous {
-            None => Some(gap),
-            Some(previous) => previous
-                .checked_add(1)
-                .and_then(|next| next.checked_add(gap)),
-        }
-        .filter(|&index| index < sparse::SPARSE_BUCKETS)
-        .ok_or_else(|| {
-            invalid_binary(format!(
+            None => u64::from(gap),
+            Some(previous) => previous + 1 + u64::from(gap),
+        };
+        if index >= buckets {
+            return Err(invalid_binary(format!(
                 "token {entry}: index out of range (at most {})",
-                sparse::SPARSE_BUCKETS - 1
-            ))
-        })?;
-        let rank = if sparse::keeps_rank(index) {
+                buckets - 1
+            )));
+        }
+        let rank = if sparse::keeps_rank(index, SPARSE_PRECISION) {
             let Some(&rank) = payload.get(pos) else {
                 return Err(invalid_binary(format!(
                     "token {entry}: truncated before its rank byte"
                 )));
             };
             pos += 1;
-            if rank == 0 || rank > sparse::MAX_SPARSE_RANK {
-                return Err(invalid_binary(format!(
-                    "token {entry}: rank {rank} is out of range (1 to {})",
-                    sparse::MAX_SPARSE_RANK
-                )));
-            }
-            rank
+            checked_rank(entry, rank, SPARSE_PRECISION)?
         } else {
             0
         };
@@ -367,6 +566,9 @@ impl Sketch {
         let (form, version) = match (&sketch.repr, &layout, sketch.hip.is_some()) {
             (Repr::Explicit(hashes), ..) if hashes.is_empty() => (FORM_EMPTY, PLAIN_FORMAT_VERSION),
             (Repr::Explicit(_), ..) => (FORM_EXPLICIT, PLAIN_FORMAT_VERSION),
+            (Repr::Sparse(set), ..) if set.precision() == RICE_SPARSE_PRECISION => {
+                (FORM_SPARSE_RICE, FORMAT_VERSION)
+            }
             (Repr::Sparse(_), ..) => (FORM_SPARSE, PLAIN_FORMAT_VERSION),
             (Repr::Foreign(_), ..) => (FORM_POSTGRESQL_HLL, PLAIN_FORMAT_VERSION),
             (_, Some((Layout::Huffman(_), _)), true) => (FORM_HUFFMAN_MARTINGALE, FORMAT_VERSION),
@@ -378,7 +580,12 @@ impl Sketch {
             Some((_, len)) => out.reserve(HEADER_LEN + COUNT_LEN + len),
             None => out.reserve(sketch.encoded_len()),
         }
-        out.extend_from_slice(&[version, form, sketch.precision, SPARSE_PRECISION]);
+        let sparse_precision = if form == FORM_SPARSE_RICE {
+            RICE_SPARSE_PRECISION
+        } else {
+            SPARSE_PRECISION
+        };
+        out.extend_from_slice(&[version, form, sketch.precision, sparse_precision]);
         if let Some(hip) = &sketch.hip {
             out.extend_from_slice(&hip.count().to_le_bytes());
         }
@@ -388,12 +595,15 @@ impl Sketch {
                     .iter()
                     .for_each(|hash| out.extend_from_slice(&hash.to_le_bytes()));
             }
+            (Repr::Sparse(set), _) if set.precision() == RICE_SPARSE_PRECISION => {
+                encode_rice_tokens(set.tokens(), out)
+            }
             (Repr::Sparse(set), _) => {
                 let mut previous = None;
                 for &token in set.tokens() {
                     let index = sparse::index_of(token);
-                    write_varint(sparse::gap(previous, index), out);
-                    if sparse::keeps_rank(index) {
+                    write_varint(sparse::gap(previous, index) as u32, out);
+                    if sparse::keeps_rank(index, SPARSE_PRECISION) {
                         out.push(sparse::rank_of(token));
                     }
                     previous = Some(index);
@@ -422,7 +632,14 @@ impl Sketch {
         let repr = match header.form {
             FORM_EMPTY => Repr::Explicit(arena.vec()),
             FORM_EXPLICIT => Repr::Explicit(decode_hashes(payload, arena)?),
-            FORM_SPARSE => Repr::Sparse(SparseSet::from_sorted(decode_tokens(payload, arena)?)),
+            FORM_SPARSE => Repr::Sparse(SparseSet::from_sorted(
+                decode_tokens(payload, arena)?,
+                SPARSE_PRECISION,
+            )),
+            FORM_SPARSE_RICE => Repr::Sparse(SparseSet::from_sorted(
+                decode_rice_tokens(payload, precision, arena)?,
+                RICE_SPARSE_PRECISION,
+            )),
             FORM_POSTGRESQL_HLL => {
                 let value = PgHll::decode_canonical(payload, arena).map_err(|e| {
                     invalid_binary(format!(

@@ -14,7 +14,7 @@
 //! DISTCOUNT_FUZZ_CASES=1000000 cargo test --release fuzz_decoders -- --nocapture
 //! ```
 
-use super::tests::{SplitMix64, as_rewritten, legacy_dense, nibble_dense};
+use super::tests::{SplitMix64, as_rewritten, legacy_dense, nibble_dense, tokens_sketch};
 use super::*;
 use crate::common::base64::encode_into as base64_encode;
 use std::time::Instant;
@@ -45,9 +45,14 @@ fn corpus() -> Corpus {
     for p in [4u8, 10, 14, 18] {
         small.push(Sketch::new(p).unwrap());
     }
-    // Hand-picked hashes: index 0 with every rank bit zero, the last index, kept and dropped ranks.
-    small
-        .push(Sketch::from_hashes(14, [0, u64::MAX, 1 << 38, 256 << 38, (256 << 38) | 1]).unwrap());
+    // Hand-picked hashes: index 0 with every rank bit zero, the last index, kept and dropped
+    // ranks (at 26 and at 32 bits), with enough others to be sparse.
+    let mut picked = vec![0, u64::MAX, 1 << 38, 256 << 38, (256 << 38) | 1, 1 << 32];
+    picked.extend([(1 << 46) | 1, 1 << 46, u64::MAX << 32, 3 << 45]);
+    let mut rng = SplitMix64::new(31);
+    picked.extend((0..130).map(|_| rng.next_u64()));
+    small.push(Sketch::from_hashes(14, picked.iter().copied()).unwrap());
+    small.push(Sketch::from_hashes(4, [0, 1 << 32]).unwrap());
     small.push(Sketch::from_hashes(4, [0]).unwrap());
     for (p, seed, n) in [
         (14u8, 1u64, 1usize),
@@ -93,7 +98,22 @@ fn corpus() -> Corpus {
     small.push(sketch_of(7, 27, 2_000));
     small.push(sketch_of(8, 28, 600));
     small.push(Sketch::decode(&[4, 8, 4, 26, 3, 3]).unwrap());
+    // Sparse sets of 26-bit tokens, as values of versions 1 and 2 (form 1) hold them, and their
+    // unions with sets of 32-bit tokens (form 9), which keep 26 bits.
+    let mut rng = SplitMix64::new(29);
+    let legacy_hashes: Vec<u64> = (0..300).map(|_| rng.next_u64()).collect();
+    let legacy = tokens_sketch(14, &legacy_hashes);
+    small.push(legacy.union(&sketch_of(14, 30, 400)).unwrap());
+    small.push(legacy);
+    small.push(tokens_sketch(10, &legacy_hashes[..100]));
+    small.push(tokens_sketch(4, &legacy_hashes[..2]));
+    small.push(tokens_sketch(
+        14,
+        &[0, u64::MAX, 1 << 38, 256 << 38, (256 << 38) | 1],
+    ));
     small.push(Sketch::decode(&[4, 8, 5, 26, 60, 60]).unwrap());
+    // In canonical form (a sketch of a few hashes may hold pending tokens that make it dense).
+    small.iter_mut().for_each(Sketch::compact);
     let large = vec![
         sketch_of(14, 20, 1_000),
         sketch_of(14, 21, 50_000),
@@ -125,7 +145,9 @@ fn corpus() -> Corpus {
 }
 
 /// Bytes that sit on the edges of the format's fields.
-const INTERESTING: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 18, 19, 25, 26, 27, 39, 40, 0x7f, 0x80];
+const INTERESTING: [u8; 19] = [
+    0, 1, 2, 3, 4, 5, 6, 9, 18, 19, 25, 26, 27, 32, 33, 39, 40, 0x7f, 0x80,
+];
 
 fn random_bytes(rng: &mut SplitMix64, len: usize) -> Vec<u8> {
     (0..len).map(|_| rng.next_u64() as u8).collect()
@@ -243,7 +265,7 @@ fn mutate_text(rng: &mut SplitMix64, text: &str) -> String {
 struct Stats {
     binary_accepted: u64,
     /// Accepted binary inputs by their form byte.
-    accepted_by_form: [u64; 9],
+    accepted_by_form: [u64; 10],
     binary_refused: u64,
     text_accepted: u64,
     text_refused: u64,
@@ -361,7 +383,7 @@ fn fuzz_decoders() {
             }
             1 => {
                 // A valid header, then a random payload (for small p, sometimes of dense length).
-                let (form, p) = (rng.below(9) as u8, 4 + rng.below(4) as u8);
+                let (form, p) = (rng.below(10) as u8, 4 + rng.below(4) as u8);
                 let count = if matches!(form, 5 | 7) { 8 } else { 0 };
                 let len = if rng.below(2) == 0 {
                     match form {
@@ -375,7 +397,12 @@ fn fuzz_decoders() {
                     pick(&mut rng, 65)
                 };
                 let version = 1 + rng.below(u64::from(FORMAT_VERSION)) as u8;
-                let mut bytes = vec![version, form, p, SPARSE_PRECISION];
+                let sparse_precision = if form == 9 {
+                    RICE_SPARSE_PRECISION
+                } else {
+                    SPARSE_PRECISION
+                };
+                let mut bytes = vec![version, form, p, sparse_precision];
                 bytes.extend(random_bytes(&mut rng, len));
                 bytes
             }

@@ -38,12 +38,17 @@ fn sketch(p: u8, hashes: &[u64]) -> Sketch {
     Sketch::from_hashes(p, hashes.iter().copied()).unwrap()
 }
 
-/// A token set of `hashes` as a sketch, whatever their number: what a version-1 sketch
-/// decodes to (this build makes sets of up to 128 hashes explicit).
-fn tokens_sketch(p: u8, hashes: &[u64]) -> Sketch {
+/// A set of 26-bit tokens of `hashes` as a sketch, whatever their number: what a sparse value
+/// of format version 1 or 2 (form 1) decodes to (earlier builds wrote those; this build makes
+/// sets of up to 128 hashes explicit and larger ones sparse in 32-bit tokens).
+pub(super) fn tokens_sketch(p: u8, hashes: &[u64]) -> Sketch {
     let mut s = Sketch {
         precision: p,
-        repr: Repr::Sparse(SparseSet::from_hashes(hashes, Arena::HEAP)),
+        repr: Repr::Sparse(SparseSet::from_hashes(
+            hashes,
+            Arena::HEAP,
+            sparse::LEGACY_PRECISION,
+        )),
         hip: None,
     };
     s.compact();
@@ -255,6 +260,122 @@ fn sparse_bytes_by_hand() {
 }
 
 #[test]
+fn rice_sparse_bytes_by_hand() {
+    // Form 9 (version 4, sparse precision 32) at p = 4, where two hashes are sparse: the
+    // explicit form holds one, the sparse form 2^4/8 = 2 tokens.
+    // Hash 0: index 0, its low 14 bits zero, so it keeps its rank, 33 (every bit zero).
+    // Hash 1 << 32: index 1, no rank. n = 2: Rice parameter 29 (2^29·3 <= 2^32·ln 2 < 2^30·3).
+    // Token 0: gap 0 = quotient 0 ("1") and 29 zero bits, then rank 33 in 6 bits (100001).
+    // Token 1: gap 1 - 0 - 1 = 0: "1" and 29 zero bits. 66 bits, zero-padded to 9 bytes.
+    assert_eq!(sparse::rice_parameter(2), 29);
+    let s = sketch(4, &[1 << 32, 0]);
+    assert_eq!(s.form(), Form::Sparse);
+    let expected = [4, 9, 4, 32, 2, 0x80, 0, 0, 0x02, 0x18, 0, 0, 0, 0];
+    assert_eq!(s.encode(), expected);
+    assert_eq!(s.encoded_len(), expected.len());
+    assert_eq!(Sketch::decode(&expected).unwrap(), s);
+    assert_eq!(s.count().unwrap(), 2);
+    // A third hash turns it dense.
+    assert_eq!(sketch(4, &[1 << 32, 0, 2 << 32]).form(), Form::Dense);
+    // Refused: a non-zero padding bit, a byte too many, a count above 2^p/8, rank 0, the
+    // form in another version or with another sparse precision.
+    let mut padding = expected;
+    padding[13] = 1;
+    let mut rank_0 = expected;
+    rank_0[3 + 5] = 0x00;
+    rank_0[4 + 5] = 0x08;
+    let mut three = expected.to_vec();
+    three[4] = 3;
+    let mut version_2 = expected;
+    version_2[0] = 2;
+    let mut sparse_26 = expected;
+    sparse_26[3] = 26;
+    for (what, bytes, detail) in [
+        (
+            "padding",
+            padding.to_vec(),
+            "non-zero bits after the last code",
+        ),
+        ("long", [&expected[..], &[0]].concat(), "end in byte"),
+        ("count", three, "a sparse hll of 3 tokens"),
+        ("rank 0", rank_0.to_vec(), "rank 0 is out of range"),
+        ("version", version_2.to_vec(), "has no form 9"),
+        (
+            "sparse precision",
+            sparse_26.to_vec(),
+            "sparse precision 26",
+        ),
+    ] {
+        let e = Sketch::decode(&bytes).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidBinary, "{what}");
+        let shown = e.detail.unwrap_or_default();
+        assert!(shown.contains(detail), "{what}: {shown}");
+    }
+    for cut in 4..expected.len() {
+        assert!(Sketch::decode(&expected[..cut]).is_err(), "cut {cut}");
+    }
+}
+
+/// The sparse form keeps 32 bits of each hash: two values whose hashes share their top 26
+/// bits (one token in the 26-bit tokens of versions 1 and 2) are two.
+#[test]
+fn sparse_tokens_keep_32_bits() {
+    let mut all = hashes(5, 200);
+    all.push(7 << 40);
+    all.push((7 << 40) | (1 << 32));
+    let s = sketch(14, &all);
+    assert_eq!(s.form(), Form::Sparse);
+    assert_eq!(s.count().unwrap(), 202);
+    assert_eq!(tokens_sketch(14, &all).count().unwrap(), 201);
+    // Sets of 1,000 and 2,000 values count exactly (no two of these share a 32-bit token).
+    for n in [1000usize, 2000] {
+        for seed in 0..100 {
+            let s = sketch(14, &hashes(seed, n));
+            assert_eq!(s.form(), Form::Sparse, "n {n}");
+            assert_eq!(s.count().unwrap(), n as i64, "n {n}, seed {seed}");
+        }
+    }
+    // 2^14/8 = 2,048 tokens are the most a sparse sketch holds at p = 14.
+    assert_eq!(sketch(14, &hashes(3, 2048)).form(), Form::Sparse);
+    assert_eq!(sketch(14, &hashes(3, 2049)).form(), Form::Dense);
+}
+
+/// A union with a set of 26-bit tokens (a value of version 1 or 2) keeps 26 bits: the tokens
+/// of the other side are folded, as if they had been made at 26 bits.
+#[test]
+fn unions_with_legacy_tokens_fold_to_26_bits() {
+    let (a, b) = (hashes(11, 500), hashes(12, 700));
+    let legacy = tokens_sketch(14, &a);
+    let new = sketch(14, &b);
+    assert_eq!(new.form(), Form::Sparse);
+    let both: Vec<u64> = a.iter().chain(&b).copied().collect();
+    let expected = tokens_sketch(14, &both);
+    assert_eq!(legacy.union(&new).unwrap(), expected);
+    assert_eq!(new.union(&legacy).unwrap(), expected);
+    assert_eq!(expected.encode()[..2], [PLAIN_FORMAT_VERSION, 1]);
+    // An explicit side joins the 26-bit tokens too.
+    let small = sketch(14, &hashes(13, 50));
+    let with_small: Vec<u64> = a.iter().chain(&hashes(13, 50)).copied().collect();
+    assert_eq!(
+        small.union(&legacy).unwrap(),
+        tokens_sketch(14, &with_small)
+    );
+    // And a union of the two kinds that outgrows the 26-bit rule turns dense with the
+    // registers of every hash.
+    let big = tokens_sketch(14, &hashes(14, 5000));
+    let union = big.union(&sketch(14, &hashes(15, 2000))).unwrap();
+    assert_eq!(union.form(), Form::Dense);
+    let all: Vec<u64> = hashes(14, 5000)
+        .into_iter()
+        .chain(hashes(15, 2000))
+        .collect();
+    assert_eq!(
+        union.without_martingale(),
+        sketch(14, &all).without_martingale()
+    );
+}
+
+#[test]
 fn dense_bytes_by_hand() {
     // Version 2, form 2, p = 4: 16 registers in 12 bytes. Registers 0..4 = 1, 2, 3, 4 pack to
     // 0x103081 (LE).
@@ -406,6 +527,14 @@ fn golden_encodings() {
     let small: Vec<u64> = (1..=5).map(hash_int).collect();
     assert_eq!(hex(&sketch(14, &small).encode()), GOLDEN_EXPLICIT);
     assert_eq!(hex(&tokens_sketch(14, &small).encode()), GOLDEN_SPARSE);
+    // Form 9: 100 values at p = 10 (the explicit form holds 96 there), 32-bit tokens in Rice
+    // codes; encoded by a separate Python implementation of the layout.
+    let hundred: Vec<u64> = (1..=100).map(hash_int).collect();
+    let rice = sketch(10, &hundred);
+    assert_eq!(rice.to_text(), GOLDEN_RICE_SPARSE_TEXT);
+    assert_eq!(rice.encoded_len(), 344);
+    assert_eq!(Sketch::parse_text(GOLDEN_RICE_SPARSE_TEXT).unwrap(), rice);
+    assert_eq!(rice.count().unwrap(), 100);
     let dense: Vec<u64> = (1..=100).map(hash_int).collect();
     let s = sketch(4, &dense);
     assert_eq!(s.form(), Form::Dense);
@@ -420,8 +549,9 @@ fn golden_encodings() {
         assert!(!read.has_martingale());
         assert_eq!(read.estimate(), registers.estimate());
     }
-    // The martingale count: the hashes' 66 tokens (at the 66th hash the token buffer fills and
-    // the sketch turns dense), then 2^64/kappa for each later hash that raised a register.
+    // The martingale count: the linear count of the hashes' 66 tokens of 32 bits (at the 66th
+    // hash the token buffer fills and the sketch turns dense), then 2^64/kappa for each later
+    // hash that raised a register.
     let bytes = s.encode();
     let count = f64::from_le_bytes(bytes[4..12].try_into().unwrap());
     assert_eq!(count, GOLDEN_MARTINGALE_COUNT);
@@ -429,9 +559,11 @@ fn golden_encodings() {
 }
 
 // Computed independently in Python (xxhash.xxh3_64 of each i64 little-endian, the tokens'
-// linear count at 66 hashes, then the HIP sum over hashes 67 to 100).
-const GOLDEN_MARTINGALE_COUNT: f64 = 88.788_949_964_487_91;
-const GOLDEN_MARTINGALE_TEXT: &str = "hll1:AwUEGvvp/Sd+MlZAAhEjgRECAiID";
+// linear count over 2^32 buckets at 66 hashes, then the HIP sum over hashes 67 to 100).
+// Builds with 26-bit tokens counted 88.788_949_964_487_91 (the linear count over 2^26).
+const GOLDEN_MARTINGALE_COUNT: f64 = 88.788_918_016_842_7;
+const GOLDEN_RICE_SPARSE_TEXT: &str = "hll1:BAkKIGQc70enp8wbBXxykoTmB6g6RbwwgkbNLY/25UUuRGH/Kpgix1fgBBM/s7PZkAU+GfC7Eu3lLPs59viBMY4EVggcR6EnsTjSdLbVGcu/bNfWO5ShbwWZvnABlNCCl9SyImeFYG3UEA+K76uQkxF3QGeaJSyaOWHxtQWZr1yII34yhgsHsRag9RKU/MFsbU21tGgNcbBALGrr0T+s4AoSOs15nTzDFGsDczAa0pR63NmRzqadhqwrDKs4wWLo0pUcAnAphtyLjaWSPwn0DfIUdG66uDcZYszoYl8lYnNzFZLkFXPvg0NM91OIGtMWkYZE62yxfwB+tIiLV004E4X9I75mygHDYJ1Q5sMEErkwXPZOTB1OAooG0IZX+abmJ+ybPLFQT74OQmsmhUNhxHNrReVzlWqbmxuh3f2sSr60KTuK9fvAzgHj8m8Aytd9AW6a+vSxSwA=";
+const GOLDEN_MARTINGALE_TEXT: &str = "hll1:AwUEGiJk/qF9MlZAAhEjgRECAiID";
 const GOLDEN_DENSE_TEXT_V1: &str = "hll1:AQIEGsNQEIMyDIRACARRCA==";
 const GOLDEN_DENSE4_TEXT: &str = "hll1:AwYEGgIRI4ERAgIiAw==";
 
@@ -635,33 +767,54 @@ fn small_aggregate_states_stay_small() {
     assert_eq!(same.count().unwrap(), 1);
 }
 
+/// `start` growing by `hs`, hash by hash: after each, the sketch in canonical form, the
+/// length its set of tokens at sparse precision `sp` would have in the sparse form, and their
+/// number. Checks on the way that a dense sketch never turns sparse again and that compacting
+/// changes nothing observable.
+fn growing(start: Sketch, sp: u8, hs: &[u64]) -> Vec<(Sketch, usize, usize)> {
+    let mut s = start;
+    let mut tokens = SparseSet::new_in(Arena::HEAP, sp);
+    let mut was_dense = false;
+    let mut out = Vec::new();
+    for &h in hs {
+        s.add_hash(h);
+        tokens.push_hash(h);
+        tokens.flush();
+        let sparse_len = codec::HEADER_LEN + tokens.encoded_payload_len();
+        let mut compacted = s.clone();
+        compacted.compact();
+        let is_dense = matches!(compacted.repr, Repr::Dense(_));
+        assert!(!was_dense || is_dense, "dense turned sparse");
+        assert_eq!(compacted, s);
+        was_dense = is_dense;
+        out.push((compacted, sparse_len, tokens.len()));
+    }
+    assert!(was_dense, "never became dense");
+    out
+}
+
 #[test]
 fn form_follows_the_size_rule_while_growing() {
-    for p in [4u8, 6, 8, 10] {
-        let dense_len = codec::dense_encoded_len(p);
-        let mut s = Sketch::new(p).unwrap();
-        // The same hashes as a token set that never turns dense, for the size it would have.
-        let mut tokens = SparseSet::new_in(Arena::HEAP);
-        let mut was_dense = false;
-        for (i, h) in hashes(p as u64, 2000).into_iter().enumerate() {
-            s.add_hash(h);
-            tokens.push(sparse::token(h));
-            tokens.flush();
-            let sparse_len = codec::HEADER_LEN + tokens.encoded_payload_len();
-            let mut compacted = s.clone();
-            compacted.compact();
-            let is_dense = matches!(compacted.repr, Repr::Dense(_));
-            assert!(
-                !was_dense || is_dense,
-                "p {p}: dense turned sparse after {i} hashes"
-            );
-            assert_eq!(compacted, s);
+    for p in [4u8, 6, 8, 10, 12] {
+        let steps = growing(
+            Sketch::new(p).unwrap(),
+            sparse::PRECISION,
+            &hashes(p as u64, 3000),
+        );
+        for (i, (compacted, sparse_len, tokens)) in steps.into_iter().enumerate() {
             if i < explicit::capacity(p) {
                 assert_eq!(compacted.form(), Form::Explicit, "p {p}, {} hashes", i + 1);
                 assert_eq!(compacted.encoded_len(), codec::HEADER_LEN + 8 * (i + 1));
                 continue;
             }
-            assert_eq!(is_dense, sparse_len > dense_len, "p {p}, {} hashes", i + 1);
+            // Sparse up to 2^p/8 tokens of 32 bits.
+            let is_dense = compacted.form() == Form::Dense;
+            assert_eq!(
+                is_dense,
+                tokens > sparse::max_tokens(p),
+                "p {p}, {} hashes",
+                i + 1
+            );
             // A dense sketch built by insertions also holds its 8-byte martingale count.
             assert_eq!(compacted.has_martingale(), is_dense);
             let expected = if is_dense {
@@ -670,9 +823,28 @@ fn form_follows_the_size_rule_while_growing() {
                 sparse_len
             };
             assert_eq!(compacted.encoded_len(), expected);
-            was_dense = is_dense;
         }
-        assert!(was_dense, "p {p} never became dense");
+    }
+}
+
+/// Sets of 26-bit tokens (read from versions 1 and 2) keep the rule of those versions: sparse
+/// while no longer than the 6-bit dense form, so that their values stay canonical.
+#[test]
+fn legacy_tokens_follow_the_old_size_rule() {
+    for p in [4u8, 6, 8, 10] {
+        let dense_len = codec::dense_encoded_len(p);
+        let start = tokens_sketch(p, &hashes(u64::from(p), 1));
+        let steps = growing(start, sparse::LEGACY_PRECISION, &hashes(u64::from(p), 2000));
+        for (compacted, sparse_len, _) in steps {
+            let is_dense = compacted.form() == Form::Dense;
+            assert_eq!(is_dense, sparse_len > dense_len, "p {p}");
+            if !is_dense {
+                let bytes = compacted.encode();
+                assert_eq!(bytes[..4], [PLAIN_FORMAT_VERSION, 1, p, SPARSE_PRECISION]);
+                assert_eq!(bytes.len(), sparse_len);
+                assert_eq!(Sketch::decode(&bytes).unwrap(), compacted);
+            }
+        }
     }
 }
 
@@ -1509,9 +1681,9 @@ fn merge_encoded_matches_union() {
 }
 
 fn tokens_payload_len(hashes: &[u64]) -> usize {
-    let mut set = SparseSet::new_in(Arena::HEAP);
+    let mut set = SparseSet::new_in(Arena::HEAP, sparse::LEGACY_PRECISION);
     for &h in hashes {
-        set.push(sparse::token(h));
+        set.push_hash(h);
     }
     set.flush();
     set.encoded_payload_len()
@@ -1586,7 +1758,45 @@ proptest! {
         prop_assert_eq!(decoded.estimate(), s.estimate());
     }
 
-    /// The canonical-form rule relies on this: more tokens never make the sparse form shorter.
+    /// A 32-bit token knows its hash's 26-bit token and its dense register at every precision.
+    #[test]
+    fn tokens_fold_and_scatter_like_their_hashes(hash in any::<u64>(), p in 4u8..=18) {
+        // Also with the index bits below p = 18 zero (the token keeps its rank), and more.
+        let cleared = |bits: u32| hash & !(((1u64 << bits) - 1) << 32);
+        for hash in [hash, cleared(14), cleared(20), cleared(32), hash & (u64::MAX << 46), hash >> 30] {
+            let token = sparse::token(hash, sparse::PRECISION);
+            prop_assert_eq!(
+                sparse::fold_token(token, sparse::PRECISION, sparse::LEGACY_PRECISION),
+                sparse::token(hash, sparse::LEGACY_PRECISION)
+            );
+            let dense = ((hash >> (64 - p)) as usize, dense::rank(hash, p));
+            prop_assert_eq!(sparse::register(token, sparse::PRECISION, p), dense);
+            let legacy = sparse::token(hash, sparse::LEGACY_PRECISION);
+            prop_assert_eq!(sparse::register(legacy, sparse::LEGACY_PRECISION, p), dense);
+        }
+    }
+
+    /// Sets of 32-bit tokens (form 9) read back as themselves, whatever their spread.
+    #[test]
+    fn rice_tokens_round_trip(seed in any::<u64>(), p in 4u8..=14, n in 1usize..2048, spread in 0u32..32) {
+        let n = n.min(sparse::max_tokens(p));
+        // Hashes in a range of 2^(32 - spread) tokens: close ones have small gaps.
+        let hs: Vec<u64> = hashes(seed, n).into_iter().map(|h| h >> spread).collect();
+        let s = Sketch {
+            precision: p,
+            repr: Repr::Sparse(SparseSet::from_hashes(&hs, Arena::HEAP, sparse::PRECISION)),
+            hip: None,
+        };
+        let bytes = s.encode();
+        prop_assert_eq!(bytes.len(), s.encoded_len());
+        prop_assert_eq!(bytes[..4].to_vec(), vec![FORMAT_VERSION, 9, p, RICE_SPARSE_PRECISION]);
+        let decoded = Sketch::decode(&bytes).unwrap();
+        prop_assert_eq!(&decoded, &s);
+        prop_assert_eq!(decoded.encode(), bytes);
+    }
+
+    /// The canonical-form rule of 26-bit token sets relies on this: more tokens never make
+    /// their sparse form shorter.
     #[test]
     fn sparse_payload_only_grows(seed in any::<u64>(), n in 0usize..300, extra in 1usize..50) {
         let hs = hashes(seed, n + extra);
