@@ -33,7 +33,7 @@ from datasketches import cpc_sketch, cpc_union, hll_sketch, hll_union, tgt_hll_t
 DB = os.environ.get("HLL_DS_DB", "hll_vs_datasketches")
 P = 14
 PARTS = 16
-FULL_SETS = {100: 200, 1000: 200, 10_000: 200, 100_000: 200, 1_000_000: 200, 10_000_000: 20, 100_000_000: 3}
+FULL_SETS = {100: 200, 1000: 200, 2000: 200, 5000: 200, 10_000: 200, 100_000: 200, 1_000_000: 200, 10_000_000: 20, 100_000_000: 3}
 QUICK_SETS = {100: 20, 1000: 20, 10_000: 20, 100_000: 10, 1_000_000: 2}
 SKETCHES = ["pg_distcount", "DataSketches HLL_4", "DataSketches HLL_6", "DataSketches HLL_8",
             "DataSketches CPC"]
@@ -52,9 +52,18 @@ def rows(sql):
     return [line.split("\t") for line in out.stdout.splitlines() if line]
 
 
+def block(n):
+    """n's own block of 10^12 values: its decimal digits for a power of ten, 20 + 10·log10(n)
+    (rounded) otherwise (2,000: 53, 5,000: 57)."""
+    digits = math.log10(n)
+    if n == 10 ** int(round(digits)):
+        return int(round(digits))
+    return 20 + int(round(10 * digits))
+
+
 def base(n, k):
-    # Disjoint ranges: 10^9 apart within an n, n's own block of 10^12 per decimal digit.
-    return int(round(math.log10(n))) * 10**12 + k * 10**9
+    # Disjoint ranges: 10^9 apart within an n, in n's own block.
+    return block(n) * 10**12 + k * 10**9
 
 
 def part_bounds(n, j):
@@ -76,7 +85,7 @@ def pg_distcount(n, sets, union):
     result = rows(f"""SET max_parallel_workers_per_gather = 0;
         SELECT k, (distcount.hll_estimate(s.h)).estimate, octet_length(s.h::bytea)
         FROM generate_series(0, {sets - 1}) k,
-             LATERAL (SELECT {int(round(math.log10(n)))} * 1000000000000::bigint + k * 1000000000::bigint AS b) bb,
+             LATERAL (SELECT {block(n)} * 1000000000000::bigint + k * 1000000000::bigint AS b) bb,
              LATERAL ({inner}) s
         ORDER BY k""")
     assert [int(r[0]) for r in result] == list(range(sets)), "a set is missing"
@@ -129,17 +138,30 @@ def datasketches(n, k, check_types):
     return direct, union
 
 
+def read_cache(path):
+    if path and os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
 def cached_datasketches(n, k, args, cache):
-    """datasketches(n, k), from args.ds_cache when it holds them (and saved there when not)."""
+    """datasketches(n, k), from args.ds_cache when it holds them (and saved there when not).
+    The file is read again before computing and before writing, so that two runs (one with
+    --ds-only) can share it."""
     key = f"{n}:{k}"
+    if key not in cache:
+        cache.update(read_cache(args.ds_cache))
     if key not in cache:
         direct, union = datasketches(n, k, k < args.check_types)
         if not args.ds_cache:
             return direct, union
         cache[key] = {"direct": direct, "union": union}
-        with open(args.ds_cache + ".tmp", "w") as f:
+        cache.update({key: value for key, value in read_cache(args.ds_cache).items() if key not in cache})
+        tmp = f"{args.ds_cache}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
             json.dump(cache, f)
-        os.replace(args.ds_cache + ".tmp", args.ds_cache)
+        os.replace(tmp, args.ds_cache)
     entry = cache[key]
     return ({name: tuple(v) for name, v in entry["direct"].items()},
             {name: tuple(v) for name, v in entry["union"].items()})
@@ -181,10 +203,7 @@ def main():
         only = {int(float(n)) for n in args.only.split(",")}
         plan = {n: s for n, s in plan.items() if n in only}
 
-    cache = {}
-    if args.ds_cache and os.path.exists(args.ds_cache):
-        with open(args.ds_cache) as f:
-            cache = json.load(f)
+    cache = read_cache(args.ds_cache)
     if args.ds_only:
         if not args.ds_cache:
             sys.exit("--ds-only needs --ds-cache")

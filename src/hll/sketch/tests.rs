@@ -1134,8 +1134,9 @@ fn martingale_accuracy_table() {
         env("HLL_ACCURACY_LARGE_SEEDS", 100),
         env("HLL_ACCURACY_HUGE_SEEDS", 10),
     );
-    // HLL_ACCURACY_MIN_N=10000000 leaves out the smaller rows.
+    // HLL_ACCURACY_MIN_N=10000000 leaves out the smaller rows, HLL_ACCURACY_MAX_N the larger.
     let min_n = env("HLL_ACCURACY_MIN_N", 0) as usize;
+    let max_n = env("HLL_ACCURACY_MAX_N", u64::MAX) as usize;
     let p = 14;
     let theory = hip::RELATIVE_ERROR_FACTOR / 128.0;
     println!(
@@ -1165,7 +1166,9 @@ fn martingale_accuracy_table() {
     );
     for n in [
         1_000usize,
+        2_000,
         3_000,
+        5_000,
         10_000,
         30_000,
         100_000,
@@ -1178,7 +1181,7 @@ fn martingale_accuracy_table() {
             ..=10_000_000 => large_seeds,
             _ => huge_seeds,
         };
-        if runs == 0 || n < min_n {
+        if runs == 0 || n < min_n || n > max_n {
             continue;
         }
         let Accuracy {
