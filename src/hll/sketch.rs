@@ -178,7 +178,7 @@
 //! Sizes: empty 4 bytes; up to 128 values 4 + 8·n bytes (explicit); 1,000 values about 2,950
 //! bytes (sparse in 32-bit tokens, about 2.9 bytes a token; up to 2,048 values at p = 14,
 //! about 5,800 bytes; 26-bit sets of earlier versions yield to the dense form at the 6-bit
-//! dense length, about 5,400 values); dense at p = 14 about 2,700 bytes just past the sparse
+//! dense length, about 5,400 values); dense at p = 14 about 2,600 bytes just past the sparse
 //! form, 4,150 at 10^4 values and 5,850 to 5,950 from 5·10^4 up (8 more with a martingale count; the 4-bit layout takes 8,197 plus
 //! about a dozen escapes), about 94,000 at p = 18. The longest valid value, 393,228 bytes, is a
 //! crafted p = 18 sketch whose registers are all escapes but one, in the 4-bit form that

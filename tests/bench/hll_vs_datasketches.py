@@ -33,7 +33,7 @@ from datasketches import cpc_sketch, cpc_union, hll_sketch, hll_union, tgt_hll_t
 DB = os.environ.get("HLL_DS_DB", "hll_vs_datasketches")
 P = 14
 PARTS = 16
-FULL_SETS = {100: 200, 1000: 200, 2000: 200, 5000: 200, 10_000: 200, 100_000: 200, 1_000_000: 200, 10_000_000: 20, 100_000_000: 3}
+FULL_SETS = {100: 200, 1000: 200, 2000: 200, 5000: 200, 10_000: 200, 100_000: 200, 1_000_000: 200, 10_000_000: 20, 100_000_000: 20}
 QUICK_SETS = {100: 20, 1000: 20, 10_000: 20, 100_000: 10, 1_000_000: 2}
 SKETCHES = ["pg_distcount", "DataSketches HLL_4", "DataSketches HLL_6", "DataSketches HLL_8",
             "DataSketches CPC"]
