@@ -311,7 +311,7 @@ fn decode_rice_tokens(payload: &[u8], precision: u8, arena: Arena) -> Result<Are
             stream.len()
         )));
     }
-    if bits.position % 8 != 0 && stream[used - 1] & (0xff >> (bits.position % 8)) != 0 {
+    if !bits.position.is_multiple_of(8) && stream[used - 1] & (0xff >> (bits.position % 8)) != 0 {
         return Err(invalid_binary(
             "non-zero bits after the last code of the sparse tokens (not canonical: zero bits fill the last byte)",
         ));
@@ -353,13 +353,13 @@ impl<'a> BitReader<'a> {
     fn unary(&mut self) -> Option<u64> {
         let mut zeros = 0u64;
         // Whole zero bytes at once, then bit by bit.
-        while self.position % 8 == 0 && self.bytes.get(self.position / 8) == Some(&0) {
+        while self.position.is_multiple_of(8) && self.bytes.get(self.position / 8) == Some(&0) {
             zeros += 8;
             self.position += 8;
         }
         while !self.bit()? {
             zeros += 1;
-            if self.position % 8 == 0 {
+            if self.position.is_multiple_of(8) {
                 while self.bytes.get(self.position / 8) == Some(&0) {
                     zeros += 8;
                     self.position += 8;
