@@ -1,4 +1,4 @@
-//! HyperLogLog sketch (pure Rust, no PostgreSQL): approximate distinct counting in about 8,200
+//! HyperLogLog sketch (pure Rust, no PostgreSQL): approximate distinct counting in about 5,900
 //! bytes at the default precision, exact for small sets.
 //!
 //! # What a sketch holds
@@ -23,25 +23,36 @@
 //!   [`explicit::capacity`], so that this form is never longer than the dense one). Counted
 //!   exactly: only two values with the same 64-bit hash would be counted once.
 //! - **Sparse**: the set of *tokens* of the hashes seen, at the sparse precision
-//!   `p' = 26` ([`SPARSE_PRECISION`]). A token is the top 26 bits of the hash (its index at
-//!   `p'`) plus, only when the low 8 bits of that index are all zero, its rank at `p'`
-//!   (1 to 39). For any `p <= 18` the dense register of a hash follows from its token: index bits
-//!   `p..26` are the start of the rank field at `p`, and only when they are all zero is the rank
-//!   at `p'` needed. Equal indexes keep the higher rank. Small sets are counted by linear
-//!   counting over `2^26` buckets, within a fraction of a value up to thousands of values
-//!   (two values share a token with probability about n²/2^27).
-//! - **Dense**: `2^p` registers, one byte each in memory, 4 bits each on disk (as offsets from
-//!   the smallest register, with an escape byte for the few 15 or more above it; 6 bits each in
-//!   versions 1 and 2); while the sketch has only seen insertions since it turned dense, also a
-//!   martingale count (below).
+//!   `p' = 32` ([`RICE_SPARSE_PRECISION`]; 26, [`SPARSE_PRECISION`], in values of versions 1
+//!   and 2 and the unions they take part in). A token is the top `p'` bits of the hash (its
+//!   index at `p'`) plus, only when the low `p' - 18` bits of that index are all zero, its rank
+//!   at `p'` (1 to 65 - p'). For any `p <= 18` the dense register of a hash follows from its
+//!   token: index bits `p..p'` are the start of the rank field at `p`, and only when they are
+//!   all zero is the rank at `p'` needed; likewise its 26-bit token follows from its 32-bit
+//!   one, so a union with a 26-bit set folds the other side's tokens to 26 bits. Equal indexes
+//!   keep the higher rank. Sets are counted by linear counting over `2^p'` buckets: at 32 bits
+//!   two of `n` values share a token with probability about n²/2^33 (1,000 values: 1 set in
+//!   8,600), so counts in the sparse range come out exact in practice (at 26 bits, n²/2^27:
+//!   1 set of 1,000 values in 134 was one short).
+//! - **Dense**: `2^p` registers, one byte each in memory. On disk each register by its Huffman
+//!   code over the register values (format version 4: about 2.9 bits a register for random
+//!   data, whatever n), or 4 bits each when that is shorter (version 3: offsets from the
+//!   smallest register, with an escape byte for the few 15 or more above it; below p = 7, and
+//!   for registers of unusual spread); 6 bits each in versions 1 and 2. While the sketch has
+//!   only seen insertions since it turned dense, also a martingale count (below).
 //!
 //! **Canonical form.** A non-empty sketch is explicit while it holds at most
-//! `explicit::capacity(p)` hashes; beyond that it is sparse exactly when its sparse encoding is
-//! no longer than its dense encoding at the sketch's precision. (A sketch read from format
-//! version 1, which had no explicit form, holds tokens only, and stays sparse or dense.) Adding tokens never shortens the
-//! sparse encoding (a new token splits one gap in two: the larger part is at least half the old
-//! gap, so its varint is at most one byte shorter, and the other part takes at least one byte;
-//! a higher rank changes no length), so the form is a function of the set of hashes seen:
+//! `explicit::capacity(p)` hashes; beyond that it is sparse exactly while it holds at most
+//! `2^p/8` tokens of 32 bits (2,048 at p = 14, about 5,800 bytes in Rice codes, what a dense
+//! sketch of random data takes in Huffman codes from a few `m` values up). A set of 26-bit
+//! tokens (read from versions 1 and 2, or a union with one) keeps the rule of those versions:
+//! sparse exactly when its sparse encoding (form 1) is no longer than the 6-bit dense form at
+//! the sketch's precision. (A sketch read from format version 1, which had no explicit form,
+//! holds tokens only, and stays sparse or dense.) Adding hashes never lowers the number of
+//! tokens, nor shortens the form-1 encoding (a new token splits one gap in two: the larger
+//! part is at least half the old gap, so its varint is at most one byte shorter, and the other
+//! part takes at least one byte; a higher rank changes no length), so the form is a function
+//! of the set of hashes seen (and of whether a 26-bit set took part):
 //! every order of insertions and unions of the same hashes gives the same form and registers
 //! (the martingale count of a dense sketch built by insertions depends on their order, its
 //! expectation does not), and a union is never sparse when one of its inputs is dense.
@@ -82,9 +93,9 @@
 //!   `α∞ = 1/(2 ln 2)`. It needs no empirical bias tables and no switch to linear counting, so
 //!   there is no bias bump near `n = 2.5·m`. Relative standard error about `1.04/√m`.
 //! - Explicit: the number of hashes, with an interval of zero width.
-//! - Sparse: linear counting over the `2^26` token buckets, `n = -2^26·ln(1 - k/2^26)` for `k`
-//!   tokens. Its relative standard error at `n` tokens is `√(m'(e^t - t - 1))/n` with
-//!   `t = n/m'`, about 0.01 % or less in the sparse range, so small counts come out exact.
+//! - Sparse: linear counting over the `m' = 2^p'` token buckets, `n = -m'·ln(1 - k/m')` for
+//!   `k` tokens. Its relative standard error at `n` tokens is `√(m'(e^t - t - 1))/n` with
+//!   `t = n/m'`: at p' = 32 under 0.001 % in the sparse range, so counts come out exact.
 //!
 //! An estimate is never below the number of distinct values the sketch proves (hashes, tokens,
 //! or non-zero registers), never NaN, and capped at 2^64 (the number of distinct hashes).
@@ -92,25 +103,39 @@
 //! estimate, with `σ` the standard errors above and `z` from the confidence (Acklam's inverse
 //! normal CDF); the lower bound is never below the proven count.
 //!
-//! # Binary format, versions 2 and 3 (little-endian where it matters)
+//! # Binary format, versions 2 to 4 (little-endian where it matters)
 //!
 //! ```text
-//! u8  format version: 3 for forms 5 and 6, 2 for forms 0, 1, 3 and 4 (1 and 2 are read too)
-//! u8  form: 0 empty, 1 sparse, 2 dense in 6 bits (versions 1 and 2 only, read but no longer
-//!     written), 3 explicit (3 and 4 only from version 2), 4 imported from postgresql-hll,
-//!     5 dense with a martingale count, 6 dense (5 and 6 only in version 3)
+//! u8  format version: 4 for forms 7, 8 and 9, 3 for forms 5 and 6, 2 for forms 0, 1, 3 and 4
+//!     (1 is read too)
+//! u8  form: 0 empty, 1 sparse in 26-bit tokens, 2 dense in 6 bits (versions 1 and 2 only,
+//!     read but no longer written), 3 explicit (3 and 4 only from version 2), 4 imported
+//!     from postgresql-hll, 5 dense in 4 bits with a martingale count, 6 dense in 4 bits
+//!     (5 and 6 only in version 3), 7 dense in Huffman codes with a martingale count,
+//!     8 dense in Huffman codes, 9 sparse in 32-bit tokens (7, 8 and 9 only in version 4)
 //! u8  precision p (4..=18)
-//! u8  sparse precision p' (26)
+//! u8  sparse precision p': 32 in form 9, 26 in every other form
 //! payload, by form:
 //!   empty:  nothing (the whole value is 4 bytes)
 //!   explicit: 1 to capacity(p) hashes, u64 little-endian each, strictly increasing;
-//!           capacity(p) = min(128, 3·2^p/32), the dense payload length over 8
-//!   sparse: one entry per token, by strictly increasing index; for each entry
+//!           capacity(p) = min(128, 3·2^p/32), the 6-bit dense payload length over 8
+//!   sparse (form 1, tokens at p' = 26): one entry per token, by strictly increasing index;
+//!           for each entry
 //!             varint  gap = index - previous index - 1 (the previous index of the first
 //!                     entry is -1), LEB128: 7 bits a byte, low bits first, high bit set
 //!                     on all but the last byte, at most 4 bytes, no overlong encodings
 //!             u8      rank at p' (1..=39), present only when index & 0xFF == 0
-//!           at least one entry; the value is at most as long as the dense form would be
+//!           at least one entry; the value is at most as long as the dense form 2 would be
+//!   sparse (form 9, tokens at p' = 32):
+//!             varint  n, the number of tokens (LEB128 as above), 1 to 2^p/8
+//!             n codes, by strictly increasing index, as one bit string, most significant
+//!                     bit first, zero bits to the end of its last byte (nothing after it):
+//!                     gap = index - previous index - 1 (the previous index of the first
+//!                     token is -1) in the Rice code of parameter k: gap >> k zero bits and
+//!                     a one bit, then the k low bits of gap; then, only when
+//!                     index & 0x3FFF == 0, the rank at p' (1..=33) in 6 bits. k is the
+//!                     largest integer with 2^k·(n + 1) <= 2977044472 (2^32·ln 2, about the
+//!                     best parameter for gaps of mean 2^32/(n + 1)); indexes below 2^32
 //!   dense in 6 bits (form 2): 2^p registers of 6 bits, 3·2^p/4 bytes; register i is bits
 //!           6i..6i+5 of the payload read as a little-endian bit string (4 registers per
 //!           3 bytes: r0 | r1 << 6 | r2 << 12 | r3 << 18 as a 24-bit little-endian integer);
@@ -124,24 +149,55 @@
 //!   dense with a martingale count (form 5):
 //!           f64     the count, at least the number of non-zero registers, at most 2^64
 //!           the payload of form 6
+//!   dense in Huffman codes (form 8), only when shorter than form 6 would be for the same
+//!   registers (see huffman.rs for the code's construction):
+//!             u8      low: the smallest register
+//!             u8      high: the largest register (at least 1, at most 65 - p)
+//!           when low == high (every register equal), nothing more; else
+//!             high - low + 1 code lengths of 5 bits, of the values low..=high, most
+//!                     significant bit first, zero bits to the end of a byte: 0 for a value
+//!                     no register holds, else its length in Huffman's code of the registers'
+//!                     histogram (low and high are held: their lengths are not 0)
+//!             3 varints (LEB128, as in the sparse form) the bytes of streams 0, 1 and 2
+//!             4 streams, stream k coding registers k·2^p/4 to (k+1)·2^p/4 - 1 in order,
+//!                     each by the canonical code of its value, most significant bit first,
+//!                     zero bits to the end of its last byte; stream 3 is the rest
+//!   dense in Huffman codes with a martingale count (form 7):
+//!           f64     the count, as in form 5
+//!           the payload of form 8
 //! ```
 //!
-//! Sizes: empty 4 bytes; up to 128 values 4 + 8·n bytes (explicit); 1,000 values about 2,800
-//! bytes (sparse, which lasts up to about 5,400 values at p = 14: it yields to the dense form
-//! at the 6-bit dense length, as in versions 1 and 2, so that their values stay canonical);
-//! dense 8,197 bytes at p = 14 plus about a dozen escapes for random data (8 more with a
-//! martingale count), 131,077 at p = 18 plus escapes. The longest valid value, 393,228 bytes,
-//! is a crafted p = 18 sketch whose registers are all escapes but one. The decoder accepts only
-//! the canonical form, so equal sketches have identical bytes; the allowances are a sparse
-//! value with few tokens, which a sketch read from version 1 can produce, and values of
-//! versions 1 and 2, which are written back in the current form.
+//! Huffman's code of a histogram is fixed by the format: the values that occur are leaves,
+//! ordered by count and then by value; the two lightest trees are joined until one is left, a
+//! leaf before a joined tree of equal weight and joined trees in the order they were made; a
+//! value's code length is its leaf's depth (at most 25 for 2^18 registers). Codes are assigned
+//! canonically, as in DEFLATE: by length, then by value, each the previous plus one, shifted
+//! left by the difference in length, the first all zeros. A value whose registers are all
+//! equal needs no code.
+//!
+//! Sizes: empty 4 bytes; up to 128 values 4 + 8·n bytes (explicit); 1,000 values about 2,950
+//! bytes (sparse in 32-bit tokens, about 2.9 bytes a token; up to 2,048 values at p = 14,
+//! about 5,800 bytes; 26-bit sets of earlier versions yield to the dense form at the 6-bit
+//! dense length, about 5,400 values); dense at p = 14 about 2,600 bytes just past the sparse
+//! form, 4,150 at 10^4 values and 5,850 to 5,950 from 5·10^4 up (8 more with a martingale count; the 4-bit layout takes 8,197 plus
+//! about a dozen escapes), about 94,000 at p = 18. The longest valid value, 393,228 bytes, is a
+//! crafted p = 18 sketch whose registers are all escapes but one, in the 4-bit form that
+//! builds of version 3 wrote (this build writes it in Huffman codes, 32,798 bytes). The
+//! decoder accepts only the canonical form, so equal sketches have identical bytes; the
+//! allowances are a sparse value with few tokens, which a sketch read from version 1 can
+//! produce, and values of earlier versions (forms 2, 5 and 6 when the Huffman layout would be
+//! shorter), which are written back in the current form.
 //!
 //! Version 1 is version 2 without the explicit form: the same header (version byte 1) and the
 //! same empty, sparse and dense payloads. Version 3 adds forms 5 and 6, the dense forms in
 //! 4 bits, and no longer writes form 2; forms 0, 1, 3 and 4 are still written in version 2,
-//! so values of those forms keep their bytes and earlier builds read them. This build reads
-//! versions 1 to 3 and writes 2 and 3. A version-3 header on forms 0 to 4 is refused (not
-//! canonical).
+//! so values of those forms keep their bytes and earlier builds read them. Version 4 adds
+//! forms 7 and 8, the dense forms in Huffman codes, and form 9, the sparse form in 32-bit
+//! tokens, which new sketches take instead of form 1 (form 1 is still written for sets of
+//! 26-bit tokens read from earlier values); a dense sketch whose 4-bit form is no longer is
+//! still written in version 3, which builds of version 3 read. This build reads versions 1
+//! to 4 and writes 2, 3 and 4. A header of a later version on the forms of an
+//! earlier one, or of an earlier version on the forms of a later one, is refused.
 //!
 //! # Text format, version 1
 //!
@@ -164,6 +220,7 @@ mod dense;
 mod estimate;
 mod explicit;
 mod hip;
+mod huffman;
 pub mod postgresql_hll;
 mod sparse;
 
@@ -174,14 +231,20 @@ mod tests;
 
 #[cfg(test)]
 pub(crate) use codec::base64_detail;
-pub use codec::{FORMAT_VERSION, MAX_ENCODED_LEN, PLAIN_FORMAT_VERSION, TEXT_PREFIX};
+pub use codec::{
+    FORMAT_VERSION, MAX_ENCODED_LEN, NIBBLE_FORMAT_VERSION, PLAIN_FORMAT_VERSION, TEXT_PREFIX,
+};
 pub use estimate::{normal_quantile, z_for_confidence};
 
 pub const MIN_PRECISION: u8 = 4;
 pub const MAX_PRECISION: u8 = 18;
 pub const DEFAULT_PRECISION: u8 = 14;
-/// Index bits of a sparse token (see the module documentation).
-pub const SPARSE_PRECISION: u8 = sparse::SPARSE_PRECISION as u8;
+/// The sparse precision byte of the header of every form but 9, and the index bits of the
+/// tokens of versions 1 and 2 (form 1; see the module documentation).
+pub const SPARSE_PRECISION: u8 = sparse::LEGACY_PRECISION;
+/// Index bits of the tokens of the sparse form this build writes (form 9), and its header's
+/// sparse precision byte.
+pub const RICE_SPARSE_PRECISION: u8 = sparse::PRECISION;
 
 /// The representation a sketch is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,9 +386,9 @@ impl DenseRegisters<'_> {
         }
         let mut order = ArenaVec::with_capacity_in(set.all_tokens_len(), arena);
         order.extend(set.all_tokens());
-        order.sort_unstable_by_key(|&token| replay_key(u64::from(token)));
+        order.sort_unstable_by_key(|&token| replay_key(token));
         for &token in order.iter() {
-            let (index, rank) = sparse::register(token, self.precision);
+            let (index, rank) = sparse::register(token, set.precision(), self.precision);
             self.offer(index, rank);
         }
     }
@@ -491,7 +554,7 @@ impl Sketch {
             }
             .add_hash(hash),
             Repr::Sparse(set) => {
-                if set.push(sparse::token(hash)) {
+                if set.push_hash(hash) {
                     self.compact();
                 }
             }
@@ -531,18 +594,24 @@ impl Sketch {
         if let Repr::Explicit(hashes) = &self.repr
             && hashes.len() > explicit::capacity(self.precision)
         {
-            self.repr = Repr::Sparse(sparse::SparseSet::from_hashes(hashes, *hashes.allocator()));
+            self.repr = Repr::Sparse(sparse::SparseSet::from_hashes(
+                hashes,
+                *hashes.allocator(),
+                sparse::PRECISION,
+            ));
         }
         if let Repr::Sparse(set) = &mut self.repr {
             set.flush();
-            if codec::HEADER_LEN + set.encoded_payload_len()
-                > codec::dense_encoded_len(self.precision)
-            {
+            if set.outgrows(
+                self.precision,
+                codec::HEADER_LEN,
+                codec::dense_encoded_len(self.precision),
+            ) {
                 let mut registers = set.arena().vec_filled(0u8, 1 << self.precision);
                 set.scatter_into(&mut registers, self.precision);
                 // The martingale starts here, from the tokens' count (see hip.rs): a union
                 // that turns dense starts it too, as its tokens are those of the union.
-                let start = estimate::sparse(set.len(), 0.0).estimate;
+                let start = estimate::sparse(set.len(), set.precision(), 0.0).estimate;
                 self.hip = Some(Hip::start(&registers, self.precision, start));
                 self.repr = Repr::Dense(registers);
             }
@@ -613,7 +682,7 @@ impl Sketch {
             }
             (Repr::Sparse(mine), Repr::Explicit(theirs)) => {
                 for &hash in theirs {
-                    mine.push(sparse::token(hash));
+                    mine.push_hash(hash);
                 }
                 self.compact();
             }
@@ -629,7 +698,7 @@ impl Sketch {
                     replayed_into(start, p, arena, |r| r.replay_hashes(mine, arena));
             }
             (Repr::Explicit(mine), Repr::Sparse(theirs)) => {
-                let mut set = sparse::SparseSet::from_hashes(mine, arena);
+                let mut set = sparse::SparseSet::from_hashes(mine, arena, theirs.precision());
                 set.merge_from(theirs);
                 self.repr = Repr::Sparse(set);
                 self.compact();
@@ -747,7 +816,7 @@ impl Sketch {
         let sketch = self.normalized();
         match &sketch.repr {
             Repr::Explicit(hashes) => estimate::exact(hashes.len()),
-            Repr::Sparse(set) => estimate::sparse(set.len(), z),
+            Repr::Sparse(set) => estimate::sparse(set.len(), set.precision(), z),
             Repr::Dense(registers) => match &sketch.hip {
                 Some(hip) => estimate::martingale(hip.count(), registers, sketch.precision, z),
                 None => estimate::dense(&dense::histogram(registers), sketch.precision, z),

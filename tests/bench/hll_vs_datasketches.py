@@ -21,6 +21,7 @@ Run through hll_vs_datasketches.sh, which starts the cluster and sets PGHOST/PGP
 """
 import argparse
 import csv
+import json
 import math
 import os
 import statistics
@@ -32,7 +33,7 @@ from datasketches import cpc_sketch, cpc_union, hll_sketch, hll_union, tgt_hll_t
 DB = os.environ.get("HLL_DS_DB", "hll_vs_datasketches")
 P = 14
 PARTS = 16
-FULL_SETS = {100: 200, 1000: 200, 10_000: 200, 100_000: 200, 1_000_000: 200, 10_000_000: 20, 100_000_000: 3}
+FULL_SETS = {100: 200, 1000: 200, 2000: 200, 5000: 200, 10_000: 200, 100_000: 200, 1_000_000: 200, 10_000_000: 20, 100_000_000: 20}
 QUICK_SETS = {100: 20, 1000: 20, 10_000: 20, 100_000: 10, 1_000_000: 2}
 SKETCHES = ["pg_distcount", "DataSketches HLL_4", "DataSketches HLL_6", "DataSketches HLL_8",
             "DataSketches CPC"]
@@ -51,9 +52,18 @@ def rows(sql):
     return [line.split("\t") for line in out.stdout.splitlines() if line]
 
 
+def block(n):
+    """n's own block of 10^12 values: its decimal digits for a power of ten, 20 + 10·log10(n)
+    (rounded) otherwise (2,000: 53, 5,000: 57)."""
+    digits = math.log10(n)
+    if n == 10 ** int(round(digits)):
+        return int(round(digits))
+    return 20 + int(round(10 * digits))
+
+
 def base(n, k):
-    # Disjoint ranges: 10^9 apart within an n, n's own block of 10^12 per decimal digit.
-    return int(round(math.log10(n))) * 10**12 + k * 10**9
+    # Disjoint ranges: 10^9 apart within an n, in n's own block.
+    return block(n) * 10**12 + k * 10**9
 
 
 def part_bounds(n, j):
@@ -75,7 +85,7 @@ def pg_distcount(n, sets, union):
     result = rows(f"""SET max_parallel_workers_per_gather = 0;
         SELECT k, (distcount.hll_estimate(s.h)).estimate, octet_length(s.h::bytea)
         FROM generate_series(0, {sets - 1}) k,
-             LATERAL (SELECT {int(round(math.log10(n)))} * 1000000000000::bigint + k * 1000000000::bigint AS b) bb,
+             LATERAL (SELECT {block(n)} * 1000000000000::bigint + k * 1000000000::bigint AS b) bb,
              LATERAL ({inner}) s
         ORDER BY k""")
     assert [int(r[0]) for r in result] == list(range(sets)), "a set is missing"
@@ -128,6 +138,35 @@ def datasketches(n, k, check_types):
     return direct, union
 
 
+def read_cache(path):
+    if path and os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
+def cached_datasketches(n, k, args, cache):
+    """datasketches(n, k), from args.ds_cache when it holds them (and saved there when not).
+    The file is read again before computing and before writing, so that two runs (one with
+    --ds-only) can share it."""
+    key = f"{n}:{k}"
+    if key not in cache:
+        cache.update(read_cache(args.ds_cache))
+    if key not in cache:
+        direct, union = datasketches(n, k, k < args.check_types)
+        if not args.ds_cache:
+            return direct, union
+        cache[key] = {"direct": direct, "union": union}
+        cache.update({key: value for key, value in read_cache(args.ds_cache).items() if key not in cache})
+        tmp = f"{args.ds_cache}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(cache, f)
+        os.replace(tmp, args.ds_cache)
+    entry = cache[key]
+    return ({name: tuple(v) for name, v in entry["direct"].items()},
+            {name: tuple(v) for name, v in entry["union"].items()})
+
+
 def summary(n, pairs):
     errors = [e / n - 1 for e, _ in pairs]
     bias = statistics.fmean(errors)
@@ -141,21 +180,48 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a smoke run: n up to 1e6, few sets")
     ap.add_argument("--max-n", type=int, default=None, help="leave out larger n")
     ap.add_argument("--sets-scale", type=float, default=1.0, help="scale every number of sets (at least 1)")
+    ap.add_argument("--sets", default=None,
+                    help="sets per n, overriding the plan, e.g. 1e7=200,1e8=50 (other n as planned)")
+    ap.add_argument("--only", default=None, help="only these n, e.g. 1e3,1e8")
     ap.add_argument("--out", default=None, help="TSV of the summary rows")
+    ap.add_argument("--ds-cache", default=None,
+                    help="JSON file of DataSketches' results per n and set, read and extended (they are "
+                         "deterministic: a later run with another build of pg_distcount reuses them)")
+    ap.add_argument("--ds-only", action="store_true",
+                    help="only fill --ds-cache with DataSketches' results, no SQL and no summary")
+    ap.add_argument("--pg-only", action="store_true",
+                    help="pg_distcount's rows alone (SQL is fast: more sets at 10^8 in the same time)")
     ap.add_argument("--check-types", type=int, default=2,
                     help="sets per n that also feed HLL_6 and HLL_8 to check their estimates equal HLL_4's")
     args = ap.parse_args()
     plan = QUICK_SETS if args.quick else FULL_SETS
     plan = {n: max(1, int(s * args.sets_scale)) for n, s in plan.items() if args.max_n is None or n <= args.max_n}
+    if args.sets:
+        for item in args.sets.split(","):
+            n, sets = item.split("=")
+            plan[int(float(n))] = int(sets)
+        plan = dict(sorted(plan.items()))
+    if args.only:
+        only = {int(float(n)) for n in args.only.split(",")}
+        plan = {n: s for n, s in plan.items() if n in only}
 
+    cache = read_cache(args.ds_cache)
+    if args.ds_only:
+        if not args.ds_cache:
+            sys.exit("--ds-only needs --ds-cache")
+        for n, sets in plan.items():
+            for k in range(sets):
+                cached_datasketches(n, k, args, cache)
+            say(f"n = {n:,}: DataSketches' results of {sets} sets in {args.ds_cache}")
+        return
     rows("CREATE EXTENSION IF NOT EXISTS pg_distcount")
     out_rows = []
     for n, sets in plan.items():
         results = {(mode, name): [] for mode in ("direct", "union") for name in SKETCHES}
         for mode in ("direct", "union"):
             results[(mode, "pg_distcount")] = pg_distcount(n, sets, mode == "union")
-        for k in range(sets):
-            direct, union = datasketches(n, k, k < args.check_types)
+        for k in range(0 if args.pg_only else sets):
+            direct, union = cached_datasketches(n, k, args, cache)
             for name, value in direct.items():
                 results[("direct", name)].append(value)
             for name, value in union.items():
@@ -163,13 +229,13 @@ def main():
         say(f"n = {n:,} ({sets} sets)")
         say(f"  {'':7} {'sketch':22} {'bias %':>8} {'RMS %':>7} {'bytes':>7} {'RMS x sqrt(bytes)':>18}")
         for mode in ("direct", "union"):
-            for name in SKETCHES:
+            for name in SKETCHES[:1] if args.pg_only else SKETCHES:
                 bias, rms, size = summary(n, results[(mode, name)])
                 per_byte = rms * 100 * math.sqrt(size)
                 say(f"  {mode:7} {name:22} {bias * 100:+8.3f} {rms * 100:7.3f} {size:7.0f} {per_byte:18.2f}")
                 out_rows.append([n, sets, mode, name, f"{bias:.6g}", f"{rms:.6g}", f"{size:.0f}", f"{per_byte:.4g}"])
         # The claim of issue 17: per byte at most DataSketches HLL_4 directly, HLL after unions.
-        for mode in ("direct", "union"):
+        for mode in () if args.pg_only else ("direct", "union"):
             ours = [r for r in out_rows if r[0] == n and r[2] == mode and r[3] == "pg_distcount"][0]
             theirs = [r for r in out_rows if r[0] == n and r[2] == mode and r[3] == "DataSketches HLL_4"][0]
             verdict = "at most" if float(ours[7]) <= float(theirs[7]) else "ABOVE"

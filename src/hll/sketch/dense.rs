@@ -1,5 +1,7 @@
-//! Dense registers: ranks, folding, and the 6-bit packing of the binary form.
+//! Dense registers: ranks, folding, the 6-bit and 4-bit layouts of the binary form, and the
+//! choice between the 4-bit layout and the Huffman layout (`huffman.rs`).
 
+use super::huffman;
 use crate::common::arena::{Arena, ArenaVec};
 
 /// Rank of `hash` at precision `p`: 1 + leading zeros of the `64 - p` bits below the index,
@@ -52,6 +54,19 @@ pub fn merge_folded(target: &mut [u8], q: u8, source: &[u8], p: u8) {
             *register = (*register).max(folded);
         }
     }
+}
+
+/// How many registers are not zero. Eight at a time: a byte's high bit, after adding 0x7f to
+/// its low seven bits and ORing in the byte, is set exactly when the byte is not zero.
+pub fn nonzero(registers: &[u8]) -> usize {
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let mut chunks = registers.chunks_exact(8);
+    let mut count = 0;
+    for eight in &mut chunks {
+        let x = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+        count += ((((x & LOW) + LOW) | x) & !LOW).count_ones() as usize;
+    }
+    count + chunks.remainder().iter().filter(|&&r| r != 0).count()
 }
 
 /// How many registers hold each value (values are at most 63).
@@ -111,6 +126,39 @@ pub enum PackedError {
     Escapes { escapes: usize, bytes: usize },
     /// 4-bit layout: no register equals the base (not canonical: it is the smallest).
     BaseNotSmallest(u8),
+    /// Huffman layout: fewer bytes than the bounds, or than the bounds and code lengths.
+    Truncated { len: usize, needed: usize },
+    /// Huffman layout: the largest register above the largest rank.
+    HighAboveMax(u8),
+    /// Huffman layout: the smallest register above the largest.
+    LowAboveHigh { low: u8, high: u8 },
+    /// Huffman layout: a bound (the smallest or the largest register) without a code.
+    BoundNotHeld(u8),
+    /// Huffman layout: the code lengths do not make a complete prefix code.
+    NotPrefixCode,
+    /// Huffman layout: bytes after the bounds of registers that are all equal.
+    AfterEqualBounds(usize),
+    /// Huffman layout: the code lengths are not those of the registers' Huffman code.
+    NotHuffman,
+    /// Huffman layout: not shorter than the 4-bit layout of the same registers.
+    NotShorter { len: usize, nibbles: usize },
+    /// Huffman layout: non-zero bits after the code lengths.
+    LengthsPadding,
+    /// Huffman layout: the byte length of a stream is not readable or too long.
+    StreamLength { stream: usize, what: String },
+    /// Huffman layout: what is wrong at the end of stream `.0`.
+    StreamEnd(usize, StreamEnd),
+}
+
+/// How a stream of the Huffman layout does not end where its codes do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The codes run past its last byte.
+    PastEnd,
+    /// Bytes after the one of its last code (`used` bytes hold codes).
+    TrailingBytes { bytes: usize, used: usize },
+    /// Non-zero bits after its last code.
+    PaddingBits,
 }
 
 /// Checks unpacked registers: errors on one above `max`, tells whether any is non-zero.
@@ -144,10 +192,30 @@ pub fn unpack(packed: &[u8], max: u8, arena: Arena) -> Result<ArenaVec<u8>, Pack
 /// Escape nibble.
 const ESCAPE: u8 = 15;
 
-/// Bytes of the 4-bit layout of `registers` (2^p of them, p >= 4).
-pub fn packed4_len(registers: &[u8]) -> usize {
-    let base = registers.iter().copied().min().unwrap_or(0);
-    1 + registers.len() / 2 + registers.iter().filter(|&&r| r - base >= ESCAPE).count()
+/// Bytes of the 4-bit layout of `m` registers (m >= 16) whose histogram is `counts`.
+pub fn packed4_len_of(counts: &[u32; 64], m: usize) -> usize {
+    let base = counts.iter().position(|&c| c != 0).unwrap_or(0);
+    let escapes: u32 = counts.iter().skip(base + ESCAPE as usize).sum();
+    1 + m / 2 + escapes as usize
+}
+
+/// How a dense sketch's registers are written: the shorter of the 4-bit layout (format
+/// version 3) and the Huffman layout (version 4), the 4-bit one on a tie (earlier builds read
+/// it). Both lengths follow from the histogram.
+pub enum Layout {
+    Nibbles,
+    Huffman(huffman::Code),
+}
+
+/// The layout of `registers` (2^p of them, p >= 4) and its length in bytes.
+pub fn layout(registers: &[u8]) -> (Layout, usize) {
+    let (quarters, counts) = huffman::quarter_histograms(registers);
+    let nibbles = packed4_len_of(&counts, registers.len());
+    let code = huffman::Code::of_histograms(&quarters, &counts);
+    match code.encoded_len() {
+        len if len < nibbles => (Layout::Huffman(code), len),
+        _ => (Layout::Nibbles, nibbles),
+    }
 }
 
 /// Appends the 4-bit layout: the base, the nibbles (register 2i in the low half of byte i),

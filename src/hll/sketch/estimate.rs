@@ -1,7 +1,6 @@
 //! Estimators and error bounds (formulas in the parent module's documentation).
 
 use super::Estimate;
-use super::sparse::SPARSE_BUCKETS;
 use crate::common::error::{Error, ErrorKind, Result};
 
 /// α∞ = 1 / (2 ln 2), the bias constant of the improved estimator for m → ∞.
@@ -25,13 +24,14 @@ pub fn exact(hashes: usize) -> Estimate {
     }
 }
 
-/// Linear counting over the `2^26` sparse buckets for `tokens` occupied ones, with the
-/// normal interval `± z·σ`; the lower bound never drops below `tokens`, the proven count.
-pub fn sparse(tokens: usize, z: f64) -> Estimate {
+/// Linear counting over the `2^sp` buckets of sparse precision `sp` for `tokens` occupied
+/// ones, with the normal interval `± z·σ`; the lower bound never drops below `tokens`, the
+/// proven count.
+pub fn sparse(tokens: usize, sp: u8, z: f64) -> Estimate {
     if tokens == 0 {
         return ZERO;
     }
-    let buckets = SPARSE_BUCKETS as f64;
+    let buckets = super::sparse::buckets(sp) as f64;
     let proven = tokens as f64;
     // -m·ln(1 - k/m); a valid sparse sketch has k far below m, so this is finite.
     let estimate = (-buckets * (-proven / buckets).ln_1p()).clamp(proven, MAX_ESTIMATE);
@@ -59,7 +59,7 @@ pub fn martingale_relative_error(p: u8) -> f64 {
 /// The martingale count of a dense sketch with the interval `count·(1 ± z·√(ln 2/m))`, never
 /// below the number of non-zero registers (a decoded count is checked to be at least that).
 pub fn martingale(count: f64, registers: &[u8], p: u8, z: f64) -> Estimate {
-    let proven = registers.iter().filter(|&&r| r != 0).count() as f64;
+    let proven = super::dense::nonzero(registers) as f64;
     relative_interval(count, proven, z * martingale_relative_error(p))
 }
 

@@ -1,6 +1,6 @@
 //! The explicit form: the full 64-bit hashes of a small set, so that its count is exact (two
 //! distinct values share a hash with probability about n²/2^65, never in practice). Sparse
-//! tokens keep 26 bits of each hash and can merge two values (45 in 2^26 for a 10-value set).
+//! tokens keep 32 bits of each hash and can merge two values (45 in 2^32 for a 10-value set).
 
 use super::{MAX_PRECISION, dense};
 use crate::common::arena::ArenaVec;

@@ -14,7 +14,7 @@
 //! DISTCOUNT_FUZZ_CASES=1000000 cargo test --release fuzz_decoders -- --nocapture
 //! ```
 
-use super::tests::{SplitMix64, as_rewritten, legacy_dense};
+use super::tests::{SplitMix64, as_rewritten, legacy_dense, nibble_dense, tokens_sketch};
 use super::*;
 use crate::common::base64::encode_into as base64_encode;
 use std::time::Instant;
@@ -45,9 +45,14 @@ fn corpus() -> Corpus {
     for p in [4u8, 10, 14, 18] {
         small.push(Sketch::new(p).unwrap());
     }
-    // Hand-picked hashes: index 0 with every rank bit zero, the last index, kept and dropped ranks.
-    small
-        .push(Sketch::from_hashes(14, [0, u64::MAX, 1 << 38, 256 << 38, (256 << 38) | 1]).unwrap());
+    // Hand-picked hashes: index 0 with every rank bit zero, the last index, kept and dropped
+    // ranks (at 26 and at 32 bits), with enough others to be sparse.
+    let mut picked = vec![0, u64::MAX, 1 << 38, 256 << 38, (256 << 38) | 1, 1 << 32];
+    picked.extend([(1 << 46) | 1, 1 << 46, u64::MAX << 32, 3 << 45]);
+    let mut rng = SplitMix64::new(31);
+    picked.extend((0..130).map(|_| rng.next_u64()));
+    small.push(Sketch::from_hashes(14, picked.iter().copied()).unwrap());
+    small.push(Sketch::from_hashes(4, [0, 1 << 32]).unwrap());
     small.push(Sketch::from_hashes(4, [0]).unwrap());
     for (p, seed, n) in [
         (14u8, 1u64, 1usize),
@@ -83,12 +88,32 @@ fn corpus() -> Corpus {
     for bytes in [explicit, sparse, full] {
         small.push(Sketch::from_postgresql_hll(&bytes, Arena::HEAP).unwrap());
     }
-    // Dense sketches built by insertions carry a martingale count (form 5, version 3); unions
-    // hold the registers alone (form 2).
-    for (p, seed) in [(4u8, 19u64), (6, 23), (8, 24)] {
+    // Dense sketches built by insertions carry a martingale count (forms 5 and 7); unions hold
+    // the registers alone (forms 6 and 8). From p = 7 up the Huffman layout (forms 7 and 8) is
+    // the shorter for random data; registers all equal take it at any precision.
+    for (p, seed) in [(4u8, 19u64), (6, 23), (8, 24), (7, 25), (9, 26)] {
         let union = sketch_of(p, seed, 3_000).union(&sketch_of(p, seed + 100, 2_000));
         small.push(union.unwrap());
     }
+    small.push(sketch_of(7, 27, 2_000));
+    small.push(sketch_of(8, 28, 600));
+    small.push(Sketch::decode(&[4, 8, 4, 26, 3, 3]).unwrap());
+    // Sparse sets of 26-bit tokens, as values of versions 1 and 2 (form 1) hold them, and their
+    // unions with sets of 32-bit tokens (form 9), which keep 26 bits.
+    let mut rng = SplitMix64::new(29);
+    let legacy_hashes: Vec<u64> = (0..300).map(|_| rng.next_u64()).collect();
+    let legacy = tokens_sketch(14, &legacy_hashes);
+    small.push(legacy.union(&sketch_of(14, 30, 400)).unwrap());
+    small.push(legacy);
+    small.push(tokens_sketch(10, &legacy_hashes[..100]));
+    small.push(tokens_sketch(4, &legacy_hashes[..2]));
+    small.push(tokens_sketch(
+        14,
+        &[0, u64::MAX, 1 << 38, 256 << 38, (256 << 38) | 1],
+    ));
+    small.push(Sketch::decode(&[4, 8, 5, 26, 60, 60]).unwrap());
+    // In canonical form (a sketch of a few hashes may hold pending tokens that make it dense).
+    small.iter_mut().for_each(Sketch::compact);
     let large = vec![
         sketch_of(14, 20, 1_000),
         sketch_of(14, 21, 50_000),
@@ -102,10 +127,13 @@ fn corpus() -> Corpus {
         .map(|bytes| [&[1], &bytes[1..]].concat())
         .collect();
     small_bytes.extend(version_1);
-    // The 6-bit dense form 2 of versions 1 and 2, which earlier builds wrote.
+    // The dense forms earlier builds wrote: form 2 of versions 1 and 2 (6 bits a register),
+    // forms 5 and 6 of version 3 (4 bits).
     for s in small.iter().filter(|s| s.form() == Form::Dense) {
         small_bytes.push(legacy_dense(&s.without_martingale(), 2));
         small_bytes.push(legacy_dense(&s.without_martingale(), 1));
+        small_bytes.push(nibble_dense(s));
+        small_bytes.push(nibble_dense(&s.without_martingale()));
     }
     let large_bytes = large.iter().map(Sketch::encode).collect();
     Corpus {
@@ -117,7 +145,9 @@ fn corpus() -> Corpus {
 }
 
 /// Bytes that sit on the edges of the format's fields.
-const INTERESTING: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 18, 19, 25, 26, 27, 39, 40, 0x7f, 0x80];
+const INTERESTING: [u8; 19] = [
+    0, 1, 2, 3, 4, 5, 6, 9, 18, 19, 25, 26, 27, 32, 33, 39, 40, 0x7f, 0x80,
+];
 
 fn random_bytes(rng: &mut SplitMix64, len: usize) -> Vec<u8> {
     (0..len).map(|_| rng.next_u64() as u8).collect()
@@ -234,6 +264,8 @@ fn mutate_text(rng: &mut SplitMix64, text: &str) -> String {
 #[derive(Default)]
 struct Stats {
     binary_accepted: u64,
+    /// Accepted binary inputs by their form byte.
+    accepted_by_form: [u64; 10],
     binary_refused: u64,
     text_accepted: u64,
     text_refused: u64,
@@ -246,6 +278,7 @@ fn check_binary(input: &[u8], partner: &Sketch, stats: &mut Stats) {
     match decoded {
         Ok(sketch) => {
             stats.binary_accepted += 1;
+            stats.accepted_by_form[usize::from(input[1])] += 1;
             assert_eq!(
                 sketch.encode(),
                 as_rewritten(input),
@@ -309,10 +342,13 @@ fn check_text(text: &str, stats: &mut Stats) {
             stats.text_accepted += 1;
             let written = sketch.to_text();
             // A version-1 value ("hll1:AQ...") comes back in version 2, a 6-bit dense one of
-            // version 2 ("hll1:AgI...") in version 3.
+            // version 2 ("hll1:AgI...") and a 4-bit one of version 3 ("hll1:Aw...") in the
+            // shorter dense layout.
             if written != text {
                 assert!(
-                    text.starts_with("hll1:AQ") || text.starts_with("hll1:AgI"),
+                    text.starts_with("hll1:AQ")
+                        || text.starts_with("hll1:AgI")
+                        || text.starts_with("hll1:Aw"),
                     "accepted text is not canonical"
                 );
                 assert_eq!(Sketch::parse_text(&written).unwrap(), sketch);
@@ -347,19 +383,26 @@ fn fuzz_decoders() {
             }
             1 => {
                 // A valid header, then a random payload (for small p, sometimes of dense length).
-                let (form, p) = (rng.below(7) as u8, 4 + rng.below(4) as u8);
+                let (form, p) = (rng.below(10) as u8, 4 + rng.below(4) as u8);
+                let count = if matches!(form, 5 | 7) { 8 } else { 0 };
                 let len = if rng.below(2) == 0 {
                     match form {
                         // 4-bit registers (and a few escapes), after form 5's 8-byte count.
-                        5 => 8 + 1 + (1 << (p - 1)) + pick(&mut rng, 3),
-                        6 => 1 + (1 << (p - 1)) + pick(&mut rng, 3),
+                        5 | 6 => count + 1 + (1 << (p - 1)) + pick(&mut rng, 3),
+                        // Huffman codes: bounds, lengths, varints, about 3 bits a register.
+                        7 | 8 => count + 2 + pick(&mut rng, 12) + (3 << (p - 3)),
                         _ => dense::packed_len(p),
                     }
                 } else {
                     pick(&mut rng, 65)
                 };
                 let version = 1 + rng.below(u64::from(FORMAT_VERSION)) as u8;
-                let mut bytes = vec![version, form, p, SPARSE_PRECISION];
+                let sparse_precision = if form == 9 {
+                    RICE_SPARSE_PRECISION
+                } else {
+                    SPARSE_PRECISION
+                };
+                let mut bytes = vec![version, form, p, sparse_precision];
                 bytes.extend(random_bytes(&mut rng, len));
                 bytes
             }
@@ -392,9 +435,10 @@ fn fuzz_decoders() {
         }
     }
     println!(
-        "fuzz_decoders: {cases} cases (seed {seed:#x}) in {:.1} s; binary {} accepted / {} refused, text {} accepted / {} refused",
+        "fuzz_decoders: {cases} cases (seed {seed:#x}) in {:.1} s; binary {} accepted (by form {:?}) / {} refused, text {} accepted / {} refused",
         started.elapsed().as_secs_f64(),
         stats.binary_accepted,
+        stats.accepted_by_form,
         stats.binary_refused,
         stats.text_accepted,
         stats.text_refused
@@ -402,6 +446,11 @@ fn fuzz_decoders() {
     // The mutations must reach both sides of the decoder, or the fuzzer tests nothing.
     if cases >= 1000 {
         assert!(stats.binary_accepted > 0 && stats.binary_refused > cases / 4);
+        assert!(
+            stats.accepted_by_form[5..].iter().all(|&n| n > 0),
+            "{:?}",
+            stats.accepted_by_form
+        );
         assert!(stats.text_accepted > 0 && stats.text_refused > 0);
     }
 }

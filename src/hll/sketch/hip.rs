@@ -47,6 +47,16 @@ impl Hip {
         }
     }
 
+    /// [`Hip::start`] for registers whose histogram is `counts` (the same sum, term by value).
+    pub fn start_from_histogram(counts: &[u32; 64], p: u8, count: f64) -> Hip {
+        Hip {
+            count,
+            kappa: (0..64u8).fold(0u64, |sum, r| {
+                sum.saturating_add(u64::from(counts[r as usize]).saturating_mul(term(r, p)))
+            }),
+        }
+    }
+
     /// A register of precision `p` goes from `old` to `new` (> `old`).
     #[inline]
     pub fn record(&mut self, old: u8, new: u8, p: u8) {

@@ -38,32 +38,96 @@ fn sketch(p: u8, hashes: &[u64]) -> Sketch {
     Sketch::from_hashes(p, hashes.iter().copied()).unwrap()
 }
 
-/// A token set of `hashes` as a sketch, whatever their number: what a version-1 sketch
-/// decodes to (this build makes sets of up to 128 hashes explicit).
-fn tokens_sketch(p: u8, hashes: &[u64]) -> Sketch {
+/// A set of 26-bit tokens of `hashes` as a sketch, whatever their number: what a sparse value
+/// of format version 1 or 2 (form 1) decodes to (earlier builds wrote those; this build makes
+/// sets of up to 128 hashes explicit and larger ones sparse in 32-bit tokens).
+pub(super) fn tokens_sketch(p: u8, hashes: &[u64]) -> Sketch {
     let mut s = Sketch {
         precision: p,
-        repr: Repr::Sparse(SparseSet::from_hashes(hashes, Arena::HEAP)),
+        repr: Repr::Sparse(SparseSet::from_hashes(
+            hashes,
+            Arena::HEAP,
+            sparse::LEGACY_PRECISION,
+        )),
         hip: None,
     };
     s.compact();
     s
 }
 
+/// What this build writes for dense registers at precision `p` (with a martingale count or
+/// not): the 4-bit layout (version 3, form 5 or 6) or the Huffman layout (version 4, form 7
+/// or 8), whichever is shorter, the 4-bit one on a tie.
+pub(super) fn dense_bytes(p: u8, registers: &[u8], count: Option<f64>) -> Vec<u8> {
+    let mut nibbles = Vec::new();
+    dense::pack4(registers, &mut nibbles);
+    let (quarters, total) = huffman::quarter_histograms(registers);
+    let mut coded = Vec::new();
+    huffman::pack(
+        registers,
+        &huffman::Code::of_histograms(&quarters, &total),
+        &mut coded,
+    );
+    let (version, form, payload) = if coded.len() < nibbles.len() {
+        (FORMAT_VERSION, 7, coded)
+    } else {
+        (NIBBLE_FORMAT_VERSION, 5, nibbles)
+    };
+    let mut out = vec![
+        version,
+        form + u8::from(count.is_none()),
+        p,
+        SPARSE_PRECISION,
+    ];
+    if let Some(count) = count {
+        out.extend_from_slice(&count.to_le_bytes());
+    }
+    out.extend_from_slice(&payload);
+    out
+}
+
 /// What this build writes back for bytes it accepted: the same bytes, a version-1 value in
-/// version 2 (it differs in its first byte only), the 6-bit dense form 2 of versions 1 and 2
-/// as form 6 of version 3 (the same registers in 4 bits).
+/// version 2 (it differs in its first byte only), the dense forms of earlier builds (form 2
+/// of versions 1 and 2 in 6 bits, forms 5 and 6 of version 3 in 4 bits) in the shorter of
+/// the 4-bit and the Huffman layouts.
 pub(super) fn as_rewritten(bytes: &[u8]) -> Vec<u8> {
-    if let [1 | 2, 2, p, ..] = *bytes {
-        let registers = dense::unpack(&bytes[4..], dense::max_rank(p), Arena::HEAP).unwrap();
-        let mut out = vec![FORMAT_VERSION, 6, p, SPARSE_PRECISION];
-        dense::pack4(&registers, &mut out);
-        return out;
+    match *bytes {
+        [1 | 2, 2, p, ..] => {
+            let registers = dense::unpack(&bytes[4..], dense::max_rank(p), Arena::HEAP).unwrap();
+            dense_bytes(p, &registers, None)
+        }
+        [3, form @ (5 | 6), p, ..] => {
+            let (count, packed) = if form == 5 {
+                let count = f64::from_le_bytes(bytes[4..12].try_into().unwrap());
+                (Some(count), &bytes[12..])
+            } else {
+                (None, &bytes[4..])
+            };
+            let registers = dense::unpack4(packed, p, dense::max_rank(p), Arena::HEAP).unwrap();
+            dense_bytes(p, &registers, count)
+        }
+        _ => {
+            let mut out = bytes.to_vec();
+            if let Some(version) = out.first_mut().filter(|v| **v == 1) {
+                *version = PLAIN_FORMAT_VERSION;
+            }
+            out
+        }
     }
-    let mut out = bytes.to_vec();
-    if let Some(version) = out.first_mut().filter(|v| **v == 1) {
-        *version = PLAIN_FORMAT_VERSION;
+}
+
+/// The 4-bit form (version 3, form 5 with a count or 6) of a dense sketch's registers, as
+/// builds of version 3 wrote every dense sketch.
+pub(super) fn nibble_dense(s: &Sketch) -> Vec<u8> {
+    let Repr::Dense(registers) = &s.repr else {
+        panic!("dense expected")
+    };
+    let form = if s.hip.is_some() { 5 } else { 6 };
+    let mut out = vec![NIBBLE_FORMAT_VERSION, form, s.precision, SPARSE_PRECISION];
+    if let Some(hip) = &s.hip {
+        out.extend_from_slice(&hip.count().to_le_bytes());
     }
+    dense::pack4(registers, &mut out);
     out
 }
 
@@ -196,6 +260,122 @@ fn sparse_bytes_by_hand() {
 }
 
 #[test]
+fn rice_sparse_bytes_by_hand() {
+    // Form 9 (version 4, sparse precision 32) at p = 4, where two hashes are sparse: the
+    // explicit form holds one, the sparse form 2^4/8 = 2 tokens.
+    // Hash 0: index 0, its low 14 bits zero, so it keeps its rank, 33 (every bit zero).
+    // Hash 1 << 32: index 1, no rank. n = 2: Rice parameter 29 (2^29·3 <= 2^32·ln 2 < 2^30·3).
+    // Token 0: gap 0 = quotient 0 ("1") and 29 zero bits, then rank 33 in 6 bits (100001).
+    // Token 1: gap 1 - 0 - 1 = 0: "1" and 29 zero bits. 66 bits, zero-padded to 9 bytes.
+    assert_eq!(sparse::rice_parameter(2), 29);
+    let s = sketch(4, &[1 << 32, 0]);
+    assert_eq!(s.form(), Form::Sparse);
+    let expected = [4, 9, 4, 32, 2, 0x80, 0, 0, 0x02, 0x18, 0, 0, 0, 0];
+    assert_eq!(s.encode(), expected);
+    assert_eq!(s.encoded_len(), expected.len());
+    assert_eq!(Sketch::decode(&expected).unwrap(), s);
+    assert_eq!(s.count().unwrap(), 2);
+    // A third hash turns it dense.
+    assert_eq!(sketch(4, &[1 << 32, 0, 2 << 32]).form(), Form::Dense);
+    // Refused: a non-zero padding bit, a byte too many, a count above 2^p/8, rank 0, the
+    // form in another version or with another sparse precision.
+    let mut padding = expected;
+    padding[13] = 1;
+    let mut rank_0 = expected;
+    rank_0[3 + 5] = 0x00;
+    rank_0[4 + 5] = 0x08;
+    let mut three = expected.to_vec();
+    three[4] = 3;
+    let mut version_2 = expected;
+    version_2[0] = 2;
+    let mut sparse_26 = expected;
+    sparse_26[3] = 26;
+    for (what, bytes, detail) in [
+        (
+            "padding",
+            padding.to_vec(),
+            "non-zero bits after the last code",
+        ),
+        ("long", [&expected[..], &[0]].concat(), "end in byte"),
+        ("count", three, "a sparse hll of 3 tokens"),
+        ("rank 0", rank_0.to_vec(), "rank 0 is out of range"),
+        ("version", version_2.to_vec(), "has no form 9"),
+        (
+            "sparse precision",
+            sparse_26.to_vec(),
+            "sparse precision 26",
+        ),
+    ] {
+        let e = Sketch::decode(&bytes).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidBinary, "{what}");
+        let shown = e.detail.unwrap_or_default();
+        assert!(shown.contains(detail), "{what}: {shown}");
+    }
+    for cut in 4..expected.len() {
+        assert!(Sketch::decode(&expected[..cut]).is_err(), "cut {cut}");
+    }
+}
+
+/// The sparse form keeps 32 bits of each hash: two values whose hashes share their top 26
+/// bits (one token in the 26-bit tokens of versions 1 and 2) are two.
+#[test]
+fn sparse_tokens_keep_32_bits() {
+    let mut all = hashes(5, 200);
+    all.push(7 << 40);
+    all.push((7 << 40) | (1 << 32));
+    let s = sketch(14, &all);
+    assert_eq!(s.form(), Form::Sparse);
+    assert_eq!(s.count().unwrap(), 202);
+    assert_eq!(tokens_sketch(14, &all).count().unwrap(), 201);
+    // Sets of 1,000 and 2,000 values count exactly (no two of these share a 32-bit token).
+    for n in [1000usize, 2000] {
+        for seed in 0..100 {
+            let s = sketch(14, &hashes(seed, n));
+            assert_eq!(s.form(), Form::Sparse, "n {n}");
+            assert_eq!(s.count().unwrap(), n as i64, "n {n}, seed {seed}");
+        }
+    }
+    // 2^14/8 = 2,048 tokens are the most a sparse sketch holds at p = 14.
+    assert_eq!(sketch(14, &hashes(3, 2048)).form(), Form::Sparse);
+    assert_eq!(sketch(14, &hashes(3, 2049)).form(), Form::Dense);
+}
+
+/// A union with a set of 26-bit tokens (a value of version 1 or 2) keeps 26 bits: the tokens
+/// of the other side are folded, as if they had been made at 26 bits.
+#[test]
+fn unions_with_legacy_tokens_fold_to_26_bits() {
+    let (a, b) = (hashes(11, 500), hashes(12, 700));
+    let legacy = tokens_sketch(14, &a);
+    let new = sketch(14, &b);
+    assert_eq!(new.form(), Form::Sparse);
+    let both: Vec<u64> = a.iter().chain(&b).copied().collect();
+    let expected = tokens_sketch(14, &both);
+    assert_eq!(legacy.union(&new).unwrap(), expected);
+    assert_eq!(new.union(&legacy).unwrap(), expected);
+    assert_eq!(expected.encode()[..2], [PLAIN_FORMAT_VERSION, 1]);
+    // An explicit side joins the 26-bit tokens too.
+    let small = sketch(14, &hashes(13, 50));
+    let with_small: Vec<u64> = a.iter().chain(&hashes(13, 50)).copied().collect();
+    assert_eq!(
+        small.union(&legacy).unwrap(),
+        tokens_sketch(14, &with_small)
+    );
+    // And a union of the two kinds that outgrows the 26-bit rule turns dense with the
+    // registers of every hash.
+    let big = tokens_sketch(14, &hashes(14, 5000));
+    let union = big.union(&sketch(14, &hashes(15, 2000))).unwrap();
+    assert_eq!(union.form(), Form::Dense);
+    let all: Vec<u64> = hashes(14, 5000)
+        .into_iter()
+        .chain(hashes(15, 2000))
+        .collect();
+    assert_eq!(
+        union.without_martingale(),
+        sketch(14, &all).without_martingale()
+    );
+}
+
+#[test]
 fn dense_bytes_by_hand() {
     // Version 2, form 2, p = 4: 16 registers in 12 bytes. Registers 0..4 = 1, 2, 3, 4 pack to
     // 0x103081 (LE).
@@ -250,11 +430,111 @@ fn dense_bytes_by_hand() {
 }
 
 #[test]
+fn huffman_bytes_by_hand() {
+    let dense = |p: u8, registers: &[u8]| Sketch {
+        precision: p,
+        repr: Repr::Dense(Arena::HEAP.vec_from(registers)),
+        hip: None,
+    };
+    // Every register equal: the bounds alone (the 4-bit layout would take 9 bytes).
+    let all_three = dense(4, &[3; 16]);
+    assert_eq!(all_three.encode(), [4, 8, 4, 26, 3, 3]);
+    assert_eq!(Sketch::decode(&[4, 8, 4, 26, 3, 3]).unwrap(), all_three);
+    // p = 6, 64 registers: 32 of 3, 16 of 1 and 16 of 7, each quarter 3 × 8, 1 × 4, 7 × 4.
+    // Huffman: the leaves by (count, value) are 1, 7, 3; 1 and 7 join first (16), then 3 (a
+    // leaf, before the joined tree of equal weight) and that tree: lengths 2, 1 and 2.
+    // Canonical codes: 3 is "0", 1 is "10", 7 is "11".
+    let quarter = [3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 7, 7, 7, 7];
+    let registers: Vec<u8> = quarter.iter().copied().cycle().take(64).collect();
+    let expected = [
+        &[4, 8, 6, 26][..],
+        // low 1, high 7; the lengths of 1..=7 in 5 bits: 2 0 1 0 0 0 2, then 5 zero bits
+        &[1, 7, 0x10, 0x02, 0x00, 0x00, 0x40],
+        // streams 0 to 2 take 3 bytes each (24 bits: 8 × "0", 4 × "10", 4 × "11")
+        &[3, 3, 3],
+        &[
+            0x00, 0xaa, 0xff, 0x00, 0xaa, 0xff, 0x00, 0xaa, 0xff, 0x00, 0xaa, 0xff,
+        ],
+    ]
+    .concat();
+    let s = dense(6, &registers);
+    assert_eq!(s.encode(), expected);
+    assert_eq!(s.encoded_len(), expected.len());
+    assert_eq!(Sketch::decode(&expected).unwrap(), s);
+    // The 4-bit layout of these registers takes 4 + 33 bytes: the Huffman one is shorter.
+    assert_eq!(nibble_dense(&s).len(), 37);
+    // With a martingale count (form 7), the count first, as in form 5.
+    let counted = Sketch {
+        hip: Some(hip::Hip::start(&registers, 6, 500.0)),
+        ..s.clone()
+    };
+    let with_count = [&[4, 7, 6, 26][..], &500f64.to_le_bytes(), &expected[4..]].concat();
+    assert_eq!(counted.encode(), with_count);
+    assert_eq!(Sketch::decode(&with_count).unwrap(), counted);
+    assert_eq!(Sketch::decode(&with_count).unwrap().estimate(), 500.0);
+    // At p = 4 the 4-bit layout (9 bytes) is shorter than a Huffman layout with its lengths,
+    // varints and four streams, unless the registers are all equal.
+    let mixed = dense(4, &[1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4]);
+    assert_eq!(mixed.encode()[..2], [3, 6]);
+}
+
+#[test]
+fn longest_huffman_code() {
+    // The deepest Huffman tree of a given weight is that of the Fibonacci numbers: 25 values
+    // of counts 1, 1, 2, 3, 5, ... (196,417 registers), the rest in the last, at p = 18.
+    let mut counts = [0u32; 64];
+    let (mut a, mut b) = (1u32, 1u32);
+    for c in counts.iter_mut().take(25) {
+        *c = a;
+        (a, b) = (b, a + b);
+    }
+    counts[24] += (1 << 18) - counts.iter().sum::<u32>();
+    let lengths = huffman::code_lengths(&counts);
+    assert_eq!(lengths.iter().max(), Some(&24));
+    // Such registers round-trip (the Huffman layout, 5-bit lengths up to 31, codes up to 24).
+    let registers: Vec<u8> = counts
+        .iter()
+        .enumerate()
+        .flat_map(|(value, &c)| std::iter::repeat_n(value as u8 + 1, c as usize))
+        .collect();
+    let s = Sketch {
+        precision: 18,
+        repr: Repr::Dense(Arena::HEAP.vec_from(&registers)),
+        hip: None,
+    };
+    let bytes = s.encode();
+    assert_eq!(bytes[..2], [FORMAT_VERSION, 8]);
+    assert_eq!(Sketch::decode(&bytes).unwrap(), s);
+}
+
+#[test]
+fn golden_huffman_encoding() {
+    // The registers of 1..=2000 at p = 8 (a union's form 8), encoded by a separate Python
+    // implementation of the layout (xxhash.xxh3_64 of each i64 little-endian, the registers,
+    // the two-queue Huffman lengths, canonical codes, four streams): 104 bytes of layout
+    // where the 4-bit one takes 129.
+    let s = sketch(8, &(1..=2000).map(hash_int).collect::<Vec<_>>()).without_martingale();
+    assert_eq!(s.to_text(), GOLDEN_HUFFMAN_TEXT);
+    assert_eq!(s.encoded_len(), 4 + 104);
+    assert_eq!(Sketch::parse_text(GOLDEN_HUFFMAN_TEXT).unwrap(), s);
+}
+
+const GOLDEN_HUFFMAN_TEXT: &str = "hll1:BAgIGgELMMQhjIU6EBgWFgeV/FhP7Xj0lHk7Gw3vX3x8rOVIgxVagMEmqS2njCVP+QhGDcg1loiwDm/rQsCN0Hl117Ojootbp9XEjT5ESyHDhJfIHPrbIF7YG3+kj0JfQqkJLwWm8u/L8lpQ";
+
+#[test]
 fn golden_encodings() {
     // Pins the whole path from XXH3 to bytes; a change here breaks every stored sketch.
     let small: Vec<u64> = (1..=5).map(hash_int).collect();
     assert_eq!(hex(&sketch(14, &small).encode()), GOLDEN_EXPLICIT);
     assert_eq!(hex(&tokens_sketch(14, &small).encode()), GOLDEN_SPARSE);
+    // Form 9: 100 values at p = 10 (the explicit form holds 96 there), 32-bit tokens in Rice
+    // codes; encoded by a separate Python implementation of the layout.
+    let hundred: Vec<u64> = (1..=100).map(hash_int).collect();
+    let rice = sketch(10, &hundred);
+    assert_eq!(rice.to_text(), GOLDEN_RICE_SPARSE_TEXT);
+    assert_eq!(rice.encoded_len(), 344);
+    assert_eq!(Sketch::parse_text(GOLDEN_RICE_SPARSE_TEXT).unwrap(), rice);
+    assert_eq!(rice.count().unwrap(), 100);
     let dense: Vec<u64> = (1..=100).map(hash_int).collect();
     let s = sketch(4, &dense);
     assert_eq!(s.form(), Form::Dense);
@@ -269,8 +549,9 @@ fn golden_encodings() {
         assert!(!read.has_martingale());
         assert_eq!(read.estimate(), registers.estimate());
     }
-    // The martingale count: the hashes' 66 tokens (at the 66th hash the token buffer fills and
-    // the sketch turns dense), then 2^64/kappa for each later hash that raised a register.
+    // The martingale count: the linear count of the hashes' 66 tokens of 32 bits (at the 66th
+    // hash the token buffer fills and the sketch turns dense), then 2^64/kappa for each later
+    // hash that raised a register.
     let bytes = s.encode();
     let count = f64::from_le_bytes(bytes[4..12].try_into().unwrap());
     assert_eq!(count, GOLDEN_MARTINGALE_COUNT);
@@ -278,9 +559,11 @@ fn golden_encodings() {
 }
 
 // Computed independently in Python (xxhash.xxh3_64 of each i64 little-endian, the tokens'
-// linear count at 66 hashes, then the HIP sum over hashes 67 to 100).
-const GOLDEN_MARTINGALE_COUNT: f64 = 88.788_949_964_487_91;
-const GOLDEN_MARTINGALE_TEXT: &str = "hll1:AwUEGvvp/Sd+MlZAAhEjgRECAiID";
+// linear count over 2^32 buckets at 66 hashes, then the HIP sum over hashes 67 to 100).
+// Builds with 26-bit tokens counted 88.788_949_964_487_91 (the linear count over 2^26).
+const GOLDEN_MARTINGALE_COUNT: f64 = 88.788_918_016_842_7;
+const GOLDEN_RICE_SPARSE_TEXT: &str = "hll1:BAkKIGQc70enp8wbBXxykoTmB6g6RbwwgkbNLY/25UUuRGH/Kpgix1fgBBM/s7PZkAU+GfC7Eu3lLPs59viBMY4EVggcR6EnsTjSdLbVGcu/bNfWO5ShbwWZvnABlNCCl9SyImeFYG3UEA+K76uQkxF3QGeaJSyaOWHxtQWZr1yII34yhgsHsRag9RKU/MFsbU21tGgNcbBALGrr0T+s4AoSOs15nTzDFGsDczAa0pR63NmRzqadhqwrDKs4wWLo0pUcAnAphtyLjaWSPwn0DfIUdG66uDcZYszoYl8lYnNzFZLkFXPvg0NM91OIGtMWkYZE62yxfwB+tIiLV004E4X9I75mygHDYJ1Q5sMEErkwXPZOTB1OAooG0IZX+abmJ+ybPLFQT74OQmsmhUNhxHNrReVzlWqbmxuh3f2sSr60KTuK9fvAzgHj8m8Aytd9AW6a+vSxSwA=";
+const GOLDEN_MARTINGALE_TEXT: &str = "hll1:AwUEGiJk/qF9MlZAAhEjgRECAiID";
 const GOLDEN_DENSE_TEXT_V1: &str = "hll1:AQIEGsNQEIMyDIRACARRCA==";
 const GOLDEN_DENSE4_TEXT: &str = "hll1:AwYEGgIRI4ERAgIiAw==";
 
@@ -324,8 +607,9 @@ fn precision_range() {
     }
     let dense18 = sketch(18, &hashes(1, 200_000));
     assert_eq!(dense18.form(), Form::Dense);
-    // The longest value: every register but the base an escape (crafted, as random data
-    // never gets there), with a count.
+    // The longest value: every register but the base an escape, with a count, in the 4-bit
+    // form that builds of version 3 wrote (crafted: random data never gets there). This build
+    // writes it in the Huffman layout, 1 bit a register.
     let mut registers = vec![15u8; 1 << 18];
     registers[0] = 0;
     let longest = Sketch {
@@ -333,10 +617,13 @@ fn precision_range() {
         hip: Some(hip::Hip::start(&registers, 18, 1e9)),
         repr: Repr::Dense(Arena::HEAP.vec_from(&registers)),
     };
-    assert_eq!(longest.encoded_len(), MAX_ENCODED_LEN);
-    let bytes = longest.encode();
+    let bytes = nibble_dense(&longest);
     assert_eq!(bytes.len(), MAX_ENCODED_LEN);
     assert_eq!(Sketch::decode(&bytes).unwrap(), longest);
+    // header, count, bounds 0 and 15, 16 lengths of 5 bits, 3 varints of 8,192
+    assert_eq!(longest.encoded_len(), 4 + 8 + 2 + 10 + 6 + 4 * (1 << 13));
+    assert_eq!(longest.encode().len(), longest.encoded_len());
+    assert_eq!(Sketch::decode(&longest.encode()).unwrap(), longest);
 }
 
 #[test]
@@ -433,20 +720,33 @@ fn sizes() {
     let thousand = sketch(14, &hashes(7, 1000));
     assert_eq!(thousand.form(), Form::Sparse);
     assert!(thousand.encoded_len() <= 4000, "{}", thousand.encoded_len());
-    // Dense: 4 + 1 + 8,192 bytes and an escape byte for each register 15 or more above the
-    // smallest (a few); built by insertions, 8 more for the martingale count.
-    for n in [20_000, 1_000_000] {
-        let dense = sketch(14, &hashes(7, n));
+    // Dense: the Huffman layout (format version 4), about 2.9 bits a register from a few m
+    // values up (5,200 to 6,000 bytes at p = 14) and fewer just past the sparse form; the
+    // 4-bit layout of the same registers takes 8,197 bytes and an escape byte for each
+    // register 15 or more above the smallest. Built by insertions, 8 more for the martingale
+    // count.
+    for (n, range) in [
+        (6_000, 3_300..3_600),
+        (20_000, 5_100..5_400),
+        (1_000_000, 5_750..6_000),
+    ] {
+        let mut dense = sketch(14, &hashes(7, n));
+        dense.compact();
         assert_eq!(dense.form(), Form::Dense);
         assert!(dense.has_martingale());
         let len = dense.encoded_len();
-        assert!((8_205..8_245).contains(&len), "n {n}: {len} bytes");
-        assert_eq!(dense.encode().len(), len);
+        assert!(range.contains(&len), "n {n}: {len} bytes");
+        let bytes = dense.encode();
+        assert_eq!(bytes.len(), len);
+        assert_eq!(bytes[..2], [FORMAT_VERSION, 7]);
+        assert!(len < nibble_dense(&dense).len() * 3 / 4);
         let union = dense.union(&sketch(14, &hashes(8, 10_000))).unwrap();
         assert!(!union.has_martingale());
         let len = union.encoded_len();
-        assert!((8_197..8_237).contains(&len), "n {n}: {len} bytes");
-        assert_eq!(union.encode().len(), len);
+        assert!((4_900..6_000).contains(&len), "n {n}: {len} bytes");
+        let bytes = union.encode();
+        assert_eq!(bytes.len(), len);
+        assert_eq!(bytes[..2], [FORMAT_VERSION, 8]);
     }
 }
 
@@ -467,33 +767,54 @@ fn small_aggregate_states_stay_small() {
     assert_eq!(same.count().unwrap(), 1);
 }
 
+/// `start` growing by `hs`, hash by hash: after each, the sketch in canonical form, the
+/// length its set of tokens at sparse precision `sp` would have in the sparse form, and their
+/// number. Checks on the way that a dense sketch never turns sparse again and that compacting
+/// changes nothing observable.
+fn growing(start: Sketch, sp: u8, hs: &[u64]) -> Vec<(Sketch, usize, usize)> {
+    let mut s = start;
+    let mut tokens = SparseSet::new_in(Arena::HEAP, sp);
+    let mut was_dense = false;
+    let mut out = Vec::new();
+    for &h in hs {
+        s.add_hash(h);
+        tokens.push_hash(h);
+        tokens.flush();
+        let sparse_len = codec::HEADER_LEN + tokens.encoded_payload_len();
+        let mut compacted = s.clone();
+        compacted.compact();
+        let is_dense = matches!(compacted.repr, Repr::Dense(_));
+        assert!(!was_dense || is_dense, "dense turned sparse");
+        assert_eq!(compacted, s);
+        was_dense = is_dense;
+        out.push((compacted, sparse_len, tokens.len()));
+    }
+    assert!(was_dense, "never became dense");
+    out
+}
+
 #[test]
 fn form_follows_the_size_rule_while_growing() {
-    for p in [4u8, 6, 8, 10] {
-        let dense_len = codec::dense_encoded_len(p);
-        let mut s = Sketch::new(p).unwrap();
-        // The same hashes as a token set that never turns dense, for the size it would have.
-        let mut tokens = SparseSet::new_in(Arena::HEAP);
-        let mut was_dense = false;
-        for (i, h) in hashes(p as u64, 2000).into_iter().enumerate() {
-            s.add_hash(h);
-            tokens.push(sparse::token(h));
-            tokens.flush();
-            let sparse_len = codec::HEADER_LEN + tokens.encoded_payload_len();
-            let mut compacted = s.clone();
-            compacted.compact();
-            let is_dense = matches!(compacted.repr, Repr::Dense(_));
-            assert!(
-                !was_dense || is_dense,
-                "p {p}: dense turned sparse after {i} hashes"
-            );
-            assert_eq!(compacted, s);
+    for p in [4u8, 6, 8, 10, 12] {
+        let steps = growing(
+            Sketch::new(p).unwrap(),
+            sparse::PRECISION,
+            &hashes(p as u64, 3000),
+        );
+        for (i, (compacted, sparse_len, tokens)) in steps.into_iter().enumerate() {
             if i < explicit::capacity(p) {
                 assert_eq!(compacted.form(), Form::Explicit, "p {p}, {} hashes", i + 1);
                 assert_eq!(compacted.encoded_len(), codec::HEADER_LEN + 8 * (i + 1));
                 continue;
             }
-            assert_eq!(is_dense, sparse_len > dense_len, "p {p}, {} hashes", i + 1);
+            // Sparse up to 2^p/8 tokens of 32 bits.
+            let is_dense = compacted.form() == Form::Dense;
+            assert_eq!(
+                is_dense,
+                tokens > sparse::max_tokens(p),
+                "p {p}, {} hashes",
+                i + 1
+            );
             // A dense sketch built by insertions also holds its 8-byte martingale count.
             assert_eq!(compacted.has_martingale(), is_dense);
             let expected = if is_dense {
@@ -502,9 +823,28 @@ fn form_follows_the_size_rule_while_growing() {
                 sparse_len
             };
             assert_eq!(compacted.encoded_len(), expected);
-            was_dense = is_dense;
         }
-        assert!(was_dense, "p {p} never became dense");
+    }
+}
+
+/// Sets of 26-bit tokens (read from versions 1 and 2) keep the rule of those versions: sparse
+/// while no longer than the 6-bit dense form, so that their values stay canonical.
+#[test]
+fn legacy_tokens_follow_the_old_size_rule() {
+    for p in [4u8, 6, 8, 10] {
+        let dense_len = codec::dense_encoded_len(p);
+        let start = tokens_sketch(p, &hashes(u64::from(p), 1));
+        let steps = growing(start, sparse::LEGACY_PRECISION, &hashes(u64::from(p), 2000));
+        for (compacted, sparse_len, _) in steps {
+            let is_dense = compacted.form() == Form::Dense;
+            assert_eq!(is_dense, sparse_len > dense_len, "p {p}");
+            if !is_dense {
+                let bytes = compacted.encode();
+                assert_eq!(bytes[..4], [PLAIN_FORMAT_VERSION, 1, p, SPARSE_PRECISION]);
+                assert_eq!(bytes.len(), sparse_len);
+                assert_eq!(Sketch::decode(&bytes).unwrap(), compacted);
+            }
+        }
     }
 }
 
@@ -636,7 +976,23 @@ fn accuracy_table() {
 /// Bias and RMS relative error of the martingale count and, on the same sketches, of the
 /// registers' estimate (what a union of them would give): `(bias, rms)` twice.
 fn martingale_and_registers(p: u8, n: usize, seeds: std::ops::Range<u64>) -> [(f64, f64); 2] {
+    accuracy_and_bytes(p, n, seeds).errors
+}
+
+/// What [`accuracy_and_bytes`] finds.
+struct Accuracy {
+    /// `(bias, rms)` of the martingale count and of the registers' estimate.
+    errors: [(f64, f64); 2],
+    /// Mean bytes of the sketches and of their registers alone (a union's), as written, and in
+    /// the 4-bit layout of format version 3 (the same as written while not dense).
+    bytes: [f64; 2],
+    nibble_bytes: [f64; 2],
+}
+
+/// [`martingale_and_registers`], with the mean sizes of the sketches.
+fn accuracy_and_bytes(p: u8, n: usize, seeds: std::ops::Range<u64>) -> Accuracy {
     let mut sums = [(0.0, 0.0); 2];
+    let mut bytes = [0.0; 4];
     let runs = seeds.end.saturating_sub(seeds.start) as f64;
     for seed in seeds {
         let mut rng = SplitMix64::new(seed);
@@ -644,14 +1000,32 @@ fn martingale_and_registers(p: u8, n: usize, seeds: std::ops::Range<u64>) -> [(f
         for _ in 0..n {
             s.add_hash(rng.next_u64());
         }
+        s.compact();
         let registers = s.without_martingale();
         for (sum, estimate) in sums.iter_mut().zip([s.estimate(), registers.estimate()]) {
             let error = estimate / n as f64 - 1.0;
             sum.0 += error;
             sum.1 += error * error;
         }
+        let nibbles = |s: &Sketch| match s.repr {
+            Repr::Dense(_) => nibble_dense(s).len(),
+            _ => s.encoded_len(),
+        };
+        let sizes = [
+            s.encoded_len(),
+            registers.encoded_len(),
+            nibbles(&s),
+            nibbles(&registers),
+        ];
+        for (total, size) in bytes.iter_mut().zip(sizes) {
+            *total += size as f64 / runs;
+        }
     }
-    sums.map(|(sum, sum_sq)| (sum / runs, (sum_sq / runs).sqrt()))
+    Accuracy {
+        errors: sums.map(|(sum, sum_sq)| (sum / runs, (sum_sq / runs).sqrt())),
+        bytes: [bytes[0], bytes[1]],
+        nibble_bytes: [bytes[2], bytes[3]],
+    }
 }
 
 /// The default-run check of the martingale count (p = 10 keeps it fast in debug builds): far
@@ -739,11 +1113,13 @@ fn unions_of_small_sketches_keep_a_count() {
 }
 
 /// The accuracy table of the martingale count at p = 14 over 1,000 seeds (HLL_ACCURACY_SEEDS;
-/// HLL_ACCURACY_LARGE_SEEDS, default 100, for n = 10^7), beside the registers' estimate of
-/// the same sketches, with RMS × √bytes. Fails on a bias above 0.3 % or an RMS error more
-/// than 10 % above √(ln 2/m). Run with
+/// HLL_ACCURACY_LARGE_SEEDS, default 100, for n = 10^7, HLL_ACCURACY_HUGE_SEEDS, default 10,
+/// for 10^8), beside the registers' estimate of the same sketches, with their mean bytes and
+/// RMS × √bytes, in the layout written (format version 4's Huffman codes once dense) and in
+/// the 4-bit layout of version 3. Fails on a bias above 0.3 % or an RMS error more than 10 %
+/// above √(ln 2/m). Run with
 /// `cargo test --lib --no-default-features --features pg15,pg_test martingale_accuracy_table -- --ignored --nocapture`
-/// (a few minutes in a debug build).
+/// (a few minutes in a debug build; `--release` runs the same arithmetic about 20 times faster).
 #[test]
 #[ignore]
 fn martingale_accuracy_table() {
@@ -753,34 +1129,81 @@ fn martingale_accuracy_table() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    let (seeds, large_seeds) = (
+    let (seeds, large_seeds, huge_seeds) = (
         env("HLL_ACCURACY_SEEDS", 1000),
         env("HLL_ACCURACY_LARGE_SEEDS", 100),
+        env("HLL_ACCURACY_HUGE_SEEDS", 10),
     );
+    // HLL_ACCURACY_MIN_N=10000000 leaves out the smaller rows, HLL_ACCURACY_MAX_N the larger.
+    let min_n = env("HLL_ACCURACY_MIN_N", 0) as usize;
+    let max_n = env("HLL_ACCURACY_MAX_N", u64::MAX) as usize;
     let p = 14;
     let theory = hip::RELATIVE_ERROR_FACTOR / 128.0;
     println!(
-        "n          seeds  bytes   martingale bias %  rms %  rms×√bytes   registers bias %  rms %  rms×√bytes"
+        "{:<11} {:>5}  {:>28}  {:>28}  {:>26}",
+        "",
+        "",
+        "martingale (built directly)",
+        "registers (after a union)",
+        "4-bit layout (version 3)"
+    );
+    println!(
+        "{:<11} {:>5}  {:>7} {:>6} {:>6} {:>6}  {:>7} {:>6} {:>6} {:>6}  {:>6} {:>6} {:>6} {:>6}",
+        "n",
+        "seeds",
+        "bias %",
+        "rms %",
+        "bytes",
+        "×√b",
+        "bias %",
+        "rms %",
+        "bytes",
+        "×√b",
+        "bytes",
+        "×√b",
+        "bytes",
+        "×√b"
     );
     for n in [
-        1_000usize, 3_000, 10_000, 30_000, 100_000, 1_000_000, 10_000_000,
+        1_000usize,
+        2_000,
+        3_000,
+        5_000,
+        10_000,
+        30_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
     ] {
-        let runs = if n > 1_000_000 { large_seeds } else { seeds };
-        let [(bias, rms), (registers_bias, registers_rms)] =
-            martingale_and_registers(p, n, 5000..5000 + runs);
-        let direct = sketch(p, &hashes(5000, n));
-        let (bytes, registers_bytes) = (
-            direct.encoded_len() as f64,
-            direct.without_martingale().encoded_len() as f64,
-        );
+        let runs = match n {
+            ..=1_000_000 => seeds,
+            ..=10_000_000 => large_seeds,
+            _ => huge_seeds,
+        };
+        if runs == 0 || n < min_n || n > max_n {
+            continue;
+        }
+        let Accuracy {
+            errors: [(bias, rms), (registers_bias, registers_rms)],
+            bytes,
+            nibble_bytes,
+        } = accuracy_and_bytes(p, n, 5000..5000 + runs);
+        let per_byte = |rms: f64, bytes: f64| rms * 100.0 * bytes.sqrt();
         println!(
-            "{n:<10} {runs:>5} {bytes:>6}   {:>15.3} {:>6.3} {:>10.3}   {:>16.3} {:>6.3} {:>10.3}",
+            "{n:<11} {runs:>5}  {:>+7.3} {:>6.3} {:>6.0} {:>6.1}  {:>+7.3} {:>6.3} {:>6.0} {:>6.1}  {:>6.0} {:>6.1} {:>6.0} {:>6.1}",
             bias * 100.0,
             rms * 100.0,
-            rms * 100.0 * bytes.sqrt(),
+            bytes[0],
+            per_byte(rms, bytes[0]),
             registers_bias * 100.0,
             registers_rms * 100.0,
-            registers_rms * 100.0 * registers_bytes.sqrt()
+            bytes[1],
+            per_byte(registers_rms, bytes[1]),
+            nibble_bytes[0],
+            per_byte(rms, nibble_bytes[0]),
+            nibble_bytes[1],
+            per_byte(registers_rms, nibble_bytes[1]),
         );
         assert!(bias.abs() < 0.003, "n {n}: bias {:.3} %", bias * 100.0);
         assert!(rms < 1.1 * theory, "n {n}: rms {:.3} %", rms * 100.0);
@@ -851,7 +1274,8 @@ fn decoder_rejects_each_broken_field() {
         ("nothing", vec![]),
         ("short header", vec![2, 0, 14]),
         ("version 0", vec![0, 0, 14, 26]),
-        ("version 4", vec![4, 0, 14, 26]),
+        ("version 5", vec![5, 0, 14, 26]),
+        ("empty form in version 4", vec![4, 0, 14, 26]),
         ("empty form in version 3", vec![3, 0, 14, 26]),
         ("form 6", vec![3, 6, 14, 26]),
         ("form 4", vec![2, 4, 14, 26]),
@@ -1012,6 +1436,12 @@ fn decoder_rejects_each_broken_field() {
     let mut all_zero = martingale_bytes[..12].to_vec();
     all_zero.resize(12 + 9, 0);
     cases.push(("all-zero martingale", all_zero));
+    assert_refused(cases);
+}
+
+/// Each case is refused as invalid binary data with a detail, by `decode` and by
+/// `merge_encoded`, which leaves its target unchanged.
+fn assert_refused(cases: Vec<(&str, Vec<u8>)>) {
     for (what, bytes) in cases {
         let error = Sketch::decode(&bytes).expect_err(what);
         assert_eq!(error.kind, ErrorKind::InvalidBinary, "{what}");
@@ -1026,6 +1456,145 @@ fn decoder_rejects_each_broken_field() {
             "{what}: merge_encoded changed the target"
         );
     }
+}
+
+/// The Huffman layout of `registers` at precision `p` (form 8) under the code of `lengths`,
+/// whatever those are: forged values.
+fn forged_huffman(p: u8, registers: &[u8], lengths: Option<[u8; 64]>) -> Vec<u8> {
+    let (quarters, total) = huffman::quarter_histograms(registers);
+    let mut code = huffman::Code::of_histograms(&quarters, &total);
+    if let Some(lengths) = lengths {
+        code = code.with_lengths(lengths, registers);
+    }
+    let mut out = vec![FORMAT_VERSION, 8, p, SPARSE_PRECISION];
+    huffman::pack(registers, &code, &mut out);
+    out
+}
+
+#[test]
+fn decoder_rejects_broken_huffman_layouts() {
+    // The p = 6 value of huffman_bytes_by_hand, with a twist: stream k's quarter is 9 × 3,
+    // 4 × 1, 3 × 7 (23 bits, 3 bytes with a padding bit). Lengths 3: 1, 1: 2, 7: 2.
+    let quarter = [3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 7, 7, 7];
+    let registers: Vec<u8> = quarter.iter().copied().cycle().take(64).collect();
+    let good = forged_huffman(6, &registers, None);
+    assert_eq!(good[4..14], [1, 7, 0x10, 0x02, 0x00, 0x00, 0x40, 3, 3, 3]);
+    assert_eq!(good.len(), 14 + 12);
+    let s = Sketch::decode(&good).unwrap();
+    assert_eq!(s.encode(), good);
+    let built = sketch(10, &hashes(4, 20_000));
+    let with_count = built.encode();
+    assert_eq!(with_count[..2], [4, 7]);
+    let lengths = |pairs: &[(usize, u8)]| {
+        let mut l = [0u8; 64];
+        pairs.iter().for_each(|&(s, len)| l[s] = len);
+        l
+    };
+    let with = |at: usize, byte: u8| {
+        let mut b = good.clone();
+        b[at] = byte;
+        b
+    };
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("form 8 in version 3", with(0, 3)),
+        ("form 7 in version 3", {
+            let mut b = with_count.clone();
+            b[0] = 3;
+            b
+        }),
+        ("form 6 in version 4", {
+            let mut b = nibble_dense(&s);
+            b[0] = 4;
+            b
+        }),
+        ("form 9", with(1, 9)),
+        ("no bounds", good[..4].to_vec()),
+        ("one bound", good[..5].to_vec()),
+        ("all registers zero", vec![4, 8, 6, 26, 0, 0]),
+        (
+            "every register above the maximum",
+            vec![4, 8, 6, 26, 60, 60],
+        ),
+        ("largest register above the maximum", with(5, 60)),
+        ("smallest above the largest", with(4, 8)),
+        // High 8 with a zero length for 8: the 5 more bits fit the padding of the lengths.
+        ("largest bound held by no register", with(5, 8)),
+        // Low 0 with a zero length for 0: the lengths 0 2 0 1 0 0 0 2, 40 bits.
+        ("smallest bound held by no register", {
+            let mut b = good.clone();
+            b[4] = 0;
+            b.splice(6..11, [0x00, 0x80, 0x10, 0x00, 0x02]);
+            b
+        }),
+        (
+            "equal registers with a byte after",
+            vec![4, 8, 4, 26, 3, 3, 0],
+        ),
+        ("lengths truncated", good[..8].to_vec()),
+        ("non-zero bits after the lengths", with(10, 0x41)),
+        // 1: 2 -> 3: the code no longer fills the tree
+        ("incomplete code", with(6, 0x18)),
+        // 1: 2 -> 1: more codes than the tree holds
+        ("over-full code", with(6, 0x08)),
+        ("every length 31", {
+            let mut b = good.clone();
+            b[6..10].fill(0xff);
+            b[10] = 0xe0;
+            b
+        }),
+        (
+            "overlong varint",
+            [&good[..11], &[0x83, 0x00, 3, 3], &good[14..]].concat(),
+        ),
+        ("truncated varint", good[..12].to_vec()),
+        ("stream longer than the value", with(11, 0x7f)),
+        ("streams 0 and 1 split elsewhere", with(11, 2)),
+        ("trailing byte", [&good[..], &[0]].concat()),
+        ("non-zero padding bit", {
+            let mut b = good.clone();
+            *b.last_mut().unwrap() |= 1;
+            b
+        }),
+        // A complete prefix code, but not the registers' Huffman code: 7 gets "0".
+        (
+            "not the Huffman code",
+            forged_huffman(6, &registers, Some(lengths(&[(1, 2), (3, 2), (7, 1)]))),
+        ),
+        // A complete code with a code for 2, which no register holds.
+        (
+            "a code for an absent value",
+            forged_huffman(
+                6,
+                &registers,
+                Some(lengths(&[(1, 2), (2, 3), (3, 1), (7, 3)])),
+            ),
+        ),
+        // The 4-bit layout of these p = 4 registers is shorter (9 bytes).
+        (
+            "Huffman layout not shorter",
+            forged_huffman(4, &[1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4], None),
+        ),
+        (
+            "martingale form without its count",
+            vec![4, 7, 6, 26, 1, 2, 3],
+        ),
+    ];
+    for cut in 0..good.len() {
+        cases.push(("truncated", good[..cut].to_vec()));
+    }
+    for cut in [5, 12, 13, 14, 20, 100, with_count.len() - 1] {
+        cases.push(("truncated martingale", with_count[..cut].to_vec()));
+    }
+    for (what, count) in [
+        ("martingale NaN", f64::NAN),
+        ("martingale below the non-zero registers", 1.5),
+        ("martingale above 2^64", 3.0e19),
+    ] {
+        let mut b = with_count.clone();
+        b[4..12].copy_from_slice(&count.to_le_bytes());
+        cases.push((what, b));
+    }
+    assert_refused(cases);
 }
 
 #[test]
@@ -1115,9 +1684,9 @@ fn merge_encoded_matches_union() {
 }
 
 fn tokens_payload_len(hashes: &[u64]) -> usize {
-    let mut set = SparseSet::new_in(Arena::HEAP);
+    let mut set = SparseSet::new_in(Arena::HEAP, sparse::LEGACY_PRECISION);
     for &h in hashes {
-        set.push(sparse::token(h));
+        set.push_hash(h);
     }
     set.flush();
     set.encoded_payload_len()
@@ -1192,7 +1761,45 @@ proptest! {
         prop_assert_eq!(decoded.estimate(), s.estimate());
     }
 
-    /// The canonical-form rule relies on this: more tokens never make the sparse form shorter.
+    /// A 32-bit token knows its hash's 26-bit token and its dense register at every precision.
+    #[test]
+    fn tokens_fold_and_scatter_like_their_hashes(hash in any::<u64>(), p in 4u8..=18) {
+        // Also with the index bits below p = 18 zero (the token keeps its rank), and more.
+        let cleared = |bits: u32| hash & !(((1u64 << bits) - 1) << 32);
+        for hash in [hash, cleared(14), cleared(20), cleared(32), hash & (u64::MAX << 46), hash >> 30] {
+            let token = sparse::token(hash, sparse::PRECISION);
+            prop_assert_eq!(
+                sparse::fold_token(token, sparse::PRECISION, sparse::LEGACY_PRECISION),
+                sparse::token(hash, sparse::LEGACY_PRECISION)
+            );
+            let dense = ((hash >> (64 - p)) as usize, dense::rank(hash, p));
+            prop_assert_eq!(sparse::register(token, sparse::PRECISION, p), dense);
+            let legacy = sparse::token(hash, sparse::LEGACY_PRECISION);
+            prop_assert_eq!(sparse::register(legacy, sparse::LEGACY_PRECISION, p), dense);
+        }
+    }
+
+    /// Sets of 32-bit tokens (form 9) read back as themselves, whatever their spread.
+    #[test]
+    fn rice_tokens_round_trip(seed in any::<u64>(), p in 4u8..=14, n in 1usize..2048, spread in 0u32..32) {
+        let n = n.min(sparse::max_tokens(p));
+        // Hashes in a range of 2^(32 - spread) tokens: close ones have small gaps.
+        let hs: Vec<u64> = hashes(seed, n).into_iter().map(|h| h >> spread).collect();
+        let s = Sketch {
+            precision: p,
+            repr: Repr::Sparse(SparseSet::from_hashes(&hs, Arena::HEAP, sparse::PRECISION)),
+            hip: None,
+        };
+        let bytes = s.encode();
+        prop_assert_eq!(bytes.len(), s.encoded_len());
+        prop_assert_eq!(bytes[..4].to_vec(), vec![FORMAT_VERSION, 9, p, RICE_SPARSE_PRECISION]);
+        let decoded = Sketch::decode(&bytes).unwrap();
+        prop_assert_eq!(&decoded, &s);
+        prop_assert_eq!(decoded.encode(), bytes);
+    }
+
+    /// The canonical-form rule of 26-bit token sets relies on this: more tokens never make
+    /// their sparse form shorter.
     #[test]
     fn sparse_payload_only_grows(seed in any::<u64>(), n in 0usize..300, extra in 1usize..50) {
         let hs = hashes(seed, n + extra);
@@ -1215,8 +1822,94 @@ proptest! {
         if let Ok(s) = Sketch::decode(&bytes) { prop_assert_eq!(s.encode(), as_rewritten(&bytes)); }
     }
 
+    /// A dense sketch is written in the shorter of the 4-bit and Huffman layouts (the 4-bit one
+    /// on a tie), decodes to the same sketch, and the 4-bit bytes earlier builds wrote for the
+    /// same registers read back as that sketch too, with the same estimate to the bit.
     #[test]
-    fn decoder_survives_garbage_after_a_valid_header(version in 1u8..=2, form in 0u8..4, p in 4u8..=6, payload in prop::collection::vec(any::<u8>(), 0..60)) {
+    fn dense_layout_is_the_shorter_and_changes_no_estimate(seed in any::<u64>(), p in 4u8..=14, n in prop_oneof![0usize..3000, 0usize..60_000], other in prop_oneof![Just(0usize), 0usize..30_000]) {
+        let mut s = sketch(p, &hashes(seed, n));
+        if other > 0 {
+            s = s.union(&sketch(p, &hashes(seed ^ 0x5555, other))).unwrap();
+        }
+        s.compact();
+        let Repr::Dense(registers) = &s.repr else { return Ok(()) };
+        let bytes = s.encode();
+        let count = s.hip.map(|h| h.count());
+        prop_assert_eq!(&bytes, &dense_bytes(p, registers, count));
+        prop_assert_eq!(bytes.len(), s.encoded_len());
+        let old = nibble_dense(&s);
+        prop_assert!(bytes.len() <= old.len());
+        for input in [&bytes, &old] {
+            let read = Sketch::decode(input).unwrap();
+            prop_assert_eq!(&read, &s);
+            prop_assert_eq!(read.encode(), bytes.clone());
+            prop_assert_eq!(read.estimate().to_bits(), s.estimate().to_bits());
+            let (a, b) = (read.estimate_with_bounds(0.95).unwrap(), s.estimate_with_bounds(0.95).unwrap());
+            prop_assert_eq!((a.lower.to_bits(), a.upper.to_bits()), (b.lower.to_bits(), b.upper.to_bits()));
+            prop_assert_eq!(read.count().unwrap(), s.count().unwrap());
+            // The count goes on alike (the decoder's q, from the histogram, is the same sum).
+            let (mut more_read, mut more_s) = (read.clone(), s.clone());
+            for hash in hashes(seed ^ 0xabcd, 2_000) {
+                more_read.add_hash(hash);
+                more_s.add_hash(hash);
+            }
+            prop_assert_eq!(more_read.estimate().to_bits(), more_s.estimate().to_bits());
+        }
+    }
+
+    /// Registers of any distribution (forged ones too) round-trip through the layout chosen.
+    #[test]
+    fn any_registers_round_trip(p in 4u8..=10, low in 0u8..40, spread in 0u8..25, skew in 0u32..4, seed in any::<u64>()) {
+        let max = dense::max_rank(p);
+        let mut rng = SplitMix64::new(seed);
+        let registers: Vec<u8> = (0..1usize << p)
+            .map(|_| {
+                // Offsets from `low`, more often small ones when skewed.
+                let mut offset = rng.below(u64::from(spread) + 1) as u8;
+                for _ in 0..skew {
+                    offset = offset.min(rng.below(u64::from(spread) + 1) as u8);
+                }
+                (low + offset).min(max)
+            })
+            .collect();
+        if registers.iter().all(|&r| r == 0) {
+            return Ok(());
+        }
+        let s = Sketch { precision: p, repr: Repr::Dense(Arena::HEAP.vec_from(&registers)), hip: None };
+        let bytes = s.encode();
+        prop_assert_eq!(&bytes, &dense_bytes(p, &registers, None));
+        prop_assert_eq!(&Sketch::decode(&bytes).unwrap(), &s);
+        prop_assert_eq!(Sketch::decode(&nibble_dense(&s)).unwrap().encode(), bytes);
+    }
+
+    /// The format's Huffman procedure gives an optimal code: as many bits as Huffman's cost
+    /// (the sum of the weights of the joined trees, by a heap), and a complete one.
+    #[test]
+    fn code_lengths_are_optimal(counts in prop::collection::vec(prop_oneof![Just(0u32), 1u32..5, 1u32..100_000], 64)) {
+        let counts: [u32; 64] = counts.try_into().unwrap();
+        let lengths = huffman::code_lengths(&counts);
+        let occurring = counts.iter().filter(|&&c| c > 0).count();
+        let bits: u64 = counts.iter().zip(&lengths).map(|(&c, &l)| u64::from(c) * u64::from(l)).sum();
+        let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<u64>> =
+            counts.iter().filter(|&&c| c > 0).map(|&c| std::cmp::Reverse(u64::from(c))).collect();
+        let mut cost = 0;
+        while heap.len() > 1 {
+            let (a, b) = (heap.pop().unwrap().0, heap.pop().unwrap().0);
+            cost += a + b;
+            heap.push(std::cmp::Reverse(a + b));
+        }
+        prop_assert_eq!(bits, cost);
+        if occurring >= 2 {
+            let kraft: f64 = lengths.iter().filter(|&&l| l > 0).map(|&l| 0.5f64.powi(l.into())).sum();
+            prop_assert_eq!(kraft, 1.0);
+            prop_assert!(counts.iter().zip(&lengths).all(|(&c, &l)| (c > 0) == (l > 0)));
+        } else {
+            prop_assert!(lengths.iter().all(|&l| l == 0));
+        }
+    }
+
+    #[test]
+    fn decoder_survives_garbage_after_a_valid_header(version in 1u8..=4, form in 0u8..9, p in 4u8..=6, payload in prop::collection::vec(any::<u8>(), 0..60)) {
         let mut bytes = vec![version, form, p, 26];
         bytes.extend(payload);
         if let Ok(s) = Sketch::decode(&bytes) { prop_assert_eq!(s.encode(), as_rewritten(&bytes)); }
@@ -1237,6 +1930,27 @@ proptest! {
     fn text_parser_survives_garbage(text in "(hll1:)?[A-Za-z0-9+/=]{0,40}|\\PC{0,40}") {
         if let Ok(s) = Sketch::parse_text(&text) { prop_assert_eq!(s.to_text(), text); }
     }
+}
+
+#[test]
+fn nonzero_registers_eight_at_a_time() {
+    let mut rng = SplitMix64::new(3);
+    for len in [0usize, 1, 7, 8, 9, 16, 100, 1 << 14] {
+        for density in [0u64, 1, 2, 8] {
+            let registers: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.below(8) < density {
+                        rng.below(256) as u8
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let expected = registers.iter().filter(|&&r| r != 0).count();
+            assert_eq!(dense::nonzero(&registers), expected, "len {len}");
+        }
+    }
+    assert_eq!(dense::nonzero(&[0x80, 0x7f, 1, 0, 0xff, 0, 0, 0, 0x01]), 5);
 }
 
 #[test]
@@ -1273,5 +1987,56 @@ fn rank_is_one_plus_the_leading_zeros_below_the_index() {
                 "p {p}, hash {hash:#x}"
             );
         }
+    }
+}
+
+/// Decoding and encoding times of the two dense layouts at p = 14 (the fastest of 500 runs
+/// each, in microseconds): what a stored value costs to read and write. Run with
+/// `cargo test --release --lib --no-default-features --features pg15,pg_test dense_layout_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn dense_layout_speed() {
+    use std::time::Instant;
+    let fastest = |f: &mut dyn FnMut()| {
+        (0..500)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    println!("n          4-bit bytes  decode  encode   Huffman bytes  decode  encode");
+    for n in [10_000usize, 100_000, 1_000_000, 10_000_000] {
+        let s = sketch(14, &hashes(9, n)).without_martingale();
+        let Repr::Dense(registers) = &s.repr else {
+            panic!("dense expected")
+        };
+        let nibbles = nibble_dense(&s);
+        let huffman = s.encode();
+        assert_eq!(huffman[..2], [FORMAT_VERSION, 8]);
+        let decode = |bytes: &[u8]| {
+            let bytes = bytes.to_vec();
+            fastest(&mut || {
+                std::hint::black_box(Sketch::decode(std::hint::black_box(&bytes)).unwrap());
+            })
+        };
+        let encode_nibbles = fastest(&mut || {
+            let mut out = Vec::new();
+            dense::pack4(std::hint::black_box(registers), &mut out);
+            std::hint::black_box(out);
+        });
+        let encode_huffman = fastest(&mut || {
+            std::hint::black_box(std::hint::black_box(&s).encode());
+        });
+        println!(
+            "{n:<10} {:>11} {:>7.1} {:>7.1}   {:>13} {:>7.1} {:>7.1}",
+            nibbles.len(),
+            decode(&nibbles),
+            encode_nibbles,
+            huffman.len(),
+            decode(&huffman),
+            encode_huffman
+        );
     }
 }

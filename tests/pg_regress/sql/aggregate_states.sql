@@ -1,7 +1,10 @@
 -- Aggregate states kept as values of the SQL type (expanded objects updated in place,
 -- src/common/aggregate.rs): every plan shape gives the answer of a plain serial aggregate.
+-- k takes 2,000 values in each group: hll sketches stay sparse (up to 2,048 values at
+-- p = 14), whose bytes follow from the set of values alone (a dense sketch's martingale count
+-- follows the order rows arrive in; hll_martingale.sql).
 CREATE TABLE ev AS
-SELECT i AS id, i % 7 AS g, (i * 7919) % 5000 AS k, 'key-' || (i % 300) AS t,
+SELECT i AS id, i % 7 AS g, (i * 7919) % 2000 AS k, 'key-' || (i % 300) AS t,
        gcounter_inc(NULL, i % 10 + 1, 'node-' || (i % 5)) AS gc,
        pncounter_inc(NULL, i % 10 - 4, 'node-' || (i % 5)) AS pn
 FROM generate_series(1, 60000) i;

@@ -30,13 +30,41 @@ FROM generate_series(1, 20000) i;
 -- A value of format version 1 is read, and written back in version 2.
 SELECT 'hll1:AQEOGpm2iATKrPMBm67dAw=='::hll, # 'hll1:AQEOGpm2iATKrPMBm67dAw=='::hll AS count;
 
--- Info and sizes: explicit up to 128 values, sparse while smaller than the 6-bit dense form
--- (12,292 bytes), then dense in 4 bits (about 8,200 bytes)
--- at p = 14.
+-- Info and sizes: explicit up to 128 values, then sparse in 32-bit tokens (format version 4,
+-- form 9) up to 2^p/8 values (2,048 at p = 14, about 5,800 bytes), then dense in Huffman
+-- codes (about 5,900 bytes at p = 14 from 10^5 values up; hll_huffman.sql).
 SELECT hll_info(hll_empty()) AS empty;
 SELECT hll_info(hll_agg(i)) AS hundred FROM generate_series(1, 100) i;
 SELECT hll_info(hll_agg(i)) AS thousand FROM generate_series(1, 1000) i;
 SELECT hll_info(hll_agg(i)) AS million FROM generate_series(1, 1000000) i;
+SELECT n, hll_info(hll_agg(i)) AS info
+FROM (VALUES (2048), (2049)) s(n), generate_series(1, n) i GROUP BY n ORDER BY n;
+-- Sparse counts are exact in practice (two values share a 32-bit token in about 1 set of
+-- 8,600 of 1,000 values): 200 disjoint sets of 1,000 and 200 of 2,000 values.
+SELECT n, count(*) FILTER (WHERE c = n) AS exact, count(*) AS sets,
+       bool_and(form = 'sparse') AS all_sparse, round(avg(bytes)) AS mean_bytes
+FROM (SELECT n, # h AS c, hll_info(h) ->> 'form' AS form, octet_length(h::bytea) AS bytes
+      FROM (VALUES (1000), (2000)) s(n), generate_series(0, 199) k,
+           LATERAL (SELECT hll_agg(v) AS h
+                    FROM generate_series(k * 1000000000::bigint, k * 1000000000::bigint + n - 1) v) a) q
+GROUP BY n ORDER BY n;
+-- A sparse value of earlier builds (format version 2, form 1: 26-bit tokens, here of 1..150)
+-- is read and written back as it is; a union with it keeps 26 bits of every hash (the same
+-- values add nothing), and follows the rule of those builds (sparse while no longer than the
+-- 6-bit dense form).
+\set legacy_sparse '\\x02010e1aaae421a6931bcccf1ef79508a7a812c5fe0faeab20c4a61ec1e11bd2d911f1f62fc4dc04cdd80edba011eab12193e82090cf2797b22482bd33a5ef048ce0089cd617fca54d81f20c94bf1acfa509defd0cb4e405fed92983ce1381c115d2da07d4e736c9c613a7ed0601f6f7028eeb17eec212f9cd19beae0982f86fa5fd02ef9911c0ba6bf78a2fa5c21c8631fa8807a8a203ab8504fba40fb0f21695a83be3f505c6df11b59c07d1f920dfdf09a2d507bfca32b4e336a2db06d7f13a84cb1e8d8826cac711ea9f019c9284019df3059eef1083c217b1da12adf248f08c11b29c09989b07cea62daad80ac5b3258cdd08808e1598e50bf2db27cea031e7c013eacc03da20b8db11dbd205e4950599c916aec03abadd01abc64bb1e819e1ca0caacc0babc11cb3f00ba9f729c0f70bdde459a58d0593b23897961bc9fc04dca00ea1b96cc1ee1ce3e809ffc263bee2028d972bd2d74aa1871f8dbc22eb9c14b8a5308cff2bd79f0ba69d288da814bee510cfa60ff49204ccd116d1c902be8225b4c24cc38a0acca31cd7bc1194e111a473ece002d09b06abfb07e7fa05abdc0385bc0fcfd516848539f4c41eb2b836bbe52adfc424ecca03ebf466e5ea0aa3e003'
+SELECT # :'legacy_sparse'::bytea::hll AS count, :'legacy_sparse'::bytea::hll::bytea = :'legacy_sparse'::bytea AS same_bytes,
+       hll_info(:'legacy_sparse'::bytea::hll) AS info;
+SELECT :'legacy_sparse'::bytea::hll || hll_agg(i) = :'legacy_sparse'::bytea::hll AS same_values_add_nothing,
+       hll_info(:'legacy_sparse'::bytea::hll || hll_agg(i + 100)) ->> 'format_version' AS union_version,
+       # (:'legacy_sparse'::bytea::hll || hll_agg(i + 100)) AS union_count
+FROM generate_series(1, 150) i;
+SELECT hll_info(u) ->> 'form' AS form, hll_info(u) ->> 'format_version' AS version, # u AS count,
+       hll_info(u || hll_agg_3000) ->> 'form' AS with_a_dense_side
+FROM (SELECT :'legacy_sparse'::bytea::hll || hll_agg(i) FILTER (WHERE i <= 1500)
+               || hll_agg(i) FILTER (WHERE i > 1500) AS u,
+             hll_agg(i) AS hll_agg_3000
+      FROM generate_series(1, 3000) i) s;
 
 -- Unions: ||, hll_union, hll_union_agg (NULLs skipped), different precisions fold down.
 SELECT # (hll_agg(i) FILTER (WHERE i <= 60) || hll_agg(i) FILTER (WHERE i > 40)) AS overlap_union

@@ -41,6 +41,18 @@ SELECT error_of($$ SELECT ('\x02030e1a' || string_agg(lpad(to_hex(i), 16, '0'), 
 SELECT '\x01010e1a0027'::bytea::hll AS version_1, hll_info('\x01010e1a0027'::bytea::hll) ->> 'form' AS form;
 SELECT error_of($$ SELECT (hll_agg(i)::bytea || '\x00'::bytea)::hll FROM generate_series(1, 100000) i $$);
 SELECT error_of($$ SELECT substr(hll_agg(i)::bytea, 1, 20)::hll FROM generate_series(1, 300) i $$);
+-- The sparse form of 32-bit tokens (version 4, form 9), here two tokens at p = 4 (index 0
+-- with rank 33, index 1): the token count, then Rice codes of parameter 29 (see
+-- src/hll/sketch.rs). Refused: a padding bit, a byte more, three tokens at p = 4 (at most
+-- 2^4/8), rank 0, version 2, sparse precision 26.
+SELECT '\x0409042002800000021800000000'::bytea::hll AS two_tokens,
+       # '\x0409042002800000021800000000'::bytea::hll AS count;
+SELECT error_of($$ SELECT '\x0409042002800000021800000001'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x040904200280000002180000000000'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x0409042003800000021800000000'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x0409042002800000000800000000'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x0209042002800000021800000000'::bytea::hll $$);
+SELECT error_of($$ SELECT '\x0409041a02800000021800000000'::bytea::hll $$);
 SELECT error_of($$ SELECT substr(hll_agg(i)::bytea, 1, 23)::hll FROM generate_series(1, 100) i $$);
 
 -- Confidence outside [0, 1) (22023), never a NaN bound.

@@ -1,10 +1,10 @@
--- The martingale (HIP) count of dense sketches built by insertions (form 5, format version 3),
+-- The martingale (HIP) count of dense sketches built by insertions (forms 5 and 7),
 -- the registers' estimate after unions, values of earlier versions, and forged form-5 bytes.
 SET max_parallel_workers_per_gather = 0;   -- one state takes every row: the martingale count
 CREATE TABLE hip_values AS SELECT i AS v FROM generate_series(1, 100000) i;
 
--- Built by insertions: dense with a count, 8 bytes more than the registers (4 bits each and
--- a few escapes), version 3, and a smaller standard error (sqrt(ln 2/m) = 0.0065 at p = 14,
+-- Built by insertions: dense with a count, 8 bytes more than the registers (Huffman codes,
+-- format version 4), and a smaller standard error (sqrt(ln 2/m) = 0.0065 at p = 14,
 -- against 1.04/sqrt(m) = 0.0081).
 SELECT hll_info(hll_agg(v)) FROM hip_values;
 SELECT abs(hll_count(hll_agg(v)) - 100000) < 100000 * 3 * 0.0065 AS within_three_sigma FROM hip_values;
@@ -32,7 +32,7 @@ SELECT h::text::hll = h AS text_round_trip, h::bytea::hll = h AS bytea_round_tri
 FROM (SELECT hll_agg(v) AS h FROM hip_values) s;
 
 -- A union estimates from its registers (its inputs might share values): dense without a
--- count, form 6. A union with an empty sketch is the other sketch, count included.
+-- count, form 8. A union with an empty sketch is the other sketch, count included.
 SELECT hll_info(hll_union(a, b)) AS union_info,
        abs(hll_count(hll_union(a, b)) - 100000) < 100000 * 3 * 0.0081 AS within_three_sigma,
        hll_union(a, hll_empty()) = a AS empty_is_neutral,
