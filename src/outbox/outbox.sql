@@ -321,46 +321,76 @@ AS $$
 DECLARE
     v_consumer text := outbox_remove_heads.consumer;
     v_dead boolean := outbox_remove_heads.dead;
+    v_ids uuid[] := outbox_remove_heads.ids;
     v_tids tid[];
-    v_count integer;
+    v_count integer := 0;
+    v_n integer;
+    v_gone uuid[];
     v_types text[];
     v_aggregates text[];
+    v_more_types text[];
+    v_more_aggregates text[];
     v_next tid[];
 BEGIN
     -- Per id its aggregate and seq from the outbox (LIMIT 1: a probe, never a hash join over
-    -- the outbox), then the head by the aggregate index, locked (a claim parking an event
-    -- behind it holds it until it commits; the row is checked again if it changed meanwhile),
-    -- so its address holds until the delete. (As one DELETE ... USING, the planner drives the
-    -- join from the table's side, row-level security hiding its size.) An event no longer in
-    -- the outbox (deleted by hand) is not found: its head is dead-lettered once its claims
-    -- run out.
-    SELECT array_agg(r.ctid) INTO v_tids
-      FROM unnest(outbox_remove_heads.ids) AS u (id)
-     CROSS JOIN LATERAL (SELECT o.seq, o.aggregatetype, o.aggregateid FROM distcount.outbox AS o
-                          WHERE o.id = u.id LIMIT 1) AS e
-     CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
-                          WHERE p.consumer = v_consumer
-                            AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
-                                = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
-                            AND p.seq = e.seq AND p.id = u.id AND p.is_head
-                            AND p.aggregatetype = e.aggregatetype AND p.aggregateid = e.aggregateid
-                            AND (v_dead OR p.attempts > 0)
-                          LIMIT 1 FOR UPDATE) AS r;
-    WITH gone AS (
-        DELETE FROM distcount.outbox_pending AS p
-         USING (SELECT DISTINCT t FROM unnest(v_tids) AS t) AS u (t)
-         WHERE p.ctid = u.t
-        RETURNING p.*
-    ), buried AS (
-        INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
-        SELECT g.consumer, g.id, g.seq, g.aggregatetype, g.aggregateid, g.attempts, g.last_error
-          FROM gone AS g WHERE v_dead
-        ON CONFLICT DO NOTHING
-    )
-    SELECT count(*), array_agg(g.aggregatetype) FILTER (WHERE g.has_next),
-           array_agg(g.aggregateid) FILTER (WHERE g.has_next)
-      INTO v_count, v_types, v_aggregates
-      FROM gone AS g;
+    -- the outbox), then the head by the aggregate index, then the rows by address (as one
+    -- DELETE ... USING, the planner drives the join from the table's side, row-level security
+    -- hiding its size). A head changed since it was found (a claim marked has_next) is not at
+    -- that address any more: the second round finds those again, locked (a claim that holds
+    -- one is waited for), so their addresses hold until the delete. An event no longer in the
+    -- outbox (deleted by hand) is not found: its head is dead-lettered once its claims run out.
+    FOR round IN 1..2 LOOP
+        IF round = 1 THEN
+            SELECT array_agg(r.ctid) INTO v_tids
+              FROM unnest(v_ids) AS u (id)
+             CROSS JOIN LATERAL (SELECT o.seq, o.aggregatetype, o.aggregateid FROM distcount.outbox AS o
+                                  WHERE o.id = u.id LIMIT 1) AS e
+             CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
+                                  WHERE p.consumer = v_consumer
+                                    AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
+                                        = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
+                                    AND p.seq = e.seq AND p.id = u.id AND p.is_head
+                                    AND p.aggregatetype = e.aggregatetype AND p.aggregateid = e.aggregateid
+                                    AND (v_dead OR p.attempts > 0)
+                                  LIMIT 1) AS r;
+        ELSE
+            SELECT array_agg(r.ctid) INTO v_tids
+              FROM unnest(v_ids) AS u (id)
+             CROSS JOIN LATERAL (SELECT o.seq, o.aggregatetype, o.aggregateid FROM distcount.outbox AS o
+                                  WHERE o.id = u.id LIMIT 1) AS e
+             CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
+                                  WHERE p.consumer = v_consumer
+                                    AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
+                                        = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
+                                    AND p.seq = e.seq AND p.id = u.id AND p.is_head
+                                    AND p.aggregatetype = e.aggregatetype AND p.aggregateid = e.aggregateid
+                                    AND (v_dead OR p.attempts > 0)
+                                  LIMIT 1 FOR UPDATE) AS r;
+        END IF;
+        WITH gone AS (
+            DELETE FROM distcount.outbox_pending AS p
+             USING (SELECT DISTINCT t FROM unnest(v_tids) AS t) AS u (t)
+             WHERE p.ctid = u.t AND p.consumer = v_consumer AND p.is_head AND (v_dead OR p.attempts > 0)
+            RETURNING p.*
+        ), buried AS (
+            INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
+            SELECT g.consumer, g.id, g.seq, g.aggregatetype, g.aggregateid, g.attempts, g.last_error
+              FROM gone AS g WHERE v_dead
+            ON CONFLICT DO NOTHING
+        )
+        SELECT count(*), array_agg(g.aggregatetype) FILTER (WHERE g.has_next),
+               array_agg(g.aggregateid) FILTER (WHERE g.has_next), array_agg(g.id)
+          INTO v_n, v_more_types, v_more_aggregates, v_gone
+          FROM gone AS g;
+        v_count := v_count + v_n;
+        v_types := v_types || v_more_types;
+        v_aggregates := v_aggregates || v_more_aggregates;
+        EXIT WHEN v_n >= coalesce(cardinality(v_tids), 0);
+        -- Some changed meanwhile: the ids not removed, again.
+        SELECT array_agg(u.id) INTO v_ids FROM unnest(v_ids) AS u (id)
+         WHERE u.id <> ALL (coalesce(v_gone, '{}'));
+        EXIT WHEN v_ids IS NULL;
+    END LOOP;
     IF v_types IS NOT NULL THEN
         -- The next event of each aggregate first, then one update by row address (as one
         -- UPDATE ... FROM the planner may drive the join from the table's side). No lock:
@@ -435,6 +465,7 @@ DECLARE
     v_busy boolean[];
     v_stuck bigint;
     v_deadline timestamptz;
+    v_any boolean;
     v_n integer;
     v_need integer;
     v_cut bigint;
@@ -522,6 +553,10 @@ BEGIN
          ORDER BY o.seq;
         RETURN;
     END IF;
+    -- Whether anything of this consumer is in flight at all (only claims and
+    -- outbox_retry_dead, which hold the consumer's row, add rows): if not, no event read needs
+    -- a probe.
+    v_any := EXISTS (SELECT FROM distcount.outbox_pending AS q WHERE q.consumer = v_consumer);
     IF v_scan THEN
         -- The earliest lease end left (an expired head locked by another transaction counts:
         -- it is looked for again).
@@ -535,7 +570,7 @@ BEGIN
     -- aggregate with nothing in flight is leased (a head); any other is parked behind its
     -- aggregate's head.
     v_need := v_batch - coalesce(cardinality(v_ids), 0);
-    FOR read_round IN 1..50 LOOP
+    FOR read_round IN 1..1000 LOOP
         EXIT WHEN v_need <= 0;
         IF c.win IS NULL OR c.win_next > c.win_last THEN
             -- The window is read through: its events are all read or done.
@@ -564,7 +599,8 @@ BEGIN
         END IF;
         -- A chunk of the window past the cursor: first a small one (a claim that finds the
         -- next events all waiting for heads in flight stops there), then as many as needed.
-        v_n := CASE WHEN read_round = 1 THEN 64 ELSE least(greatest(v_need, 64), 100000) END;
+        v_n := CASE WHEN v_need = v_batch - coalesce(cardinality(v_ids), 0) THEN 64
+                    ELSE least(greatest(v_need, 64), 100000) END;
         SELECT array_agg(e.o ORDER BY (e.o).seq) INTO v_chunk
           FROM (SELECT o FROM distcount.outbox AS o
                  WHERE o.seq >= c.win_next AND o.seq <= c.win_last
@@ -593,7 +629,7 @@ BEGIN
               FROM e
               LEFT JOIN LATERAL (
                   SELECT true AS busy FROM distcount.outbox_pending AS q
-                   WHERE e.first AND q.consumer = v_consumer
+                   WHERE v_any AND e.first AND q.consumer = v_consumer
                      AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype)) = e.h
                      AND q.aggregatetype = e.aggregatetype AND q.aggregateid = e.aggregateid
                    LIMIT 1) AS x ON true
@@ -609,8 +645,14 @@ BEGIN
           FROM f;
         -- Nothing to lease and the events spread over many aggregates in flight: their
         -- acknowledgements will free them soon; parking them would copy each event. (Events
-        -- piled on few aggregates are parked, so that the aggregates behind them move on.)
-        EXIT WHEN v_leased = 0 AND v_spread * 2 > v_placed;
+        -- piled on few aggregates are parked, so that the aggregates behind them move on.) A
+        -- claim with nothing yet waits for them up to 200 ms from its start, reading the
+        -- chunk again every 2 ms, then returns.
+        IF v_leased = 0 AND v_spread * 2 > v_placed THEN
+            EXIT WHEN cardinality(v_out) > 0 OR v_ids IS NOT NULL OR clock_timestamp() >= v_deadline;
+            PERFORM pg_sleep(0.002);
+            CONTINUE;
+        END IF;
         -- The heads of the busy aggregates, locked (SKIP LOCKED: an acknowledgement may be
         -- removing one; the read then ends before that aggregate's first event).
         v_locked := NULL;
@@ -644,6 +686,7 @@ BEGIN
         )
         SELECT count(*), count(*) FILTER (WHERE q.is_head) INTO v_placed, v_leased FROM queued AS q;
         EXIT WHEN v_placed = 0;
+        v_any := true;
         c.win_left := c.win_left - v_placed;
         IF v_leased < v_placed AND v_locked IS NOT NULL THEN
             -- Heads with events parked behind them now.
