@@ -1962,6 +1962,7 @@ DECLARE
     v_dead boolean := outbox_remove_heads.dead;
     v_ids uuid[] := outbox_remove_heads.ids;
     v_tids tid[];
+    v_tid_ids uuid[];
     v_count integer := 0;
     v_n integer;
     v_gone uuid[];
@@ -1974,42 +1975,28 @@ BEGIN
     -- Per id its aggregate and seq from the outbox (LIMIT 1: a probe, never a hash join over
     -- the outbox), then the head by the aggregate index, then the rows by address (as one
     -- DELETE ... USING, the planner drives the join from the table's side, row-level security
-    -- hiding its size). A head changed since it was found (a claim marked has_next) is not at
-    -- that address any more: the second round finds those again, locked (a claim that holds
-    -- one is waited for), so their addresses hold until the delete. An event no longer in the
-    -- outbox (deleted by hand) is not found: its head is dead-lettered once its claims run out.
-    FOR round IN 1..2 LOOP
-        IF round = 1 THEN
-            SELECT array_agg(r.ctid) INTO v_tids
-              FROM unnest(v_ids) AS u (id)
-             CROSS JOIN LATERAL (SELECT o.seq, o.aggregatetype, o.aggregateid FROM distcount.outbox AS o
-                                  WHERE o.id = u.id LIMIT 1) AS e
-             CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
-                                  WHERE p.consumer = v_consumer
-                                    AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
-                                        = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
-                                    AND p.seq = e.seq AND p.id = u.id AND p.is_head
-                                    AND p.aggregatetype = e.aggregatetype AND p.aggregateid = e.aggregateid
-                                    AND (v_dead OR p.attempts > 0)
-                                  LIMIT 1) AS r;
-        ELSE
-            SELECT array_agg(r.ctid) INTO v_tids
-              FROM unnest(v_ids) AS u (id)
-             CROSS JOIN LATERAL (SELECT o.seq, o.aggregatetype, o.aggregateid FROM distcount.outbox AS o
-                                  WHERE o.id = u.id LIMIT 1) AS e
-             CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
-                                  WHERE p.consumer = v_consumer
-                                    AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
-                                        = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
-                                    AND p.seq = e.seq AND p.id = u.id AND p.is_head
-                                    AND p.aggregatetype = e.aggregatetype AND p.aggregateid = e.aggregateid
-                                    AND (v_dead OR p.attempts > 0)
-                                  LIMIT 1 FOR UPDATE) AS r;
-        END IF;
+    -- hiding its size; the delete checks the id at the address, and so must not name the
+    -- consumer, which would let the planner scan the aggregate index instead). The delete
+    -- waits for a claim that holds a head (to park events behind it); a head that claim
+    -- changed (has_next) is no longer at that address and is found again in the next round. An event no longer in the outbox (deleted by hand) is not
+    -- found: its head is dead-lettered once its claims run out.
+    FOR round IN 1..10 LOOP
+        SELECT array_agg(r.ctid), array_agg(u.id) INTO v_tids, v_tid_ids
+          FROM unnest(v_ids) AS u (id)
+         CROSS JOIN LATERAL (SELECT o.seq, o.aggregatetype, o.aggregateid FROM distcount.outbox AS o
+                              WHERE o.id = u.id LIMIT 1) AS e
+         CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
+                              WHERE p.consumer = v_consumer
+                                AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
+                                    = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
+                                AND p.seq = e.seq AND p.id = u.id AND p.is_head
+                                AND p.aggregatetype = e.aggregatetype AND p.aggregateid = e.aggregateid
+                                AND (v_dead OR p.attempts > 0)
+                              LIMIT 1) AS r;
         WITH gone AS (
             DELETE FROM distcount.outbox_pending AS p
-             USING (SELECT DISTINCT t FROM unnest(v_tids) AS t) AS u (t)
-             WHERE p.ctid = u.t AND p.consumer = v_consumer AND p.is_head AND (v_dead OR p.attempts > 0)
+             USING (SELECT DISTINCT u.t, u.id FROM unnest(v_tids, v_tid_ids) AS u (t, id)) AS u
+             WHERE p.ctid = u.t AND p.id = u.id AND p.is_head AND (v_dead OR p.attempts > 0)
             RETURNING p.*
         ), buried AS (
             INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
@@ -2048,7 +2035,7 @@ BEGIN
         IF v_next IS NOT NULL THEN
             UPDATE distcount.outbox_pending AS p SET is_head = true, leased_until = NULL, has_next = true
               FROM unnest(v_next) AS u (t)
-             WHERE p.ctid = u.t AND p.consumer = v_consumer AND NOT p.is_head;
+             WHERE p.ctid = u.t AND NOT p.is_head;
         END IF;
     END IF;
     RETURN v_count;
@@ -2160,7 +2147,7 @@ BEGIN
             UPDATE distcount.outbox_pending AS p
                SET attempts = p.attempts + 1, leased_until = v_until
               FROM unnest(v_tids) AS u (t)
-             WHERE p.ctid = u.t AND p.consumer = v_consumer
+             WHERE p.ctid = u.t
             RETURNING p.id
         )
         SELECT array_agg(l.id) INTO v_ids FROM leased AS l;
@@ -2330,7 +2317,7 @@ BEGIN
             -- Heads with events parked behind them now.
             UPDATE distcount.outbox_pending AS p SET has_next = true
               FROM unnest(v_locked) AS t (t)
-             WHERE p.ctid = t.t AND p.consumer = v_consumer AND NOT p.has_next;
+             WHERE p.ctid = t.t AND NOT p.has_next;
         END IF;
         v_parked := v_parked + v_placed - v_leased;
         v_need := v_need - v_leased;
@@ -2463,7 +2450,7 @@ BEGIN
         IF v_locked IS NOT NULL THEN
             UPDATE distcount.outbox_pending AS p SET has_next = true
               FROM unnest(v_locked) AS t (t)
-             WHERE p.ctid = t.t AND p.consumer = v_consumer AND NOT p.has_next;
+             WHERE p.ctid = t.t AND NOT p.has_next;
         END IF;
         -- Aggregates without a head (none, or removed while waited for): their first event
         -- becomes the head, unless an acknowledgement promoted one meanwhile (then again).
@@ -2494,7 +2481,7 @@ BEGIN
         IF v_next IS NOT NULL THEN
             UPDATE distcount.outbox_pending AS p SET is_head = true, leased_until = NULL, has_next = true
               FROM unnest(v_next) AS u (t)
-             WHERE p.ctid = u.t AND p.consumer = v_consumer AND NOT p.is_head;
+             WHERE p.ctid = u.t AND NOT p.is_head;
         END IF;
     END LOOP;
     RETURN v_count;
