@@ -2106,9 +2106,30 @@ DECLARE
 BEGIN
     PERFORM distcount.outbox_check_consumer(v_consumer, v_batch, outbox_claim.lease);
     v_until := clock_timestamp() + outbox_claim.lease;
-    v_scan := coalesce((SELECT oc.next_due <= clock_timestamp() FROM distcount.outbox_consumer AS oc
-                         WHERE oc.consumer = v_consumer), false);
 
+    -- One claim of this consumer at a time (it moves the consumer's position, and next_due
+    -- must cover every lease it takes). A claim waits for the one running at most 200 ms
+    -- (polling: a lock wait would queue behind every other worker), then returns nothing, so
+    -- each claim stays short however many workers share the consumer.
+    v_deadline := clock_timestamp() + interval '200 milliseconds';
+    LOOP
+        SELECT * INTO c FROM distcount.outbox_consumer AS oc WHERE oc.consumer = v_consumer
+           FOR UPDATE SKIP LOCKED;
+        EXIT WHEN FOUND;
+        IF NOT EXISTS (SELECT FROM distcount.outbox_consumer AS oc WHERE oc.consumer = v_consumer) THEN
+            c := distcount.outbox_lock_consumer(v_consumer);
+            EXIT;
+        END IF;
+        IF clock_timestamp() >= v_deadline THEN
+            c.consumer := NULL;
+            EXIT;
+        END IF;
+        PERFORM pg_sleep(0.002);
+    END LOOP;
+    IF c.consumer IS NULL THEN
+        RETURN;
+    END IF;
+    v_scan := c.next_due <= clock_timestamp();
     -- Heads free to take again: ready (promoted, nacked, retried), or, once next_due has passed,
     -- leased and run out. A head out of attempts is dead-lettered instead (its consumer
     -- crashed or hung max_attempts times); the next event of its aggregate is then ready.
@@ -2151,32 +2172,6 @@ BEGIN
             RETURNING p.id
         )
         SELECT array_agg(l.id) INTO v_ids FROM leased AS l;
-    END IF;
-    -- Reading the outbox: one claim of this consumer at a time (the heads above needed no
-    -- lock of the consumer's). A claim waits for the one reading at most 200 ms (polling: a
-    -- lock wait would queue behind every other worker), then returns what it has, so each
-    -- claim stays short however many workers share the consumer.
-    v_deadline := clock_timestamp() + interval '200 milliseconds';
-    LOOP
-        SELECT * INTO c FROM distcount.outbox_consumer AS oc WHERE oc.consumer = v_consumer
-           FOR UPDATE SKIP LOCKED;
-        EXIT WHEN FOUND;
-        IF NOT EXISTS (SELECT FROM distcount.outbox_consumer AS oc WHERE oc.consumer = v_consumer) THEN
-            c := distcount.outbox_lock_consumer(v_consumer);
-            EXIT;
-        END IF;
-        IF clock_timestamp() >= v_deadline THEN
-            c.consumer := NULL;
-            EXIT;
-        END IF;
-        PERFORM pg_sleep(0.002);
-    END LOOP;
-    IF c.consumer IS NULL THEN
-        RETURN QUERY
-        SELECT o.* FROM unnest(v_ids) AS u (id)
-         CROSS JOIN LATERAL (SELECT o.* FROM distcount.outbox AS o WHERE o.id = u.id LIMIT 1) AS o
-         ORDER BY o.seq;
-        RETURN;
     END IF;
     -- Whether anything of this consumer is in flight at all (only claims and
     -- outbox_retry_dead, which hold the consumer's row, add rows): if not, no event read needs
