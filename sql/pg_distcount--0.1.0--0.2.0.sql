@@ -1931,6 +1931,601 @@ BEGIN
 END
 $$;
 
+-- ---------------------------------------------------------------------------------------------
+-- Relay without a copy of every event per consumer (outbox.sql, issue 20): each consumer reads
+-- the outbox itself by window (snapshot, then seq past a cursor: the new outbox_seq_idx), and
+-- outbox_pending keeps only the events read and not done. Rows queued by 0.1.0 stay as they
+-- are: heads not leased are ready (outbox_pending_ready_idx), the others parked behind them;
+-- a consumer's seen snapshot still says what it has read, and its first claim opens a window
+-- from there.
+-- ---------------------------------------------------------------------------------------------
+CREATE INDEX outbox_seq_idx ON outbox (seq);
+ALTER TABLE outbox_consumer ADD COLUMN win pg_snapshot, ADD COLUMN win_next bigint, ADD COLUMN win_last bigint,
+    ADD COLUMN win_left bigint, ADD COLUMN next_due timestamptz NOT NULL DEFAULT '-infinity';
+DROP INDEX outbox_pending_head_idx;
+CREATE INDEX outbox_pending_ready_idx ON outbox_pending (consumer, seq) WHERE is_head AND leased_until IS NULL;
+DROP FUNCTION outbox_ingest(text);
+DROP FUNCTION outbox_heads_have_next(text, text[], text[]);
+DROP FUNCTION outbox_analyze_queue();
+
+COMMENT ON TABLE outbox_consumer IS 'Relay consumers: every event written by a transaction visible in snapshot seen is read (in outbox_pending) or done, and so are those of window win below seq win_next; only members of relay_role may claim, acknowledge or drop its events.';
+
+COMMENT ON TABLE outbox_pending IS 'Relay state: events a consumer has read and not yet acknowledged (leased, ready or parked behind their aggregate''s head), with their lease and attempt count.';
+
+CREATE OR REPLACE FUNCTION outbox_remove_heads(consumer text, ids uuid[], dead boolean) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    -- Index probes whatever the statistics say (row-level security hides the table's size from
+    -- the estimates); JIT never pays back here.
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off
+    SET enable_mergejoin = off SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_consumer text := outbox_remove_heads.consumer;
+    v_dead boolean := outbox_remove_heads.dead;
+    v_ids uuid[] := outbox_remove_heads.ids;
+    v_tids tid[];
+    v_tid_ids uuid[];
+    v_count integer := 0;
+    v_n integer;
+    v_gone uuid[];
+    v_types text[];
+    v_aggregates text[];
+    v_more_types text[];
+    v_more_aggregates text[];
+    v_next tid[];
+BEGIN
+    -- Per id its aggregate and seq from the outbox (LIMIT 1: a probe, never a hash join over
+    -- the outbox), then the head by the aggregate index, then the rows by address (as one
+    -- DELETE ... USING, the planner drives the join from the table's side, row-level security
+    -- hiding its size; the delete checks the id at the address, and so must not name the
+    -- consumer, which would let the planner scan the aggregate index instead). The delete
+    -- waits for a claim that holds a head (to park events behind it); a head that claim
+    -- changed (has_next) is no longer at that address and is found again in the next round. An event no longer in the outbox (deleted by hand) is not
+    -- found: its head is dead-lettered once its claims run out.
+    FOR round IN 1..10 LOOP
+        SELECT array_agg(r.ctid), array_agg(u.id) INTO v_tids, v_tid_ids
+          FROM unnest(v_ids) AS u (id)
+         CROSS JOIN LATERAL (SELECT o.seq, o.aggregatetype, o.aggregateid FROM distcount.outbox AS o
+                              WHERE o.id = u.id LIMIT 1) AS e
+         CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
+                              WHERE p.consumer = v_consumer
+                                AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
+                                    = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
+                                AND p.seq = e.seq AND p.id = u.id AND p.is_head
+                                AND p.aggregatetype = e.aggregatetype AND p.aggregateid = e.aggregateid
+                                AND (v_dead OR p.attempts > 0)
+                              LIMIT 1) AS r;
+        WITH gone AS (
+            DELETE FROM distcount.outbox_pending AS p
+             USING (SELECT DISTINCT u.t, u.id FROM unnest(v_tids, v_tid_ids) AS u (t, id)) AS u
+             WHERE p.ctid = u.t AND p.id = u.id AND p.is_head AND (v_dead OR p.attempts > 0)
+            RETURNING p.*
+        ), buried AS (
+            INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
+            SELECT g.consumer, g.id, g.seq, g.aggregatetype, g.aggregateid, g.attempts, g.last_error
+              FROM gone AS g WHERE v_dead
+            ON CONFLICT DO NOTHING
+        )
+        SELECT count(*), array_agg(g.aggregatetype) FILTER (WHERE g.has_next),
+               array_agg(g.aggregateid) FILTER (WHERE g.has_next), array_agg(g.id)
+          INTO v_n, v_more_types, v_more_aggregates, v_gone
+          FROM gone AS g;
+        v_count := v_count + v_n;
+        v_types := v_types || v_more_types;
+        v_aggregates := v_aggregates || v_more_aggregates;
+        EXIT WHEN v_n >= coalesce(cardinality(v_tids), 0);
+        -- Some changed meanwhile: the ids not removed, again.
+        SELECT array_agg(u.id) INTO v_ids FROM unnest(v_ids) AS u (id)
+         WHERE u.id <> ALL (coalesce(v_gone, '{}'));
+        EXIT WHEN v_ids IS NULL;
+    END LOOP;
+    IF v_types IS NOT NULL THEN
+        -- The next event of each aggregate first, then one update by row address (as one
+        -- UPDATE ... FROM the planner may drive the join from the table's side). No lock:
+        -- nothing else changes an event parked behind its aggregate's head (claims lock heads,
+        -- and a parked event becomes head only when its head goes), so the addresses hold.
+        SELECT array_agg(nxt.ctid) INTO v_next
+          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+          CROSS JOIN LATERAL (
+              SELECT q.ctid FROM distcount.outbox_pending AS q
+               WHERE q.consumer = v_consumer
+                 AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                     = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+                 AND q.aggregatetype = a.aggregatetype
+                 AND q.aggregateid = a.aggregateid
+               ORDER BY hashtextextended(q.aggregateid, hashtext(q.aggregatetype)), q.seq LIMIT 1) AS nxt;
+        IF v_next IS NOT NULL THEN
+            UPDATE distcount.outbox_pending AS p SET is_head = true, leased_until = NULL, has_next = true
+              FROM unnest(v_next) AS u (t)
+             WHERE p.ctid = u.t AND NOT p.is_head;
+        END IF;
+    END IF;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION outbox_remove_heads(text, uuid[], boolean) IS 'Internal: removes acknowledged or dead events of a consumer and promotes the next event of each aggregate.';
+
+CREATE FUNCTION outbox_lock_consumer(consumer text) RETURNS outbox_consumer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c distcount.outbox_consumer;
+BEGIN
+    SELECT * INTO c FROM distcount.outbox_consumer AS oc WHERE oc.consumer = outbox_lock_consumer.consumer FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO distcount.outbox_consumer AS oc (consumer) VALUES (outbox_lock_consumer.consumer)
+            ON CONFLICT DO NOTHING;
+        SELECT * INTO c FROM distcount.outbox_consumer AS oc WHERE oc.consumer = outbox_lock_consumer.consumer FOR UPDATE;
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION outbox_lock_consumer(text) IS 'Internal: locks (creating it if new) the row of a relay consumer, which serialises the readers of its position.';
+
+CREATE OR REPLACE FUNCTION outbox_claim(consumer text, batch integer DEFAULT 100,
+                             lease interval DEFAULT '30 seconds')
+    RETURNS SETOF outbox
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    -- Index order and index probes whatever the statistics say (estimated at a few rows, a
+    -- whole table would be sorted or hashed); JIT never pays back here.
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = on SET jit = off
+    SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_consumer text := outbox_claim.consumer;
+    v_batch integer := outbox_claim.batch;
+    v_max integer := distcount.outbox_max_attempts();
+    v_until timestamptz;
+    c distcount.outbox_consumer;
+    v_scan boolean;
+    v_due timestamptz;
+    v_tids tid[];
+    v_more tid[];
+    v_dead uuid[];
+    v_ids uuid[];            -- the heads leased again
+    v_out distcount.outbox[] := '{}';   -- the events leased from the outbox
+    v_chunk distcount.outbox[];
+    v_free boolean[];
+    v_busy boolean[];
+    v_stuck bigint;
+    v_deadline timestamptz;
+    v_any boolean;
+    v_n integer;
+    v_need integer;
+    v_cut bigint;
+    v_leased integer;
+    v_placed integer;
+    v_spread integer;
+    v_parked integer := 0;
+    v_windows integer := 0;
+    v_snap pg_snapshot;
+    v_lo bigint;
+    v_hi bigint;
+    v_locked tid[];
+BEGIN
+    PERFORM distcount.outbox_check_consumer(v_consumer, v_batch, outbox_claim.lease);
+    v_until := clock_timestamp() + outbox_claim.lease;
+
+    -- One claim of this consumer at a time (it moves the consumer's position, and next_due
+    -- must cover every lease it takes). A claim waits for the one running at most 200 ms
+    -- (polling: a lock wait would queue behind every other worker), then returns nothing, so
+    -- each claim stays short however many workers share the consumer.
+    v_deadline := clock_timestamp() + interval '200 milliseconds';
+    LOOP
+        SELECT * INTO c FROM distcount.outbox_consumer AS oc WHERE oc.consumer = v_consumer
+           FOR UPDATE SKIP LOCKED;
+        EXIT WHEN FOUND;
+        IF NOT EXISTS (SELECT FROM distcount.outbox_consumer AS oc WHERE oc.consumer = v_consumer) THEN
+            c := distcount.outbox_lock_consumer(v_consumer);
+            EXIT;
+        END IF;
+        IF clock_timestamp() >= v_deadline THEN
+            c.consumer := NULL;
+            EXIT;
+        END IF;
+        PERFORM pg_sleep(0.002);
+    END LOOP;
+    IF c.consumer IS NULL THEN
+        RETURN;
+    END IF;
+    v_scan := c.next_due <= clock_timestamp();
+    -- Heads free to take again: ready (promoted, nacked, retried), or, once next_due has passed,
+    -- leased and run out. A head out of attempts is dead-lettered instead (its consumer
+    -- crashed or hung max_attempts times); the next event of its aggregate is then ready.
+    FOR attempt_round IN 1..10 LOOP
+        SELECT array_agg(h.ctid) FILTER (WHERE h.attempts < v_max),
+               array_agg(h.id) FILTER (WHERE h.attempts >= v_max)
+          INTO v_tids, v_dead
+          FROM (SELECT p.ctid, p.id, p.attempts
+                  FROM distcount.outbox_pending AS p
+                 WHERE p.consumer = v_consumer AND p.is_head AND p.leased_until IS NULL
+                 ORDER BY p.seq
+                 LIMIT v_batch
+                   FOR UPDATE SKIP LOCKED) AS h;
+        v_n := coalesce(cardinality(v_tids), 0) + coalesce(cardinality(v_dead), 0);
+        IF v_scan AND v_n < v_batch THEN
+            SELECT array_agg(h.ctid) FILTER (WHERE h.attempts < v_max),
+                   array_agg(h.id) FILTER (WHERE h.attempts >= v_max)
+              INTO v_more, v_ids
+              FROM (SELECT p.ctid, p.id, p.attempts
+                      FROM distcount.outbox_pending AS p
+                     WHERE p.consumer = v_consumer AND p.is_head AND p.leased_until <= clock_timestamp()
+                     ORDER BY p.seq
+                     LIMIT v_batch - v_n
+                       FOR UPDATE SKIP LOCKED) AS h;
+            v_tids := v_tids || v_more;
+            v_dead := v_dead || v_ids;
+        END IF;
+        IF v_dead IS NOT NULL THEN
+            PERFORM distcount.outbox_remove_heads(v_consumer, v_dead, true);
+        END IF;
+        EXIT WHEN v_dead IS NULL OR v_tids IS NOT NULL;
+    END LOOP;
+    v_ids := NULL;
+    IF v_tids IS NOT NULL THEN
+        WITH leased AS (
+            UPDATE distcount.outbox_pending AS p
+               SET attempts = p.attempts + 1, leased_until = v_until
+              FROM unnest(v_tids) AS u (t)
+             WHERE p.ctid = u.t
+            RETURNING p.id
+        )
+        SELECT array_agg(l.id) INTO v_ids FROM leased AS l;
+    END IF;
+    -- Whether anything of this consumer is in flight at all (only claims and
+    -- outbox_retry_dead, which hold the consumer's row, add rows): if not, no event read needs
+    -- a probe.
+    v_any := EXISTS (SELECT FROM distcount.outbox_pending AS q WHERE q.consumer = v_consumer);
+    IF v_scan THEN
+        -- The earliest lease end left (an expired head locked by another transaction counts:
+        -- it is looked for again).
+        SELECT min(p.leased_until) INTO v_due
+          FROM distcount.outbox_pending AS p
+         WHERE p.consumer = v_consumer AND p.is_head AND p.leased_until IS NOT NULL;
+        c.next_due := coalesce(v_due, 'infinity');
+    END IF;
+
+    -- Then events read from the outbox, in seq order, chunk by chunk. The first event of an
+    -- aggregate with nothing in flight is leased (a head); any other is parked behind its
+    -- aggregate's head.
+    v_need := v_batch - coalesce(cardinality(v_ids), 0);
+    FOR read_round IN 1..1000 LOOP
+        EXIT WHEN v_need <= 0;
+        IF c.win IS NULL OR c.win_next > c.win_last THEN
+            -- The window is read through: its events are all read or done.
+            IF c.win IS NOT NULL THEN
+                c.seen := c.win;
+                c.win := NULL;
+            END IF;
+            EXIT WHEN v_windows >= 2;
+            v_windows := v_windows + 1;
+            PERFORM distcount.outbox_rebase_restored();
+            -- One statement, so the rows read and the snapshot kept are the same snapshot. By
+            -- the txid index (seq + 0: min and max by the seq index would start from the
+            -- oldest event).
+            SELECT pg_current_snapshot(), min(o.seq + 0), max(o.seq + 0), count(*)
+              INTO v_snap, v_lo, v_hi, v_n
+              FROM distcount.outbox AS o
+             WHERE o.txid >= pg_snapshot_xmin(c.seen) AND NOT pg_visible_in_snapshot(o.txid, c.seen);
+            IF v_lo IS NULL THEN
+                c.seen := v_snap;
+                EXIT;
+            END IF;
+            c.win := v_snap;
+            c.win_next := v_lo;
+            c.win_last := v_hi;
+            c.win_left := v_n;
+        END IF;
+        -- A chunk of the window past the cursor: first a small one (a claim that finds the
+        -- next events all waiting for heads in flight stops there), then as many as needed.
+        v_n := CASE WHEN v_need = v_batch - coalesce(cardinality(v_ids), 0) THEN 64
+                    ELSE least(greatest(v_need, 64), 100000) END;
+        SELECT array_agg(e.o ORDER BY (e.o).seq) INTO v_chunk
+          FROM (SELECT o FROM distcount.outbox AS o
+                 WHERE o.seq >= c.win_next AND o.seq <= c.win_last
+                   AND o.txid >= pg_snapshot_xmin(c.seen) AND NOT pg_visible_in_snapshot(o.txid, c.seen)
+                   AND pg_visible_in_snapshot(o.txid, c.win)
+                 ORDER BY o.seq LIMIT v_n) AS e;
+        IF v_chunk IS NULL THEN
+            c.win_next := c.win_last + 1;
+            c.win_left := 0;
+            CONTINUE;
+        END IF;
+        -- Per event (in seq order): busy, when it is its aggregate's first in the chunk and its
+        -- aggregate has events in flight; free (leased as the head), when it is the first and
+        -- not busy; any other event is parked behind its aggregate's head. The read ends
+        -- (v_cut) before the free event past the ones needed: nfree <= v_need before it.
+        WITH e AS (
+            SELECT u.ordinality AS ord, u.seq, u.aggregatetype, u.aggregateid,
+                   hashtextextended(u.aggregateid, hashtext(u.aggregatetype)) AS h,
+                   row_number() OVER (PARTITION BY hashtextextended(u.aggregateid, hashtext(u.aggregatetype)),
+                                                   u.aggregatetype COLLATE "C", u.aggregateid COLLATE "C"
+                                      ORDER BY u.seq) = 1 AS first
+              FROM unnest(v_chunk) WITH ORDINALITY AS u
+        ), s AS (
+            SELECT e.ord, e.seq, e.first, e.first AND x.busy IS NOT NULL AS busy,
+                   e.first AND x.busy IS NULL AS free
+              FROM e
+              LEFT JOIN LATERAL (
+                  SELECT true AS busy FROM distcount.outbox_pending AS q
+                   WHERE v_any AND e.first AND q.consumer = v_consumer
+                     AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype)) = e.h
+                     AND q.aggregatetype = e.aggregatetype AND q.aggregateid = e.aggregateid
+                   LIMIT 1) AS x ON true
+        ), f AS (
+            SELECT s.*, count(*) FILTER (WHERE s.free) OVER (ORDER BY s.ord) AS nfree FROM s
+        )
+        SELECT array_agg(f.free ORDER BY f.ord), array_agg(f.busy ORDER BY f.ord),
+               min(f.seq) FILTER (WHERE f.free AND f.nfree > v_need),
+               count(*) FILTER (WHERE f.free AND f.nfree <= v_need),
+               count(*) FILTER (WHERE f.nfree <= v_need),
+               count(*) FILTER (WHERE f.first AND f.nfree <= v_need)
+          INTO v_free, v_busy, v_cut, v_leased, v_placed, v_spread
+          FROM f;
+        -- Nothing to lease and the events spread over many aggregates in flight: their
+        -- acknowledgements will free them soon; parking them would copy each event. (Events
+        -- piled on few aggregates are parked, so that the aggregates behind them move on.) A
+        -- claim with nothing yet waits for them up to 200 ms from its start, reading the
+        -- chunk again every 2 ms, then returns.
+        IF v_leased = 0 AND v_spread * 2 > v_placed THEN
+            EXIT WHEN cardinality(v_out) > 0 OR v_ids IS NOT NULL OR clock_timestamp() >= v_deadline;
+            PERFORM pg_sleep(0.002);
+            CONTINUE;
+        END IF;
+        -- The heads of the busy aggregates, locked (SKIP LOCKED: an acknowledgement may be
+        -- removing one; the read then ends before that aggregate's first event).
+        v_locked := NULL;
+        IF v_leased < v_placed THEN
+            SELECT array_agg(k.ctid), min(u.seq) FILTER (WHERE k.ctid IS NULL)
+              INTO v_locked, v_stuck
+              FROM unnest(v_chunk) WITH ORDINALITY AS u
+              LEFT JOIN LATERAL (
+                  SELECT q.ctid FROM distcount.outbox_pending AS q
+                   WHERE q.consumer = v_consumer
+                     AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                         = hashtextextended(u.aggregateid, hashtext(u.aggregatetype))
+                     AND q.aggregatetype = u.aggregatetype AND q.aggregateid = u.aggregateid
+                     AND q.is_head
+                   LIMIT 1 FOR UPDATE SKIP LOCKED) AS k ON true
+             WHERE v_busy[u.ordinality] AND (v_cut IS NULL OR u.seq < v_cut);
+            v_cut := least(v_cut, v_stuck);
+        END IF;
+        WITH queued AS (
+            INSERT INTO distcount.outbox_pending AS p
+                   (consumer, id, seq, aggregatetype, aggregateid, is_head, attempts, leased_until, has_next)
+            SELECT v_consumer, u.id, u.seq, u.aggregatetype, u.aggregateid, v_free[u.ordinality],
+                   CASE WHEN v_free[u.ordinality] THEN 1 ELSE 0 END,
+                   CASE WHEN v_free[u.ordinality] THEN v_until END,
+                   NOT v_free[u.ordinality] OR u.k > 1
+              FROM (SELECT u.*, count(*) OVER (PARTITION BY hashtextextended(u.aggregateid, hashtext(u.aggregatetype)),
+                                                            u.aggregatetype COLLATE "C", u.aggregateid COLLATE "C") AS k
+                      FROM unnest(v_chunk) WITH ORDINALITY AS u
+                     WHERE v_cut IS NULL OR u.seq < v_cut) AS u
+            RETURNING p.is_head
+        )
+        SELECT count(*), count(*) FILTER (WHERE q.is_head) INTO v_placed, v_leased FROM queued AS q;
+        EXIT WHEN v_placed = 0;
+        v_any := true;
+        c.win_left := c.win_left - v_placed;
+        IF v_leased < v_placed AND v_locked IS NOT NULL THEN
+            -- Heads with events parked behind them now.
+            UPDATE distcount.outbox_pending AS p SET has_next = true
+              FROM unnest(v_locked) AS t (t)
+             WHERE p.ctid = t.t AND NOT p.has_next;
+        END IF;
+        v_parked := v_parked + v_placed - v_leased;
+        v_need := v_need - v_leased;
+        v_out := v_out || ARRAY(SELECT v_chunk[i] FROM generate_subscripts(v_chunk, 1) AS i
+                                 WHERE v_free[i] AND (v_cut IS NULL OR (v_chunk[i]).seq < v_cut));
+        IF v_cut IS NOT NULL THEN
+            c.win_next := v_cut;
+            EXIT;
+        END IF;
+        c.win_next := (v_chunk[cardinality(v_chunk)]).seq + 1;
+        IF cardinality(v_chunk) < v_n THEN
+            c.win_next := c.win_last + 1;
+            c.win_left := 0;
+        END IF;
+        EXIT WHEN v_parked >= greatest(v_batch, 1000);
+    END LOOP;
+    IF cardinality(v_out) > 0 OR v_ids IS NOT NULL THEN
+        c.next_due := least(c.next_due, v_until);
+    END IF;
+    UPDATE distcount.outbox_consumer AS oc
+       SET seen = c.seen, win = c.win, win_next = c.win_next, win_last = c.win_last, win_left = c.win_left,
+           next_due = c.next_due
+     WHERE oc.consumer = v_consumer;
+
+    RETURN QUERY
+    SELECT r.* FROM (
+        SELECT o.* FROM unnest(v_ids) AS u (id)
+         CROSS JOIN LATERAL (SELECT o.* FROM distcount.outbox AS o WHERE o.id = u.id LIMIT 1) AS o
+        UNION ALL
+        SELECT u.* FROM unnest(v_out) AS u) AS r
+     ORDER BY r.seq;
+END
+$$;
+COMMENT ON FUNCTION outbox_claim(text, integer, interval) IS 'Leases up to batch events to a consumer: the oldest unacknowledged event of each aggregate, at most one per aggregate, none whose transaction could still be overtaken. Call it in its own transaction.';
+
+CREATE OR REPLACE FUNCTION outbox_nack(consumer text, id uuid, error text DEFAULT NULL,
+                            retry_in interval DEFAULT '0 seconds') RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off SET enable_bitmapscan = off SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_retry interval := coalesce(outbox_nack.retry_in, interval '0');
+    v_attempts integer;
+BEGIN
+    PERFORM distcount.outbox_check_consumer(outbox_nack.consumer);
+    IF v_retry > interval '0' THEN
+        -- Claims look for expired leases from then on (the consumer's row first, as claims
+        -- lock it before heads).
+        UPDATE distcount.outbox_consumer AS c
+           SET next_due = least(c.next_due, clock_timestamp() + v_retry)
+         WHERE c.consumer = outbox_nack.consumer;
+    END IF;
+    -- Claimable again after retry_in; at once: ready (leased_until NULL).
+    UPDATE distcount.outbox_pending AS p
+       SET last_error = outbox_nack.error,
+           leased_until = CASE WHEN v_retry > interval '0' THEN clock_timestamp() + v_retry END
+      FROM (SELECT o.seq, o.aggregatetype, o.aggregateid FROM distcount.outbox AS o
+             WHERE o.id = outbox_nack.id LIMIT 1) AS e
+     WHERE p.consumer = outbox_nack.consumer
+       AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
+           = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
+       AND p.seq = e.seq AND p.id = outbox_nack.id AND p.is_head AND p.attempts > 0
+       AND p.aggregatetype = e.aggregatetype AND p.aggregateid = e.aggregateid
+    RETURNING p.attempts INTO v_attempts;
+    IF NOT FOUND THEN
+        RETURN 'unknown';
+    END IF;
+    IF v_attempts >= distcount.outbox_max_attempts() THEN
+        PERFORM distcount.outbox_remove_heads(outbox_nack.consumer, ARRAY[outbox_nack.id], true);
+        RETURN 'dead';
+    END IF;
+    RETURN 'retry';
+END
+$$;
+COMMENT ON FUNCTION outbox_nack(text, uuid, text, interval) IS 'Reports a failed delivery: the event is claimable again after retry_in, or dead-lettered once it used pg_distcount.outbox_max_attempts claims. Returns retry, dead or unknown.';
+
+CREATE OR REPLACE FUNCTION outbox_retry_dead(consumer text, ids uuid[] DEFAULT NULL) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    -- Probes by index (by aggregate), whatever the statistics say.
+    SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_consumer text := outbox_retry_dead.consumer;
+    v_count integer;
+    v_types text[];
+    v_aggregates text[];
+    v_locked tid[];
+    v_ltypes text[];
+    v_laggregates text[];
+    v_next tid[];
+BEGIN
+    PERFORM distcount.outbox_check_consumer(v_consumer);
+    -- No claim meanwhile: nothing else adds events or heads to this consumer.
+    PERFORM distcount.outbox_lock_consumer(v_consumer);
+    -- Back in as parked events; then each of their aggregates gets a head, or has its head
+    -- marked as having events behind it.
+    WITH back AS (
+        DELETE FROM distcount.outbox_dead AS d
+         WHERE d.consumer = v_consumer AND (outbox_retry_dead.ids IS NULL OR d.id = ANY (outbox_retry_dead.ids))
+        RETURNING d.*
+    ), queued AS (
+        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
+        SELECT b.consumer, b.id, b.seq, b.aggregatetype, b.aggregateid, false FROM back AS b
+        RETURNING p.aggregatetype, p.aggregateid
+    ), aggregates AS (
+        SELECT DISTINCT q.aggregatetype, q.aggregateid FROM queued AS q
+    )
+    SELECT (SELECT count(*) FROM queued), (SELECT array_agg(a.aggregatetype) FROM aggregates AS a),
+           (SELECT array_agg(a.aggregateid) FROM aggregates AS a)
+      INTO v_count, v_types, v_aggregates;
+    FOR round IN 1..100 LOOP
+        EXIT WHEN v_types IS NULL;
+        -- The heads, locked: an acknowledgement removing one is waited for (it takes no lock
+        -- that this transaction holds: no claim runs meanwhile).
+        SELECT array_agg(h.ctid), array_agg(a.aggregatetype), array_agg(a.aggregateid)
+          INTO v_locked, v_ltypes, v_laggregates
+          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+         CROSS JOIN LATERAL (
+             SELECT q.ctid FROM distcount.outbox_pending AS q
+              WHERE q.consumer = v_consumer
+                AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                    = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+                AND q.aggregatetype = a.aggregatetype AND q.aggregateid = a.aggregateid
+                AND q.is_head
+              LIMIT 1 FOR UPDATE) AS h;
+        IF v_locked IS NOT NULL THEN
+            UPDATE distcount.outbox_pending AS p SET has_next = true
+              FROM unnest(v_locked) AS t (t)
+             WHERE p.ctid = t.t AND NOT p.has_next;
+        END IF;
+        -- Aggregates without a head (none, or removed while waited for): their first event
+        -- becomes the head, unless an acknowledgement promoted one meanwhile (then again).
+        WITH a AS (
+            SELECT a.aggregatetype, a.aggregateid,
+                   coalesce((SELECT true FROM distcount.outbox_pending AS q
+                              WHERE q.consumer = v_consumer
+                                AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                                    = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+                                AND q.aggregatetype = a.aggregatetype AND q.aggregateid = a.aggregateid
+                                AND q.is_head LIMIT 1), false) AS promoted
+              FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+             WHERE NOT EXISTS (SELECT FROM unnest(v_ltypes, v_laggregates) AS l (aggregatetype, aggregateid)
+                                WHERE l.aggregatetype = a.aggregatetype AND l.aggregateid = a.aggregateid)
+        )
+        SELECT array_agg(n.ctid) FILTER (WHERE NOT a.promoted),
+               array_agg(a.aggregatetype) FILTER (WHERE a.promoted),
+               array_agg(a.aggregateid) FILTER (WHERE a.promoted)
+          INTO v_next, v_types, v_aggregates
+          FROM a
+         CROSS JOIN LATERAL (
+             SELECT q.ctid FROM distcount.outbox_pending AS q
+              WHERE q.consumer = v_consumer
+                AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                    = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+                AND q.aggregatetype = a.aggregatetype AND q.aggregateid = a.aggregateid
+              ORDER BY hashtextextended(q.aggregateid, hashtext(q.aggregatetype)), q.seq LIMIT 1) AS n;
+        IF v_next IS NOT NULL THEN
+            UPDATE distcount.outbox_pending AS p SET is_head = true, leased_until = NULL, has_next = true
+              FROM unnest(v_next) AS u (t)
+             WHERE p.ctid = u.t AND NOT p.is_head;
+        END IF;
+    END LOOP;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION outbox_retry_dead(text, uuid[]) IS 'Puts dead letters of a consumer (all, or the given ids) back in its queue with fresh attempts.';
+
+CREATE OR REPLACE FUNCTION outbox_drop_consumer(consumer text) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM distcount.outbox_check_consumer(outbox_drop_consumer.consumer);
+    PERFORM FROM distcount.outbox_consumer AS c WHERE c.consumer = outbox_drop_consumer.consumer FOR UPDATE;
+    DELETE FROM distcount.outbox_pending AS p WHERE p.consumer = outbox_drop_consumer.consumer;
+    DELETE FROM distcount.outbox_dead AS d WHERE d.consumer = outbox_drop_consumer.consumer;
+    DELETE FROM distcount.outbox_consumer AS c WHERE c.consumer = outbox_drop_consumer.consumer;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION outbox_drop_consumer(text) IS 'Forgets a relay consumer: its position, queue and dead letters.';
+
+CREATE OR REPLACE VIEW outbox_stats WITH (security_invoker = true) AS
+SELECT c.consumer,
+       (SELECT count(*) FROM distcount.outbox_pending AS p WHERE p.consumer = c.consumer)
+       + CASE WHEN c.win IS NULL THEN 0 ELSE greatest(c.win_left, 0) END AS queued,
+       (SELECT count(*) FROM distcount.outbox AS o
+         WHERE o.txid >= pg_catalog.pg_snapshot_xmin(coalesce(c.win, c.seen))
+           AND NOT pg_catalog.pg_visible_in_snapshot(o.txid, coalesce(c.win, c.seen))) AS not_yet_queued,
+       (SELECT count(*) FROM distcount.outbox_pending AS p
+         WHERE p.consumer = c.consumer AND p.leased_until > pg_catalog.clock_timestamp()) AS leased,
+       (SELECT count(*) FROM distcount.outbox_dead AS d WHERE d.consumer = c.consumer) AS dead,
+       pg_catalog.clock_timestamp()
+       - least((SELECT min(o.created_at)
+                  FROM distcount.outbox_pending AS p JOIN distcount.outbox AS o ON o.id = p.id
+                 WHERE p.consumer = c.consumer),
+               (SELECT min(o.created_at) FROM distcount.outbox AS o
+                 WHERE c.win IS NOT NULL AND o.seq >= c.win_next AND o.seq <= c.win_last
+                   AND o.txid >= pg_catalog.pg_snapshot_xmin(c.seen)
+                   AND NOT pg_catalog.pg_visible_in_snapshot(o.txid, c.seen)
+                   AND pg_catalog.pg_visible_in_snapshot(o.txid, c.win))) AS oldest_queued_age
+  FROM distcount.outbox_consumer AS c;
+COMMENT ON VIEW outbox_stats IS 'Per relay consumer: queued and not yet queued events, active leases, dead letters, age of the oldest queued event.';
+
 -- Issue 20: writers notify only while a relay waits (outbox_relay_idle).
 CREATE FUNCTION outbox_relay_idle(idle boolean DEFAULT true) RETURNS void
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'outbox_relay_idle_wrapper';

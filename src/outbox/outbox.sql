@@ -18,8 +18,10 @@ CREATE TABLE outbox (
     created_at         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
 ALTER SEQUENCE outbox_seq OWNED BY outbox.seq;
--- The relay reads events by writing transaction (see outbox_ingest).
+-- The relay opens a window of events by writing transaction, and reads it in seq order (see
+-- outbox_claim).
 CREATE INDEX outbox_txid_idx ON outbox (txid);
+CREATE INDEX outbox_seq_idx ON outbox (seq);
 -- Events are the application's data: pg_dump keeps them.
 SELECT pg_catalog.pg_extension_config_dump('outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox_seq', '');
@@ -28,7 +30,7 @@ COMMENT ON TABLE outbox IS 'Outbox events (insert-only; Debezium event router co
 -- which the relay trusts, always come from their defaults.
 
 -- The event router treats an UPDATE of the outbox as invalid; delivery state lives elsewhere.
--- outbox_ingest may rewrite txid of rows restored from another cluster (see there).
+-- outbox_rebase_restored may rewrite txid of rows restored from another cluster (see there).
 CREATE FUNCTION outbox_refuse_update() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -160,24 +162,39 @@ COMMENT ON FUNCTION outbox_max_attempts() IS 'Claims after which the relay dead-
 -- The relay -----------------------------------------------------------------------------------
 --
 -- Each consumer (a name; concurrent workers with one name share its events, different names
--- each get every event) has its own queue, outbox_pending, filled from the outbox by snapshot:
--- a fill queues the events visible now that the previous fill's snapshot could not see, and
--- keeps the current snapshot. So an event whose transaction commits late, whatever its seq, is
--- queued by the next fill, and events of one aggregate whose writers were serialised (by the
--- business row's lock) are queued in commit order. One event per aggregate is the head
--- (is_head); only heads are handed out, and the next event of an aggregate becomes the head
--- when the current one is acknowledged or dead-lettered: per-aggregate order.
--- Locks: filling a queue and moving its heads take one advisory lock per consumer (exclusive to
--- fill, shared to move heads), so a head is never lost between the two.
+-- each get every event) reads the outbox itself, by snapshot and then by seq: a window is the
+-- events of the transactions visible in a snapshot (win) that the previous one (seen) could not
+-- see, read in seq order past a cursor (win_next, up to win_last, the window's largest seq);
+-- when it is read through, seen becomes win and the next claim opens a new window. So an event
+-- whose transaction commits late, whatever its seq, is read in the next window, and events of
+-- one aggregate whose writers were serialised (by the business row's lock) are read in commit
+-- order. Nothing is copied per event and consumer but what is in flight: outbox_pending holds
+-- the events read and not yet acknowledged or dead, one row each: the head of each aggregate
+-- (leased, or ready to be claimed) and the events parked behind it, read while the head was
+-- out. Only heads are handed out, and the next event of an aggregate becomes the head when the
+-- current one is acknowledged or dead-lettered: per-aggregate order.
+-- Locks: a claim, outbox_retry_dead and outbox_drop_consumer lock the consumer's row, so one
+-- of them at a time reads the outbox and adds rows for a consumer. A claim that parks an event
+-- behind a head locks the head first (SKIP LOCKED: a head being acknowledged ends the claim's
+-- read there), so the acknowledgement that removes it sees the parked event and promotes it.
+-- Acknowledgements take no consumer lock.
 -- Relay state is not dumped: after a restore, consumers start over (at-least-once).
 
 CREATE TABLE outbox_consumer (
     consumer   text PRIMARY KEY CHECK (consumer <> ''),
     seen       pg_snapshot NOT NULL DEFAULT '1:1:',
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    relay_role name NOT NULL DEFAULT CURRENT_USER
+    relay_role name NOT NULL DEFAULT CURRENT_USER,
+    -- The window being read (NULL: none), its cursor and its largest seq.
+    win        pg_snapshot,
+    win_next   bigint,
+    win_last   bigint,
+    -- Events of the window not read yet.
+    win_left   bigint,
+    -- No lease of this consumer runs out before: claims look for expired leases only after it.
+    next_due   timestamptz NOT NULL DEFAULT '-infinity'
 );
-COMMENT ON TABLE outbox_consumer IS 'Relay consumers: every event written by a transaction visible in snapshot seen is queued or done; only members of relay_role may claim, acknowledge or drop its events.';
+COMMENT ON TABLE outbox_consumer IS 'Relay consumers: every event written by a transaction visible in snapshot seen is read (in outbox_pending) or done, and so are those of window win below seq win_next; only members of relay_role may claim, acknowledge or drop its events.';
 
 -- fillfactor leaves room for the lease updates to stay HOT.
 CREATE TABLE outbox_pending (
@@ -190,20 +207,20 @@ CREATE TABLE outbox_pending (
     attempts      integer NOT NULL DEFAULT 0,
     leased_until  timestamptz,
     last_error    text,
-    -- false only when the event is known to be the last queued of its aggregate: its
-    -- acknowledgement then looks for no next event (one index probe per event saved).
+    -- false only when no event is parked behind this head: its acknowledgement then looks for
+    -- no next event (one index probe per event saved).
     has_next      boolean NOT NULL DEFAULT true
 ) WITH (fillfactor = 70);
--- Two indexes, each cheap to fill (every index costs about as much as the row per event
--- queued): the heads in seq order, which claims, acknowledgements and nacks probe (an id is
--- looked up in the outbox first, for its seq), and each aggregate's events in seq order, keyed
--- by a bigint hash of the aggregate (the text columns are rechecked), for promoting the next
--- event and for a fill into a queue that is not empty. No key on (consumer, id): a fill queues
--- each event once (one filler per consumer, by snapshot), and a dead letter leaves the queue.
-CREATE INDEX outbox_pending_head_idx ON outbox_pending (consumer, seq) WHERE is_head;
+-- Each aggregate's events in seq order, keyed by a bigint hash of the aggregate (the text
+-- columns are rechecked): a claim probes it for the aggregates it reads, an acknowledgement
+-- finds its head by it (the id looked up in the outbox first) and the next event to promote.
+-- And the heads ready to be claimed (promoted, nacked without delay, retried): a lease taken
+-- by a claim is not in that index, so a lease costs one row and one index entry. Expired leases
+-- are looked for by the first index, once the consumer's next_due has passed.
 CREATE INDEX outbox_pending_aggregate_idx ON outbox_pending
     (consumer, pg_catalog.hashtextextended(aggregateid, pg_catalog.hashtext(aggregatetype)), seq);
-COMMENT ON TABLE outbox_pending IS 'Relay queues: events not yet acknowledged by a consumer, with their lease and attempt count.';
+CREATE INDEX outbox_pending_ready_idx ON outbox_pending (consumer, seq) WHERE is_head AND leased_until IS NULL;
+COMMENT ON TABLE outbox_pending IS 'Relay state: events a consumer has read and not yet acknowledged (leased, ready or parked behind their aggregate''s head), with their lease and attempt count.';
 
 CREATE TABLE outbox_dead (
     consumer      text NOT NULL,
@@ -296,174 +313,82 @@ END
 $$;
 COMMENT ON FUNCTION outbox_rebase_restored() IS 'Internal: gives outbox rows restored from another cluster a transaction id of this one.';
 
--- ANALYZE needs the owner; the relay roles are not.
-CREATE FUNCTION outbox_analyze_queue() RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    ANALYZE distcount.outbox_pending;
-END
-$$;
-COMMENT ON FUNCTION outbox_analyze_queue() IS 'Internal: refreshes the statistics of the relay queues after a large fill.';
-
--- Events were queued behind the heads of these aggregates: the heads are no longer the last
--- queued of their aggregate. One probe per aggregate (outbox_ingest, outbox_retry_dead).
-CREATE FUNCTION outbox_heads_have_next(consumer text, types text[], aggregates text[]) RETURNS void
-    LANGUAGE sql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-    UPDATE distcount.outbox_pending AS h SET has_next = true
-      FROM unnest(types, aggregates) AS a (aggregatetype, aggregateid)
-     WHERE h.consumer = outbox_heads_have_next.consumer
-       AND hashtextextended(h.aggregateid, hashtext(h.aggregatetype))
-           = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
-       AND h.aggregatetype = a.aggregatetype AND h.aggregateid = a.aggregateid
-       AND h.is_head AND NOT h.has_next;
-$$;
-COMMENT ON FUNCTION outbox_heads_have_next(text, text[], text[]) IS 'Internal: marks the heads of aggregates that got events queued behind them (has_next).';
-
--- Queues the events that became visible since the consumer's last fill; returns how many.
-CREATE FUNCTION outbox_ingest(consumer text) RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-    -- Index access only (the outbox by txid, the queue by aggregate): a queue whose statistics
-    -- say empty would otherwise be scanned once per event queued. The caller's settings undone.
-    -- The sort that finds each aggregate's first event in memory for fills of 100,000s.
-    SET enable_seqscan = off SET enable_bitmapscan = on SET enable_sort = on SET jit = off
-    SET enable_hashjoin = off SET enable_mergejoin = off SET work_mem = '64MB'
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_consumer text := outbox_ingest.consumer;
-    v_seen pg_snapshot;
-    v_queued bigint;
-    v_empty boolean;
-    v_types text[];
-    v_aggregates text[];
-BEGIN
-    -- One filler per consumer; a claimer that finds it busy serves what is queued, or, with
-    -- nothing queued (the first fill of a large backlog), waits for the fill instead of
-    -- coming back empty, and then queues what committed since.
-    IF NOT pg_try_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer)) THEN
-        IF EXISTS (SELECT FROM distcount.outbox_pending AS p
-                    WHERE p.consumer = v_consumer AND p.is_head) THEN
-            RETURN 0;
-        END IF;
-        PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer));
-    END IF;
-    INSERT INTO distcount.outbox_consumer AS c (consumer) VALUES (v_consumer) ON CONFLICT DO NOTHING;
-    SELECT c.seen INTO v_seen FROM distcount.outbox_consumer AS c WHERE c.consumer = v_consumer;
-    PERFORM distcount.outbox_rebase_restored();
-    -- A queue without heads is empty (an aggregate with events queued has a head): then no
-    -- event queued needs a probe for an earlier one of its aggregate. Nothing else fills this
-    -- queue meanwhile (the lock above; outbox_retry_dead takes it too).
-    v_empty := NOT EXISTS (SELECT FROM distcount.outbox_pending AS p
-                            WHERE p.consumer = v_consumer AND p.is_head);
-    -- One statement, so the rows read and the snapshot kept are the same snapshot. Each
-    -- aggregate's first event by a sort on the hash first (bigint comparisons; the text
-    -- columns only break ties, bytewise).
-    -- An event alone in its aggregate in this fill is queued with has_next false.
-    WITH queued AS (
-        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head, has_next)
-        SELECT v_consumer, f.id, f.seq, f.aggregatetype, f.aggregateid,
-               f.n = 1
-               AND (v_empty OR NOT EXISTS (
-                   SELECT FROM distcount.outbox_pending AS q
-                    WHERE q.consumer = v_consumer
-                      AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
-                          = hashtextextended(f.aggregateid, hashtext(f.aggregatetype))
-                      AND q.aggregatetype = f.aggregatetype
-                      AND q.aggregateid = f.aggregateid)),
-               f.n > 1 OR f.more
-          FROM (SELECT o.id, o.seq, o.aggregatetype, o.aggregateid,
-                       row_number() OVER w AS n, lead(o.seq) OVER w IS NOT NULL AS more
-                  FROM distcount.outbox AS o
-                 WHERE o.txid >= pg_snapshot_xmin(v_seen) AND NOT pg_visible_in_snapshot(o.txid, v_seen)
-                WINDOW w AS (PARTITION BY hashtextextended(o.aggregateid, hashtext(o.aggregatetype)),
-                                          o.aggregatetype COLLATE "C", o.aggregateid COLLATE "C"
-                             ORDER BY o.seq)) AS f
-        RETURNING p.aggregatetype, p.aggregateid, p.is_head
-    ), moved AS (
-        UPDATE distcount.outbox_consumer AS c SET seen = pg_current_snapshot()
-         WHERE c.consumer = v_consumer
-    ), waiting AS (
-        -- Aggregates that had events queued before and get more now.
-        SELECT DISTINCT q.aggregatetype, q.aggregateid FROM queued AS q WHERE NOT v_empty AND NOT q.is_head
-    )
-    SELECT (SELECT count(*) FROM queued), (SELECT array_agg(w.aggregatetype) FROM waiting AS w),
-           (SELECT array_agg(w.aggregateid) FROM waiting AS w)
-      INTO v_queued, v_types, v_aggregates;
-    IF v_types IS NOT NULL THEN
-        PERFORM distcount.outbox_heads_have_next(v_consumer, v_types, v_aggregates);
-    END IF;
-    -- A fill that outgrows the queue's statistics refreshes them, so the claims and
-    -- acknowledgements that follow are planned for its real size.
-    IF v_queued >= 10000 AND v_queued > (SELECT greatest(c.reltuples, 0) FROM pg_class AS c
-                                          WHERE c.oid = 'distcount.outbox_pending'::regclass) THEN
-        PERFORM distcount.outbox_analyze_queue();
-    END IF;
-    RETURN v_queued;
-END
-$$;
-COMMENT ON FUNCTION outbox_ingest(text) IS 'Internal: queues for a consumer the events committed since its last fill.';
-
--- Removes heads from a queue (acknowledged, or dead-lettered) and promotes each aggregate's
--- next event to head.
+-- Removes heads (acknowledged, or dead-lettered) and promotes each aggregate's next event to
+-- head, ready to be claimed.
 CREATE FUNCTION outbox_remove_heads(consumer text, ids uuid[], dead boolean) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
-    -- The estimates of the probes below (row-level security hides the queue's size) would
-    -- compile each acknowledgement's plans (8 ms of 15).
-    SET jit = off
+    -- Index probes whatever the statistics say (row-level security hides the table's size from
+    -- the estimates); JIT never pays back here.
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off
+    SET enable_mergejoin = off SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
     v_consumer text := outbox_remove_heads.consumer;
     v_dead boolean := outbox_remove_heads.dead;
+    v_ids uuid[] := outbox_remove_heads.ids;
     v_tids tid[];
-    v_count integer;
+    v_tid_ids uuid[];
+    v_count integer := 0;
+    v_n integer;
+    v_gone uuid[];
     v_types text[];
     v_aggregates text[];
+    v_more_types text[];
+    v_more_aggregates text[];
     v_next tid[];
 BEGIN
-    PERFORM pg_advisory_xact_lock_shared(hashtext('distcount.outbox'), hashtext(v_consumer));
-    -- Per id its seq from the outbox (LIMIT 1: a probe, never a hash join over the outbox),
-    -- then the head by seq, then the rows by address: as one join the planner, misled by the
-    -- queue's statistics, may read the whole queue for each batch. The rows are locked as
-    -- they are found (and checked again if they changed meanwhile), so their addresses hold
-    -- until the delete. An event no longer in the outbox (deleted by hand) is not found: its
-    -- head is dead-lettered once its claims run out, as when its claim returned nothing.
-    SELECT array_agg(r.ctid) INTO v_tids
-      FROM unnest(outbox_remove_heads.ids) AS u (id)
-     CROSS JOIN LATERAL (SELECT o.seq FROM distcount.outbox AS o WHERE o.id = u.id LIMIT 1) AS e
-     CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
-                          WHERE p.consumer = v_consumer AND p.seq = e.seq AND p.is_head
-                            AND p.id = u.id AND (v_dead OR p.attempts > 0)
-                          LIMIT 1 FOR UPDATE) AS r;
-    WITH gone AS (
-        DELETE FROM distcount.outbox_pending AS p
-         USING (SELECT DISTINCT t FROM unnest(v_tids) AS t) AS u (t)
-         WHERE p.ctid = u.t
-        RETURNING p.*
-    ), buried AS (
-        INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
-        SELECT g.consumer, g.id, g.seq, g.aggregatetype, g.aggregateid, g.attempts, g.last_error
-          FROM gone AS g WHERE v_dead
-        ON CONFLICT DO NOTHING
-    )
-    SELECT count(*), array_agg(g.aggregatetype) FILTER (WHERE g.has_next),
-           array_agg(g.aggregateid) FILTER (WHERE g.has_next)
-      INTO v_count, v_types, v_aggregates
-      FROM gone AS g;
+    -- Per id its aggregate and seq from the outbox (LIMIT 1: a probe, never a hash join over
+    -- the outbox), then the head by the aggregate index, then the rows by address (as one
+    -- DELETE ... USING, the planner drives the join from the table's side, row-level security
+    -- hiding its size; the delete checks the id at the address, and so must not name the
+    -- consumer, which would let the planner scan the aggregate index instead). The delete
+    -- waits for a claim that holds a head (to park events behind it); a head that claim
+    -- changed (has_next) is no longer at that address and is found again in the next round. An event no longer in the outbox (deleted by hand) is not
+    -- found: its head is dead-lettered once its claims run out.
+    FOR round IN 1..10 LOOP
+        SELECT array_agg(r.ctid), array_agg(u.id) INTO v_tids, v_tid_ids
+          FROM unnest(v_ids) AS u (id)
+         CROSS JOIN LATERAL (SELECT o.seq, o.aggregatetype, o.aggregateid FROM distcount.outbox AS o
+                              WHERE o.id = u.id LIMIT 1) AS e
+         CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
+                              WHERE p.consumer = v_consumer
+                                AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
+                                    = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
+                                AND p.seq = e.seq AND p.id = u.id AND p.is_head
+                                AND p.aggregatetype = e.aggregatetype AND p.aggregateid = e.aggregateid
+                                AND (v_dead OR p.attempts > 0)
+                              LIMIT 1) AS r;
+        WITH gone AS (
+            DELETE FROM distcount.outbox_pending AS p
+             USING (SELECT DISTINCT u.t, u.id FROM unnest(v_tids, v_tid_ids) AS u (t, id)) AS u
+             WHERE p.ctid = u.t AND p.id = u.id AND p.is_head AND (v_dead OR p.attempts > 0)
+            RETURNING p.*
+        ), buried AS (
+            INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
+            SELECT g.consumer, g.id, g.seq, g.aggregatetype, g.aggregateid, g.attempts, g.last_error
+              FROM gone AS g WHERE v_dead
+            ON CONFLICT DO NOTHING
+        )
+        SELECT count(*), array_agg(g.aggregatetype) FILTER (WHERE g.has_next),
+               array_agg(g.aggregateid) FILTER (WHERE g.has_next), array_agg(g.id)
+          INTO v_n, v_more_types, v_more_aggregates, v_gone
+          FROM gone AS g;
+        v_count := v_count + v_n;
+        v_types := v_types || v_more_types;
+        v_aggregates := v_aggregates || v_more_aggregates;
+        EXIT WHEN v_n >= coalesce(cardinality(v_tids), 0);
+        -- Some changed meanwhile: the ids not removed, again.
+        SELECT array_agg(u.id) INTO v_ids FROM unnest(v_ids) AS u (id)
+         WHERE u.id <> ALL (coalesce(v_gone, '{}'));
+        EXIT WHEN v_ids IS NULL;
+    END LOOP;
     IF v_types IS NOT NULL THEN
-        -- The next event of each aggregate first, locked, then one update by row address: as
-        -- a single UPDATE ... FROM, or an update joined by id, the planner may drive the join
-        -- from the queue side (row-level security hides its size from the estimate) and read
-        -- the whole queue per batch (a hash join over every queued row, 80 ms a batch of 1,000
-        -- with 100 events per aggregate). No lock: nothing else changes an event that waits
-        -- behind its aggregate's head (claims and nacks take heads; fills and outbox_retry_dead
-        -- hold the consumer's lock exclusively), so the addresses hold until the update.
+        -- The next event of each aggregate first, then one update by row address (as one
+        -- UPDATE ... FROM the planner may drive the join from the table's side). No lock:
+        -- nothing else changes an event parked behind its aggregate's head (claims lock heads,
+        -- and a parked event becomes head only when its head goes), so the addresses hold.
         SELECT array_agg(nxt.ctid) INTO v_next
           FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
           CROSS JOIN LATERAL (
@@ -475,68 +400,318 @@ BEGIN
                  AND q.aggregateid = a.aggregateid
                ORDER BY hashtextextended(q.aggregateid, hashtext(q.aggregatetype)), q.seq LIMIT 1) AS nxt;
         IF v_next IS NOT NULL THEN
-            -- A new head may have events queued behind it by a later fill: has_next true.
-            UPDATE distcount.outbox_pending AS p SET is_head = true, has_next = true
+            UPDATE distcount.outbox_pending AS p SET is_head = true, leased_until = NULL, has_next = true
               FROM unnest(v_next) AS u (t)
-             WHERE p.ctid = u.t AND p.consumer = v_consumer AND NOT p.is_head;
+             WHERE p.ctid = u.t AND NOT p.is_head;
         END IF;
     END IF;
     RETURN v_count;
 END
 $$;
-COMMENT ON FUNCTION outbox_remove_heads(text, uuid[], boolean) IS 'Internal: removes acknowledged or dead events from a queue and promotes the next event of each aggregate.';
+COMMENT ON FUNCTION outbox_remove_heads(text, uuid[], boolean) IS 'Internal: removes acknowledged or dead events of a consumer and promotes the next event of each aggregate.';
+
+-- The consumer's row, locked (created for a new consumer).
+CREATE FUNCTION outbox_lock_consumer(consumer text) RETURNS outbox_consumer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c distcount.outbox_consumer;
+BEGIN
+    SELECT * INTO c FROM distcount.outbox_consumer AS oc WHERE oc.consumer = outbox_lock_consumer.consumer FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO distcount.outbox_consumer AS oc (consumer) VALUES (outbox_lock_consumer.consumer)
+            ON CONFLICT DO NOTHING;
+        SELECT * INTO c FROM distcount.outbox_consumer AS oc WHERE oc.consumer = outbox_lock_consumer.consumer FOR UPDATE;
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION outbox_lock_consumer(text) IS 'Internal: locks (creating it if new) the row of a relay consumer, which serialises the readers of its position.';
 
 CREATE FUNCTION outbox_claim(consumer text, batch integer DEFAULT 100,
                              lease interval DEFAULT '30 seconds')
     RETURNS SETOF outbox
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
-    -- Heads in index order whatever the statistics say (estimated at a few rows, every head
-    -- would be sorted); JIT never pays back here.
-    SET enable_bitmapscan = off SET enable_sort = off SET jit = off
+    -- Index order and index probes whatever the statistics say (estimated at a few rows, a
+    -- whole table would be sorted or hashed); JIT never pays back here.
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = on SET jit = off
+    SET enable_hashjoin = off SET enable_mergejoin = off
 AS $$
 #variable_conflict use_column
 DECLARE
     v_consumer text := outbox_claim.consumer;
+    v_batch integer := outbox_claim.batch;
     v_max integer := distcount.outbox_max_attempts();
-    -- The heads to lease, by row address: they stay locked by this transaction until the
-    -- update, so the addresses hold, and the update probes them directly.
+    v_until timestamptz;
+    c distcount.outbox_consumer;
+    v_scan boolean;
+    v_due timestamptz;
     v_tids tid[];
+    v_more tid[];
     v_dead uuid[];
+    v_ids uuid[];            -- the heads leased again
+    v_out distcount.outbox[] := '{}';   -- the events leased from the outbox
+    v_chunk distcount.outbox[];
+    v_free boolean[];
+    v_busy boolean[];
+    v_stuck bigint;
+    v_deadline timestamptz;
+    v_any boolean;
+    v_n integer;
+    v_need integer;
+    v_cut bigint;
+    v_leased integer;
+    v_placed integer;
+    v_spread integer;
+    v_parked integer := 0;
+    v_windows integer := 0;
+    v_snap pg_snapshot;
+    v_lo bigint;
+    v_hi bigint;
+    v_locked tid[];
 BEGIN
-    PERFORM distcount.outbox_check_consumer(v_consumer, outbox_claim.batch, outbox_claim.lease);
-    PERFORM distcount.outbox_ingest(v_consumer);
-    -- Heads free to take: never leased, or their lease ran out. A head out of attempts is
-    -- dead-lettered instead (its consumer crashed or hung max_attempts times).
+    PERFORM distcount.outbox_check_consumer(v_consumer, v_batch, outbox_claim.lease);
+    v_until := clock_timestamp() + outbox_claim.lease;
+
+    -- One claim of this consumer at a time (it moves the consumer's position, and next_due
+    -- must cover every lease it takes). A claim waits for the one running at most 200 ms
+    -- (polling: a lock wait would queue behind every other worker), then returns nothing, so
+    -- each claim stays short however many workers share the consumer.
+    v_deadline := clock_timestamp() + interval '200 milliseconds';
+    LOOP
+        SELECT * INTO c FROM distcount.outbox_consumer AS oc WHERE oc.consumer = v_consumer
+           FOR UPDATE SKIP LOCKED;
+        EXIT WHEN FOUND;
+        IF NOT EXISTS (SELECT FROM distcount.outbox_consumer AS oc WHERE oc.consumer = v_consumer) THEN
+            c := distcount.outbox_lock_consumer(v_consumer);
+            EXIT;
+        END IF;
+        IF clock_timestamp() >= v_deadline THEN
+            c.consumer := NULL;
+            EXIT;
+        END IF;
+        PERFORM pg_sleep(0.002);
+    END LOOP;
+    IF c.consumer IS NULL THEN
+        RETURN;
+    END IF;
+    v_scan := c.next_due <= clock_timestamp();
+    -- Heads free to take again: ready (promoted, nacked, retried), or, once next_due has passed,
+    -- leased and run out. A head out of attempts is dead-lettered instead (its consumer
+    -- crashed or hung max_attempts times); the next event of its aggregate is then ready.
     FOR attempt_round IN 1..10 LOOP
         SELECT array_agg(h.ctid) FILTER (WHERE h.attempts < v_max),
                array_agg(h.id) FILTER (WHERE h.attempts >= v_max)
           INTO v_tids, v_dead
           FROM (SELECT p.ctid, p.id, p.attempts
                   FROM distcount.outbox_pending AS p
-                 WHERE p.consumer = v_consumer AND p.is_head
-                   AND (p.leased_until IS NULL OR p.leased_until <= clock_timestamp())
+                 WHERE p.consumer = v_consumer AND p.is_head AND p.leased_until IS NULL
                  ORDER BY p.seq
-                 LIMIT outbox_claim.batch
+                 LIMIT v_batch
                    FOR UPDATE SKIP LOCKED) AS h;
+        v_n := coalesce(cardinality(v_tids), 0) + coalesce(cardinality(v_dead), 0);
+        IF v_scan AND v_n < v_batch THEN
+            SELECT array_agg(h.ctid) FILTER (WHERE h.attempts < v_max),
+                   array_agg(h.id) FILTER (WHERE h.attempts >= v_max)
+              INTO v_more, v_ids
+              FROM (SELECT p.ctid, p.id, p.attempts
+                      FROM distcount.outbox_pending AS p
+                     WHERE p.consumer = v_consumer AND p.is_head AND p.leased_until <= clock_timestamp()
+                     ORDER BY p.seq
+                     LIMIT v_batch - v_n
+                       FOR UPDATE SKIP LOCKED) AS h;
+            v_tids := v_tids || v_more;
+            v_dead := v_dead || v_ids;
+        END IF;
         IF v_dead IS NOT NULL THEN
             PERFORM distcount.outbox_remove_heads(v_consumer, v_dead, true);
         END IF;
         EXIT WHEN v_dead IS NULL OR v_tids IS NOT NULL;
     END LOOP;
-    IF v_tids IS NULL THEN
-        RETURN;
+    v_ids := NULL;
+    IF v_tids IS NOT NULL THEN
+        WITH leased AS (
+            UPDATE distcount.outbox_pending AS p
+               SET attempts = p.attempts + 1, leased_until = v_until
+              FROM unnest(v_tids) AS u (t)
+             WHERE p.ctid = u.t
+            RETURNING p.id
+        )
+        SELECT array_agg(l.id) INTO v_ids FROM leased AS l;
     END IF;
+    -- Whether anything of this consumer is in flight at all (only claims and
+    -- outbox_retry_dead, which hold the consumer's row, add rows): if not, no event read needs
+    -- a probe.
+    v_any := EXISTS (SELECT FROM distcount.outbox_pending AS q WHERE q.consumer = v_consumer);
+    IF v_scan THEN
+        -- The earliest lease end left (an expired head locked by another transaction counts:
+        -- it is looked for again).
+        SELECT min(p.leased_until) INTO v_due
+          FROM distcount.outbox_pending AS p
+         WHERE p.consumer = v_consumer AND p.is_head AND p.leased_until IS NOT NULL;
+        c.next_due := coalesce(v_due, 'infinity');
+    END IF;
+
+    -- Then events read from the outbox, in seq order, chunk by chunk. The first event of an
+    -- aggregate with nothing in flight is leased (a head); any other is parked behind its
+    -- aggregate's head.
+    v_need := v_batch - coalesce(cardinality(v_ids), 0);
+    FOR read_round IN 1..1000 LOOP
+        EXIT WHEN v_need <= 0;
+        IF c.win IS NULL OR c.win_next > c.win_last THEN
+            -- The window is read through: its events are all read or done.
+            IF c.win IS NOT NULL THEN
+                c.seen := c.win;
+                c.win := NULL;
+            END IF;
+            EXIT WHEN v_windows >= 2;
+            v_windows := v_windows + 1;
+            PERFORM distcount.outbox_rebase_restored();
+            -- One statement, so the rows read and the snapshot kept are the same snapshot. By
+            -- the txid index (seq + 0: min and max by the seq index would start from the
+            -- oldest event).
+            SELECT pg_current_snapshot(), min(o.seq + 0), max(o.seq + 0), count(*)
+              INTO v_snap, v_lo, v_hi, v_n
+              FROM distcount.outbox AS o
+             WHERE o.txid >= pg_snapshot_xmin(c.seen) AND NOT pg_visible_in_snapshot(o.txid, c.seen);
+            IF v_lo IS NULL THEN
+                c.seen := v_snap;
+                EXIT;
+            END IF;
+            c.win := v_snap;
+            c.win_next := v_lo;
+            c.win_last := v_hi;
+            c.win_left := v_n;
+        END IF;
+        -- A chunk of the window past the cursor: first a small one (a claim that finds the
+        -- next events all waiting for heads in flight stops there), then as many as needed.
+        v_n := CASE WHEN v_need = v_batch - coalesce(cardinality(v_ids), 0) THEN 64
+                    ELSE least(greatest(v_need, 64), 100000) END;
+        SELECT array_agg(e.o ORDER BY (e.o).seq) INTO v_chunk
+          FROM (SELECT o FROM distcount.outbox AS o
+                 WHERE o.seq >= c.win_next AND o.seq <= c.win_last
+                   AND o.txid >= pg_snapshot_xmin(c.seen) AND NOT pg_visible_in_snapshot(o.txid, c.seen)
+                   AND pg_visible_in_snapshot(o.txid, c.win)
+                 ORDER BY o.seq LIMIT v_n) AS e;
+        IF v_chunk IS NULL THEN
+            c.win_next := c.win_last + 1;
+            c.win_left := 0;
+            CONTINUE;
+        END IF;
+        -- Per event (in seq order): busy, when it is its aggregate's first in the chunk and its
+        -- aggregate has events in flight; free (leased as the head), when it is the first and
+        -- not busy; any other event is parked behind its aggregate's head. The read ends
+        -- (v_cut) before the free event past the ones needed: nfree <= v_need before it.
+        WITH e AS (
+            SELECT u.ordinality AS ord, u.seq, u.aggregatetype, u.aggregateid,
+                   hashtextextended(u.aggregateid, hashtext(u.aggregatetype)) AS h,
+                   row_number() OVER (PARTITION BY hashtextextended(u.aggregateid, hashtext(u.aggregatetype)),
+                                                   u.aggregatetype COLLATE "C", u.aggregateid COLLATE "C"
+                                      ORDER BY u.seq) = 1 AS first
+              FROM unnest(v_chunk) WITH ORDINALITY AS u
+        ), s AS (
+            SELECT e.ord, e.seq, e.first, e.first AND x.busy IS NOT NULL AS busy,
+                   e.first AND x.busy IS NULL AS free
+              FROM e
+              LEFT JOIN LATERAL (
+                  SELECT true AS busy FROM distcount.outbox_pending AS q
+                   WHERE v_any AND e.first AND q.consumer = v_consumer
+                     AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype)) = e.h
+                     AND q.aggregatetype = e.aggregatetype AND q.aggregateid = e.aggregateid
+                   LIMIT 1) AS x ON true
+        ), f AS (
+            SELECT s.*, count(*) FILTER (WHERE s.free) OVER (ORDER BY s.ord) AS nfree FROM s
+        )
+        SELECT array_agg(f.free ORDER BY f.ord), array_agg(f.busy ORDER BY f.ord),
+               min(f.seq) FILTER (WHERE f.free AND f.nfree > v_need),
+               count(*) FILTER (WHERE f.free AND f.nfree <= v_need),
+               count(*) FILTER (WHERE f.nfree <= v_need),
+               count(*) FILTER (WHERE f.first AND f.nfree <= v_need)
+          INTO v_free, v_busy, v_cut, v_leased, v_placed, v_spread
+          FROM f;
+        -- Nothing to lease and the events spread over many aggregates in flight: their
+        -- acknowledgements will free them soon; parking them would copy each event. (Events
+        -- piled on few aggregates are parked, so that the aggregates behind them move on.) A
+        -- claim with nothing yet waits for them up to 200 ms from its start, reading the
+        -- chunk again every 2 ms, then returns.
+        IF v_leased = 0 AND v_spread * 2 > v_placed THEN
+            EXIT WHEN cardinality(v_out) > 0 OR v_ids IS NOT NULL OR clock_timestamp() >= v_deadline;
+            PERFORM pg_sleep(0.002);
+            CONTINUE;
+        END IF;
+        -- The heads of the busy aggregates, locked (SKIP LOCKED: an acknowledgement may be
+        -- removing one; the read then ends before that aggregate's first event).
+        v_locked := NULL;
+        IF v_leased < v_placed THEN
+            SELECT array_agg(k.ctid), min(u.seq) FILTER (WHERE k.ctid IS NULL)
+              INTO v_locked, v_stuck
+              FROM unnest(v_chunk) WITH ORDINALITY AS u
+              LEFT JOIN LATERAL (
+                  SELECT q.ctid FROM distcount.outbox_pending AS q
+                   WHERE q.consumer = v_consumer
+                     AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                         = hashtextextended(u.aggregateid, hashtext(u.aggregatetype))
+                     AND q.aggregatetype = u.aggregatetype AND q.aggregateid = u.aggregateid
+                     AND q.is_head
+                   LIMIT 1 FOR UPDATE SKIP LOCKED) AS k ON true
+             WHERE v_busy[u.ordinality] AND (v_cut IS NULL OR u.seq < v_cut);
+            v_cut := least(v_cut, v_stuck);
+        END IF;
+        WITH queued AS (
+            INSERT INTO distcount.outbox_pending AS p
+                   (consumer, id, seq, aggregatetype, aggregateid, is_head, attempts, leased_until, has_next)
+            SELECT v_consumer, u.id, u.seq, u.aggregatetype, u.aggregateid, v_free[u.ordinality],
+                   CASE WHEN v_free[u.ordinality] THEN 1 ELSE 0 END,
+                   CASE WHEN v_free[u.ordinality] THEN v_until END,
+                   NOT v_free[u.ordinality] OR u.k > 1
+              FROM (SELECT u.*, count(*) OVER (PARTITION BY hashtextextended(u.aggregateid, hashtext(u.aggregatetype)),
+                                                            u.aggregatetype COLLATE "C", u.aggregateid COLLATE "C") AS k
+                      FROM unnest(v_chunk) WITH ORDINALITY AS u
+                     WHERE v_cut IS NULL OR u.seq < v_cut) AS u
+            RETURNING p.is_head
+        )
+        SELECT count(*), count(*) FILTER (WHERE q.is_head) INTO v_placed, v_leased FROM queued AS q;
+        EXIT WHEN v_placed = 0;
+        v_any := true;
+        c.win_left := c.win_left - v_placed;
+        IF v_leased < v_placed AND v_locked IS NOT NULL THEN
+            -- Heads with events parked behind them now.
+            UPDATE distcount.outbox_pending AS p SET has_next = true
+              FROM unnest(v_locked) AS t (t)
+             WHERE p.ctid = t.t AND NOT p.has_next;
+        END IF;
+        v_parked := v_parked + v_placed - v_leased;
+        v_need := v_need - v_leased;
+        v_out := v_out || ARRAY(SELECT v_chunk[i] FROM generate_subscripts(v_chunk, 1) AS i
+                                 WHERE v_free[i] AND (v_cut IS NULL OR (v_chunk[i]).seq < v_cut));
+        IF v_cut IS NOT NULL THEN
+            c.win_next := v_cut;
+            EXIT;
+        END IF;
+        c.win_next := (v_chunk[cardinality(v_chunk)]).seq + 1;
+        IF cardinality(v_chunk) < v_n THEN
+            c.win_next := c.win_last + 1;
+            c.win_left := 0;
+        END IF;
+        EXIT WHEN v_parked >= greatest(v_batch, 1000);
+    END LOOP;
+    IF cardinality(v_out) > 0 OR v_ids IS NOT NULL THEN
+        c.next_due := least(c.next_due, v_until);
+    END IF;
+    UPDATE distcount.outbox_consumer AS oc
+       SET seen = c.seen, win = c.win, win_next = c.win_next, win_last = c.win_last, win_left = c.win_left,
+           next_due = c.next_due
+     WHERE oc.consumer = v_consumer;
+
     RETURN QUERY
-    WITH leased AS (
-        UPDATE distcount.outbox_pending AS p
-           SET attempts = p.attempts + 1,
-               leased_until = clock_timestamp() + outbox_claim.lease
-          FROM unnest(v_tids) AS u (t)
-         WHERE p.ctid = u.t AND p.consumer = v_consumer
-        RETURNING p.id
-    )
-    SELECT o.* FROM distcount.outbox AS o JOIN leased AS l ON l.id = o.id ORDER BY o.seq;
+    SELECT r.* FROM (
+        SELECT o.* FROM unnest(v_ids) AS u (id)
+         CROSS JOIN LATERAL (SELECT o.* FROM distcount.outbox AS o WHERE o.id = u.id LIMIT 1) AS o
+        UNION ALL
+        SELECT u.* FROM unnest(v_out) AS u) AS r
+     ORDER BY r.seq;
 END
 $$;
 COMMENT ON FUNCTION outbox_claim(text, integer, interval) IS 'Leases up to batch events to a consumer: the oldest unacknowledged event of each aggregate, at most one per aggregate, none whose transaction could still be overtaken. Call it in its own transaction.';
@@ -556,18 +731,32 @@ CREATE FUNCTION outbox_nack(consumer text, id uuid, error text DEFAULT NULL,
                             retry_in interval DEFAULT '0 seconds') RETURNS text
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off SET enable_bitmapscan = off SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
+    v_retry interval := coalesce(outbox_nack.retry_in, interval '0');
     v_attempts integer;
 BEGIN
     PERFORM distcount.outbox_check_consumer(outbox_nack.consumer);
+    IF v_retry > interval '0' THEN
+        -- Claims look for expired leases from then on (the consumer's row first, as claims
+        -- lock it before heads).
+        UPDATE distcount.outbox_consumer AS c
+           SET next_due = least(c.next_due, clock_timestamp() + v_retry)
+         WHERE c.consumer = outbox_nack.consumer;
+    END IF;
+    -- Claimable again after retry_in; at once: ready (leased_until NULL).
     UPDATE distcount.outbox_pending AS p
        SET last_error = outbox_nack.error,
-           leased_until = clock_timestamp() + coalesce(outbox_nack.retry_in, interval '0')
-     WHERE p.consumer = outbox_nack.consumer AND p.is_head
-       AND p.seq = (SELECT o.seq FROM distcount.outbox AS o WHERE o.id = outbox_nack.id)
-       AND p.id = outbox_nack.id AND p.attempts > 0
+           leased_until = CASE WHEN v_retry > interval '0' THEN clock_timestamp() + v_retry END
+      FROM (SELECT o.seq, o.aggregatetype, o.aggregateid FROM distcount.outbox AS o
+             WHERE o.id = outbox_nack.id LIMIT 1) AS e
+     WHERE p.consumer = outbox_nack.consumer
+       AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
+           = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
+       AND p.seq = e.seq AND p.id = outbox_nack.id AND p.is_head AND p.attempts > 0
+       AND p.aggregatetype = e.aggregatetype AND p.aggregateid = e.aggregateid
     RETURNING p.attempts INTO v_attempts;
     IF NOT FOUND THEN
         RETURN 'unknown';
@@ -584,7 +773,7 @@ COMMENT ON FUNCTION outbox_nack(text, uuid, text, interval) IS 'Reports a failed
 CREATE FUNCTION outbox_retry_dead(consumer text, ids uuid[] DEFAULT NULL) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
-    -- Probes by index (the queue by aggregate), whatever the queue's statistics say.
+    -- Probes by index (by aggregate), whatever the statistics say.
     SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
 AS $$
 #variable_conflict use_column
@@ -593,34 +782,82 @@ DECLARE
     v_count integer;
     v_types text[];
     v_aggregates text[];
+    v_locked tid[];
+    v_ltypes text[];
+    v_laggregates text[];
+    v_next tid[];
 BEGIN
     PERFORM distcount.outbox_check_consumer(v_consumer);
-    PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer));
+    -- No claim meanwhile: nothing else adds events or heads to this consumer.
+    PERFORM distcount.outbox_lock_consumer(v_consumer);
+    -- Back in as parked events; then each of their aggregates gets a head, or has its head
+    -- marked as having events behind it.
     WITH back AS (
         DELETE FROM distcount.outbox_dead AS d
          WHERE d.consumer = v_consumer AND (outbox_retry_dead.ids IS NULL OR d.id = ANY (outbox_retry_dead.ids))
         RETURNING d.*
     ), queued AS (
         INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
-        SELECT b.consumer, b.id, b.seq, b.aggregatetype, b.aggregateid,
-               row_number() OVER (PARTITION BY b.aggregatetype, b.aggregateid ORDER BY b.seq) = 1
-               AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
-                                WHERE q.consumer = v_consumer
-                                  AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
-                                      = hashtextextended(b.aggregateid, hashtext(b.aggregatetype))
-                                  AND q.aggregatetype = b.aggregatetype
-                                  AND q.aggregateid = b.aggregateid)
-          FROM back AS b
-        RETURNING p.aggregatetype, p.aggregateid, p.is_head
-    ), waiting AS (
-        SELECT DISTINCT q.aggregatetype, q.aggregateid FROM queued AS q WHERE NOT q.is_head
+        SELECT b.consumer, b.id, b.seq, b.aggregatetype, b.aggregateid, false FROM back AS b
+        RETURNING p.aggregatetype, p.aggregateid
+    ), aggregates AS (
+        SELECT DISTINCT q.aggregatetype, q.aggregateid FROM queued AS q
     )
-    SELECT (SELECT count(*) FROM queued), (SELECT array_agg(w.aggregatetype) FROM waiting AS w),
-           (SELECT array_agg(w.aggregateid) FROM waiting AS w)
+    SELECT (SELECT count(*) FROM queued), (SELECT array_agg(a.aggregatetype) FROM aggregates AS a),
+           (SELECT array_agg(a.aggregateid) FROM aggregates AS a)
       INTO v_count, v_types, v_aggregates;
-    IF v_types IS NOT NULL THEN
-        PERFORM distcount.outbox_heads_have_next(v_consumer, v_types, v_aggregates);
-    END IF;
+    FOR round IN 1..100 LOOP
+        EXIT WHEN v_types IS NULL;
+        -- The heads, locked: an acknowledgement removing one is waited for (it takes no lock
+        -- that this transaction holds: no claim runs meanwhile).
+        SELECT array_agg(h.ctid), array_agg(a.aggregatetype), array_agg(a.aggregateid)
+          INTO v_locked, v_ltypes, v_laggregates
+          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+         CROSS JOIN LATERAL (
+             SELECT q.ctid FROM distcount.outbox_pending AS q
+              WHERE q.consumer = v_consumer
+                AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                    = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+                AND q.aggregatetype = a.aggregatetype AND q.aggregateid = a.aggregateid
+                AND q.is_head
+              LIMIT 1 FOR UPDATE) AS h;
+        IF v_locked IS NOT NULL THEN
+            UPDATE distcount.outbox_pending AS p SET has_next = true
+              FROM unnest(v_locked) AS t (t)
+             WHERE p.ctid = t.t AND NOT p.has_next;
+        END IF;
+        -- Aggregates without a head (none, or removed while waited for): their first event
+        -- becomes the head, unless an acknowledgement promoted one meanwhile (then again).
+        WITH a AS (
+            SELECT a.aggregatetype, a.aggregateid,
+                   coalesce((SELECT true FROM distcount.outbox_pending AS q
+                              WHERE q.consumer = v_consumer
+                                AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                                    = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+                                AND q.aggregatetype = a.aggregatetype AND q.aggregateid = a.aggregateid
+                                AND q.is_head LIMIT 1), false) AS promoted
+              FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
+             WHERE NOT EXISTS (SELECT FROM unnest(v_ltypes, v_laggregates) AS l (aggregatetype, aggregateid)
+                                WHERE l.aggregatetype = a.aggregatetype AND l.aggregateid = a.aggregateid)
+        )
+        SELECT array_agg(n.ctid) FILTER (WHERE NOT a.promoted),
+               array_agg(a.aggregatetype) FILTER (WHERE a.promoted),
+               array_agg(a.aggregateid) FILTER (WHERE a.promoted)
+          INTO v_next, v_types, v_aggregates
+          FROM a
+         CROSS JOIN LATERAL (
+             SELECT q.ctid FROM distcount.outbox_pending AS q
+              WHERE q.consumer = v_consumer
+                AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                    = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
+                AND q.aggregatetype = a.aggregatetype AND q.aggregateid = a.aggregateid
+              ORDER BY hashtextextended(q.aggregateid, hashtext(q.aggregatetype)), q.seq LIMIT 1) AS n;
+        IF v_next IS NOT NULL THEN
+            UPDATE distcount.outbox_pending AS p SET is_head = true, leased_until = NULL, has_next = true
+              FROM unnest(v_next) AS u (t)
+             WHERE p.ctid = u.t AND NOT p.is_head;
+        END IF;
+    END LOOP;
     RETURN v_count;
 END
 $$;
@@ -633,7 +870,7 @@ AS $$
 #variable_conflict use_column
 BEGIN
     PERFORM distcount.outbox_check_consumer(outbox_drop_consumer.consumer);
-    PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(outbox_drop_consumer.consumer));
+    PERFORM FROM distcount.outbox_consumer AS c WHERE c.consumer = outbox_drop_consumer.consumer FOR UPDATE;
     DELETE FROM distcount.outbox_pending AS p WHERE p.consumer = outbox_drop_consumer.consumer;
     DELETE FROM distcount.outbox_dead AS d WHERE d.consumer = outbox_drop_consumer.consumer;
     DELETE FROM distcount.outbox_consumer AS c WHERE c.consumer = outbox_drop_consumer.consumer;
@@ -674,19 +911,27 @@ $$;
 REVOKE ALL ON FUNCTION outbox_cleanup(interval) FROM PUBLIC;
 COMMENT ON FUNCTION outbox_cleanup(interval) IS 'Deletes outbox events older than older_than that every relay consumer is done with; returns how many.';
 
--- With the caller's rights: a relay role sees its own consumers.
+-- With the caller's rights: a relay role sees its own consumers. Queued: read and not done, or
+-- in the window not read yet; not yet queued: committed past the window (or seen).
 CREATE VIEW outbox_stats WITH (security_invoker = true) AS
 SELECT c.consumer,
-       (SELECT count(*) FROM distcount.outbox_pending AS p WHERE p.consumer = c.consumer) AS queued,
+       (SELECT count(*) FROM distcount.outbox_pending AS p WHERE p.consumer = c.consumer)
+       + CASE WHEN c.win IS NULL THEN 0 ELSE greatest(c.win_left, 0) END AS queued,
        (SELECT count(*) FROM distcount.outbox AS o
-         WHERE o.txid >= pg_catalog.pg_snapshot_xmin(c.seen)
-           AND NOT pg_catalog.pg_visible_in_snapshot(o.txid, c.seen)) AS not_yet_queued,
+         WHERE o.txid >= pg_catalog.pg_snapshot_xmin(coalesce(c.win, c.seen))
+           AND NOT pg_catalog.pg_visible_in_snapshot(o.txid, coalesce(c.win, c.seen))) AS not_yet_queued,
        (SELECT count(*) FROM distcount.outbox_pending AS p
          WHERE p.consumer = c.consumer AND p.leased_until > pg_catalog.clock_timestamp()) AS leased,
        (SELECT count(*) FROM distcount.outbox_dead AS d WHERE d.consumer = c.consumer) AS dead,
-       (SELECT pg_catalog.clock_timestamp() - min(o.created_at)
-          FROM distcount.outbox_pending AS p JOIN distcount.outbox AS o ON o.id = p.id
-         WHERE p.consumer = c.consumer) AS oldest_queued_age
+       pg_catalog.clock_timestamp()
+       - least((SELECT min(o.created_at)
+                  FROM distcount.outbox_pending AS p JOIN distcount.outbox AS o ON o.id = p.id
+                 WHERE p.consumer = c.consumer),
+               (SELECT min(o.created_at) FROM distcount.outbox AS o
+                 WHERE c.win IS NOT NULL AND o.seq >= c.win_next AND o.seq <= c.win_last
+                   AND o.txid >= pg_catalog.pg_snapshot_xmin(c.seen)
+                   AND NOT pg_catalog.pg_visible_in_snapshot(o.txid, c.seen)
+                   AND pg_catalog.pg_visible_in_snapshot(o.txid, c.win))) AS oldest_queued_age
   FROM distcount.outbox_consumer AS c;
 COMMENT ON VIEW outbox_stats IS 'Per relay consumer: queued and not yet queued events, active leases, dead letters, age of the oldest queued event.';
 
