@@ -99,7 +99,8 @@ COMMENT ON FUNCTION outbox_trigger_check(oid, boolean) IS 'Internal: refuses, at
 -- On Citus an outbox trigger fires on every placement of a shard that a change writes: once for
 -- a distributed table (one placement per shard), once per node for a reference table (a
 -- replica on every node, all written in one distributed transaction). Exactly one of them
--- writes the event: the placement in the lowest node group, into that node's outbox (or WAL),
+-- writes the event: a distributed table's one placement; of a reference table's replicas, the
+-- one in the lowest node group. It writes into that node's outbox (or WAL),
 -- with the settings of the session that runs the change there. Asked once per trigger and
 -- session (again after a relcache invalidation, which Citus sends when placements change).
 CREATE FUNCTION outbox_citus_emits(rel regclass) RETURNS boolean
@@ -116,11 +117,18 @@ BEGIN
     -- A shard is named after its table and shard id: orders_102008. (From the regclass's name:
     -- Citus hides shards from queries on pg_class in application sessions.)
     v_shard := (pg_catalog.regexp_match(rel::text, '_([0-9]+)"?$'))[1]::bigint;
-    -- No placement known (metadata not synced to this node): write rather than lose.
-    RETURN coalesce((SELECT min(p.groupid) FROM pg_catalog.pg_dist_placement AS p
-                      WHERE p.shardid OPERATOR(pg_catalog.=) v_shard)
-                    OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group AS g),
-                    true);
+    -- A shard with one placement (a distributed table's) is where its change happens: it
+    -- writes, whatever this node's metadata says. (Right after a shard move a write can reach
+    -- the new placement before the move's metadata is visible here, which still names the old
+    -- node: the lowest-group rule below lost that event.)
+    IF (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement AS p
+         WHERE p.shardid OPERATOR(pg_catalog.=) v_shard) OPERATOR(pg_catalog.<=) 1 THEN
+        RETURN true;
+    END IF;
+    -- Replicas (a reference table's): the placement in the lowest node group writes.
+    RETURN (SELECT pg_catalog.min(p.groupid) FROM pg_catalog.pg_dist_placement AS p
+             WHERE p.shardid OPERATOR(pg_catalog.=) v_shard)
+           OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group AS g);
 END
 $$;
 COMMENT ON FUNCTION outbox_citus_emits(regclass) IS 'Internal: whether an outbox trigger firing on this relation writes the event (on Citus, only the shard placement in the lowest node group does).';
