@@ -808,6 +808,7 @@ CREATE OR REPLACE FUNCTION crdt_replicate_setup(
         key_columns text;
         trigger_fn text;
         pub name;
+        hll_columns text;
     BEGIN
         IF node IS NULL OR node !~ '^[a-z][a-z0-9_]{0,39}$' THEN
             RAISE EXCEPTION 'invalid node name "%"', node
@@ -863,6 +864,17 @@ CREATE OR REPLACE FUNCTION crdt_replicate_setup(
             END $body$ $f$, trigger_fn, own_table, columns, new_values, key_columns, updates));
         EXECUTE format('CREATE OR REPLACE TRIGGER distcount_crdt_publish AFTER INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s()',
                        qualified, trigger_fn);
+        -- hll columns are written without a martingale count, which depends on the order of a
+        -- server's writes and merges (merges use hll_crdt_merge): otherwise servers holding the
+        -- same values would hold different bytes and counts.
+        SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY a.attnum) INTO hll_columns
+          FROM pg_attribute AS a
+         WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+           AND a.atttypid = 'distcount.hll'::regtype;
+        IF hll_columns IS NOT NULL THEN
+            EXECUTE format('CREATE OR REPLACE TRIGGER distcount_crdt_hll BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION distcount.hll_crdt_canonical(%s)',
+                           qualified, hll_columns);
+        END IF;
         EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT DO NOTHING', own_table, columns, columns, qualified);
 
         pub := 'crdt_' || node;
@@ -2538,3 +2550,106 @@ CREATE FUNCTION outbox_relay_idle(idle boolean DEFAULT true) RETURNS void
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'outbox_relay_idle_wrapper';
 REVOKE ALL ON FUNCTION outbox_relay_idle(boolean) FROM PUBLIC;
 COMMENT ON FUNCTION outbox_relay_idle(boolean) IS 'A relay that LISTENs on distcount_outbox calls it with true before it waits (writers then send NOTIFY at commit) and with false when it works again; a session-level lock, released at disconnect.';
+
+-- Replicated hll columns converge byte for byte: merges without the martingale count
+-- (hll_crdt_merge, chosen by crdt_merge_statement), local writes stored without it
+-- (hll_crdt_canonical, a BEFORE trigger crdt_replicate_setup adds; added here to tables set up
+-- before).
+CREATE FUNCTION hll_crdt_merge(a hll, b hll) RETURNS hll
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_crdt_merge_wrapper';
+COMMENT ON FUNCTION hll_crdt_merge(hll, hll) IS 'The merge of replicated hll columns (crdt_merge_into): the union without a martingale count, so the same states merged in any order give the same bytes; a NULL side counts as empty.';
+
+CREATE FUNCTION hll_crdt_canonical() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'hll_crdt_canonical';
+COMMENT ON FUNCTION hll_crdt_canonical() IS 'BEFORE INSERT OR UPDATE trigger of replicated tables (crdt_replicate_setup; arguments: the hll columns): stores them without a martingale count, as hll_crdt_merge merges them.';
+
+CREATE OR REPLACE FUNCTION crdt_merge_statement(inbox regclass, target regclass) RETURNS text
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        key_columns text[];
+        columns text[] := '{}';
+        sources text[] := '{}';
+        assignments text[] := '{}';
+        changes text[] := '{}';
+        col record;
+        merged text;
+    BEGIN
+        SELECT array_agg(quote_ident(a.attname) ORDER BY k.ord) INTO key_columns
+        FROM pg_index i
+        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indrelid = target AND i.indisprimary;
+        IF key_columns IS NULL THEN
+            RAISE EXCEPTION 'table % has no primary key', target
+                USING ERRCODE = '42P10', HINT = 'Rows are merged by primary key; add one.';
+        END IF;
+
+        FOR col IN
+            SELECT a.attname, t.typname,
+                   CASE WHEN t.typnamespace = 'distcount'::regnamespace
+                        THEN pg_catalog.to_regprocedure(format('distcount.%I(distcount.%I)', t.typname || '_prune_retired', t.typname))
+                   END AS prune,
+                   -- A type whose || depends on the order of merges (hll's martingale count)
+                   -- has a merge of its own for replicated state.
+                   CASE WHEN t.typnamespace = 'distcount'::regnamespace
+                        THEN pg_catalog.to_regprocedure(format('distcount.%I(distcount.%I, distcount.%I)', t.typname || '_crdt_merge', t.typname, t.typname))
+                   END AS crdt_merge
+            FROM pg_attribute a
+            JOIN pg_type t ON t.oid = a.atttypid
+            WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+              AND EXISTS (SELECT 1 FROM pg_attribute b
+                          WHERE b.attrelid = inbox AND b.attname = a.attname AND NOT b.attisdropped)
+            ORDER BY a.attnum
+        LOOP
+            columns := columns || quote_ident(col.attname);
+            sources := sources || format('(s.r).%I', col.attname);
+            IF NOT EXISTS (SELECT 1 FROM pg_operator o JOIN pg_type t ON t.oid = o.oprleft
+                           WHERE o.oprname = '||' AND o.oprnamespace = 'distcount'::regnamespace
+                             AND t.typname = col.typname AND o.oprright = o.oprleft AND o.oprresult = o.oprleft) THEN
+                CONTINUE;
+            END IF;
+            IF col.crdt_merge IS NOT NULL THEN
+                merged := format('%1$s(t.%2$I, EXCLUDED.%2$I)', col.crdt_merge::regproc, col.attname);
+            ELSIF col.prune IS NOT NULL THEN
+                -- Retired nodes are folded on both sides first, so a stale state that still
+                -- holds a retired slot cannot count it twice.
+                merged := format('%1$s(t.%2$I) OPERATOR(distcount.||) %1$s(EXCLUDED.%2$I)', col.prune::regproc, col.attname);
+            ELSE
+                merged := format('t.%1$I OPERATOR(distcount.||) EXCLUDED.%1$I', col.attname);
+            END IF;
+            assignments := assignments || format('%I = %s', col.attname, merged);
+            changes := changes || format('NOT coalesce((%1$s) OPERATOR(distcount.=) t.%2$I, (%1$s) IS NULL AND t.%2$I IS NULL)',
+                                         merged, col.attname);
+        END LOOP;
+        IF cardinality(assignments) = 0 THEN
+            RAISE EXCEPTION 'table % has no CRDT columns to merge', target
+                USING ERRCODE = '42804', HINT = 'Columns of type distcount.gcounter or distcount.pncounter are merged.';
+        END IF;
+
+        RETURN format('INSERT INTO %s AS t (%s) SELECT %s FROM (SELECT $1 AS r) s ON CONFLICT (%s) DO UPDATE SET %s WHERE %s',
+                      target, array_to_string(columns, ', '), array_to_string(sources, ', '),
+                      array_to_string(key_columns, ', '), array_to_string(assignments, ', '),
+                      array_to_string(changes, ' OR '));
+    END $$;
+
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT t.tgrelid::regclass AS tbl,
+               (SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY a.attnum)
+                  FROM pg_catalog.pg_attribute AS a
+                 WHERE a.attrelid = t.tgrelid AND a.attnum > 0 AND NOT a.attisdropped
+                   AND a.atttypid = 'distcount.hll'::regtype) AS hll_columns
+          FROM pg_catalog.pg_trigger AS t
+         WHERE t.tgname = 'distcount_crdt_publish'
+    LOOP
+        IF r.hll_columns IS NOT NULL THEN
+            EXECUTE format('CREATE OR REPLACE TRIGGER distcount_crdt_hll BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION distcount.hll_crdt_canonical(%s)',
+                           r.tbl, r.hll_columns);
+        END IF;
+    END LOOP;
+END $$;

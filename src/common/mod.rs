@@ -12,6 +12,7 @@ pub mod hash;
 pub mod report;
 pub mod text;
 pub mod toast;
+pub mod trigger;
 pub mod tupdesc;
 pub mod value_hash;
 pub mod varlena;

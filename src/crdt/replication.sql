@@ -41,7 +41,12 @@ CREATE FUNCTION crdt_merge_statement(inbox regclass, target regclass) RETURNS te
             SELECT a.attname, t.typname,
                    CASE WHEN t.typnamespace = 'distcount'::regnamespace
                         THEN pg_catalog.to_regprocedure(format('distcount.%I(distcount.%I)', t.typname || '_prune_retired', t.typname))
-                   END AS prune
+                   END AS prune,
+                   -- A type whose || depends on the order of merges (hll's martingale count)
+                   -- has a merge of its own for replicated state.
+                   CASE WHEN t.typnamespace = 'distcount'::regnamespace
+                        THEN pg_catalog.to_regprocedure(format('distcount.%I(distcount.%I, distcount.%I)', t.typname || '_crdt_merge', t.typname, t.typname))
+                   END AS crdt_merge
             FROM pg_attribute a
             JOIN pg_type t ON t.oid = a.atttypid
             WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
@@ -56,7 +61,9 @@ CREATE FUNCTION crdt_merge_statement(inbox regclass, target regclass) RETURNS te
                              AND t.typname = col.typname AND o.oprright = o.oprleft AND o.oprresult = o.oprleft) THEN
                 CONTINUE;
             END IF;
-            IF col.prune IS NOT NULL THEN
+            IF col.crdt_merge IS NOT NULL THEN
+                merged := format('%1$s(t.%2$I, EXCLUDED.%2$I)', col.crdt_merge::regproc, col.attname);
+            ELSIF col.prune IS NOT NULL THEN
                 -- Retired nodes are folded on both sides first, so a stale state that still
                 -- holds a retired slot cannot count it twice.
                 merged := format('%1$s(t.%2$I) OPERATOR(distcount.||) %1$s(EXCLUDED.%2$I)', col.prune::regproc, col.attname);
@@ -184,6 +191,7 @@ CREATE FUNCTION crdt_replicate_setup(
         key_columns text;
         trigger_fn text;
         pub name;
+        hll_columns text;
     BEGIN
         IF node IS NULL OR node !~ '^[a-z][a-z0-9_]{0,39}$' THEN
             RAISE EXCEPTION 'invalid node name "%"', node
@@ -239,6 +247,17 @@ CREATE FUNCTION crdt_replicate_setup(
             END $body$ $f$, trigger_fn, own_table, columns, new_values, key_columns, updates));
         EXECUTE format('CREATE OR REPLACE TRIGGER distcount_crdt_publish AFTER INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s()',
                        qualified, trigger_fn);
+        -- hll columns are written without a martingale count, which depends on the order of a
+        -- server's writes and merges (merges use hll_crdt_merge): otherwise servers holding the
+        -- same values would hold different bytes and counts.
+        SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY a.attnum) INTO hll_columns
+          FROM pg_attribute AS a
+         WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+           AND a.atttypid = 'distcount.hll'::regtype;
+        IF hll_columns IS NOT NULL THEN
+            EXECUTE format('CREATE OR REPLACE TRIGGER distcount_crdt_hll BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION distcount.hll_crdt_canonical(%s)',
+                           qualified, hll_columns);
+        END IF;
         EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT DO NOTHING', own_table, columns, columns, qualified);
 
         pub := 'crdt_' || node;

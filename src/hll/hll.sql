@@ -56,6 +56,14 @@ CREATE FUNCTION hll_union(a hll, b hll) RETURNS hll
     IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_union_wrapper';
 COMMENT ON FUNCTION hll_union(hll, hll) IS 'Union; different precisions fold to the smaller; a NULL side counts as empty.';
 
+CREATE FUNCTION hll_crdt_merge(a hll, b hll) RETURNS hll
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_crdt_merge_wrapper';
+COMMENT ON FUNCTION hll_crdt_merge(hll, hll) IS 'The merge of replicated hll columns (crdt_merge_into): the union without a martingale count, so the same states merged in any order give the same bytes; a NULL side counts as empty.';
+
+CREATE FUNCTION hll_crdt_canonical() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'hll_crdt_canonical';
+COMMENT ON FUNCTION hll_crdt_canonical() IS 'BEFORE INSERT OR UPDATE trigger of replicated tables (crdt_replicate_setup; arguments: the hll columns): stores them without a martingale count, as hll_crdt_merge merges them.';
+
 CREATE FUNCTION hll_count(h hll) RETURNS bigint
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_count_wrapper';
 COMMENT ON FUNCTION hll_count(hll) IS 'Estimated number of distinct values.';

@@ -741,6 +741,21 @@ impl Sketch {
         Ok(out)
     }
 
+    /// The union for replicated state (CRDT merges): the registers' union without a martingale
+    /// count. A union keeps a count that depends on the order of unions, so replicas that merged
+    /// the same states in different orders would hold different bytes (and counts); without it
+    /// the result is a function of the set of hashes alone: commutative, associative and
+    /// idempotent byte for byte.
+    pub fn crdt_merge(&self, other: &Sketch) -> Result<Sketch> {
+        Ok(self.union(other)?.without_martingale())
+    }
+
+    /// The same registers (or hashes, or tokens) without a martingale count.
+    pub fn without_martingale(mut self) -> Sketch {
+        self.hip = None;
+        self
+    }
+
     /// This sketch at a lower (or the same) precision: what building it at `precision` from the
     /// same hashes would have given. Raising the precision is an error (the bits are gone).
     pub fn fold_to(&self, precision: impl Into<i64>) -> Result<Sketch> {

@@ -239,6 +239,18 @@ fn hll_union(a: Option<HllDatum>, b: Option<HllDatum>) -> Option<HllDatum> {
     }
 }
 
+/// The merge of replicated hll columns (`crdt_merge_into`): a union whose bytes do not depend on
+/// the order of merges (no martingale count); a NULL side counts as empty.
+#[pg_extern(sql = false)]
+fn hll_crdt_merge(a: Option<HllDatum>, b: Option<HllDatum>) -> Option<HllDatum> {
+    let merged = match (a, b) {
+        (None, None) => return None,
+        (Some(x), None) | (None, Some(x)) => x.sketch().without_martingale(),
+        (Some(a), Some(b)) => a.sketch().crdt_merge(&b.sketch()).or_raise(),
+    };
+    Some(HllDatum::from_sketch(&merged))
+}
+
 #[pg_extern(sql = false)]
 fn hll_count(sketch: HllDatum) -> i64 {
     sketch.sketch().count().or_raise()
@@ -503,3 +515,82 @@ fn hll_count_final(mut state: Internal) -> i64 {
         _ => 0,
     }
 }
+
+/// `hll_crdt_canonical('col', …)`: BEFORE INSERT OR UPDATE trigger that `crdt_replicate_setup`
+/// puts on replicated tables with hll columns. It stores the named columns without a martingale
+/// count, as `hll_crdt_merge` merges them: the count depends on the order of insertions and
+/// unions, so a server whose local writes kept it would answer (and hold bytes) unlike its
+/// peers that merged the same values in another order.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn hll_crdt_canonical(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe {
+        let td = crate::common::trigger::trigger_data(fcinfo, "hll_crdt_canonical");
+        let event = td.tg_event;
+        let row_before = event & pg_sys::TRIGGER_EVENT_ROW != 0
+            && event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
+        let op = event & pg_sys::TRIGGER_EVENT_OPMASK;
+        if !row_before || (op != pg_sys::TRIGGER_EVENT_INSERT && op != pg_sys::TRIGGER_EVENT_UPDATE)
+        {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                "distcount.hll_crdt_canonical() must fire BEFORE INSERT OR UPDATE ... FOR EACH ROW"
+            );
+        }
+        let tuple = if op == pg_sys::TRIGGER_EVENT_UPDATE {
+            td.tg_newtuple
+        } else {
+            td.tg_trigtuple
+        };
+        let desc = (*td.tg_relation).rd_att;
+        let trigger = td.tg_trigger;
+        let mut columns: Vec<i32> = Vec::new();
+        let mut values = Vec::new();
+        for i in 0..(*trigger).tgnargs as usize {
+            let name = *(*trigger).tgargs.add(i);
+            let attnum = pg_sys::SPI_fnumber(desc, name);
+            if attnum <= 0 {
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                    format!(
+                        "hll_crdt_canonical: column \"{}\" does not exist",
+                        std::ffi::CStr::from_ptr(name).to_string_lossy()
+                    )
+                );
+            }
+            let mut is_null = false;
+            let datum = pg_sys::SPI_getbinval(tuple, desc, attnum, &mut is_null);
+            if is_null {
+                continue;
+            }
+            let Some(sketch) = <HllDatum as pgrx::datum::FromDatum>::from_datum(datum, false)
+            else {
+                continue;
+            };
+            let canonical = HllDatum::from_sketch(&sketch.sketch().without_martingale());
+            let Some(datum) = pgrx::IntoDatum::into_datum(canonical) else {
+                continue;
+            };
+            columns.push(attnum);
+            values.push(datum);
+        }
+        if columns.is_empty() {
+            return pg_sys::Datum::from(tuple);
+        }
+        let mut nulls = vec![false; columns.len()];
+        pg_sys::Datum::from(pg_sys::heap_modify_tuple_by_cols(
+            tuple,
+            desc,
+            columns.len() as i32,
+            columns.as_mut_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_mut_ptr(),
+        ))
+    }
+}
+
+crate::pg_finfo_v1!(pg_finfo_hll_crdt_canonical);

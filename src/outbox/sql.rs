@@ -11,6 +11,7 @@ use super::event::{
 };
 use super::statement::{KeyColumn, StatementEvents, write_statement_events};
 use crate::common::report::OrRaise;
+use crate::common::trigger::trigger_data;
 use crate::common::varlena::to_cstring;
 use crate::settings::OUTBOX_MAX_ATTEMPTS;
 use ahash::AHashMap as HashMap;
@@ -46,24 +47,6 @@ fn cstr_lossy(ptr: *const c_char) -> String {
     unsafe { CStr::from_ptr(ptr) }
         .to_string_lossy()
         .into_owned()
-}
-
-/// The TriggerData of a call, or an error when the function was called some other way.
-unsafe fn trigger_data<'a>(
-    fcinfo: pg_sys::FunctionCallInfo,
-    name: &str,
-) -> &'a pg_sys::TriggerData {
-    unsafe {
-        let context = (*fcinfo).context;
-        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                format!("distcount.{name}() is a trigger function and cannot be called directly")
-            );
-        }
-        &*(context as *const pg_sys::TriggerData)
-    }
 }
 
 unsafe fn trigger_args(trigger: *const pg_sys::Trigger) -> Vec<String> {

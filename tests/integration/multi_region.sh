@@ -124,7 +124,39 @@ subscriptions disable
 load_all 6
 check "the servers diverged during the partition" "yes" "$(converged && echo no || echo yes)"
 subscriptions enable
-heal_seconds="$(wait_converged 120)"
+# PostgreSQL 15's launcher has been seen (once, in CI) to leave an enabled subscription without
+# an apply worker for minutes: it started the second subscription enabled on each server and
+# not the first. A subscription still without a worker after 20 s is named here and enabled
+# again (which wakes the launcher); convergence is still required within the 120 s.
+nudge_launchers() {
+    local n s
+    for n in "${NODES[@]}"; do
+        for s in $(on "$n" -c "SELECT s.subname FROM pg_subscription AS s
+                                 WHERE s.subenabled AND NOT EXISTS (SELECT FROM pg_stat_subscription AS w
+                                                                     WHERE w.subid = s.oid AND w.pid IS NOT NULL)"); do
+            echo "    $n: subscription $s has no apply worker 20 s after it was enabled: enabling it again"
+            on "$n" -c "ALTER SUBSCRIPTION $s ENABLE"
+        done
+    done
+}
+heal_seconds="$(wait_converged 20)"
+if [ "$heal_seconds" = timeout ]; then
+    nudge_launchers
+    heal_seconds="$(wait_converged 100)"
+    [ "$heal_seconds" = timeout ] || heal_seconds="20 s plus $heal_seconds"
+fi
+if [ "$heal_seconds" = timeout ]; then
+    # Which columns differ, per server against tokyo (posts whose bytes differ).
+    for n in virginia frankfurt; do
+        on tokyo -c "COPY (SELECT post, md5(g::bytea::text), md5(p::bytea::text), md5(visitors::bytea::text), md5(profile::bytea::text), md5(cart::bytea::text) FROM likes) TO STDOUT" >"$WORK/fp_tokyo"
+        on "$n" -c "COPY (SELECT post, md5(g::bytea::text), md5(p::bytea::text), md5(visitors::bytea::text), md5(profile::bytea::text), md5(cart::bytea::text) FROM likes) TO STDOUT" >"$WORK/fp_$n"
+        echo "    posts differing from tokyo on $n (g p visitors profile cart): $(join "$WORK/fp_tokyo" "$WORK/fp_$n" -t $'\t' |
+            awk -F'\t' '{ for (i = 2; i <= 6; i++) if ($i != $(i + 5)) d[i]++ } END { printf "%d %d %d %d %d", d[2], d[3], d[4], d[5], d[6] }')"
+    done
+    for n in "${NODES[@]}"; do
+        echo "    $n subscriptions: $(on "$n" -c "SELECT string_agg(s.subname || '=' || coalesce(w.pid::text, 'no worker'), ' ') FROM pg_subscription s LEFT JOIN pg_stat_subscription w ON w.subid = s.oid")"
+    done
+fi
 echo "    converged ${heal_seconds} s after the heal"
 check "the servers converged after the heal" "yes" "$([ "$heal_seconds" != timeout ] && echo yes || echo no)"
 
