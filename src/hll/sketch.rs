@@ -750,12 +750,6 @@ impl Sketch {
         Ok(self.union(other)?.without_martingale())
     }
 
-    /// The same registers (or hashes, or tokens) without a martingale count.
-    pub fn without_martingale(mut self) -> Sketch {
-        self.hip = None;
-        self
-    }
-
     /// This sketch at a lower (or the same) precision: what building it at `precision` from the
     /// same hashes would have given. Raising the precision is an error (the bits are gone).
     pub fn fold_to(&self, precision: impl Into<i64>) -> Result<Sketch> {
@@ -866,9 +860,8 @@ impl Sketch {
     }
 
     /// The same sketch with its martingale count dropped: the registers' estimate, as after a
-    /// union (for tests that compare what unions and direct builds hold).
-    #[cfg(test)]
-    pub(crate) fn without_martingale(&self) -> Sketch {
+    /// union (replicated state, `crdt_merge`; tests that compare unions and direct builds).
+    pub fn without_martingale(&self) -> Sketch {
         let mut out = self.clone();
         // Pending tokens that turn it dense would start a count when compacted.
         out.compact();
