@@ -212,22 +212,23 @@ CREATE FUNCTION counter_value(name text) RETURNS bigint
     SET enable_seqscan = off
     AS $$
     DECLARE
-        k record;
         total numeric;
     BEGIN
         PERFORM distcount.counter_check_name(counter_value.name);
         PERFORM distcount.counter_on_citus();
-        SELECT c.id, c.base INTO k FROM distcount.counter c WHERE c.name = counter_value.name;
+        -- One statement: on Citus each statement sent to a worker takes its own snapshot, and a
+        -- roll-up committing between a read of the base and a read of the slots would hide the
+        -- folded values (seen as a counter short of its rows after a load in citus_counters.sh).
+        SELECT c.base
+               + coalesce((SELECT sum(s.value) FROM distcount.counter_slot s
+                            WHERE s.name = counter_value.name AND s.id = c.id), 0)
+               + coalesce((SELECT sum(d.delta) FROM distcount.counter_delta d
+                            WHERE d.name = counter_value.name AND d.id = c.id), 0)
+          INTO total
+          FROM distcount.counter c WHERE c.name = counter_value.name;
         IF NOT FOUND THEN
             RETURN NULL;
-        END IF;
-        SELECT k.base
-               + coalesce((SELECT sum(s.value) FROM distcount.counter_slot s
-                            WHERE s.name = counter_value.name AND s.id = k.id), 0)
-               + coalesce((SELECT sum(d.delta) FROM distcount.counter_delta d
-                            WHERE d.name = counter_value.name AND d.id = k.id), 0)
-          INTO total;
-        IF total NOT BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
+        ELSIF total NOT BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
             RAISE EXCEPTION 'value of counter "%" is out of range for type bigint', counter_value.name
                 USING ERRCODE = 'numeric_value_out_of_range', DETAIL = format('The sum is %s.', total);
         END IF;
