@@ -593,98 +593,6 @@ END
 $$;
 COMMENT ON FUNCTION outbox_ingest(text) IS 'Internal: queues for a consumer the events committed since its last fill.';
 
-CREATE OR REPLACE FUNCTION outbox_remove_heads(consumer text, ids uuid[], dead boolean) RETURNS integer
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-    -- The estimates of the probes below (row-level security hides the queue's size) would
-    -- compile each acknowledgement's plans (8 ms of 15).
-    SET jit = off
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_consumer text := outbox_remove_heads.consumer;
-    v_dead boolean := outbox_remove_heads.dead;
-    v_tids tid[];
-    v_count integer;
-    v_types text[];
-    v_aggregates text[];
-    v_next tid[];
-BEGIN
-    PERFORM pg_advisory_xact_lock_shared(hashtext('distcount.outbox'), hashtext(v_consumer));
-    -- Per id its seq from the outbox (LIMIT 1: a probe, never a hash join over the outbox),
-    -- then the head by seq, then the rows by address: as one join the planner, misled by the
-    -- queue's statistics, may read the whole queue for each batch. The rows are locked as
-    -- they are found (and checked again if they changed meanwhile), so their addresses hold
-    -- until the delete. An event no longer in the outbox (deleted by hand) is not found: its
-    -- head is dead-lettered once its claims run out, as when its claim returned nothing.
-    SELECT array_agg(r.ctid) INTO v_tids
-      FROM unnest(outbox_remove_heads.ids) AS u (id)
-     CROSS JOIN LATERAL (SELECT o.seq FROM distcount.outbox AS o WHERE o.id = u.id LIMIT 1) AS e
-     CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
-                          WHERE p.consumer = v_consumer AND p.seq = e.seq AND p.is_head
-                            AND p.id = u.id AND (v_dead OR p.attempts > 0)
-                          LIMIT 1 FOR UPDATE) AS r;
-    WITH gone AS (
-        DELETE FROM distcount.outbox_pending AS p
-         USING (SELECT DISTINCT t FROM unnest(v_tids) AS t) AS u (t)
-         WHERE p.ctid = u.t
-        RETURNING p.*
-    ), buried AS (
-        INSERT INTO distcount.outbox_dead (consumer, id, seq, aggregatetype, aggregateid, attempts, last_error)
-        SELECT g.consumer, g.id, g.seq, g.aggregatetype, g.aggregateid, g.attempts, g.last_error
-          FROM gone AS g WHERE v_dead
-        ON CONFLICT DO NOTHING
-    )
-    SELECT count(*), array_agg(g.aggregatetype) FILTER (WHERE g.has_next),
-           array_agg(g.aggregateid) FILTER (WHERE g.has_next)
-      INTO v_count, v_types, v_aggregates
-      FROM gone AS g;
-    IF v_types IS NOT NULL THEN
-        -- The next event of each aggregate first, locked, then one update by row address: as
-        -- a single UPDATE ... FROM, or an update joined by id, the planner may drive the join
-        -- from the queue side (row-level security hides its size from the estimate) and read
-        -- the whole queue per batch (a hash join over every queued row, 80 ms a batch of 1,000
-        -- with 100 events per aggregate). No lock: nothing else changes an event that waits
-        -- behind its aggregate's head (claims and nacks take heads; fills and outbox_retry_dead
-        -- hold the consumer's lock exclusively), so the addresses hold until the update.
-        SELECT array_agg(nxt.ctid) INTO v_next
-          FROM unnest(v_types, v_aggregates) AS a (aggregatetype, aggregateid)
-          CROSS JOIN LATERAL (
-              SELECT q.ctid FROM distcount.outbox_pending AS q
-               WHERE q.consumer = v_consumer
-                 AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
-                     = hashtextextended(a.aggregateid, hashtext(a.aggregatetype))
-                 AND q.aggregatetype = a.aggregatetype
-                 AND q.aggregateid = a.aggregateid
-               ORDER BY hashtextextended(q.aggregateid, hashtext(q.aggregatetype)), q.seq LIMIT 1) AS nxt;
-        IF v_next IS NOT NULL THEN
-            -- A new head may have events queued behind it by a later fill: has_next true.
-            UPDATE distcount.outbox_pending AS p SET is_head = true, has_next = true
-              FROM unnest(v_next) AS u (t)
-             WHERE p.ctid = u.t AND p.consumer = v_consumer AND NOT p.is_head;
-        END IF;
-    END IF;
-    RETURN v_count;
-END
-$$;
-COMMENT ON FUNCTION outbox_remove_heads(text, uuid[], boolean) IS 'Internal: removes acknowledged or dead events from a queue and promotes the next event of each aggregate.';
-
-CREATE OR REPLACE FUNCTION outbox_drop_consumer(consumer text) RETURNS boolean
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-BEGIN
-    PERFORM distcount.outbox_check_consumer(outbox_drop_consumer.consumer);
-    PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(outbox_drop_consumer.consumer));
-    DELETE FROM distcount.outbox_pending AS p WHERE p.consumer = outbox_drop_consumer.consumer;
-    DELETE FROM distcount.outbox_dead AS d WHERE d.consumer = outbox_drop_consumer.consumer;
-    DELETE FROM distcount.outbox_consumer AS c WHERE c.consumer = outbox_drop_consumer.consumer;
-    RETURN FOUND;
-END
-$$;
-COMMENT ON FUNCTION outbox_drop_consumer(text) IS 'Forgets a relay consumer: its position, queue and dead letters.';
-
 CREATE OR REPLACE FUNCTION outbox_cleanup(older_than interval DEFAULT '7 days') RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -980,9 +888,9 @@ CREATE FUNCTION hll_to_postgresql_hll(hll) RETURNS bytea
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'hll_to_postgresql_hll_wrapper';
 COMMENT ON FUNCTION hll_to_postgresql_hll(hll) IS 'The postgresql-hll bytes of an imported sketch (cast them to its hll type); an error for a native sketch.';
 
--- The relay plans for a queue whose statistics lag, and leases and removes heads by row
--- address (outbox.sql: outbox_claim, outbox_analyze_queue; outbox_ingest and
--- outbox_remove_heads are replaced above in their final form).
+-- The relay plans for a queue whose statistics lag (outbox_analyze_queue; it and
+-- outbox_ingest go again with the window relay below, which defines the relay functions in
+-- their final form).
 CREATE OR REPLACE FUNCTION outbox_analyze_queue() RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -992,60 +900,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION outbox_analyze_queue() IS 'Internal: refreshes the statistics of the relay queues after a large fill.';
-CREATE OR REPLACE FUNCTION outbox_claim(consumer text, batch integer DEFAULT 100,
-                             lease interval DEFAULT '30 seconds')
-    RETURNS SETOF outbox
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-    -- Heads in index order whatever the statistics say (estimated at a few rows, every head
-    -- would be sorted); JIT never pays back here.
-    SET enable_bitmapscan = off SET enable_sort = off SET jit = off
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_consumer text := outbox_claim.consumer;
-    v_max integer := distcount.outbox_max_attempts();
-    -- The heads to lease, by row address: they stay locked by this transaction until the
-    -- update, so the addresses hold, and the update probes them directly.
-    v_tids tid[];
-    v_dead uuid[];
-BEGIN
-    PERFORM distcount.outbox_check_consumer(v_consumer, outbox_claim.batch, outbox_claim.lease);
-    PERFORM distcount.outbox_ingest(v_consumer);
-    -- Heads free to take: never leased, or their lease ran out. A head out of attempts is
-    -- dead-lettered instead (its consumer crashed or hung max_attempts times).
-    FOR attempt_round IN 1..10 LOOP
-        SELECT array_agg(h.ctid) FILTER (WHERE h.attempts < v_max),
-               array_agg(h.id) FILTER (WHERE h.attempts >= v_max)
-          INTO v_tids, v_dead
-          FROM (SELECT p.ctid, p.id, p.attempts
-                  FROM distcount.outbox_pending AS p
-                 WHERE p.consumer = v_consumer AND p.is_head
-                   AND (p.leased_until IS NULL OR p.leased_until <= clock_timestamp())
-                 ORDER BY p.seq
-                 LIMIT outbox_claim.batch
-                   FOR UPDATE SKIP LOCKED) AS h;
-        IF v_dead IS NOT NULL THEN
-            PERFORM distcount.outbox_remove_heads(v_consumer, v_dead, true);
-        END IF;
-        EXIT WHEN v_dead IS NULL OR v_tids IS NOT NULL;
-    END LOOP;
-    IF v_tids IS NULL THEN
-        RETURN;
-    END IF;
-    RETURN QUERY
-    WITH leased AS (
-        UPDATE distcount.outbox_pending AS p
-           SET attempts = p.attempts + 1,
-               leased_until = clock_timestamp() + outbox_claim.lease
-          FROM unnest(v_tids) AS u (t)
-         WHERE p.ctid = u.t AND p.consumer = v_consumer
-        RETURNING p.id
-    )
-    SELECT o.* FROM distcount.outbox AS o JOIN leased AS l ON l.id = o.id ORDER BY o.seq;
-END
-$$;
-COMMENT ON FUNCTION outbox_claim(text, integer, interval) IS 'Leases up to batch events to a consumer: the oldest unacknowledged event of each aggregate, at most one per aggregate, none whose transaction could still be overtaken. Call it in its own transaction.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Sharded counters on Citus (issue 16): slot and delta rows carry the counter's name, every
@@ -1870,8 +1724,7 @@ COMMENT ON FUNCTION outbox_cluster_nack(text, uuid, text, interval) IS 'outbox_n
 -- ---------------------------------------------------------------------------------------------
 -- Relay (outbox.sql, outbox_pending): two indexes, no key on (consumer, id), the aggregate
 -- index on a bigint hash of the aggregate, has_next. Queued, leased and dead events stay as they are;
--- outbox_nack and outbox_retry_dead find them by the new indexes (outbox_ingest,
--- outbox_remove_heads and outbox_cleanup are replaced above in their final form).
+-- the relay functions below find them by the new indexes.
 -- ---------------------------------------------------------------------------------------------
 ALTER TABLE outbox_pending DROP CONSTRAINT outbox_pending_pkey;
 -- Queued events of 0.1.0 may have a next one: has_next true, as the promotion sets it.
@@ -1879,77 +1732,6 @@ ALTER TABLE outbox_pending ADD COLUMN has_next boolean NOT NULL DEFAULT true;
 DROP INDEX outbox_pending_aggregate_idx;
 CREATE INDEX outbox_pending_aggregate_idx ON outbox_pending
     (consumer, pg_catalog.hashtextextended(aggregateid, pg_catalog.hashtext(aggregatetype)), seq);
-CREATE OR REPLACE FUNCTION outbox_nack(consumer text, id uuid, error text DEFAULT NULL,
-                            retry_in interval DEFAULT '0 seconds') RETURNS text
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_attempts integer;
-BEGIN
-    PERFORM distcount.outbox_check_consumer(outbox_nack.consumer);
-    UPDATE distcount.outbox_pending AS p
-       SET last_error = outbox_nack.error,
-           leased_until = clock_timestamp() + coalesce(outbox_nack.retry_in, interval '0')
-     WHERE p.consumer = outbox_nack.consumer AND p.is_head
-       AND p.seq = (SELECT o.seq FROM distcount.outbox AS o WHERE o.id = outbox_nack.id)
-       AND p.id = outbox_nack.id AND p.attempts > 0
-    RETURNING p.attempts INTO v_attempts;
-    IF NOT FOUND THEN
-        RETURN 'unknown';
-    END IF;
-    IF v_attempts >= distcount.outbox_max_attempts() THEN
-        PERFORM distcount.outbox_remove_heads(outbox_nack.consumer, ARRAY[outbox_nack.id], true);
-        RETURN 'dead';
-    END IF;
-    RETURN 'retry';
-END
-$$;
-
-CREATE OR REPLACE FUNCTION outbox_retry_dead(consumer text, ids uuid[] DEFAULT NULL) RETURNS integer
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-    -- Probes by index (the queue by aggregate), whatever the queue's statistics say.
-    SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_consumer text := outbox_retry_dead.consumer;
-    v_count integer;
-    v_types text[];
-    v_aggregates text[];
-BEGIN
-    PERFORM distcount.outbox_check_consumer(v_consumer);
-    PERFORM pg_advisory_xact_lock(hashtext('distcount.outbox'), hashtext(v_consumer));
-    WITH back AS (
-        DELETE FROM distcount.outbox_dead AS d
-         WHERE d.consumer = v_consumer AND (outbox_retry_dead.ids IS NULL OR d.id = ANY (outbox_retry_dead.ids))
-        RETURNING d.*
-    ), queued AS (
-        INSERT INTO distcount.outbox_pending AS p (consumer, id, seq, aggregatetype, aggregateid, is_head)
-        SELECT b.consumer, b.id, b.seq, b.aggregatetype, b.aggregateid,
-               row_number() OVER (PARTITION BY b.aggregatetype, b.aggregateid ORDER BY b.seq) = 1
-               AND NOT EXISTS (SELECT FROM distcount.outbox_pending AS q
-                                WHERE q.consumer = v_consumer
-                                  AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
-                                      = hashtextextended(b.aggregateid, hashtext(b.aggregatetype))
-                                  AND q.aggregatetype = b.aggregatetype
-                                  AND q.aggregateid = b.aggregateid)
-          FROM back AS b
-        RETURNING p.aggregatetype, p.aggregateid, p.is_head
-    ), waiting AS (
-        SELECT DISTINCT q.aggregatetype, q.aggregateid FROM queued AS q WHERE NOT q.is_head
-    )
-    SELECT (SELECT count(*) FROM queued), (SELECT array_agg(w.aggregatetype) FROM waiting AS w),
-           (SELECT array_agg(w.aggregateid) FROM waiting AS w)
-      INTO v_count, v_types, v_aggregates;
-    IF v_types IS NOT NULL THEN
-        PERFORM distcount.outbox_heads_have_next(v_consumer, v_types, v_aggregates);
-    END IF;
-    RETURN v_count;
-END
-$$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Relay without a copy of every event per consumer (outbox.sql, issue 20): each consumer reads
