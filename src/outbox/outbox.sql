@@ -692,8 +692,14 @@ BEGIN
         END IF;
         v_parked := v_parked + v_placed - v_leased;
         v_need := v_need - v_leased;
-        v_out := v_out || ARRAY(SELECT v_chunk[i] FROM generate_subscripts(v_chunk, 1) AS i
-                                 WHERE v_free[i] AND (v_cut IS NULL OR (v_chunk[i]).seq < v_cut));
+        IF v_leased = cardinality(v_chunk) THEN
+            -- Every event of the chunk leased (many aggregates): the chunk as it is, not picked
+            -- element by element (a sixth of a claim's time).
+            v_out := v_out || v_chunk;
+        ELSE
+            v_out := v_out || ARRAY(SELECT v_chunk[i] FROM generate_subscripts(v_chunk, 1) AS i
+                                     WHERE v_free[i] AND (v_cut IS NULL OR (v_chunk[i]).seq < v_cut));
+        END IF;
         IF v_cut IS NOT NULL THEN
             c.win_next := v_cut;
             EXIT;
