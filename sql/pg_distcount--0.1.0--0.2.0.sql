@@ -1403,6 +1403,8 @@ CREATE FUNCTION outbox_citus_emits(rel regclass) RETURNS boolean
 AS $$
 DECLARE
     v_shard bigint;
+    v_placements bigint;
+    v_lowest integer;
 BEGIN
     -- A plain table, or the shell of a Citus table on the coordinator (which holds no rows).
     IF NOT pg_catalog.relation_is_a_known_shard(rel) THEN
@@ -1411,21 +1413,18 @@ BEGIN
     -- A shard is named after its table and shard id: orders_102008. (From the regclass's name:
     -- Citus hides shards from queries on pg_class in application sessions.)
     v_shard := (pg_catalog.regexp_match(rel::text, '_([0-9]+)"?$'))[1]::bigint;
+    SELECT pg_catalog.count(*), pg_catalog.min(p.groupid) INTO v_placements, v_lowest
+      FROM pg_catalog.pg_dist_placement AS p WHERE p.shardid OPERATOR(pg_catalog.=) v_shard;
     -- A shard with one placement (a distributed table's) is where its change happens: it
     -- writes, whatever this node's metadata says. (Right after a shard move a write can reach
     -- the new placement before the move's metadata is visible here, which still names the old
-    -- node: the lowest-group rule below lost that event.)
-    IF (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement AS p
-         WHERE p.shardid OPERATOR(pg_catalog.=) v_shard) OPERATOR(pg_catalog.<=) 1 THEN
-        RETURN true;
-    END IF;
-    -- Replicas (a reference table's): the placement in the lowest node group writes.
-    RETURN (SELECT pg_catalog.min(p.groupid) FROM pg_catalog.pg_dist_placement AS p
-             WHERE p.shardid OPERATOR(pg_catalog.=) v_shard)
-           OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group AS g);
+    -- node: the lowest-group rule lost that event.) Of replicas (a reference table's), the
+    -- placement in the lowest node group writes.
+    RETURN v_placements OPERATOR(pg_catalog.<=) 1
+        OR v_lowest OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group AS g);
 END
 $$;
-COMMENT ON FUNCTION outbox_citus_emits(regclass) IS 'Internal: whether an outbox trigger firing on this relation writes the event (on Citus, only the shard placement in the lowest node group does).';
+COMMENT ON FUNCTION outbox_citus_emits(regclass) IS 'Internal: whether an outbox trigger firing on this relation writes the event (on Citus: a distributed table''s one placement; of a reference table''s replicas, the one in the lowest node group).';
 
 -- Fires on every CREATE TRIGGER in the database, by any role: it must not need USAGE on schema
 -- distcount (a role without it creating an unrelated trigger must succeed), so it finds outbox

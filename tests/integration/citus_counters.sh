@@ -84,6 +84,10 @@ sqlstate() {
 message() {
     (eval "$("$CITUS" env "$NAME" "$1")" && PGUSER="$2" psql -X -q -tA -v ON_ERROR_STOP=1 -c "$3" 2>&1 || true)
 }
+# processed TAG: the transactions pgbench counted in the logs TAG-*.log (all nodes).
+processed() {
+    cat "$WORK/$1"-*.log | sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' | paste -sd+ | bc
+}
 stamp "three nodes up"
 
 sql -c "CREATE EXTENSION pg_distcount"
@@ -160,9 +164,9 @@ check "counter_value(NULL) on the coordinator: 22004" 22004 "$(sqlstate coord ap
 as_app w2 "SELECT distcount.counter_add('mono')" >/dev/null
 echo "SELECT distcount.counter_add('mono');" >"$WORK/mono_add.sql"
 echo "SELECT distcount.counter_rollup('mono');" >"$WORK/mono_rollup.sql"
-(eval "$("$CITUS" env "$NAME" w2)" && PGUSER=app "$PGBENCH" -n -c 2 -T 6 -f "$WORK/mono_add.sql" >"$WORK/mono_add.log" 2>&1) &
+(eval "$("$CITUS" env "$NAME" w2)" && PGUSER=app "$PGBENCH" -n -c 2 -T 6 -f "$WORK/mono_add.sql" >"$WORK/mono_add-w2.log" 2>&1) &
 mono_add=$!
-(eval "$("$CITUS" env "$NAME" w1)" && "$PGBENCH" -n -c 1 -T 6 -f "$WORK/mono_rollup.sql" >"$WORK/mono_rollup.log" 2>&1) &
+(eval "$("$CITUS" env "$NAME" w1)" && "$PGBENCH" -n -c 1 -T 6 -f "$WORK/mono_rollup.sql" >"$WORK/mono_rollup-w1.log" 2>&1) &
 mono_rollup=$!
 mono="$(PGUSER=app sql -c "
     CREATE TEMP TABLE reads (i serial, v bigint);
@@ -176,10 +180,8 @@ mono="$(PGUSER=app sql -c "
       FROM (SELECT v, lag(v) OVER (ORDER BY i) AS prev FROM reads) r")"
 wait "$mono_add" "$mono_rollup"
 check "counter_value on the coordinator never goes down under adds and roll-ups ($mono reads went down)" "0 of" "${mono% *}"
-check "the roll-ups ran while it read" yes \
-    "$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$WORK/mono_rollup.log" | awk '{print ($1 > 100) ? "yes" : "no"}')"
-check "counter_value('mono') equals its committed adds" \
-    "$(( $(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$WORK/mono_add.log") + 1 ))" \
+check "the roll-ups ran while it read" yes "$([ "$(processed mono_rollup)" -gt 100 ] && echo yes || echo no)"
+check "counter_value('mono') equals its committed adds" "$(($(processed mono_add) + 1))" \
     "$(as_app coord "SELECT distcount.counter_value('mono')")"
 stamp "one value per counter"
 
@@ -404,9 +406,6 @@ load() {
             PGUSER=app "$PGBENCH" -n -c "$CLIENTS" -j 1 -T "$2" -D node="$node" \
                 -f "$WORK/ledger.sql@1" -f "$WORK/like.sql@1" -f "$WORK/order.sql@1" >"$WORK/$1-$node.log" 2>&1) &
     done
-}
-processed() { # processed TAG: transactions pgbench counted on all nodes
-    cat "$WORK/$1"-*.log | sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' | paste -sd+ | bc
 }
 failed() { # failed TAG: failed transactions and aborted clients on all nodes
     cat "$WORK/$1"-*.log | grep -cE 'aborted|^number of failed transactions: [1-9]|FATAL|error' || true

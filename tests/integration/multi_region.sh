@@ -147,9 +147,10 @@ if [ "$heal_seconds" = timeout ]; then
 fi
 if [ "$heal_seconds" = timeout ]; then
     # Which columns differ, per server against tokyo (posts whose bytes differ).
+    fingerprints="COPY (SELECT post, md5(g::bytea::text), md5(p::bytea::text), md5(visitors::bytea::text), md5(profile::bytea::text), md5(cart::bytea::text) FROM likes) TO STDOUT"
+    on tokyo -c "$fingerprints" >"$WORK/fp_tokyo"
     for n in virginia frankfurt; do
-        on tokyo -c "COPY (SELECT post, md5(g::bytea::text), md5(p::bytea::text), md5(visitors::bytea::text), md5(profile::bytea::text), md5(cart::bytea::text) FROM likes) TO STDOUT" >"$WORK/fp_tokyo"
-        on "$n" -c "COPY (SELECT post, md5(g::bytea::text), md5(p::bytea::text), md5(visitors::bytea::text), md5(profile::bytea::text), md5(cart::bytea::text) FROM likes) TO STDOUT" >"$WORK/fp_$n"
+        on "$n" -c "$fingerprints" >"$WORK/fp_$n"
         echo "    posts differing from tokyo on $n (g p visitors profile cart): $(join "$WORK/fp_tokyo" "$WORK/fp_$n" -t $'\t' |
             awk -F'\t' '{ for (i = 2; i <= 6; i++) if ($i != $(i + 5)) d[i]++ } END { printf "%d %d %d %d %d", d[2], d[3], d[4], d[5], d[6] }')"
     done
