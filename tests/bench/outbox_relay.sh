@@ -8,8 +8,10 @@
 # Two loads of EVENTS events: unordered (one aggregate per event, no ordering constraint binds)
 # and ordered (ORDERED_AGGREGATES aggregates, EVENTS / ORDERED_AGGREGATES events each, so each
 # claim can hand out at most one event per aggregate); one and four workers (procedures that
-# claim, commit, acknowledge, commit, in parallel psql sessions). Interleaved rounds, medians of
-# the drain time (workers started to queue empty), ratios relay / pgmq (lower is better).
+# claim, commit, acknowledge, commit, in parallel psql sessions; a worker that gets nothing sleeps
+# 2 to 20 ms, and stops once the acknowledged events, counted per system, reach EVENTS).
+# Interleaved rounds, medians of the drain time (workers started to queue empty), ratios
+# relay / pgmq (lower is better).
 # Then the many-aggregates case (pgmq issue 496): 8 workers drain EVENTS events over 10,000
 # aggregates; the slowest single claim after the first fill of the backlog is reported against
 # CLAIM_BOUND_MS (default 500), the fill itself apart.
@@ -47,9 +49,15 @@ CREATE EXTENSION pgmq;
 SELECT pgmq.create('bench');
 -- Per claim (or read): its duration and end, for the slowest-claim figures.
 CREATE UNLOGGED TABLE claim_log (system text, ms float8, got int, at timestamptz DEFAULT clock_timestamp());
-CREATE PROCEDURE drain_relay(batch int) LANGUAGE plpgsql AS $$
+-- Events acknowledged so far, per system, counted in the acknowledging transaction: a worker
+-- that finds nothing to take stops once every event is acknowledged. The same cheap check for
+-- both systems (the relay's outbox_stats counts whole queues: idle workers polling it took the
+-- CPU of the working one).
+CREATE UNLOGGED TABLE drained (system text PRIMARY KEY, n bigint NOT NULL);
+CREATE PROCEDURE drain_relay(batch int, total bigint) LANGUAGE plpgsql AS $$
 DECLARE
     ids uuid[];
+    acked bigint;
     idle int := 0;
     t timestamptz;
 BEGIN
@@ -60,21 +68,30 @@ BEGIN
                                       coalesce(cardinality(ids), 0));
         COMMIT;
         IF ids IS NULL THEN
-            -- Done when nothing is queued or left to queue; others may hold the heads now.
-            EXIT WHEN (SELECT queued + not_yet_queued FROM distcount.outbox_stats WHERE consumer = 'bench') = 0;
+            -- Done when every event is acknowledged; others may hold the heads now.
+            EXIT WHEN (SELECT d.n FROM drained AS d WHERE d.system = 'relay') >= total;
             idle := idle + 1;
+            IF idle > 3000 THEN  -- a minute without an event
+                RAISE EXCEPTION 'relay: % of % events acknowledged, none taken for a minute',
+                    (SELECT d.n FROM drained AS d WHERE d.system = 'relay'), total;
+            END IF;
             PERFORM pg_sleep(0.002 * least(idle, 10));
             CONTINUE;
         END IF;
         idle := 0;
-        PERFORM distcount.outbox_ack('bench', ids);
+        -- Acknowledged first, counted after: in the UPDATE itself a concurrent update of the row
+        -- would evaluate the call again (EvalPlanQual), which acknowledges nothing the second time.
+        acked := distcount.outbox_ack('bench', ids);
+        UPDATE drained AS d SET n = d.n + acked WHERE d.system = 'relay';
         COMMIT;
     END LOOP;
 END
 $$;
-CREATE PROCEDURE drain_pgmq(batch int) LANGUAGE plpgsql AS $$
+CREATE PROCEDURE drain_pgmq(batch int, total bigint) LANGUAGE plpgsql AS $$
 DECLARE
     ids bigint[];
+    acked bigint;
+    idle int := 0;
     t timestamptz;
 BEGIN
     LOOP
@@ -83,9 +100,19 @@ BEGIN
         INSERT INTO claim_log (system, ms, got) VALUES ('pgmq', 1000 * extract(epoch FROM clock_timestamp() - t),
                                       coalesce(cardinality(ids), 0));
         COMMIT;
-        EXIT WHEN ids IS NULL AND NOT EXISTS (SELECT FROM pgmq.q_bench);
-        CONTINUE WHEN ids IS NULL;
-        PERFORM pgmq.delete('bench', ids);
+        IF ids IS NULL THEN
+            EXIT WHEN (SELECT d.n FROM drained AS d WHERE d.system = 'pgmq') >= total;
+            idle := idle + 1;
+            IF idle > 3000 THEN  -- a minute without an event
+                RAISE EXCEPTION 'pgmq: % of % events acknowledged, none taken for a minute',
+                    (SELECT d.n FROM drained AS d WHERE d.system = 'pgmq'), total;
+            END IF;
+            PERFORM pg_sleep(0.002 * least(idle, 10));
+            CONTINUE;
+        END IF;
+        idle := 0;
+        acked := (SELECT count(*) FROM pgmq.delete('bench', ids));
+        UPDATE drained AS d SET n = d.n + acked WHERE d.system = 'pgmq';
         COMMIT;
     END LOOP;
 END
@@ -96,6 +123,8 @@ SQL
 load() {
     psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
 TRUNCATE claim_log;
+TRUNCATE drained;
+INSERT INTO drained VALUES ('pgmq', 0), ('relay', 0);
 SELECT pgmq.purge_queue('bench');
 SELECT distcount.outbox_drop_consumer('bench');
 TRUNCATE distcount.outbox;
@@ -116,7 +145,7 @@ drain() {
     local start end pids=() w
     start="$(date +%s.%N)"
     for w in $(seq 1 "$2"); do
-        psql -X -q -v ON_ERROR_STOP=1 -c "CALL drain_$1($BATCH)" >"$WORK/w$w.out" 2>&1 &
+        psql -X -q -v ON_ERROR_STOP=1 -c "CALL drain_$1($BATCH, $EVENTS)" >"$WORK/w$w.out" 2>&1 &
         pids+=($!)
     done
     for w in "${pids[@]}"; do wait "$w" || { cat "$WORK"/w*.out >&2; exit 1; }; done
