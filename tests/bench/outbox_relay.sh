@@ -54,6 +54,21 @@ CREATE UNLOGGED TABLE claim_log (system text, ms float8, got int, at timestamptz
 -- both systems (the relay's outbox_stats counts whole queues: idle workers polling it took the
 -- CPU of the working one).
 CREATE UNLOGGED TABLE drained (system text PRIMARY KEY, n bigint NOT NULL);
+-- For a worker that got nothing, its idle-th time in a row: whether every event is acknowledged
+-- (others may hold the heads now); else it sleeps 2 to 20 ms, and fails after a minute.
+CREATE FUNCTION drained_or_wait(sys text, total bigint, idle int) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint := (SELECT d.n FROM drained AS d WHERE d.system = sys);
+BEGIN
+    IF n >= total THEN
+        RETURN true;
+    ELSIF idle > 3000 THEN
+        RAISE EXCEPTION '%: % of % events acknowledged, none taken for a minute', sys, n, total;
+    END IF;
+    PERFORM pg_sleep(0.002 * least(idle, 10));
+    RETURN false;
+END
+$$;
 CREATE PROCEDURE drain_relay(batch int, total bigint) LANGUAGE plpgsql AS $$
 DECLARE
     ids uuid[];
@@ -68,14 +83,8 @@ BEGIN
                                       coalesce(cardinality(ids), 0));
         COMMIT;
         IF ids IS NULL THEN
-            -- Done when every event is acknowledged; others may hold the heads now.
-            EXIT WHEN (SELECT d.n FROM drained AS d WHERE d.system = 'relay') >= total;
             idle := idle + 1;
-            IF idle > 3000 THEN  -- a minute without an event
-                RAISE EXCEPTION 'relay: % of % events acknowledged, none taken for a minute',
-                    (SELECT d.n FROM drained AS d WHERE d.system = 'relay'), total;
-            END IF;
-            PERFORM pg_sleep(0.002 * least(idle, 10));
+            EXIT WHEN drained_or_wait('relay', total, idle);
             CONTINUE;
         END IF;
         idle := 0;
@@ -101,13 +110,8 @@ BEGIN
                                       coalesce(cardinality(ids), 0));
         COMMIT;
         IF ids IS NULL THEN
-            EXIT WHEN (SELECT d.n FROM drained AS d WHERE d.system = 'pgmq') >= total;
             idle := idle + 1;
-            IF idle > 3000 THEN  -- a minute without an event
-                RAISE EXCEPTION 'pgmq: % of % events acknowledged, none taken for a minute',
-                    (SELECT d.n FROM drained AS d WHERE d.system = 'pgmq'), total;
-            END IF;
-            PERFORM pg_sleep(0.002 * least(idle, 10));
+            EXIT WHEN drained_or_wait('pgmq', total, idle);
             CONTINUE;
         END IF;
         idle := 0;
