@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use crate::settings::{DEFAULT_SHARDS, ROLLUP_DATABASE, ROLLUP_INTERVAL};
 
+mod citus_direct;
+
 pgrx::extension_sql_file!("shard.sql", name = "shard");
 
 /// This session's slot number, from 0: the lowest number no other live session of this

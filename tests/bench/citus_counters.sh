@@ -5,7 +5,11 @@
 #   one node      CLIENTS clients on a plain PostgreSQL with pg_distcount (no Citus)
 #   2 workers     CLIENTS clients split over the two workers of a Citus cluster (coordinator
 #                 and 2 workers, distcount.citus_setup(), 32 shards), each call run on the
-#                 worker it reaches, its statements routed to the counter's shard
+#                 worker it reaches: half the counters are on that worker (written straight
+#                 into its shard tables), half on the other (statements routed there)
+#   routed        the same clients, each adding only to counters on the worker it is connected
+#                 to (as an application that connects to the counter's node would), through a
+#                 local table of those names on each worker (an index lookup per call)
 #   coordinator   CLIENTS clients on the Citus coordinator
 # Each figure is the median TPS of ROUNDS interleaved rounds of SECONDS seconds (after a warm-up
 # round), with its ratio to one node. All nodes share this machine's cores, so the ratios show
@@ -70,6 +74,23 @@ rm -rf "$CLUSTERS/$PLAIN"
 echo "==> [$(elapsed)] clusters up: $NAME (coordinator, 2 workers) and $PLAIN (one node)"
 
 printf '\\set k random(1, %d)\nSELECT distcount.counter_add('"'"'c-:k'"'"');\n' "$COUNTERS" >"$WORK/add.sql"
+# For the routed variant: on each worker, a plain local table of the counter names whose shard
+# is there, numbered from 1, and a script drawing from it.
+for node in w1 w2; do
+    (eval "$("$CITUS" env "$NAME" "$node")" && sql <<SQL
+CREATE TABLE bench_local_names (i integer PRIMARY KEY, name text NOT NULL);
+INSERT INTO bench_local_names
+SELECT row_number() OVER (ORDER BY k), 'c-' || k
+  FROM generate_series(1, $COUNTERS) AS k
+ WHERE EXISTS (SELECT FROM pg_dist_placement p
+                WHERE p.shardid = get_shard_id_for_distribution_column('distcount.counter', 'c-' || k)
+                  AND p.groupid = (SELECT g.groupid FROM pg_dist_local_group g));
+SQL
+    )
+    n="$(eval "$("$CITUS" env "$NAME" "$node")" && sql -c "SELECT count(*) FROM bench_local_names")"
+    printf '\\set k random(1, %d)\nSELECT distcount.counter_add(name) FROM bench_local_names WHERE i = :k;\n' "$n" >"$WORK/add-$node.sql"
+    echo "    $node holds $n of the $COUNTERS counters"
+done
 
 # cpu_ticks CLUSTER...: CPU time (clock ticks) of the clusters' PostgreSQL processes so far: the
 # postmaster's own and its reaped children's (exited backends), and its live children's.
@@ -102,9 +123,11 @@ run() {
     case "$1" in
     plain) out+=("$(eval "$("$CLUSTER" env "$PLAIN")" && "$PGBENCH" -n -c "$CLIENTS" -j 2 -T "$SECONDS_PER_ROUND" -f "$WORK/add.sql" 2>&1)") ;;
     coordinator) out+=("$(eval "$("$CITUS" env "$NAME")" && "$PGBENCH" -n -c "$CLIENTS" -j 2 -T "$SECONDS_PER_ROUND" -f "$WORK/add.sql" 2>&1)") ;;
-    workers)
-        (eval "$("$CITUS" env "$NAME" w1)" && "$PGBENCH" -n -c "$half" -j 1 -T "$SECONDS_PER_ROUND" -f "$WORK/add.sql" >"$WORK/w1.log" 2>&1) &
-        (eval "$("$CITUS" env "$NAME" w2)" && "$PGBENCH" -n -c "$((CLIENTS - half))" -j 1 -T "$SECONDS_PER_ROUND" -f "$WORK/add.sql" >"$WORK/w2.log" 2>&1) &
+    workers | routed)
+        local script1="$WORK/add.sql" script2="$WORK/add.sql"
+        [ "$1" = workers ] || { script1="$WORK/add-w1.sql"; script2="$WORK/add-w2.sql"; }
+        (eval "$("$CITUS" env "$NAME" w1)" && "$PGBENCH" -n -c "$half" -j 1 -T "$SECONDS_PER_ROUND" -f "$script1" >"$WORK/w1.log" 2>&1) &
+        (eval "$("$CITUS" env "$NAME" w2)" && "$PGBENCH" -n -c "$((CLIENTS - half))" -j 1 -T "$SECONDS_PER_ROUND" -f "$script2" >"$WORK/w2.log" 2>&1) &
         wait
         out+=("$(cat "$WORK/w1.log" "$WORK/w2.log")")
         ;;
@@ -121,7 +144,7 @@ run() {
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-VARIANTS=(plain workers coordinator)
+VARIANTS=(plain workers routed coordinator)
 echo "==> [$(elapsed)] warm-up round (${SECONDS_PER_ROUND} s each)"
 for v in "${VARIANTS[@]}"; do run "$v" >/dev/null; done
 for round in $(seq 1 "$ROUNDS"); do
@@ -133,7 +156,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 # Every transaction pgbench counted is one increment: the counters' sum must equal them.
-expected_citus="$(cat "$WORK/workers.count" "$WORK/coordinator.count" | paste -sd+ | bc)"
+expected_citus="$(cat "$WORK/workers.count" "$WORK/routed.count" "$WORK/coordinator.count" | paste -sd+ | bc)"
 got_citus="$(eval "$("$CITUS" env "$NAME")" && sql -c "SELECT sum(value) FROM distcount.counters")"
 expected_plain="$(paste -sd+ "$WORK/plain.count" | bc)"
 got_plain="$(eval "$("$CLUSTER" env "$PLAIN")" && sql -c "SELECT sum(value) FROM distcount.counters")"

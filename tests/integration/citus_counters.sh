@@ -157,6 +157,36 @@ for node in coord w1 w2; do
 done
 check "counter_add(NULL) on a worker: 22004" 22004 "$(sqlstate w1 app "SELECT distcount.counter_add(NULL)")"
 check "counter_value(NULL) on the coordinator: 22004" 22004 "$(sqlstate coord app "SELECT distcount.counter_value(NULL)")"
+# Direct writes: on the node holding the counter's shard, counter_add writes the shard tables
+# itself (counter_add_direct), its shard's metadata lock taken as Citus's router takes it, and the
+# transaction marked for two-phase commit; elsewhere, or where that is not safe, it says no.
+f_home=w1
+f_away=w2
+[ "$(on w1 -c "SELECT EXISTS (SELECT FROM pg_dist_placement p WHERE p.shardid = get_shard_id_for_distribution_column('distcount.counter', 'f') AND p.groupid = (SELECT groupid FROM pg_dist_local_group))")" = t ] ||
+    { f_home=w2; f_away=w1; }
+check "counter_add_direct('f') on its node ($f_home) writes" t "$(on "$f_home" -c "SELECT distcount.counter_add_direct('f', 2, 0)")"
+check "counter_add_direct('f') on the other worker ($f_away) does not" f "$(on "$f_away" -c "SELECT distcount.counter_add_direct('f', 2, 0)")"
+check "counter_add_direct('f') on the coordinator does not" f "$(sql -c "SELECT distcount.counter_add_direct('f', 2, 0)")"
+check "counter_add_direct of a counter that does not exist, on either worker: no" "f f" \
+    "$(on w1 -c "SELECT distcount.counter_add_direct('no-such', 1, 0)") $(on w2 -c "SELECT distcount.counter_add_direct('no-such', 1, 0)")"
+check "counter_add_direct under REPEATABLE READ: no (the placement must be read after the lock)" f \
+    "$(on "$f_home" -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT distcount.counter_add_direct('f', 2, 0)" -c "COMMIT")"
+check "counter_add_direct with Citus's local execution off: no" f \
+    "$(on "$f_home" -c "SET citus.enable_local_execution = off" -c "SELECT distcount.counter_add_direct('f', 2, 0)")"
+check "counter_add_direct is not the application's to call: 42501" 42501 \
+    "$(sqlstate "$f_home" app "SELECT distcount.counter_add_direct('f', 2, 0)")"
+as_app "$f_home" "SELECT distcount.counter_add('f', 1)" >/dev/null
+check "counter_value('f') after one direct write and a counter_add on its node" 16 "$(as_app coord "SELECT distcount.counter_value('f')")"
+check "no 'no-such' counter was made" "" "$(sql -c "SELECT distcount.counter_value('no-such')")"
+# A transaction on f's node that adds to 'f' there and writes a row on the other worker commits
+# with two-phase commit (Citus logs the PREPARE it sends), as with Citus's own local writes.
+sql -c "CREATE TABLE tpc (k integer PRIMARY KEY)" -c "SELECT create_distributed_table('tpc', 'k')" >/dev/null
+k_away="$(on "$f_away" -c "SELECT k FROM generate_series(1, 1000) AS k WHERE EXISTS (SELECT FROM pg_dist_placement p WHERE p.shardid = get_shard_id_for_distribution_column('tpc', k) AND p.groupid = (SELECT groupid FROM pg_dist_local_group)) LIMIT 1")"
+tpc_log="$(on "$f_home" -v ON_ERROR_STOP=1 -c "SET citus.log_remote_commands = on" -c "SET client_min_messages = log" \
+    -c "BEGIN" -c "SELECT distcount.counter_add('f', 1)" -c "INSERT INTO tpc VALUES ($k_away)" -c "COMMIT" 2>&1)"
+check "a direct write and a row on the other worker: one transaction in two-phase commit" 1 \
+    "$(grep -c "PREPARE TRANSACTION" <<<"$tpc_log")"
+check "both committed" "17:1" "$(sql -c "SELECT distcount.counter_value('f') || ':' || (SELECT count(*) FROM tpc)")"
 # A read is one snapshot: while writers add to 'mono' on w2 and roll-ups fold it on w1, the
 # value read over and over on the coordinator (each statement a new snapshot on the shard's
 # worker) never goes down. A read of the base and of the slots in two statements did, when a
