@@ -99,14 +99,16 @@ fn upsert_statement(
 
 /// `counter_add_direct(name, delta, slot)`: adds delta to slot `slot % shards` of counter
 /// `name` in the shard tables of this node, and returns true; returns false, having written
-/// nothing, where the caller must take the routed path: the shard is on another node, the
-/// counter does not exist or is in mode deltas, the transaction is not READ COMMITTED (the
-/// placement must be read in a snapshot taken after the lock), Citus's local execution is off
-/// (a routed statement of the same transaction would then reach this shard through another
-/// connection), or Citus's two-phase-commit switch is not found.
+/// nothing, where the caller must take another path: no Citus, the shard on another node, no
+/// such counter or one in mode deltas, a transaction that is not READ COMMITTED (the placement
+/// must be read in a snapshot taken after the lock), Citus's local execution off (a routed
+/// statement of the same transaction would then reach this shard through another connection),
+/// or Citus's two-phase-commit switch not found.
 #[pg_extern(sql = false)]
 fn counter_add_direct(name: &str, delta: i64, slot: i32) -> bool {
-    if unsafe { pg_sys::XactIsoLevel } != pg_sys::XACT_READ_COMMITTED as i32 {
+    if !super::counter_on_citus()
+        || unsafe { pg_sys::XactIsoLevel } != pg_sys::XACT_READ_COMMITTED as i32
+    {
         return false;
     }
     let Some(use_2pc) = use_2pc() else {

@@ -117,3 +117,7 @@ SELECT reloptions FROM pg_class WHERE oid = 'distcount.counter_slot'::regclass;
 
 SELECT counter_drop(name) FROM distcount.counter ORDER BY name;
 SELECT count(*) FROM counters;
+
+-- counter_add_direct is counter_add's write into a Citus worker's own shards: without Citus it
+-- declines and writes nothing.
+SELECT distcount.counter_add_direct('direct-x', 1, 0) AS direct, distcount.counter_value('direct-x') AS value;
