@@ -14,6 +14,7 @@ use pgrx::PgOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
 use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
 
 type Use2pc = unsafe extern "C-unwind" fn();
 
@@ -22,6 +23,9 @@ thread_local! {
     static USE_2PC: Cell<Option<Option<Use2pc>>> = const { Cell::new(None) };
     /// The statement that finds and locks the counter's shard.
     static FIND: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+    /// Whether this node held a shard of distcount.counter when last asked, and when to ask
+    /// again: a node without one (the coordinator) takes the routed path without a lookup.
+    static HOLDS_SHARDS: Cell<Option<(bool, Instant)>> = const { Cell::new(None) };
     /// The upsert into one pair of co-located shards, by (counter shard, slot shard).
     static UPSERTS: RefCell<HashMap<(i64, i64), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
 }
@@ -97,6 +101,32 @@ fn upsert_statement(
         .keep()
 }
 
+/// Whether this node holds any shard of distcount.counter, asked at most every 10 seconds. Only
+/// a shortcut: a stale answer either way costs a lookup or sends a write the routed way, both
+/// correct.
+fn holds_shards(client: &mut SpiClient<'_>) -> bool {
+    let now = Instant::now();
+    if let Some((holds, until)) = HOLDS_SHARDS.get()
+        && now < until
+    {
+        return holds;
+    }
+    let holds = client
+        .select(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_placement p \
+                     JOIN pg_catalog.pg_dist_shard s ON s.shardid OPERATOR(pg_catalog.=) p.shardid \
+                    WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter'::pg_catalog.regclass \
+                      AND p.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g))",
+            Some(1),
+            &[],
+        )
+        .ok()
+        .and_then(|t| t.first().get_one::<bool>().ok().flatten())
+        .unwrap_or(false);
+    HOLDS_SHARDS.set(Some((holds, now + Duration::from_secs(10))));
+    holds
+}
+
 /// `counter_add_direct(name, delta, slot)`: adds delta to slot `slot % shards` of counter
 /// `name` in the shard tables of this node, and returns true; returns false, having written
 /// nothing, where the caller must take another path: no Citus, the shard on another node, no
@@ -115,6 +145,9 @@ fn counter_add_direct(name: &str, delta: i64, slot: i32) -> bool {
         return false;
     };
     Spi::connect_mut(|client| {
+        if !holds_shards(client) {
+            return None;
+        }
         // `update`, not `select`: each statement then runs in a new snapshot.
         let (shard, slot_shard) = FIND.with(|cell| {
             let mut cell = cell.borrow_mut();
