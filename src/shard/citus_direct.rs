@@ -8,7 +8,11 @@
 //! the placement), and only then is the placement read, in a new snapshot. Without the lock a
 //! move lost increments written to the old placement after its copy began (measured by hand).
 //! The transaction is marked for two-phase commit, as Citus marks its own local writes, so that
-//! a transaction that also writes another node commits on both or neither.
+//! a transaction that also writes another node commits on both or neither: through Citus's
+//! `Use2PCForCoordinatedTransaction` where the citus library exports it (built for 15), else, as
+//! PostgreSQL 16 and later build extensions with hidden symbols, at pre-commit: if Citus then
+//! coordinates a distributed transaction, a write that matches no row of the counter's shard is
+//! sent through Citus's local executor, which marks it as it marks any local write.
 
 use ahash::AHashMap as HashMap;
 use pgrx::PgOid;
@@ -29,6 +33,13 @@ thread_local! {
     static HOLDS_SHARDS: Cell<Option<(bool, Instant)>> = const { Cell::new(None) };
     /// The upsert into one pair of co-located shards, by (counter shard, slot shard).
     static UPSERTS: RefCell<HashMap<(i64, i64), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+    /// Without Citus's symbol: a counter written directly in this transaction and the role that
+    /// wrote it (counter_add's owner), for the two-phase-commit mark at pre-commit.
+    static MARK_AT_PRE_COMMIT: RefCell<Option<(String, pg_sys::Oid)>> = const { RefCell::new(None) };
+    /// Whether the pre-commit callback is registered (once per backend).
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    /// The pre-commit mark's two statements.
+    static MARK_STATEMENTS: RefCell<Option<(OwnedPreparedStatement, OwnedPreparedStatement)>> = const { RefCell::new(None) };
 }
 
 fn use_2pc() -> Option<Use2pc> {
@@ -47,6 +58,98 @@ fn use_2pc() -> Option<Use2pc> {
         .then(|| unsafe { std::mem::transmute::<*mut std::ffi::c_void, Use2pc>(symbol) });
     USE_2PC.set(Some(found));
     found
+}
+
+/// Where Citus's symbol is not found: the two-phase-commit mark is made at pre-commit, for the
+/// counter `name` just written directly. The callback is registered after Citus's (a preloaded
+/// library), and PostgreSQL calls the later registered first, so Citus sees the mark when it
+/// decides how to commit.
+fn mark_2pc_at_pre_commit(name: &str) {
+    MARK_AT_PRE_COMMIT.with(|cell| {
+        let mut pending = cell.borrow_mut();
+        if pending.is_none() {
+            *pending = Some((name.to_owned(), unsafe { pg_sys::GetUserId() }));
+        }
+    });
+    if !CALLBACK_REGISTERED.get() {
+        unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
+        CALLBACK_REGISTERED.set(true);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn at_transaction_end(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT {
+        if let Some((name, owner)) = MARK_AT_PRE_COMMIT.with(|cell| cell.borrow_mut().take()) {
+            mark_2pc_through_citus(&name, owner);
+        }
+    } else if matches!(
+        event,
+        pg_sys::XactEvent::XACT_EVENT_COMMIT
+            | pg_sys::XactEvent::XACT_EVENT_ABORT
+            | pg_sys::XactEvent::XACT_EVENT_PREPARE
+    ) {
+        MARK_AT_PRE_COMMIT.with(|cell| cell.borrow_mut().take());
+    }
+}
+
+/// If Citus coordinates a distributed transaction here (it has a distributed transaction id:
+/// this node started remote work, or takes part in another node's), a DELETE that matches no
+/// row of the counter's shard, through Citus: the shard is still on this node (its metadata
+/// lock is held since the direct write), so Citus's local executor runs it and marks the
+/// transaction for two-phase commit. As counter_add's owner: the caller may not write the table.
+fn mark_2pc_through_citus(name: &str, owner: pg_sys::Oid) {
+    let (mut saved_user, mut saved_context) = (pg_sys::Oid::INVALID, 0);
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+        // No portal is active at pre-commit, so no snapshot either: SPI needs one.
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    Spi::connect_mut(|client| {
+        MARK_STATEMENTS.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let (coordinated, mark) = cell.get_or_insert_with(|| {
+                let coordinated = client
+                    .prepare_mut(
+                        "SELECT (pg_catalog.get_current_transaction_id()).transaction_number \
+                                OPERATOR(pg_catalog.<>) 0",
+                        &[],
+                    )
+                    .unwrap_or_else(|e| error!("counter_add_direct: {e}"))
+                    .keep();
+                let mark = client
+                    .prepare_mut(
+                        "DELETE FROM distcount.counter \
+                          WHERE name OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.<>) id",
+                        &[TEXT],
+                    )
+                    .unwrap_or_else(|e| error!("counter_add_direct: {e}"))
+                    .keep();
+                (coordinated, mark)
+            });
+            let in_distributed_transaction = client
+                .select(&*coordinated, Some(1), &[])
+                .ok()
+                .and_then(|t| t.first().get_one::<bool>().ok().flatten())
+                .unwrap_or(true);
+            if in_distributed_transaction {
+                client
+                    .update(&*mark, None, &[name.into()])
+                    .unwrap_or_else(|e| error!("counter_add_direct: {e}"));
+            }
+        })
+    });
+    unsafe {
+        pg_sys::PopActiveSnapshot();
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+    }
 }
 
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
@@ -133,8 +236,8 @@ fn holds_shards(client: &mut SpiClient<'_>) -> bool {
 /// nothing, where the caller must take another path: no Citus, the shard on another node, no
 /// such counter or one in mode deltas, a transaction that is not READ COMMITTED (the placement
 /// must be read in a snapshot taken after the lock), Citus's local execution off (a routed
-/// statement of the same transaction would then reach this shard through another connection),
-/// or Citus's two-phase-commit switch not found.
+/// statement of the same transaction would then reach this shard through another connection).
+/// The transaction is marked for two-phase commit, through Citus's switch or at pre-commit.
 #[pg_extern(sql = false)]
 fn counter_add_direct(name: &str, delta: i64, slot: i32) -> bool {
     if !super::counter_on_citus()
@@ -142,9 +245,6 @@ fn counter_add_direct(name: &str, delta: i64, slot: i32) -> bool {
     {
         return false;
     }
-    let Some(use_2pc) = use_2pc() else {
-        return false;
-    };
     Spi::connect_mut(|client| {
         if !holds_shards(client) {
             return None;
@@ -175,7 +275,10 @@ fn counter_add_direct(name: &str, delta: i64, slot: i32) -> bool {
             if written.is_empty() {
                 return None; // moved away, or no such counter in mode slots
             }
-            unsafe { use_2pc() };
+            match use_2pc() {
+                Some(use_2pc) => unsafe { use_2pc() },
+                None => mark_2pc_at_pre_commit(name),
+            }
             Some(())
         })
     })
