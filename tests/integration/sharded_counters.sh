@@ -59,7 +59,8 @@ SQL
         sql -c "SELECT distcount.counter_rollup('views')" >/dev/null
         sql -c "SELECT distcount.counter_reshard('fresh', 40)" >/dev/null 2>&1 || true
         n=$((n + 1))
-        echo "$n" >"$WORK/cycles"
+        # Renamed into place: the kill below can land between a truncation and its write.
+        echo "$n" >"$WORK/cycles.new" && mv "$WORK/cycles.new" "$WORK/cycles"
         sleep 0.1
     done
 ) &
