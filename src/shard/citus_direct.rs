@@ -116,22 +116,18 @@ fn mark_2pc_through_citus(name: &str, owner: pg_sys::Oid) {
         MARK_STATEMENTS.with(|cell| {
             let mut cell = cell.borrow_mut();
             let (coordinated, mark) = cell.get_or_insert_with(|| {
-                let coordinated = client
-                    .prepare_mut(
-                        "SELECT (pg_catalog.get_current_transaction_id()).transaction_number \
+                let coordinated = kept_statement(
+                    client,
+                    "SELECT (pg_catalog.get_current_transaction_id()).transaction_number \
                                 OPERATOR(pg_catalog.<>) 0",
-                        &[],
-                    )
-                    .unwrap_or_else(|e| error!("counter_add_direct: {e}"))
-                    .keep();
-                let mark = client
-                    .prepare_mut(
-                        "DELETE FROM distcount.counter \
+                    &[],
+                );
+                let mark = kept_statement(
+                    client,
+                    "DELETE FROM distcount.counter \
                           WHERE name OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.<>) id",
-                        &[TEXT],
-                    )
-                    .unwrap_or_else(|e| error!("counter_add_direct: {e}"))
-                    .keep();
+                    &[TEXT],
+                );
                 (coordinated, mark)
             });
             let in_distributed_transaction = client
@@ -152,6 +148,18 @@ fn mark_2pc_through_citus(name: &str, owner: pg_sys::Oid) {
     }
 }
 
+/// `sql` prepared and kept for the session; a failure is this function's error.
+fn kept_statement(
+    client: &mut SpiClient<'_>,
+    sql: &str,
+    types: &[PgOid],
+) -> OwnedPreparedStatement {
+    client
+        .prepare_mut(sql, types)
+        .unwrap_or_else(|e| error!("counter_add_direct: {e}"))
+        .keep()
+}
+
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
 const INT8: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT8OID);
 const INT4: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT4OID);
@@ -160,9 +168,9 @@ const INT4: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT4OID);
 /// (read before the lock; the upsert reads it again after), the shard's metadata lock in share
 /// mode (5), as Citus's router writes take it: one lock covers the co-located shards.
 fn find_statement(client: &mut SpiClient<'_>) -> OwnedPreparedStatement {
-    client
-        .prepare_mut(
-            "SELECT s.shard, s.slot_shard, \
+    kept_statement(
+        client,
+        "SELECT s.shard, s.slot_shard, \
                     CASE WHEN s.here THEN pg_catalog.lock_shard_metadata(5, ARRAY[s.shard]) IS NULL END \
                FROM (SELECT c.shard, c.slot_shard, EXISTS ( \
                             SELECT FROM pg_catalog.pg_dist_placement p \
@@ -170,10 +178,8 @@ fn find_statement(client: &mut SpiClient<'_>) -> OwnedPreparedStatement {
                                AND p.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)) AS here \
                        FROM (SELECT pg_catalog.get_shard_id_for_distribution_column('distcount.counter'::pg_catalog.regclass, $1) AS shard, \
                                     pg_catalog.get_shard_id_for_distribution_column('distcount.counter_slot'::pg_catalog.regclass, $1) AS slot_shard) c) s",
-            &[TEXT],
-        )
-        .unwrap_or_else(|e| error!("counter_add_direct: {e}"))
-        .keep()
+        &[TEXT],
+    )
 }
 
 /// The upsert into one pair of co-located shards, as counter_add's statement on a plain node,
@@ -199,10 +205,7 @@ fn upsert_statement(
          ON CONFLICT ON CONSTRAINT counter_slot_pkey_{slot_shard} \
          DO UPDATE SET value = s.value OPERATOR(pg_catalog.+) EXCLUDED.value"
     );
-    client
-        .prepare_mut(sql.as_str(), &[TEXT, INT4, INT8])
-        .unwrap_or_else(|e| error!("counter_add_direct: {e}"))
-        .keep()
+    kept_statement(client, &sql, &[TEXT, INT4, INT8])
 }
 
 /// Whether this node holds any shard of distcount.counter, asked at most every 10 seconds. Only
@@ -271,7 +274,7 @@ fn counter_add_direct(name: &str, delta: i64, slot: i32) -> bool {
                 .or_insert_with(|| upsert_statement(client, shard, slot_shard));
             let written = client
                 .update(&*upsert, None, &[name.into(), slot.into(), delta.into()])
-                .unwrap_or_else(|e| error!("{e}"));
+                .unwrap_or_else(|e| error!("counter_add_direct: {e}"));
             if written.is_empty() {
                 return None; // moved away, or no such counter in mode slots
             }
