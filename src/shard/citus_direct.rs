@@ -26,11 +26,8 @@ type Use2pc = unsafe extern "C-unwind" fn();
 thread_local! {
     /// Citus's `Use2PCForCoordinatedTransaction`, looked up once (None: not found).
     static USE_2PC: Cell<Option<Option<Use2pc>>> = const { Cell::new(None) };
-    /// The statement that finds and locks the counter's shard.
-    static FIND: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
-    /// Whether this node held a shard of distcount.counter when last asked, and when to ask
-    /// again: a node without one (the coordinator) takes the routed path without a lookup.
-    static HOLDS_SHARDS: Cell<Option<(bool, Instant)>> = const { Cell::new(None) };
+    /// Where the counter shards are (None when not usable), and until when to trust it.
+    static SHARD_MAP: RefCell<Option<(Option<ShardMap>, Instant)>> = const { RefCell::new(None) };
     /// The upsert into one pair of co-located shards, by (counter shard, slot shard).
     static UPSERTS: RefCell<HashMap<(i64, i64), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
     /// Without Citus's symbol: a counter written directly in this transaction and the role that
@@ -164,29 +161,8 @@ const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
 const INT8: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT8OID);
 const INT4: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT4OID);
 
-/// The counter's shard and its co-located slot shard, and, when this node seems to hold them
-/// (read before the lock; the upsert reads it again after), the shard's metadata lock in share
-/// mode (5), as Citus's router writes take it: one lock covers the co-located shards.
-fn find_statement(client: &mut SpiClient<'_>) -> OwnedPreparedStatement {
-    kept_statement(
-        client,
-        "SELECT s.shard, s.slot_shard, \
-                    CASE WHEN s.here THEN pg_catalog.lock_shard_metadata(5, ARRAY[s.shard]) IS NULL END \
-               FROM (SELECT c.shard, c.slot_shard, EXISTS ( \
-                            SELECT FROM pg_catalog.pg_dist_placement p \
-                             WHERE p.shardid OPERATOR(pg_catalog.=) c.shard \
-                               AND p.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)) AS here \
-                       FROM (SELECT pg_catalog.get_shard_id_for_distribution_column('distcount.counter'::pg_catalog.regclass, $1) AS shard, \
-                                    pg_catalog.get_shard_id_for_distribution_column('distcount.counter_slot'::pg_catalog.regclass, $1) AS slot_shard) c) s",
-        &[TEXT],
-    )
-}
-
-/// The upsert into one pair of co-located shards, as counter_add's statement on a plain node,
-/// guarded by the placements read again (a statement after the lock's, so a new snapshot) and
-/// by Citus's local execution being on (else a routed statement of the same transaction would
-/// reach these shards through another connection). Shard ids are integers; Citus names a
-/// shard's constraints after it too.
+/// The upsert into one pair of co-located shards, as counter_add's statement on a plain node.
+/// Shard ids are integers; Citus names a shard's constraints after it too.
 fn upsert_statement(
     client: &mut SpiClient<'_>,
     shard: i64,
@@ -197,41 +173,244 @@ fn upsert_statement(
          SELECT c.id, $2 OPERATOR(pg_catalog.%) c.shards, $3, c.name \
            FROM distcount.counter_{shard} c \
           WHERE c.name OPERATOR(pg_catalog.=) $1 AND c.mode OPERATOR(pg_catalog.=) 'slots' \
-            AND pg_catalog.current_setting('citus.enable_local_execution')::pg_catalog.bool \
-            AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement p \
-                  WHERE p.shardid OPERATOR(pg_catalog.=) ANY (ARRAY[{shard}, {slot_shard}]::pg_catalog.int8[]) \
-                    AND p.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)) \
-                OPERATOR(pg_catalog.=) 2 \
          ON CONFLICT ON CONSTRAINT counter_slot_pkey_{slot_shard} \
          DO UPDATE SET value = s.value OPERATOR(pg_catalog.+) EXCLUDED.value"
     );
     kept_statement(client, &sql, &[TEXT, INT4, INT8])
 }
 
-/// Whether this node holds any shard of distcount.counter, asked at most every 10 seconds. Only
-/// a shortcut: a stale answer either way costs a lookup or sends a write the routed way, both
-/// correct.
-fn holds_shards(client: &mut SpiClient<'_>) -> bool {
-    let now = Instant::now();
-    if let Some((holds, until)) = HOLDS_SHARDS.get()
-        && now < until
-    {
-        return holds;
+/// Whether Citus's local execution is on: when off, a routed statement of the same
+/// transaction would reach the shard through another connection.
+fn local_execution_on() -> bool {
+    let value =
+        unsafe { pg_sys::GetConfigOption(c"citus.enable_local_execution".as_ptr(), true, false) };
+    !value.is_null() && unsafe { std::ffi::CStr::from_ptr(value) }.to_bytes() == b"on"
+}
+
+/// Whether node group `group` holds every shard of `shards`, read from `pg_dist_placement` in
+/// a snapshot taken now (after the shard's metadata lock: a move that switched the placement
+/// committed before the lock was granted). One index probe per shard.
+fn placed_here(catalog: &PlacementCatalog, shards: [i64; 2], group: i32) -> bool {
+    // Citus 13.2's pg_dist_placement: (placementid, shardid, shardstate, shardlength, groupid).
+    const SHARDID: i16 = 2;
+    const GROUPID: usize = 4;
+    const COLUMNS: usize = 5;
+    unsafe {
+        let relation =
+            pg_sys::table_open(catalog.table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        if (*(*relation).rd_att).natts as usize != COLUMNS {
+            pg_sys::table_close(relation, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            return false;
+        }
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let mut all_here = true;
+        for shard in shards {
+            let mut key = std::mem::zeroed::<pg_sys::ScanKeyData>();
+            pg_sys::ScanKeyInit(
+                &mut key,
+                SHARDID,
+                pg_sys::BTEqualStrategyNumber as u16,
+                pg_sys::Oid::from(pg_sys::F_INT8EQ),
+                pg_sys::Datum::from(shard),
+            );
+            let scan = pg_sys::systable_beginscan(
+                relation,
+                catalog.shard_index,
+                true,
+                snapshot,
+                1,
+                &mut key,
+            );
+            let mut here = false;
+            loop {
+                let tuple = pg_sys::systable_getnext(scan);
+                if tuple.is_null() {
+                    break;
+                }
+                let mut values = [pg_sys::Datum::from(0usize); COLUMNS];
+                let mut nulls = [true; COLUMNS];
+                pg_sys::heap_deform_tuple(
+                    tuple,
+                    (*relation).rd_att,
+                    values.as_mut_ptr(),
+                    nulls.as_mut_ptr(),
+                );
+                if !nulls[GROUPID] && values[GROUPID].value() as i32 == group {
+                    here = true;
+                }
+            }
+            pg_sys::systable_endscan(scan);
+            if !here {
+                all_here = false;
+                break;
+            }
+        }
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::table_close(relation, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        all_here
     }
-    let holds = client
-        .select(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_placement p \
-                     JOIN pg_catalog.pg_dist_shard s ON s.shardid OPERATOR(pg_catalog.=) p.shardid \
-                    WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter'::pg_catalog.regclass \
-                      AND p.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g))",
-            Some(1),
-            &[],
-        )
-        .ok()
-        .and_then(|t| t.first().get_one::<bool>().ok().flatten())
-        .unwrap_or(false);
-    HOLDS_SHARDS.set(Some((holds, now + Duration::from_secs(10))));
-    holds
+}
+
+/// Citus's placement catalog and its index by shard id.
+#[derive(Clone, Copy)]
+struct PlacementCatalog {
+    table: pg_sys::Oid,
+    shard_index: pg_sys::Oid,
+}
+
+/// Where the counter shards are, as this session last read it from Citus's metadata: the
+/// co-location group of the counter tables, and per shard index (Citus orders a table's shards
+/// by their hash range) the range, the two co-located shard ids and whether this node holds
+/// them. Only a shortcut: the upsert reads the placements again after the lock, so a stale map
+/// costs a lock and a routed write (a shard moved here is written the routed way until the
+/// next read). Shard ids are never reused: a split or a new shard count makes new ones.
+struct ShardMap {
+    colocation: u32,
+    shards: Vec<CounterShard>,
+    /// This node's group, and where to read placements.
+    group: i32,
+    catalog: PlacementCatalog,
+}
+
+struct CounterShard {
+    min_hash: i32,
+    max_hash: i32,
+    shard: i64,
+    slot_shard: i64,
+    here: bool,
+}
+
+impl ShardMap {
+    /// Read from Citus's metadata; None when the two counter tables are not co-located in
+    /// hash ranges that match (no direct writes then).
+    fn read(client: &mut SpiClient<'_>) -> Option<ShardMap> {
+        let node = client
+            .select(
+                "SELECT (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g), \
+                        pg_catalog.to_regclass('pg_catalog.pg_dist_placement')::pg_catalog.oid, \
+                        pg_catalog.to_regclass('pg_catalog.pg_dist_placement_shardid_index')::pg_catalog.oid",
+                Some(1),
+                &[],
+            )
+            .unwrap_or_else(|e| error!("counter_add_direct: {e}"));
+        let node = node.first();
+        let group = node.get::<i32>(1).ok()??;
+        let catalog = PlacementCatalog {
+            table: node.get::<pg_sys::Oid>(2).ok()??,
+            shard_index: node.get::<pg_sys::Oid>(3).ok()??,
+        };
+        let rows = client
+            .select(
+                "SELECT (SELECT p.colocationid FROM pg_catalog.pg_dist_partition p \
+                          WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter'::pg_catalog.regclass), \
+                        (SELECT p.colocationid FROM pg_catalog.pg_dist_partition p \
+                          WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter_slot'::pg_catalog.regclass), \
+                        s.shardid, s.shardminvalue::pg_catalog.int4, s.shardmaxvalue::pg_catalog.int4, \
+                        t.shardid, t.shardminvalue::pg_catalog.int4, t.shardmaxvalue::pg_catalog.int4, \
+                        (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement p \
+                          WHERE p.shardid OPERATOR(pg_catalog.=) ANY (ARRAY[s.shardid, t.shardid]) \
+                            AND p.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)) \
+                        OPERATOR(pg_catalog.=) 2 \
+                   FROM (SELECT *, pg_catalog.row_number() OVER (ORDER BY x.shardminvalue::pg_catalog.int4) AS i \
+                           FROM pg_catalog.pg_dist_shard x \
+                          WHERE x.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter'::pg_catalog.regclass) s \
+                   FULL JOIN (SELECT *, pg_catalog.row_number() OVER (ORDER BY x.shardminvalue::pg_catalog.int4) AS i \
+                           FROM pg_catalog.pg_dist_shard x \
+                          WHERE x.logicalrelid OPERATOR(pg_catalog.=) 'distcount.counter_slot'::pg_catalog.regclass) t \
+                     ON t.i OPERATOR(pg_catalog.=) s.i \
+                  ORDER BY s.i",
+                None,
+                &[],
+            )
+            .unwrap_or_else(|e| error!("counter_add_direct: {e}"));
+        let mut colocation = None;
+        let mut shards = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (Some(counter_group), Some(slot_group)) =
+                (row.get::<i32>(1).ok()?, row.get::<i32>(2).ok()?)
+            else {
+                return None;
+            };
+            if counter_group != slot_group {
+                return None;
+            }
+            if counter_group == 0 {
+                return None; // not co-located: Citus would lock by shard id
+            }
+            colocation = Some(counter_group as u32);
+            let shard = CounterShard {
+                shard: row.get::<i64>(3).ok()??,
+                min_hash: row.get::<i32>(4).ok()??,
+                max_hash: row.get::<i32>(5).ok()??,
+                slot_shard: row.get::<i64>(6).ok()??,
+                here: row.get::<bool>(9).ok()??,
+            };
+            let same_range = row.get::<i32>(7).ok()?? == shard.min_hash
+                && row.get::<i32>(8).ok()?? == shard.max_hash;
+            if !same_range {
+                return None;
+            }
+            shards.push(shard);
+        }
+        Some(ShardMap {
+            colocation: colocation?,
+            shards,
+            group,
+            catalog,
+        })
+    }
+
+    /// The shard index and shards of `name`, when this node seems to hold them: Citus hashes
+    /// a text distribution value with `hashtext` under the column's collation (the default).
+    fn local_shards(&self, name: &str) -> Option<(u32, &CounterShard)> {
+        let hash = unsafe {
+            let text = pg_sys::cstring_to_text_with_len(name.as_ptr().cast(), name.len() as i32);
+            let datum = pg_sys::OidFunctionCall1Coll(
+                pg_sys::Oid::from(pg_sys::F_HASHTEXT),
+                pg_sys::DEFAULT_COLLATION_OID,
+                pg_sys::Datum::from(text),
+            );
+            pg_sys::pfree(text.cast());
+            datum.value() as i32
+        };
+        let index = self.shards.partition_point(|s| s.max_hash < hash);
+        let shard = self.shards.get(index)?;
+        (shard.min_hash <= hash && shard.here).then_some((index as u32, shard))
+    }
+}
+
+/// How long a shard map is trusted; after a shard was found moved away, it is read again
+/// sooner, but not more often than this.
+const MAP_LIFETIME: Duration = Duration::from_secs(10);
+const MAP_REREAD_AFTER_MISS: Duration = Duration::from_secs(1);
+
+/// After a shard was found elsewhere than the map says: the map is read again soon.
+fn forget_shard_map_soon() {
+    SHARD_MAP.with(|cell| {
+        if let Some((_, until)) = cell.borrow_mut().as_mut() {
+            *until = (*until).min(Instant::now() + MAP_REREAD_AFTER_MISS);
+        }
+    });
+}
+
+/// The shard's metadata lock in share mode, as Citus's router writes take it
+/// (`LockShardDistributionMetadata`): for a hash-distributed table in a co-location group, one
+/// advisory lock per shard index and group, which covers the co-located shards; a shard move
+/// takes it exclusively on every node before it switches the placements.
+fn lock_shard_metadata(colocation: u32, shard_index: u32) {
+    // SET_LOCKTAG_COLOCATED_SHARDS_METADATA_RESOURCE of Citus 13.2's resource_lock.h: class 8.
+    const COLOCATED_SHARDS_METADATA: u16 = 8;
+    let tag = pg_sys::LOCKTAG {
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: shard_index,
+        locktag_field3: colocation,
+        locktag_field4: COLOCATED_SHARDS_METADATA,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+    };
+    unsafe {
+        pg_sys::LockAcquire(&tag, pg_sys::ShareLock as pg_sys::LOCKMODE, false, false);
+    }
 }
 
 /// `counter_add_direct(name, delta, slot)`: adds delta to slot `slot % shards` of counter
@@ -245,28 +424,34 @@ fn holds_shards(client: &mut SpiClient<'_>) -> bool {
 fn counter_add_direct(name: &str, delta: i64, slot: i32) -> bool {
     if !super::counter_on_citus()
         || unsafe { pg_sys::XactIsoLevel } != pg_sys::XACT_READ_COMMITTED as i32
+        || !local_execution_on()
     {
         return false;
     }
     Spi::connect_mut(|client| {
-        if !holds_shards(client) {
-            return None;
-        }
-        // `update`, not `select`: each statement then runs in a new snapshot.
-        let (shard, slot_shard) = FIND.with(|cell| {
+        let (index, shard, slot_shard, colocation, group, catalog) = SHARD_MAP.with(|cell| {
             let mut cell = cell.borrow_mut();
-            let find = cell.get_or_insert_with(|| find_statement(client));
-            let found = client
-                .update(&*find, Some(1), &[name.into()])
-                .unwrap_or_else(|e| error!("counter_add_direct: {e}"));
-            let row = found.first();
-            let locked = row.get::<bool>(3).ok().flatten().is_some();
-            locked.then_some(())?;
+            let now = Instant::now();
+            let fresh = matches!(&*cell, Some((_, until)) if now < *until);
+            if !fresh {
+                *cell = Some((ShardMap::read(client), now + MAP_LIFETIME));
+            }
+            let map = cell.as_ref()?.0.as_ref()?;
+            let (index, s) = map.local_shards(name)?;
             Some((
-                row.get::<i64>(1).ok().flatten()?,
-                row.get::<i64>(2).ok().flatten()?,
+                index,
+                s.shard,
+                s.slot_shard,
+                map.colocation,
+                map.group,
+                map.catalog,
             ))
         })?;
+        lock_shard_metadata(colocation, index);
+        if !placed_here(&catalog, [shard, slot_shard], group) {
+            forget_shard_map_soon();
+            return None; // moved away
+        }
         UPSERTS.with(|cell| {
             let mut upserts = cell.borrow_mut();
             let upsert = upserts
@@ -276,7 +461,7 @@ fn counter_add_direct(name: &str, delta: i64, slot: i32) -> bool {
                 .update(&*upsert, None, &[name.into(), slot.into(), delta.into()])
                 .unwrap_or_else(|e| error!("counter_add_direct: {e}"));
             if written.is_empty() {
-                return None; // moved away, or no such counter in mode slots
+                return None; // no such counter in mode slots
             }
             match use_2pc() {
                 Some(use_2pc) => unsafe { use_2pc() },

@@ -175,6 +175,23 @@ check "counter_add_direct with Citus's local execution off: no" f \
     "$(on "$f_home" -c "SET citus.enable_local_execution = off" -c "SELECT distcount.counter_add_direct('f', 2, 0)")"
 check "counter_add_direct is not the application's to call: 42501" 42501 \
     "$(sqlstate "$f_home" app "SELECT distcount.counter_add_direct('f', 2, 0)")"
+# The lock a direct write holds is the one a shard move takes (exclusively, through
+# lock_shard_metadata, on every node) before it switches the placements: while a direct write's
+# transaction is open, that lock is not granted.
+(on "$f_home" -c "BEGIN" -c "SELECT distcount.counter_add_direct('f', 0, 0)" \
+    -c "SELECT pg_sleep(6) /* direct-lock-holder */" -c "ROLLBACK" >/dev/null) &
+holder=$!
+for _ in $(seq 1 50); do
+    [ "$(on "$f_home" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%/* direct-lock-holder */' AND state = 'active' AND pid <> pg_backend_pid()")" = 1 ] && break
+    sleep 0.2
+done
+check "a direct write holds the metadata lock a shard move takes: 55P03 for the move's lock" 55P03 \
+    "$(sqlstate "$f_home" postgres "SET lock_timeout = '500ms'; SELECT lock_shard_metadata(7, ARRAY[get_shard_id_for_distribution_column('distcount.counter', 'f')])")"
+check "... and for the co-located slot shard's" 55P03 \
+    "$(sqlstate "$f_home" postgres "SET lock_timeout = '500ms'; SELECT lock_shard_metadata(7, ARRAY[get_shard_id_for_distribution_column('distcount.counter_slot', 'f')])")"
+wait "$holder"
+check "... and granted once it ends" ok \
+    "$(sqlstate "$f_home" postgres "SET lock_timeout = '500ms'; SELECT lock_shard_metadata(7, ARRAY[get_shard_id_for_distribution_column('distcount.counter', 'f')])")"
 as_app "$f_home" "SELECT distcount.counter_add('f', 1)" >/dev/null
 check "counter_value('f') after one direct write and a counter_add on its node" 16 "$(as_app coord "SELECT distcount.counter_value('f')")"
 check "no 'no-such' counter was made" "" "$(sql -c "SELECT distcount.counter_value('no-such')")"
