@@ -1,7 +1,8 @@
 //! Counter writes on a Citus node that holds the counter's shard, straight into the shard
 //! tables (`distcount.counter_<shard>`, `distcount.counter_slot_<shard>`), without Citus's
 //! planner and executor: a routed increment cost 4.2 to 4.8 times a plain node's CPU, a direct
-//! one 2.5 to 2.7 times (README, Sharded counters on Citus).
+//! one 1.7 times (README, Sharded counters on Citus). The shard is found, locked and its
+//! placement checked without a statement (a statement for that cost a third of the call).
 //!
 //! Safe against shard moves as Citus's own router writes are: the shard's metadata lock is
 //! taken in share mode first (a move takes it exclusively, on every node, before it switches
