@@ -594,6 +594,33 @@ CREATE FUNCTION citus_setup(shard_count integer DEFAULT NULL) RETURNS text
 REVOKE ALL ON FUNCTION citus_setup(integer) FROM PUBLIC;
 COMMENT ON FUNCTION citus_setup(integer) IS 'On a Citus coordinator: distributes distcount.counter, counter_slot and counter_delta by counter name, co-located (shard_count shards, default citus.shard_count), so that every statement of the counter functions is routed to the counter''s shard. Call it once after CREATE EXTENSION pg_distcount, and again after adding nodes. Idempotent.';
 
+-- For applications that connect each increment to its counter's node: there counter_add
+-- writes the shard tables directly, at a fraction of a routed write's cost (README, Sharded
+-- counters on Citus). A name needs no counter: it is where counter_add would create it. As
+-- the owner: Citus's shard lookup asks for SELECT on distcount.counter.
+CREATE FUNCTION counter_node(name text, OUT nodename text, OUT nodeport integer)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+        PERFORM distcount.counter_check_name(counter_node.name);
+        IF NOT distcount.counter_on_citus() THEN
+            RAISE EXCEPTION 'distcount.counter_node() needs Citus'
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Without Citus every counter is on this server.';
+        END IF;
+        SELECT n.nodename, n.nodeport INTO counter_node.nodename, counter_node.nodeport
+          FROM pg_catalog.pg_dist_placement p
+          JOIN pg_catalog.pg_dist_node n ON n.groupid OPERATOR(pg_catalog.=) p.groupid
+         WHERE p.shardid OPERATOR(pg_catalog.=)
+                   pg_catalog.get_shard_id_for_distribution_column('distcount.counter', counter_node.name)
+           AND n.noderole OPERATOR(pg_catalog.=) 'primary'
+         ORDER BY n.nodeid
+         LIMIT 1;
+    END $$;
+REVOKE ALL ON FUNCTION counter_node(text) FROM PUBLIC;
+COMMENT ON FUNCTION counter_node(text) IS 'On Citus: the host and port of the worker that holds counter name''s shard (where counter_add writes directly); 55000 without Citus.';
+
 -- In a trigger on a shard of a distributed table, Citus lets a statement reach shards on the
 -- same node only; a counter elsewhere would fail with Citus's "cannot execute a distributed
 -- query from a query on a shard". Said here, with the supported way.

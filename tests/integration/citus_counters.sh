@@ -122,7 +122,7 @@ for node in coord w1 w2; do
 SET citus.enable_ddl_propagation = off;
 GRANT USAGE ON SCHEMA distcount TO app;
 GRANT EXECUTE ON FUNCTION distcount.counter_add(text, bigint), distcount.counter_value(text),
-    distcount.counter_value_cached(text, interval) TO app;
+    distcount.counter_value_cached(text, interval), distcount.counter_node(text) TO app;
 SQL
 done
 stamp "set up"
@@ -192,6 +192,13 @@ check "... and for the co-located slot shard's" 55P03 \
 wait "$holder"
 check "... and granted once it ends" ok \
     "$(sqlstate "$f_home" postgres "SET lock_timeout = '500ms'; SELECT lock_shard_metadata(7, ARRAY[get_shard_id_for_distribution_column('distcount.counter', 'f')])")"
+# counter_node() names f's node, for an application that connects there, from any node.
+f_home_port="$(eval "$("$CITUS" env "$NAME" "$f_home")" && echo "$PGPORT")"
+for node in coord w1 w2; do
+    check "counter_node('f') as the application on $node: $f_home's port" "$f_home_port" \
+        "$(as_app "$node" "SELECT nodeport FROM distcount.counter_node('f')")"
+done
+check "counter_node(NULL): 22004" 22004 "$(sqlstate w1 app "SELECT distcount.counter_node(NULL)")"
 as_app "$f_home" "SELECT distcount.counter_add('f', 1)" >/dev/null
 check "counter_value('f') after one direct write and a counter_add on its node" 16 "$(as_app coord "SELECT distcount.counter_value('f')")"
 check "no 'no-such' counter was made" "" "$(sql -c "SELECT distcount.counter_value('no-such')")"

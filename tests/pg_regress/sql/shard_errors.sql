@@ -58,3 +58,9 @@ SELECT counter_value_cached('c', '1 hour');
 -- Nothing was lost: the failed operations left every value as it was.
 SELECT counter_value('big'), counter_value('c');
 SELECT counter_drop(name) FROM distcount.counter ORDER BY name;
+
+-- counter_node() says which Citus worker holds a counter; without Citus it says that it needs
+-- Citus, after the name checks.
+SELECT counter_node('c');
+SELECT counter_node(NULL);
+SELECT counter_node('');
