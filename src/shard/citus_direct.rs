@@ -262,7 +262,7 @@ struct PlacementCatalog {
 /// Where the counter shards are, as this session last read it from Citus's metadata: the
 /// co-location group of the counter tables, and per shard index (Citus orders a table's shards
 /// by their hash range) the range, the two co-located shard ids and whether this node holds
-/// them. Only a shortcut: the upsert reads the placements again after the lock, so a stale map
+/// them. Only a shortcut: the placements are read again after the lock, so a stale map
 /// costs a lock and a routed write (a shard moved here is written the routed way until the
 /// next read). Shard ids are never reused: a split or a new shard count makes new ones.
 struct ShardMap {
