@@ -310,7 +310,7 @@ impl ShardMap {
                         t.shardid, t.shardminvalue::pg_catalog.int4, t.shardmaxvalue::pg_catalog.int4, \
                         (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement p \
                           WHERE p.shardid OPERATOR(pg_catalog.=) ANY (ARRAY[s.shardid, t.shardid]) \
-                            AND p.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)) \
+                            AND p.groupid OPERATOR(pg_catalog.=) $1) \
                         OPERATOR(pg_catalog.=) 2 \
                    FROM (SELECT *, pg_catalog.row_number() OVER (ORDER BY x.shardminvalue::pg_catalog.int4) AS i \
                            FROM pg_catalog.pg_dist_shard x \
@@ -321,7 +321,7 @@ impl ShardMap {
                      ON t.i OPERATOR(pg_catalog.=) s.i \
                   ORDER BY s.i",
                 None,
-                &[],
+                &[group.into()],
             )
             .unwrap_or_else(|e| error!("counter_add_direct: {e}"));
         let mut colocation = None;
@@ -361,6 +361,19 @@ impl ShardMap {
         })
     }
 
+    /// The shards of `name`, locked as Citus's router writes lock them and held by this node
+    /// (read after the lock); None, having locked nothing, where the map says they are
+    /// elsewhere, and None, `moved` set, where the placement read after the lock says so.
+    fn lock_local_shards(&self, name: &str, moved: &mut bool) -> Option<(i64, i64)> {
+        let (index, shard) = self.local_shards(name)?;
+        lock_shard_metadata(self.colocation, index);
+        if !placed_here(&self.catalog, [shard.shard, shard.slot_shard], self.group) {
+            *moved = true;
+            return None;
+        }
+        Some((shard.shard, shard.slot_shard))
+    }
+
     /// The shard index and shards of `name`, when this node seems to hold them: Citus hashes
     /// a text distribution value with `hashtext` under the column's collation (the default).
     fn local_shards(&self, name: &str) -> Option<(u32, &CounterShard)> {
@@ -385,15 +398,6 @@ impl ShardMap {
 const MAP_LIFETIME: Duration = Duration::from_secs(10);
 const MAP_REREAD_AFTER_MISS: Duration = Duration::from_secs(1);
 
-/// After a shard was found elsewhere than the map says: the map is read again soon.
-fn forget_shard_map_soon() {
-    SHARD_MAP.with(|cell| {
-        if let Some((_, until)) = cell.borrow_mut().as_mut() {
-            *until = (*until).min(Instant::now() + MAP_REREAD_AFTER_MISS);
-        }
-    });
-}
-
 /// The shard's metadata lock in share mode, as Citus's router writes take it
 /// (`LockShardDistributionMetadata`): for a hash-distributed table in a co-location group, one
 /// advisory lock per shard index and group, which covers the co-located shards; a shard move
@@ -401,14 +405,7 @@ fn forget_shard_map_soon() {
 fn lock_shard_metadata(colocation: u32, shard_index: u32) {
     // SET_LOCKTAG_COLOCATED_SHARDS_METADATA_RESOURCE of Citus 13.2's resource_lock.h: class 8.
     const COLOCATED_SHARDS_METADATA: u16 = 8;
-    let tag = pg_sys::LOCKTAG {
-        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-        locktag_field2: shard_index,
-        locktag_field3: colocation,
-        locktag_field4: COLOCATED_SHARDS_METADATA,
-        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
-        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
-    };
+    let tag = super::advisory_lock_tag(shard_index, colocation, COLOCATED_SHARDS_METADATA);
     unsafe {
         pg_sys::LockAcquire(&tag, pg_sys::ShareLock as pg_sys::LOCKMODE, false, false);
     }
@@ -430,29 +427,20 @@ fn counter_add_direct(name: &str, delta: i64, slot: i32) -> bool {
         return false;
     }
     Spi::connect_mut(|client| {
-        let (index, shard, slot_shard, colocation, group, catalog) = SHARD_MAP.with(|cell| {
+        let (shard, slot_shard) = SHARD_MAP.with(|cell| {
             let mut cell = cell.borrow_mut();
             let now = Instant::now();
-            let fresh = matches!(&*cell, Some((_, until)) if now < *until);
-            if !fresh {
+            if !matches!(&*cell, Some((_, until)) if now < *until) {
                 *cell = Some((ShardMap::read(client), now + MAP_LIFETIME));
             }
-            let map = cell.as_ref()?.0.as_ref()?;
-            let (index, s) = map.local_shards(name)?;
-            Some((
-                index,
-                s.shard,
-                s.slot_shard,
-                map.colocation,
-                map.group,
-                map.catalog,
-            ))
+            let (map, until) = cell.as_mut()?;
+            let mut moved = false;
+            let found = map.as_ref()?.lock_local_shards(name, &mut moved);
+            if moved {
+                *until = (*until).min(now + MAP_REREAD_AFTER_MISS);
+            }
+            found
         })?;
-        lock_shard_metadata(colocation, index);
-        if !placed_here(&catalog, [shard, slot_shard], group) {
-            forget_shard_map_soon();
-            return None; // moved away
-        }
         UPSERTS.with(|cell| {
             let mut upserts = cell.borrow_mut();
             let upsert = upserts

@@ -33,17 +33,21 @@ thread_local! {
     static SLOT: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
 }
 
-fn slot_lock_tag(slot: i32) -> pg_sys::LOCKTAG {
-    // SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, SLOT_LOCK_CLASS, slot, 2), as
-    // pg_try_advisory_lock(int4, int4) builds it.
+/// An advisory lock's tag in this database, as PostgreSQL's SET_LOCKTAG_ADVISORY builds it.
+fn advisory_lock_tag(key1: u32, key2: u32, kind: u16) -> pg_sys::LOCKTAG {
     pg_sys::LOCKTAG {
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-        locktag_field2: SLOT_LOCK_CLASS,
-        locktag_field3: slot as u32,
-        locktag_field4: 2,
+        locktag_field2: key1,
+        locktag_field3: key2,
+        locktag_field4: kind,
         locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
         locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
     }
+}
+
+/// (SLOT_LOCK_CLASS, slot) with kind 2, as pg_try_advisory_lock(int4, int4) builds it.
+fn slot_lock_tag(slot: i32) -> pg_sys::LOCKTAG {
+    advisory_lock_tag(SLOT_LOCK_CLASS, slot as u32, 2)
 }
 
 fn holds_slot_lock(slot: i32) -> bool {
