@@ -1,6 +1,8 @@
-//! Writing one event: a row in `distcount.outbox` (a cached SPI plan), a transactional logical
-//! decoding message (straight into the WAL), or both with the same id.
+//! Writing one event: a row in `distcount.outbox` (written directly, see `direct`, or by a
+//! cached SPI plan), a transactional logical decoding message (straight into the WAL), or both
+//! with the same id.
 
+use super::direct::{OutboxRow, insert_outbox_row};
 use super::event::{
     Envelope, IdGenerator, Mode, PayloadShape, TimedIds, old_new_payload, uuid_text,
 };
@@ -434,6 +436,18 @@ pub fn text_datum(s: &str) -> pg_sys::Datum {
     }
 }
 
+/// `jsonb` of JSON text (checked already: `session_headers`).
+fn jsonb_datum(json: &str) -> pg_sys::Datum {
+    let text = to_cstring(json.to_string());
+    unsafe {
+        direct_function_call_as_datum(
+            pg_sys::jsonb_in,
+            &[Some(pg_sys::Datum::from(text.as_ptr()))],
+        )
+    }
+    .expect("jsonb_in returns a value")
+}
+
 /// SPI parameter values and their null flags.
 pub fn spi_params<const N: usize>(
     params: [Option<pg_sys::Datum>; N],
@@ -488,6 +502,20 @@ fn insert_row(event: &Event, id: &[u8; 16], headers: Option<&str>, tracing: Opti
         std::ptr::copy_nonoverlapping(id.as_ptr(), ptr, 16);
         pg_sys::Datum::from(ptr)
     };
+    if key == PlanKey::Jsonb {
+        let row = OutboxRow {
+            id: id_datum,
+            aggregate_type: text_datum(event.aggregate_type),
+            aggregate_id: text_datum(event.aggregate_id),
+            event_type: text_datum(event.event_type),
+            payload: payload_a,
+            headers: headers.map(jsonb_datum),
+            tracing: tracing.map(text_datum),
+        };
+        if insert_outbox_row(&row) {
+            return;
+        }
+    }
     let (mut values, nulls) = spi_params([
         Some(id_datum),
         Some(text_datum(event.aggregate_type)),

@@ -6,6 +6,7 @@
 //! event; `sql` holds the trigger functions and other entry points; `outbox.sql` the tables,
 //! the relay (PL/pgSQL) and the views; `citus.sql` the relay over the nodes of a Citus cluster.
 
+mod direct;
 mod emit;
 pub mod event;
 mod row_json;
