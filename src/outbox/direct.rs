@@ -124,9 +124,7 @@ impl OutboxWriter {
                 return None;
             }
             let user = pg_sys::GetUserId();
-            if pg_sys::pg_namespace_aclcheck(schema, user, pg_sys::ACL_USAGE as pg_sys::AclMode)
-                != pg_sys::AclResult::ACLCHECK_OK
-            {
+            if !schema_usage(schema, user) {
                 return None;
             }
             let rel = pg_sys::table_open(relid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
@@ -164,6 +162,18 @@ impl OutboxWriter {
             pg_sys::table_close(self.rel, pg_sys::NoLock as pg_sys::LOCKMODE);
         }
     }
+}
+
+/// Whether `user` has USAGE on schema `schema`.
+unsafe fn schema_usage(schema: pg_sys::Oid, user: pg_sys::Oid) -> bool {
+    let usage = pg_sys::ACL_USAGE as pg_sys::AclMode;
+    #[cfg(feature = "pg15")]
+    let result = unsafe { pg_sys::pg_namespace_aclcheck(schema, user, usage) };
+    // PostgreSQL 16 folded the per-kind checks into object_aclcheck.
+    #[cfg(not(feature = "pg15"))]
+    let result =
+        unsafe { pg_sys::object_aclcheck(pg_sys::NamespaceRelationId, schema, user, usage) };
+    result == pg_sys::AclResult::ACLCHECK_OK
 }
 
 /// Where each column is in the outbox's tuple descriptor, and its indexes, once the relation
