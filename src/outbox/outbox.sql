@@ -220,12 +220,15 @@ CREATE TABLE outbox_pending (
 ) WITH (fillfactor = 70);
 -- Each aggregate's events in seq order, keyed by a bigint hash of the aggregate (the text
 -- columns are rechecked): a claim probes it for the aggregates it reads, an acknowledgement
--- finds its head by it (the id looked up in the outbox first) and the next event to promote.
--- And the heads ready to be claimed (promoted, nacked without delay, retried): a lease taken
--- by a claim is not in that index, so a lease costs one row and one index entry. Expired leases
+-- finds the next event to promote by it. The events by id (a hash index: a lease adds its
+-- entry without key comparisons), by which an acknowledgement finds its heads (looking each
+-- id up in the outbox for its aggregate first cost more than this index's upkeep). And the
+-- heads ready to be claimed (promoted, nacked without delay, retried): a lease taken by a
+-- claim is not in that index, so a lease costs one row and two index entries. Expired leases
 -- are looked for by the first index, once the consumer's next_due has passed.
 CREATE INDEX outbox_pending_aggregate_idx ON outbox_pending
     (consumer, pg_catalog.hashtextextended(aggregateid, pg_catalog.hashtext(aggregatetype)), seq);
+CREATE INDEX outbox_pending_id_idx ON outbox_pending USING hash (id);
 CREATE INDEX outbox_pending_ready_idx ON outbox_pending (consumer, seq) WHERE is_head AND leased_until IS NULL;
 COMMENT ON TABLE outbox_pending IS 'Relay state: events a consumer has read and not yet acknowledged (leased, ready or parked behind their aggregate''s head), with their lease and attempt count.';
 
@@ -346,25 +349,17 @@ DECLARE
     v_more_aggregates text[];
     v_next tid[];
 BEGIN
-    -- Per id its aggregate and seq from the outbox (LIMIT 1: a probe, never a hash join over
-    -- the outbox), then the head by the aggregate index, then the rows by address (as one
+    -- Per id the head by the id index (LIMIT 1: a probe), then the rows by address (as one
     -- DELETE ... USING, the planner drives the join from the table's side, row-level security
     -- hiding its size; the delete checks the id at the address, and so must not name the
     -- consumer, which would let the planner scan the aggregate index instead). The delete
     -- waits for a claim that holds a head (to park events behind it); a head that claim
-    -- changed (has_next) is no longer at that address and is found again in the next round. An event no longer in the outbox (deleted by hand) is not
-    -- found: its head is dead-lettered once its claims run out.
+    -- changed (has_next) is no longer at that address and is found again in the next round.
     FOR round IN 1..10 LOOP
         SELECT array_agg(r.ctid), array_agg(u.id) INTO v_tids, v_tid_ids
           FROM unnest(v_ids) AS u (id)
-         CROSS JOIN LATERAL (SELECT o.seq, o.aggregatetype, o.aggregateid FROM distcount.outbox AS o
-                              WHERE o.id = u.id LIMIT 1) AS e
          CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
-                              WHERE p.consumer = v_consumer
-                                AND hashtextextended(p.aggregateid, hashtext(p.aggregatetype))
-                                    = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
-                                AND p.seq = e.seq AND p.id = u.id AND p.is_head
-                                AND p.aggregatetype = e.aggregatetype AND p.aggregateid = e.aggregateid
+                              WHERE p.id = u.id AND p.consumer = v_consumer AND p.is_head
                                 AND (v_dead OR p.attempts > 0)
                               LIMIT 1) AS r;
         WITH gone AS (
@@ -462,6 +457,7 @@ DECLARE
     v_out distcount.outbox[] := '{}';   -- the events leased from the outbox
     v_chunk distcount.outbox[];
     v_free boolean[];
+    v_more_free boolean[];
     v_busy boolean[];
     v_stuck bigint;
     v_deadline timestamptz;
@@ -594,15 +590,17 @@ BEGIN
         END IF;
         -- A chunk of the window past the cursor: first a small one (a claim that finds the
         -- next events all waiting for heads in flight stops there), then as many as needed.
-        v_n := CASE WHEN v_need = v_batch - coalesce(cardinality(v_ids), 0) THEN 64
+        -- With nothing in flight no event waits: as many as needed at once (the chunk then
+        -- probes nothing; a second chunk would probe the first one's aggregates).
+        v_n := CASE WHEN v_any AND v_need = v_batch - coalesce(cardinality(v_ids), 0) THEN 64
                     ELSE least(greatest(v_need, 64), 100000) END;
-        SELECT array_agg(e.o ORDER BY (e.o).seq) INTO v_chunk
-          FROM (SELECT o FROM distcount.outbox AS o
-                 WHERE o.seq >= c.win_next AND o.seq <= c.win_last
-                   AND o.txid >= pg_snapshot_xmin(c.seen) AND NOT pg_visible_in_snapshot(o.txid, c.seen)
-                   AND pg_visible_in_snapshot(o.txid, c.win)
-                 ORDER BY o.seq LIMIT v_n) AS e;
-        IF v_chunk IS NULL THEN
+        -- (ARRAY of an ordered subquery: in that order, without sorting the rows again.)
+        v_chunk := ARRAY(SELECT o FROM distcount.outbox AS o
+                          WHERE o.seq >= c.win_next AND o.seq <= c.win_last
+                            AND o.txid >= pg_snapshot_xmin(c.seen) AND NOT pg_visible_in_snapshot(o.txid, c.seen)
+                            AND pg_visible_in_snapshot(o.txid, c.win)
+                          ORDER BY o.seq LIMIT v_n);
+        IF cardinality(v_chunk) = 0 THEN
             c.win_next := c.win_last + 1;
             c.win_left := 0;
             CONTINUE;
@@ -610,16 +608,20 @@ BEGIN
         -- Per event (in seq order): busy, when it is its aggregate's first in the chunk and its
         -- aggregate has events in flight; free (leased as the head), when it is the first and
         -- not busy; any other event is parked behind its aggregate's head. The read ends
-        -- (v_cut) before the free event past the ones needed: nfree <= v_need before it.
+        -- (v_cut) before the free event past the ones needed: nfree <= v_need before it. And
+        -- per event whether it is not alone of its aggregate in the chunk (v_more: a free
+        -- head with events parked behind it, has_next; true also when those are past v_cut,
+        -- which costs the acknowledgement only a probe).
         WITH e AS (
             SELECT u.ordinality AS ord, u.seq, u.aggregatetype, u.aggregateid,
                    hashtextextended(u.aggregateid, hashtext(u.aggregatetype)) AS h,
-                   row_number() OVER (PARTITION BY hashtextextended(u.aggregateid, hashtext(u.aggregatetype)),
-                                                   u.aggregatetype COLLATE "C", u.aggregateid COLLATE "C"
-                                      ORDER BY u.seq) = 1 AS first
+                   row_number() OVER (a ORDER BY u.seq) = 1 AS first,
+                   count(*) OVER a > 1 AS more
               FROM unnest(v_chunk) WITH ORDINALITY AS u
+            WINDOW a AS (PARTITION BY hashtextextended(u.aggregateid, hashtext(u.aggregatetype)),
+                                      u.aggregatetype COLLATE "C", u.aggregateid COLLATE "C")
         ), s AS (
-            SELECT e.ord, e.seq, e.first, e.first AND x.busy IS NOT NULL AS busy,
+            SELECT e.ord, e.seq, e.first, e.more, e.first AND x.busy IS NOT NULL AS busy,
                    e.first AND x.busy IS NULL AS free
               FROM e
               LEFT JOIN LATERAL (
@@ -632,11 +634,12 @@ BEGIN
             SELECT s.*, count(*) FILTER (WHERE s.free) OVER (ORDER BY s.ord) AS nfree FROM s
         )
         SELECT array_agg(f.free ORDER BY f.ord), array_agg(f.busy ORDER BY f.ord),
+               array_agg(f.more ORDER BY f.ord),
                min(f.seq) FILTER (WHERE f.free AND f.nfree > v_need),
                count(*) FILTER (WHERE f.free AND f.nfree <= v_need),
                count(*) FILTER (WHERE f.nfree <= v_need),
                count(*) FILTER (WHERE f.first AND f.nfree <= v_need)
-          INTO v_free, v_busy, v_cut, v_leased, v_placed, v_spread
+          INTO v_free, v_busy, v_more_free, v_cut, v_leased, v_placed, v_spread
           FROM f;
         -- Nothing to lease and the events spread over many aggregates in flight: their
         -- acknowledgements will free them soon; parking them would copy each event. (Events
@@ -672,11 +675,9 @@ BEGIN
             SELECT v_consumer, u.id, u.seq, u.aggregatetype, u.aggregateid, v_free[u.ordinality],
                    CASE WHEN v_free[u.ordinality] THEN 1 ELSE 0 END,
                    CASE WHEN v_free[u.ordinality] THEN v_until END,
-                   NOT v_free[u.ordinality] OR u.k > 1
-              FROM (SELECT u.*, count(*) OVER (PARTITION BY hashtextextended(u.aggregateid, hashtext(u.aggregatetype)),
-                                                            u.aggregatetype COLLATE "C", u.aggregateid COLLATE "C") AS k
-                      FROM unnest(v_chunk) WITH ORDINALITY AS u
-                     WHERE v_cut IS NULL OR u.seq < v_cut) AS u
+                   NOT v_free[u.ordinality] OR v_more_free[u.ordinality]
+              FROM unnest(v_chunk) WITH ORDINALITY AS u
+             WHERE v_cut IS NULL OR u.seq < v_cut
             RETURNING p.is_head
         )
         SELECT count(*), count(*) FILTER (WHERE q.is_head) INTO v_placed, v_leased FROM queued AS q;
