@@ -349,19 +349,20 @@ DECLARE
     v_more_aggregates text[];
     v_next tid[];
 BEGIN
-    -- Per id the head by the id index (LIMIT 1: a probe), then the rows by address (as one
-    -- DELETE ... USING, the planner drives the join from the table's side, row-level security
-    -- hiding its size; the delete checks the id at the address, and so must not name the
-    -- consumer, which would let the planner scan the aggregate index instead). The delete
-    -- waits for a claim that holds a head (to park events behind it); a head that claim
-    -- changed (has_next) is no longer at that address and is found again in the next round.
+    -- Per id the head by the id index, then the rows by address (as one DELETE ... USING,
+    -- the planner drives the join from the table's side, row-level security hiding its size).
+    -- Neither names the consumer where the planner could scan the aggregate index by it
+    -- instead, whatever the statistics say: the probe checks it above an OFFSET 0, which no
+    -- qual passes, and the delete checks the id at the address. The delete waits for a claim
+    -- that holds a head (to park events behind it); a head that claim changed (has_next) is no
+    -- longer at that address and is found again in the next round.
     FOR round IN 1..10 LOOP
         SELECT array_agg(r.ctid), array_agg(u.id) INTO v_tids, v_tid_ids
           FROM unnest(v_ids) AS u (id)
-         CROSS JOIN LATERAL (SELECT p.ctid FROM distcount.outbox_pending AS p
-                              WHERE p.id = u.id AND p.consumer = v_consumer AND p.is_head
-                                AND (v_dead OR p.attempts > 0)
-                              LIMIT 1) AS r;
+         CROSS JOIN LATERAL (SELECT p.ctid, p.consumer FROM distcount.outbox_pending AS p
+                              WHERE p.id = u.id AND p.is_head AND (v_dead OR p.attempts > 0)
+                              OFFSET 0) AS r
+         WHERE r.consumer = v_consumer;
         WITH gone AS (
             DELETE FROM distcount.outbox_pending AS p
              USING (SELECT DISTINCT u.t, u.id FROM unnest(v_tids, v_tid_ids) AS u (t, id)) AS u
@@ -461,6 +462,7 @@ DECLARE
     v_busy boolean[];
     v_stuck bigint;
     v_deadline timestamptz;
+    v_timeout text;
     v_any boolean;
     v_n integer;
     v_need integer;
@@ -495,7 +497,19 @@ BEGIN
             c.consumer := NULL;
             EXIT;
         END IF;
-        PERFORM pg_sleep(0.002);
+        -- Another claim holds the row: wait for it until the deadline (a lock wait, woken at
+        -- that claim's commit; lock_timeout only for this wait, then the caller's again).
+        v_timeout := current_setting('lock_timeout');
+        PERFORM set_config('lock_timeout',
+                           greatest(1, ceil(1000 * extract(epoch FROM v_deadline - clock_timestamp())))::text || 'ms',
+                           true);
+        BEGIN
+            SELECT * INTO c FROM distcount.outbox_consumer AS oc WHERE oc.consumer = v_consumer FOR UPDATE;
+        EXCEPTION WHEN lock_not_available THEN
+            c.consumer := NULL;
+        END;
+        PERFORM set_config('lock_timeout', v_timeout, true);
+        EXIT WHEN c.consumer IS NOT NULL;
     END LOOP;
     IF c.consumer IS NULL THEN
         RETURN;
