@@ -1928,6 +1928,8 @@ DECLARE
     v_chunk distcount.outbox[];
     v_free boolean[];
     v_more_free boolean[];
+    v_done boolean;
+    v_nbusy bigint;
     v_busy boolean[];
     v_stuck bigint;
     v_deadline timestamptz;
@@ -2088,82 +2090,126 @@ BEGIN
             c.win_left := 0;
             CONTINUE;
         END IF;
-        -- Per event (in seq order): busy, when it is its aggregate's first in the chunk and its
-        -- aggregate has events in flight; free (leased as the head), when it is the first and
-        -- not busy; any other event is parked behind its aggregate's head. The read ends
-        -- (v_cut) before the free event past the ones needed: nfree <= v_need before it. And
-        -- per event whether it is not alone of its aggregate in the chunk (v_more: a free
-        -- head with events parked behind it, has_next; true also when those are past v_cut,
-        -- which costs the acknowledgement only a probe).
-        WITH e AS (
-            SELECT u.ordinality AS ord, u.seq, u.aggregatetype, u.aggregateid,
-                   hashtextextended(u.aggregateid, hashtext(u.aggregatetype)) AS h,
-                   row_number() OVER (a ORDER BY u.seq) = 1 AS first,
-                   count(*) OVER a > 1 AS more
-              FROM unnest(v_chunk) WITH ORDINALITY AS u
-            WINDOW a AS (PARTITION BY hashtextextended(u.aggregateid, hashtext(u.aggregatetype)),
-                                      u.aggregatetype COLLATE "C", u.aggregateid COLLATE "C")
-        ), s AS (
-            SELECT e.ord, e.seq, e.first, e.more, e.first AND x.busy IS NOT NULL AS busy,
-                   e.first AND x.busy IS NULL AS free
-              FROM e
-              LEFT JOIN LATERAL (
-                  SELECT true AS busy FROM distcount.outbox_pending AS q
-                   WHERE v_any AND e.first AND q.consumer = v_consumer
-                     AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype)) = e.h
-                     AND q.aggregatetype = e.aggregatetype AND q.aggregateid = e.aggregateid
-                   LIMIT 1) AS x ON true
-        ), f AS (
-            SELECT s.*, count(*) FILTER (WHERE s.free) OVER (ORDER BY s.ord) AS nfree FROM s
-        )
-        SELECT array_agg(f.free ORDER BY f.ord), array_agg(f.busy ORDER BY f.ord),
-               array_agg(f.more ORDER BY f.ord),
-               min(f.seq) FILTER (WHERE f.free AND f.nfree > v_need),
-               count(*) FILTER (WHERE f.free AND f.nfree <= v_need),
-               count(*) FILTER (WHERE f.nfree <= v_need),
-               count(*) FILTER (WHERE f.first AND f.nfree <= v_need)
-          INTO v_free, v_busy, v_more_free, v_cut, v_leased, v_placed, v_spread
-          FROM f;
-        -- Nothing to lease and the events spread over many aggregates in flight: their
-        -- acknowledgements will free them soon; parking them would copy each event. (Events
-        -- piled on few aggregates are parked, so that the aggregates behind them move on.) A
-        -- claim with nothing yet waits for them up to 200 ms from its start, reading the
-        -- chunk again every 2 ms, then returns.
-        IF v_leased = 0 AND v_spread * 2 > v_placed THEN
-            EXIT WHEN cardinality(v_out) > 0 OR v_ids IS NOT NULL OR clock_timestamp() >= v_deadline;
-            PERFORM pg_sleep(0.002);
-            CONTINUE;
+        -- A chunk that cannot hold more free events than needed (no cut) and is read past
+        -- the claim's first chunk, or with nothing in flight, is mostly free: one statement
+        -- classifies and inserts it, unless an event of it is busy (then nothing is inserted,
+        -- and the chunk goes the general way below).
+        v_done := false;
+        IF cardinality(v_chunk) <= v_need
+           AND (NOT v_any OR v_need < v_batch - coalesce(cardinality(v_ids), 0)) THEN
+            WITH e AS (
+                SELECT u.ordinality AS ord, u.id, u.seq, u.aggregatetype, u.aggregateid,
+                       row_number() OVER (a ORDER BY u.seq) = 1 AS first,
+                       count(*) OVER a > 1 AS more
+                  FROM unnest(v_chunk) WITH ORDINALITY AS u
+                WINDOW a AS (PARTITION BY hashtextextended(u.aggregateid, hashtext(u.aggregatetype)),
+                                          u.aggregatetype COLLATE "C", u.aggregateid COLLATE "C")
+            ), b AS (
+                SELECT count(x.busy) AS n
+                  FROM e
+                  LEFT JOIN LATERAL (
+                      SELECT true AS busy FROM distcount.outbox_pending AS q
+                       WHERE v_any AND e.first AND q.consumer = v_consumer
+                         AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                             = hashtextextended(e.aggregateid, hashtext(e.aggregatetype))
+                         AND q.aggregatetype = e.aggregatetype AND q.aggregateid = e.aggregateid
+                       LIMIT 1) AS x ON true
+            ), queued AS (
+                INSERT INTO distcount.outbox_pending AS p
+                       (consumer, id, seq, aggregatetype, aggregateid, is_head, attempts, leased_until, has_next)
+                SELECT v_consumer, e.id, e.seq, e.aggregatetype, e.aggregateid, e.first,
+                       CASE WHEN e.first THEN 1 ELSE 0 END, CASE WHEN e.first THEN v_until END,
+                       NOT e.first OR e.more
+                  FROM e
+                 WHERE (SELECT b.n FROM b) = 0
+                RETURNING p.is_head
+            )
+            SELECT (SELECT b.n FROM b), (SELECT count(*) FROM queued),
+                   (SELECT count(*) FILTER (WHERE q.is_head) FROM queued AS q),
+                   (SELECT array_agg(e.first ORDER BY e.ord) FROM e)
+              INTO v_nbusy, v_placed, v_leased, v_free;
+            v_done := v_nbusy = 0;
+            v_cut := NULL;
+            v_locked := NULL;
         END IF;
-        -- The heads of the busy aggregates, locked (SKIP LOCKED: an acknowledgement may be
-        -- removing one; the read then ends before that aggregate's first event).
-        v_locked := NULL;
-        IF v_leased < v_placed THEN
-            SELECT array_agg(k.ctid), min(u.seq) FILTER (WHERE k.ctid IS NULL)
-              INTO v_locked, v_stuck
-              FROM unnest(v_chunk) WITH ORDINALITY AS u
-              LEFT JOIN LATERAL (
-                  SELECT q.ctid FROM distcount.outbox_pending AS q
-                   WHERE q.consumer = v_consumer
-                     AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
-                         = hashtextextended(u.aggregateid, hashtext(u.aggregatetype))
-                     AND q.aggregatetype = u.aggregatetype AND q.aggregateid = u.aggregateid
-                     AND q.is_head
-                   LIMIT 1 FOR UPDATE SKIP LOCKED) AS k ON true
-             WHERE v_busy[u.ordinality] AND (v_cut IS NULL OR u.seq < v_cut);
-            v_cut := least(v_cut, v_stuck);
+        IF NOT v_done THEN
+            -- Per event (in seq order): busy, when it is its aggregate's first in the chunk and its
+            -- aggregate has events in flight; free (leased as the head), when it is the first and
+            -- not busy; any other event is parked behind its aggregate's head. The read ends
+            -- (v_cut) before the free event past the ones needed: nfree <= v_need before it. And
+            -- per event whether it is not alone of its aggregate in the chunk (v_more: a free
+            -- head with events parked behind it, has_next; true also when those are past v_cut,
+            -- which costs the acknowledgement only a probe).
+            WITH e AS (
+                SELECT u.ordinality AS ord, u.seq, u.aggregatetype, u.aggregateid,
+                       hashtextextended(u.aggregateid, hashtext(u.aggregatetype)) AS h,
+                       row_number() OVER (a ORDER BY u.seq) = 1 AS first,
+                       count(*) OVER a > 1 AS more
+                  FROM unnest(v_chunk) WITH ORDINALITY AS u
+                WINDOW a AS (PARTITION BY hashtextextended(u.aggregateid, hashtext(u.aggregatetype)),
+                                          u.aggregatetype COLLATE "C", u.aggregateid COLLATE "C")
+            ), s AS (
+                SELECT e.ord, e.seq, e.first, e.more, e.first AND x.busy IS NOT NULL AS busy,
+                       e.first AND x.busy IS NULL AS free
+                  FROM e
+                  LEFT JOIN LATERAL (
+                      SELECT true AS busy FROM distcount.outbox_pending AS q
+                       WHERE v_any AND e.first AND q.consumer = v_consumer
+                         AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype)) = e.h
+                         AND q.aggregatetype = e.aggregatetype AND q.aggregateid = e.aggregateid
+                       LIMIT 1) AS x ON true
+            ), f AS (
+                SELECT s.*, count(*) FILTER (WHERE s.free) OVER (ORDER BY s.ord) AS nfree FROM s
+            )
+            SELECT array_agg(f.free ORDER BY f.ord), array_agg(f.busy ORDER BY f.ord),
+                   array_agg(f.more ORDER BY f.ord),
+                   min(f.seq) FILTER (WHERE f.free AND f.nfree > v_need),
+                   count(*) FILTER (WHERE f.free AND f.nfree <= v_need),
+                   count(*) FILTER (WHERE f.nfree <= v_need),
+                   count(*) FILTER (WHERE f.first AND f.nfree <= v_need)
+              INTO v_free, v_busy, v_more_free, v_cut, v_leased, v_placed, v_spread
+              FROM f;
+            -- Nothing to lease and the events spread over many aggregates in flight: their
+            -- acknowledgements will free them soon; parking them would copy each event. (Events
+            -- piled on few aggregates are parked, so that the aggregates behind them move on.) A
+            -- claim with nothing yet waits for them up to 200 ms from its start, reading the
+            -- chunk again every 2 ms, then returns.
+            IF v_leased = 0 AND v_spread * 2 > v_placed THEN
+                EXIT WHEN cardinality(v_out) > 0 OR v_ids IS NOT NULL OR clock_timestamp() >= v_deadline;
+                PERFORM pg_sleep(0.002);
+                CONTINUE;
+            END IF;
+            -- The heads of the busy aggregates, locked (SKIP LOCKED: an acknowledgement may be
+            -- removing one; the read then ends before that aggregate's first event).
+            v_locked := NULL;
+            IF v_leased < v_placed THEN
+                SELECT array_agg(k.ctid), min(u.seq) FILTER (WHERE k.ctid IS NULL)
+                  INTO v_locked, v_stuck
+                  FROM unnest(v_chunk) WITH ORDINALITY AS u
+                  LEFT JOIN LATERAL (
+                      SELECT q.ctid FROM distcount.outbox_pending AS q
+                       WHERE q.consumer = v_consumer
+                         AND hashtextextended(q.aggregateid, hashtext(q.aggregatetype))
+                             = hashtextextended(u.aggregateid, hashtext(u.aggregatetype))
+                         AND q.aggregatetype = u.aggregatetype AND q.aggregateid = u.aggregateid
+                         AND q.is_head
+                       LIMIT 1 FOR UPDATE SKIP LOCKED) AS k ON true
+                 WHERE v_busy[u.ordinality] AND (v_cut IS NULL OR u.seq < v_cut);
+                v_cut := least(v_cut, v_stuck);
+            END IF;
+            WITH queued AS (
+                INSERT INTO distcount.outbox_pending AS p
+                       (consumer, id, seq, aggregatetype, aggregateid, is_head, attempts, leased_until, has_next)
+                SELECT v_consumer, u.id, u.seq, u.aggregatetype, u.aggregateid, v_free[u.ordinality],
+                       CASE WHEN v_free[u.ordinality] THEN 1 ELSE 0 END,
+                       CASE WHEN v_free[u.ordinality] THEN v_until END,
+                       NOT v_free[u.ordinality] OR v_more_free[u.ordinality]
+                  FROM unnest(v_chunk) WITH ORDINALITY AS u
+                 WHERE v_cut IS NULL OR u.seq < v_cut
+                RETURNING p.is_head
+            )
+            SELECT count(*), count(*) FILTER (WHERE q.is_head) INTO v_placed, v_leased FROM queued AS q;
         END IF;
-        WITH queued AS (
-            INSERT INTO distcount.outbox_pending AS p
-                   (consumer, id, seq, aggregatetype, aggregateid, is_head, attempts, leased_until, has_next)
-            SELECT v_consumer, u.id, u.seq, u.aggregatetype, u.aggregateid, v_free[u.ordinality],
-                   CASE WHEN v_free[u.ordinality] THEN 1 ELSE 0 END,
-                   CASE WHEN v_free[u.ordinality] THEN v_until END,
-                   NOT v_free[u.ordinality] OR v_more_free[u.ordinality]
-              FROM unnest(v_chunk) WITH ORDINALITY AS u
-             WHERE v_cut IS NULL OR u.seq < v_cut
-            RETURNING p.is_head
-        )
-        SELECT count(*), count(*) FILTER (WHERE q.is_head) INTO v_placed, v_leased FROM queued AS q;
         EXIT WHEN v_placed = 0;
         v_any := true;
         c.win_left := c.win_left - v_placed;
