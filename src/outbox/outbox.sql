@@ -338,8 +338,7 @@ DECLARE
     v_consumer text := outbox_remove_heads.consumer;
     v_dead boolean := outbox_remove_heads.dead;
     v_ids uuid[] := outbox_remove_heads.ids;
-    v_tids tid[];
-    v_tid_ids uuid[];
+    v_found integer;
     v_count integer := 0;
     v_n integer;
     v_gone uuid[];
@@ -357,15 +356,16 @@ BEGIN
     -- that holds a head (to park events behind it); a head that claim changed (has_next) is no
     -- longer at that address and is found again in the next round.
     FOR round IN 1..10 LOOP
-        SELECT array_agg(r.ctid), array_agg(u.id) INTO v_tids, v_tid_ids
-          FROM unnest(v_ids) AS u (id)
-         CROSS JOIN LATERAL (SELECT p.ctid, p.consumer FROM distcount.outbox_pending AS p
-                              WHERE p.id = u.id AND p.is_head AND (v_dead OR p.attempts > 0)
-                              OFFSET 0) AS r
-         WHERE r.consumer = v_consumer;
-        WITH gone AS (
+        WITH found AS (
+            SELECT r.ctid AS t, u.id
+              FROM unnest(v_ids) AS u (id)
+             CROSS JOIN LATERAL (SELECT p.ctid, p.consumer FROM distcount.outbox_pending AS p
+                                  WHERE p.id = u.id AND p.is_head AND (v_dead OR p.attempts > 0)
+                                  OFFSET 0) AS r
+             WHERE r.consumer = v_consumer
+        ), gone AS (
             DELETE FROM distcount.outbox_pending AS p
-             USING (SELECT DISTINCT u.t, u.id FROM unnest(v_tids, v_tid_ids) AS u (t, id)) AS u
+             USING (SELECT DISTINCT f.t, f.id FROM found AS f) AS u
              WHERE p.ctid = u.t AND p.id = u.id AND p.is_head AND (v_dead OR p.attempts > 0)
             RETURNING p.*
         ), buried AS (
@@ -374,14 +374,14 @@ BEGIN
               FROM gone AS g WHERE v_dead
             ON CONFLICT DO NOTHING
         )
-        SELECT count(*), array_agg(g.aggregatetype) FILTER (WHERE g.has_next),
+        SELECT (SELECT count(*) FROM found), count(*), array_agg(g.aggregatetype) FILTER (WHERE g.has_next),
                array_agg(g.aggregateid) FILTER (WHERE g.has_next), array_agg(g.id)
-          INTO v_n, v_more_types, v_more_aggregates, v_gone
+          INTO v_found, v_n, v_more_types, v_more_aggregates, v_gone
           FROM gone AS g;
         v_count := v_count + v_n;
         v_types := v_types || v_more_types;
         v_aggregates := v_aggregates || v_more_aggregates;
-        EXIT WHEN v_n >= coalesce(cardinality(v_tids), 0);
+        EXIT WHEN v_n >= v_found;
         -- Some changed meanwhile: the ids not removed, again.
         SELECT array_agg(u.id) INTO v_ids FROM unnest(v_ids) AS u (id)
          WHERE u.id <> ALL (coalesce(v_gone, '{}'));
