@@ -1969,10 +1969,12 @@ BEGIN
             EXIT;
         END IF;
         -- Another claim holds the row: wait for it until the deadline (a lock wait, woken at
-        -- that claim's commit; lock_timeout only for this wait, then the caller's again).
+        -- that claim's commit; lock_timeout only for this wait, then the caller's again). Half
+        -- the time left: a row lock can take two waits (the tuple's lock behind other
+        -- waiters, then the holder's transaction), each bounded by lock_timeout.
         v_timeout := current_setting('lock_timeout');
         PERFORM set_config('lock_timeout',
-                           greatest(1, ceil(1000 * extract(epoch FROM v_deadline - clock_timestamp())))::text || 'ms',
+                           greatest(1, ceil(500 * extract(epoch FROM v_deadline - clock_timestamp())))::text || 'ms',
                            true);
         BEGIN
             SELECT * INTO c FROM distcount.outbox_consumer AS oc WHERE oc.consumer = v_consumer FOR UPDATE;
