@@ -464,7 +464,6 @@ DECLARE
     v_busy boolean[];
     v_stuck bigint;
     v_deadline timestamptz;
-    v_timeout text;
     v_any boolean;
     v_n integer;
     v_need integer;
@@ -499,21 +498,7 @@ BEGIN
             c.consumer := NULL;
             EXIT;
         END IF;
-        -- Another claim holds the row: wait for it until the deadline (a lock wait, woken at
-        -- that claim's commit; lock_timeout only for this wait, then the caller's again). Half
-        -- the time left: a row lock can take two waits (the tuple's lock behind other
-        -- waiters, then the holder's transaction), each bounded by lock_timeout.
-        v_timeout := current_setting('lock_timeout');
-        PERFORM set_config('lock_timeout',
-                           greatest(1, ceil(500 * extract(epoch FROM v_deadline - clock_timestamp())))::text || 'ms',
-                           true);
-        BEGIN
-            SELECT * INTO c FROM distcount.outbox_consumer AS oc WHERE oc.consumer = v_consumer FOR UPDATE;
-        EXCEPTION WHEN lock_not_available THEN
-            c.consumer := NULL;
-        END;
-        PERFORM set_config('lock_timeout', v_timeout, true);
-        EXIT WHEN c.consumer IS NOT NULL;
+        PERFORM pg_sleep(0.002);
     END LOOP;
     IF c.consumer IS NULL THEN
         RETURN;
