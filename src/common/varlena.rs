@@ -285,6 +285,19 @@ pub fn to_cstring(text: String) -> std::ffi::CString {
     std::ffi::CString::new(text).unwrap_or_else(|_| pgrx::error!("text output holds a NUL byte"))
 }
 
+/// The `jsonb` datum of JSON text, in the current memory context (`jsonb_in` raises 22P02 on
+/// bad JSON).
+pub fn jsonb_from_text(json: &str) -> pg_sys::Datum {
+    let text = to_cstring(json.to_string());
+    unsafe {
+        pgrx::fcinfo::direct_function_call_as_datum(
+            pg_sys::jsonb_in,
+            &[Some(pg_sys::Datum::from(text.as_ptr()))],
+        )
+    }
+    .unwrap_or_else(|| pgrx::error!("jsonb_in returned NULL"))
+}
+
 /// The OID of a type of this extension, looked up by its qualified name.
 pub fn type_oid_of(qualified_name: &std::ffi::CStr) -> pg_sys::Oid {
     unsafe {

@@ -6,7 +6,7 @@ use super::node::node_or_raise;
 use super::register::{Register, Stamp};
 use crate::common::error::{Error, ErrorKind};
 use crate::common::report::{OrRaise, raise};
-use crate::common::varlena::{take_recv_bytes, to_cstring};
+use crate::common::varlena::{jsonb_from_text, take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::fcinfo::direct_function_call_as_datum;
@@ -43,22 +43,10 @@ fn jsonb_text(value: pg_sys::Datum) -> String {
     }
 }
 
-/// The jsonb datum of a text (jsonb_in raises 22P02 on bad JSON).
-fn jsonb_of(text: &str) -> pg_sys::Datum {
-    let text = to_cstring(text.to_string());
-    unsafe {
-        direct_function_call_as_datum(
-            pg_sys::jsonb_in,
-            &[Some(pg_sys::Datum::from(text.as_ptr()))],
-        )
-        .unwrap_or_else(|| error!("jsonb_in returned NULL"))
-    }
-}
-
 /// A register whose value text is replaced by its canonical jsonb text (text input).
 fn canonical(register: Register) -> Register {
     Register(register.0.map(|mut w| {
-        w.value = jsonb_text(jsonb_of(&w.value));
+        w.value = jsonb_text(jsonb_from_text(&w.value));
         w
     }))
 }
@@ -67,7 +55,7 @@ fn canonical(register: Register) -> Register {
 /// or equal registers could differ in bytes.
 fn checked_binary(register: Register) -> Register {
     if let Some(w) = &register.0
-        && jsonb_text(jsonb_of(&w.value)) != w.value
+        && jsonb_text(jsonb_from_text(&w.value)) != w.value
     {
         raise(
             Error::new(

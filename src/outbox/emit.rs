@@ -7,7 +7,7 @@ use super::event::{
     Envelope, IdGenerator, Mode, PayloadShape, TimedIds, old_new_payload, uuid_text,
 };
 use super::row_json::{row_json, row_jsonb};
-use crate::common::varlena::to_cstring;
+use crate::common::varlena::{jsonb_from_text, to_cstring};
 use crate::settings::{
     OUTBOX_HEADERS, OUTBOX_MESSAGE_PREFIX, OUTBOX_MODE, OUTBOX_NOTIFY, OUTBOX_TRACING,
 };
@@ -304,14 +304,8 @@ pub fn session_headers() -> Option<String> {
     }
     let known = CHECKED_HEADERS.with(|c| c.borrow().as_deref() == Some(text.as_str()));
     if !known {
-        let cstr = to_cstring(text.clone());
         // jsonb_in raises 22P02 with the position of the error.
-        unsafe {
-            direct_function_call_as_datum(
-                pg_sys::jsonb_in,
-                &[Some(pg_sys::Datum::from(cstr.as_ptr()))],
-            );
-        }
+        jsonb_from_text(&text);
         // Valid JSON that starts with a brace is an object.
         let is_object = text.trim_start().starts_with('{');
         if !is_object {
@@ -436,18 +430,6 @@ pub fn text_datum(s: &str) -> pg_sys::Datum {
     }
 }
 
-/// `jsonb` of JSON text (checked already: `session_headers`).
-fn jsonb_datum(json: &str) -> pg_sys::Datum {
-    let text = to_cstring(json.to_string());
-    unsafe {
-        direct_function_call_as_datum(
-            pg_sys::jsonb_in,
-            &[Some(pg_sys::Datum::from(text.as_ptr()))],
-        )
-    }
-    .expect("jsonb_in returns a value")
-}
-
 /// SPI parameter values and their null flags.
 pub fn spi_params<const N: usize>(
     params: [Option<pg_sys::Datum>; N],
@@ -502,15 +484,19 @@ fn insert_row(event: &Event, id: &[u8; 16], headers: Option<&str>, tracing: Opti
         std::ptr::copy_nonoverlapping(id.as_ptr(), ptr, 16);
         pg_sys::Datum::from(ptr)
     };
+    let aggregate_type = text_datum(event.aggregate_type);
+    let aggregate_id = text_datum(event.aggregate_id);
+    let event_type = text_datum(event.event_type);
+    let tracing = tracing.map(text_datum);
     if key == PlanKey::Jsonb {
         let row = OutboxRow {
             id: id_datum,
-            aggregate_type: text_datum(event.aggregate_type),
-            aggregate_id: text_datum(event.aggregate_id),
-            event_type: text_datum(event.event_type),
+            aggregate_type,
+            aggregate_id,
+            event_type,
             payload: payload_a,
-            headers: headers.map(jsonb_datum),
-            tracing: tracing.map(text_datum),
+            headers: headers.map(jsonb_from_text),
+            tracing,
         };
         if insert_outbox_row(&row) {
             return;
@@ -518,13 +504,13 @@ fn insert_row(event: &Event, id: &[u8; 16], headers: Option<&str>, tracing: Opti
     }
     let (mut values, nulls) = spi_params([
         Some(id_datum),
-        Some(text_datum(event.aggregate_type)),
-        Some(text_datum(event.aggregate_id)),
-        Some(text_datum(event.event_type)),
+        Some(aggregate_type),
+        Some(aggregate_id),
+        Some(event_type),
         payload_a,
         payload_b,
         headers.map(text_datum),
-        tracing.map(text_datum),
+        tracing,
     ]);
     unsafe {
         run_in_spi("the outbox insert", || {

@@ -300,12 +300,7 @@ pub unsafe fn row_jsonb_of(row: Row, tupdesc: pg_sys::TupleDesc) -> pg_sys::Datu
         }
         let mut text = String::new();
         row_json_into(&mut text, row, tupdesc);
-        let text = crate::common::varlena::to_cstring(text);
-        direct_function_call_as_datum(
-            pg_sys::jsonb_in,
-            &[Some(pg_sys::Datum::from(text.as_ptr()))],
-        )
-        .unwrap_or(pg_sys::Datum::from(0usize))
+        crate::common::varlena::jsonb_from_text(&text)
     }
 }
 

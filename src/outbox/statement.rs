@@ -9,7 +9,7 @@ use super::emit::{kept_plan, next_id, notify_relay, run_in_spi, spi_params, text
 use super::event::Mode;
 use super::row_json::{Row, row_json_into, row_jsonb_of};
 use crate::common::text::{push_i64, write_json_string};
-use crate::common::varlena::to_cstring;
+use crate::common::varlena::jsonb_from_text;
 use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -311,13 +311,7 @@ pub unsafe fn write_statement_events(
         let mut chunk = ev.mode.writes_table().then(|| Chunk::new());
         // Message mode's headers are the text as set (`$3::json`); mode both's went through jsonb.
         let message_headers = match (ev.mode, &ev.headers) {
-            (Mode::Both, Some(h)) => Some(jsonb_text(
-                direct_function_call_as_datum(
-                    pg_sys::jsonb_in,
-                    &[Some(pg_sys::Datum::from(to_cstring(h.clone()).as_ptr()))],
-                )
-                .unwrap_or(pg_sys::Datum::from(0usize)),
-            )),
+            (Mode::Both, Some(h)) => Some(jsonb_text(jsonb_from_text(h))),
             (_, h) => h.clone(),
         };
         let parts = ev
