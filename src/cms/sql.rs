@@ -418,12 +418,12 @@ fn cms_union_trans(
     value: Option<CmsDatum>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    sketch_union_step::<State>(state, value.as_ref().map(CmsDatum::bytes), fcinfo)
+    unsafe { sketch_union_step::<State>(state, value.as_ref().map(CmsDatum::bytes), fcinfo) }
 }
 
 #[pg_extern(sql = false)]
 fn cms_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    sketch_combine::<State>(a, b, fcinfo)
+    unsafe { sketch_combine::<State>(a, b, fcinfo) }
 }
 
 #[pg_extern(sql = false)]
@@ -433,7 +433,7 @@ fn cms_serial(state: Internal) -> Vec<u8> {
 
 #[pg_extern(sql = false)]
 fn cms_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    sketch_deserial::<State>(bytes, fcinfo)
+    unsafe { sketch_deserial::<State>(bytes, fcinfo) }
 }
 
 /// Zero rows give an empty default sketch, never NULL.

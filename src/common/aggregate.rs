@@ -33,7 +33,10 @@ pub trait AggState: Sized + 'static {
 }
 
 /// The aggregate memory context of the current call; an ERROR outside an aggregate.
-pub fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+///
+/// # Safety
+/// `fcinfo` must be the current call's own `FunctionCallInfo`.
+pub unsafe fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
     let mut context: pg_sys::MemoryContext = std::ptr::null_mut();
     if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut context) } == 0 {
         ereport!(
@@ -47,8 +50,11 @@ pub fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryCont
 }
 
 /// The arena of the aggregate context (for `internal` states made by hand).
-pub fn state_arena(fcinfo: pg_sys::FunctionCallInfo) -> Arena {
-    Arena::context(aggregate_context(fcinfo))
+///
+/// # Safety
+/// `fcinfo` must be the current call's own `FunctionCallInfo`.
+pub unsafe fn state_arena(fcinfo: pg_sys::FunctionCallInfo) -> Arena {
+    Arena::context(unsafe { aggregate_context(fcinfo) })
 }
 
 /// What every state object starts with; `StateObject<T>` adds the value.
@@ -277,11 +283,14 @@ unsafe fn returns_internal(fcinfo: pg_sys::FunctionCallInfo) -> bool {
 
 /// A new state made by `make` (given the arena its buffers must use), as the datum the
 /// transition function returns.
-pub fn new_state<T: AggState>(
+///
+/// # Safety
+/// `fcinfo` must be the current call's own `FunctionCallInfo`.
+pub unsafe fn new_state<T: AggState>(
     fcinfo: pg_sys::FunctionCallInfo,
     make: impl FnOnce(Arena) -> T,
 ) -> Internal {
-    let context = aggregate_context(fcinfo);
+    let context = unsafe { aggregate_context(fcinfo) };
     let own_context = unsafe { !returns_internal(fcinfo) };
     let datum = unsafe { make_object(context, own_context, make) };
     Internal::from(Some(datum))
@@ -328,7 +337,7 @@ pub unsafe fn state_mut<'a, T: AggState>(state: &'a mut Internal) -> Option<&'a 
 /// a stored value) is expanded into a new state first.
 ///
 /// # Safety
-/// As [`state_mut`].
+/// As [`state_mut`], and `fcinfo` must be the current call's own `FunctionCallInfo`.
 pub unsafe fn state_or_init<'a, T: AggState>(
     state: &'a mut Internal,
     fcinfo: pg_sys::FunctionCallInfo,
@@ -355,7 +364,7 @@ pub unsafe fn state_or_init<'a, T: AggState>(
 /// becomes the state, later ones are merged into it by `merge`.
 ///
 /// # Safety
-/// As [`state_mut`].
+/// As [`state_mut`], and `fcinfo` must be the current call's own `FunctionCallInfo`.
 pub unsafe fn union_step<T: AggState>(
     mut state: Internal,
     value: Option<&[u8]>,
@@ -387,7 +396,8 @@ pub fn state_datum(state: Internal) -> pg_sys::Datum {
 /// one.
 ///
 /// # Safety
-/// Initialised states must have been made by `new_state::<T>` for this aggregate.
+/// Initialised states must have been made by `new_state::<T>` for this aggregate, and `fcinfo`
+/// must be the current call's own `FunctionCallInfo`.
 pub unsafe fn combine_states<T: AggState + CloneIn>(
     mut a: Internal,
     mut b: Internal,
@@ -398,7 +408,7 @@ pub unsafe fn combine_states<T: AggState + CloneIn>(
         return a;
     };
     if !a.initialized() {
-        return new_state(fcinfo, |arena| theirs.clone_in(arena));
+        return unsafe { new_state(fcinfo, |arena| theirs.clone_in(arena)) };
     }
     match unsafe { state_mut::<T>(&mut a) } {
         Some(mine) => merge(mine, theirs),
@@ -424,12 +434,15 @@ pub trait SketchState: AggState + CloneIn {
 }
 
 /// The combine function over `internal` states.
-pub fn sketch_combine<T: SketchState>(
+///
+/// # Safety
+/// `fcinfo` must be the current call's own `FunctionCallInfo`.
+pub unsafe fn sketch_combine<T: SketchState>(
     a: Internal,
     b: Internal,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    let mine_arena = state_arena(fcinfo);
+    let mine_arena = unsafe { state_arena(fcinfo) };
     unsafe {
         combine_states::<T>(a, b, fcinfo, |mine, theirs| {
             match (mine.sketch_mut(), theirs.sketch()) {
@@ -443,7 +456,10 @@ pub fn sketch_combine<T: SketchState>(
 
 /// The union transition function (and combine function of the states of the SQL type): the
 /// first non-NULL value becomes the state, later ones merge into it.
-pub fn sketch_union_step<T: SketchState>(
+///
+/// # Safety
+/// `fcinfo` must be the current call's own `FunctionCallInfo`.
+pub unsafe fn sketch_union_step<T: SketchState>(
     state: Internal,
     value: Option<&[u8]>,
     fcinfo: pg_sys::FunctionCallInfo,
@@ -470,10 +486,18 @@ pub fn sketch_serial<T: SketchState>(mut state: Internal) -> Vec<u8> {
 }
 
 /// The deserial function, the inverse of [`sketch_serial`].
-pub fn sketch_deserial<T: SketchState>(bytes: &[u8], fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    new_state(fcinfo, |arena| {
-        T::holding((!bytes.is_empty()).then(|| T::decode_in(bytes, arena)))
-    })
+///
+/// # Safety
+/// `fcinfo` must be the current call's own `FunctionCallInfo`.
+pub unsafe fn sketch_deserial<T: SketchState>(
+    bytes: &[u8],
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    unsafe {
+        new_state(fcinfo, |arena| {
+            T::holding((!bytes.is_empty()).then(|| T::decode_in(bytes, arena)))
+        })
+    }
 }
 
 /// What the final function returns: the state's flat bytes, None for no state (zero rows).

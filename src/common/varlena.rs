@@ -298,6 +298,17 @@ pub fn jsonb_from_text(json: &str) -> pg_sys::Datum {
     .unwrap_or_else(|| pgrx::error!("jsonb_in returned NULL"))
 }
 
+/// The text `jsonb_out` prints for a `jsonb` datum (its canonical form), as a Rust string.
+pub fn jsonb_to_text(jsonb: pg_sys::Datum) -> String {
+    unsafe {
+        let out = pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(jsonb)])
+            .map(|d| d.cast_mut_ptr::<std::ffi::c_char>())
+            .filter(|p| !p.is_null())
+            .unwrap_or_else(|| pgrx::error!("jsonb_out returned NULL"));
+        std::ffi::CStr::from_ptr(out).to_string_lossy().into_owned()
+    }
+}
+
 /// The OID of a type of this extension, looked up by its qualified name.
 pub fn type_oid_of(qualified_name: &std::ffi::CStr) -> pg_sys::Oid {
     unsafe {

@@ -6,10 +6,9 @@ use super::node::node_or_raise;
 use super::register::{Register, Stamp};
 use crate::common::error::{Error, ErrorKind};
 use crate::common::report::{OrRaise, raise};
-use crate::common::varlena::{jsonb_from_text, take_recv_bytes, to_cstring};
+use crate::common::varlena::{jsonb_from_text, jsonb_to_text, take_recv_bytes, to_cstring};
 use crate::sql_varlena_type;
 use pgrx::datum::TimestampWithTimeZone;
-use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::prelude::*;
 use pgrx::{AnyElement, Internal, PgSqlErrorCode};
 use std::ffi::{CStr, CString};
@@ -30,23 +29,10 @@ impl LwwDatum {
     }
 }
 
-/// The canonical text of a jsonb datum.
-fn jsonb_text(value: pg_sys::Datum) -> String {
-    unsafe {
-        let out = direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(value)])
-            .map(|o| o.cast_mut_ptr::<std::ffi::c_char>())
-            .unwrap_or(std::ptr::null_mut());
-        if out.is_null() {
-            error!("jsonb_out returned NULL");
-        }
-        CStr::from_ptr(out).to_string_lossy().into_owned()
-    }
-}
-
 /// A register whose value text is replaced by its canonical jsonb text (text input).
 fn canonical(register: Register) -> Register {
     Register(register.0.map(|mut w| {
-        w.value = jsonb_text(jsonb_from_text(&w.value));
+        w.value = jsonb_to_text(jsonb_from_text(&w.value));
         w
     }))
 }
@@ -55,7 +41,7 @@ fn canonical(register: Register) -> Register {
 /// or equal registers could differ in bytes.
 fn checked_binary(register: Register) -> Register {
     if let Some(w) = &register.0
-        && jsonb_text(jsonb_from_text(&w.value)) != w.value
+        && jsonb_to_text(jsonb_from_text(&w.value)) != w.value
     {
         raise(
             Error::new(
@@ -72,7 +58,7 @@ fn checked_binary(register: Register) -> Register {
 /// pgrx hands over the datum as it is, without parsing it).
 fn value_or_raise(value: Option<AnyElement>) -> String {
     match value {
-        Some(value) => jsonb_text(value.datum()),
+        Some(value) => jsonb_to_text(value.datum()),
         None => {
             ereport!(
                 ERROR,

@@ -470,7 +470,7 @@ fn hll_union_trans(
 
 #[pg_extern(sql = false)]
 fn hll_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let mine_arena = state_arena(fcinfo);
+    let mine_arena = unsafe { state_arena(fcinfo) };
     unsafe {
         combine_states::<State>(a, b, fcinfo, |mine, theirs| match (mine.as_mut(), theirs) {
             (_, None) => {}
@@ -494,9 +494,11 @@ fn hll_serial(mut state: Internal) -> Vec<u8> {
 
 #[pg_extern(sql = false)]
 fn hll_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    new_state::<State>(fcinfo, |arena| {
-        (!bytes.is_empty()).then(|| Sketch::decode_in(bytes, arena).or_raise())
-    })
+    unsafe {
+        new_state::<State>(fcinfo, |arena| {
+            (!bytes.is_empty()).then(|| Sketch::decode_in(bytes, arena).or_raise())
+        })
+    }
 }
 
 /// Zero rows give an empty sketch at the default precision, never NULL.

@@ -7,12 +7,11 @@ use super::event::{
     Envelope, IdGenerator, Mode, PayloadShape, TimedIds, old_new_payload, uuid_text,
 };
 use super::row_json::{row_json, row_jsonb};
-use crate::common::varlena::{jsonb_from_text, to_cstring};
+use crate::common::varlena::{jsonb_from_text, jsonb_to_text, to_cstring};
 use crate::settings::{
     OUTBOX_HEADERS, OUTBOX_MESSAGE_PREFIX, OUTBOX_MODE, OUTBOX_NOTIFY, OUTBOX_TRACING,
 };
 use ahash::AHashMap as HashMap;
-use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -348,16 +347,7 @@ fn payload_json(payload: &Payload) -> Option<String> {
                 )),
             }
         }
-        Payload::Jsonb(value) => value.map(|d| unsafe {
-            let out = direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(d)]);
-            let out = out
-                .map(|o| o.cast_mut_ptr::<std::ffi::c_char>())
-                .unwrap_or(std::ptr::null_mut());
-            if out.is_null() {
-                return "null".to_string();
-            }
-            CStr::from_ptr(out).to_string_lossy().into_owned()
-        }),
+        Payload::Jsonb(value) => value.map(jsonb_to_text),
     }
 }
 

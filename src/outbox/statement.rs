@@ -9,8 +9,7 @@ use super::emit::{kept_plan, next_id, notify_relay, run_in_spi, spi_params, text
 use super::event::Mode;
 use super::row_json::{Row, row_json_into, row_jsonb_of};
 use crate::common::text::{push_i64, write_json_string};
-use crate::common::varlena::jsonb_from_text;
-use pgrx::fcinfo::direct_function_call_as_datum;
+use crate::common::varlena::{jsonb_from_text, jsonb_to_text};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
@@ -172,19 +171,6 @@ impl MessageParts {
     }
 }
 
-/// jsonb's output text of a jsonb datum.
-unsafe fn jsonb_text(datum: pg_sys::Datum) -> String {
-    unsafe {
-        let out = direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(datum)])
-            .map(|d| d.cast_mut_ptr::<std::ffi::c_char>())
-            .unwrap_or(std::ptr::null_mut());
-        if out.is_null() {
-            return "null".to_string();
-        }
-        CStr::from_ptr(out).to_string_lossy().into_owned()
-    }
-}
-
 /// The table rows of one chunk, in `context` (reset after each insert).
 struct Chunk {
     context: pg_sys::MemoryContext,
@@ -311,7 +297,7 @@ pub unsafe fn write_statement_events(
         let mut chunk = ev.mode.writes_table().then(|| Chunk::new());
         // Message mode's headers are the text as set (`$3::json`); mode both's went through jsonb.
         let message_headers = match (ev.mode, &ev.headers) {
-            (Mode::Both, Some(h)) => Some(jsonb_text(jsonb_from_text(h))),
+            (Mode::Both, Some(h)) => Some(jsonb_to_text(jsonb_from_text(h))),
             (_, h) => h.clone(),
         };
         let parts = ev
@@ -357,7 +343,7 @@ pub unsafe fn write_statement_events(
                     .hyphenated()
                     .encode_lower(&mut id_text);
                 parts.write(&mut body, id, &aggregate_id, |out| match payload {
-                    Some(p) => out.push_str(&jsonb_text(p)),
+                    Some(p) => out.push_str(&jsonb_to_text(p)),
                     None => row_json_into(out, row, tupdesc),
                 });
                 super::emit::emit_message(prefix, body.as_bytes(), true);

@@ -422,12 +422,12 @@ fn topk_union_trans(
     value: Option<TopkDatum>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    sketch_union_step::<State>(state, value.as_ref().map(TopkDatum::bytes), fcinfo)
+    unsafe { sketch_union_step::<State>(state, value.as_ref().map(TopkDatum::bytes), fcinfo) }
 }
 
 #[pg_extern(sql = false)]
 fn topk_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    sketch_combine::<State>(a, b, fcinfo)
+    unsafe { sketch_combine::<State>(a, b, fcinfo) }
 }
 
 #[pg_extern(sql = false)]
@@ -437,7 +437,7 @@ fn topk_serial(state: Internal) -> Vec<u8> {
 
 #[pg_extern(sql = false)]
 fn topk_deserial(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    sketch_deserial::<State>(bytes, fcinfo)
+    unsafe { sketch_deserial::<State>(bytes, fcinfo) }
 }
 
 /// Zero rows give an empty default summary, never NULL.
