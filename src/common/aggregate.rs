@@ -442,8 +442,8 @@ pub unsafe fn sketch_combine<T: SketchState>(
     b: Internal,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    let mine_arena = unsafe { state_arena(fcinfo) };
     unsafe {
+        let mine_arena = state_arena(fcinfo);
         combine_states::<T>(a, b, fcinfo, |mine, theirs| {
             match (mine.sketch_mut(), theirs.sketch()) {
                 (_, None) => {}

@@ -470,8 +470,8 @@ fn hll_union_trans(
 
 #[pg_extern(sql = false)]
 fn hll_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let mine_arena = unsafe { state_arena(fcinfo) };
     unsafe {
+        let mine_arena = state_arena(fcinfo);
         combine_states::<State>(a, b, fcinfo, |mine, theirs| match (mine.as_mut(), theirs) {
             (_, None) => {}
             (Some(mine), Some(theirs)) => mine.merge_from(theirs).or_raise(),
